@@ -1,0 +1,111 @@
+"""A connector binds a provider definition to the source that reads its protocol."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cas_xr.catalog._schema import DatasetDefinition, ProviderDefinition
+from cas_xr.errors import SourceError, UnknownDatasetError
+from cas_xr.models import Dataset, Protocol
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from cas_xr.models import TimeRange
+    from cas_xr.sources import Source
+
+__all__ = ["Connector"]
+
+
+class Connector:
+    """The datasets of one provider and the way to open them.
+
+    Parameters
+    ----------
+    definition
+        The validated provider definition.
+    """
+
+    def __init__(self, definition: ProviderDefinition) -> None:
+        self.definition = definition
+        self._datasets = {d.name: d for d in definition.datasets}
+
+    @property
+    def slug(self) -> str:
+        """The provider slug (the part of dataset ids before the colon)."""
+        return self.definition.slug
+
+    def __repr__(self) -> str:
+        return f"Connector({self.slug!r}, protocol={self.definition.protocol.value!r}, datasets={list(self._datasets)})"
+
+    def datasets(self) -> list[Dataset]:
+        """Metadata of every dataset of this provider."""
+        return [self.definition.dataset_metadata(d) for d in self._datasets.values()]
+
+    def definition_of(self, name: str) -> DatasetDefinition:
+        """The definition of dataset ``name``.
+
+        Raises
+        ------
+        UnknownDatasetError
+            Listing the provider's datasets.
+        """
+        try:
+            return self._datasets[name]
+        except KeyError:
+            raise UnknownDatasetError(
+                f"provider {self.slug!r} has no dataset {name!r}; its datasets are "
+                f"{sorted(self._datasets)} (`cas-xr datasets --provider {self.slug}`)"
+            ) from None
+
+    def dataset(self, name: str) -> Dataset:
+        """Metadata of dataset ``name`` (see :meth:`definition_of` for errors)."""
+        return self.definition.dataset_metadata(self.definition_of(name))
+
+    def source(self, name: str) -> Source:
+        """The :class:`~cas_xr.sources.Source` that reads dataset ``name``.
+
+        Raises
+        ------
+        SourceError
+            If this version of cas_xr cannot read the provider's protocol.
+        """
+        definition = self.definition_of(name)
+        protocol = self.definition.protocol
+        if protocol is Protocol.STAC_STATIC:
+            from cas_xr.sources import StaticStacSource
+
+            return StaticStacSource(
+                endpoint=self.definition.endpoint,
+                collection=definition.collection or definition.name,
+                asset=definition.asset,
+                provider=self.slug,
+                temporal=definition.is_temporal,
+            )
+        raise SourceError(
+            f"protocol {protocol.value!r} is not supported yet",
+            provider=self.slug,
+            url=self.definition.endpoint,
+            kind="unsupported",
+        )
+
+    def open(
+        self,
+        name: str,
+        *,
+        bbox: tuple[float, float, float, float] | None = None,
+        time_range: TimeRange | None = None,
+        chunks: int | None = None,
+    ) -> xr.DataArray:
+        """Open dataset ``name`` lazily (see :meth:`cas_xr.sources.Source.open`).
+
+        The DataArray's attrs also carry ``units`` and ``valid_range`` from the catalog.
+        """
+        da = self.source(name).open(bbox=bbox, time_range=time_range, chunks=chunks)
+        variable = self.definition_of(name).variables[0]
+        da.attrs["units"] = variable.units
+        if variable.valid_range is not None:
+            da.attrs["valid_range"] = list(variable.valid_range)
+        if da.attrs.get("nodata") is None and variable.nodata_value is not None:
+            da.attrs["nodata"] = variable.nodata_value
+        return da

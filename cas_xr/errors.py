@@ -1,0 +1,139 @@
+"""Errors and warnings raised by cas_xr.
+
+One shallow tree: every error derives from :class:`CasError` and, where it fits, from the
+matching built-in (``ValueError``, ``KeyError``, ``TimeoutError``), so callers can catch
+either. Every message says what was wrong and how to fix it.
+
+Warnings have their own classes deriving from :class:`CasWarning`; :func:`strict` turns
+them into errors for a block of code.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = [
+    "CasError",
+    "CasWarning",
+    "ConfigurationError",
+    "InvalidDatasetIdError",
+    "InvalidGeometryError",
+    "LimitExceededError",
+    "MissingDependencyError",
+    "ProviderDefinitionError",
+    "QualityWarning",
+    "RequestTimeoutError",
+    "SourceError",
+    "SourceWarning",
+    "UnknownDatasetError",
+    "UnknownProviderError",
+    "strict",
+]
+
+
+class CasError(Exception):
+    """Base class of every error cas_xr raises on purpose."""
+
+
+class InvalidGeometryError(CasError, ValueError):
+    """A geometry is not a valid Point, Polygon or MultiPolygon in the stated CRS."""
+
+
+class InvalidDatasetIdError(CasError, ValueError):
+    """A dataset id is not of the form ``provider:name``."""
+
+
+class LimitExceededError(CasError, ValueError):
+    """A request is larger than a configured limit (datasets, vertices, pixels...)."""
+
+
+class ConfigurationError(CasError, ValueError):
+    """A setting or provider definition cannot be used."""
+
+
+class ProviderDefinitionError(ConfigurationError):
+    """A provider definition (YAML file or entry point) is invalid."""
+
+
+class UnknownProviderError(CasError, KeyError):
+    """No provider is registered under this slug."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; keep the message readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownDatasetError(UnknownProviderError):
+    """The provider exists but has no dataset (or variable) of this name."""
+
+
+class SourceError(CasError):
+    """Reading from a data source failed at run time.
+
+    Parameters
+    ----------
+    message
+        What went wrong, in words.
+    provider
+        The provider slug, if known.
+    url
+        The URL or path that was being read, if known.
+    kind
+        A short machine-readable category (``"http"``, ``"timeout"``, ``"no_data"``...).
+    """
+
+    def __init__(
+        self, message: str, *, provider: str | None = None, url: str | None = None, kind: str = "source"
+    ) -> None:
+        self.provider = provider
+        self.url = url
+        self.kind = kind
+        where = " ".join(p for p in (f"provider {provider!r}" if provider else "", url or "") if p)
+        super().__init__(f"{message} ({where})" if where else message)
+
+
+class RequestTimeoutError(CasError, TimeoutError):
+    """A whole request took longer than ``request_timeout_s``."""
+
+
+class MissingDependencyError(CasError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class CasWarning(UserWarning):
+    """Base class of cas_xr's warnings."""
+
+
+class QualityWarning(CasWarning):
+    """A result is not GOOD (missing, partial, suspect or degraded)."""
+
+
+class SourceWarning(CasWarning):
+    """A data source misbehaved but the request went on."""
+
+
+@contextmanager
+def strict(category: type[Warning] = CasWarning) -> Iterator[None]:
+    """Turn cas_xr warnings into errors inside a ``with`` block.
+
+    Parameters
+    ----------
+    category
+        The warning class to escalate (default: every :class:`CasWarning`).
+
+    Examples
+    --------
+    >>> from cas_xr.errors import strict, QualityWarning
+    >>> import warnings
+    >>> with strict():
+    ...     try:
+    ...         warnings.warn("coverage 0.2", QualityWarning)
+    ...     except QualityWarning as err:
+    ...         print("raised:", err)
+    raised: coverage 0.2
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category)
+        yield

@@ -1,0 +1,60 @@
+"""The ``Source`` protocol: how a dataset opens as a lazy cube."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from cas_xr.config import Settings
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from cas_xr.models import TimeRange
+
+__all__ = ["Source", "gdal_options"]
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Something that opens one variable of a dataset as a lazy, Dask-backed DataArray.
+
+    Implementations return a DataArray on the source's native pixel grid and CRS with
+    dims ``("y", "x")`` (static data) or ``("time", "y", "x")`` (temporal data), the CRS
+    readable by rioxarray/odc-geo, and attrs ``nodata``, ``units`` and
+    ``cas_provenance`` (a dict naming the protocol, endpoint and items used). Nothing
+    may read pixels before ``.compute()``.
+    """
+
+    def open(
+        self,
+        *,
+        bbox: tuple[float, float, float, float] | None = None,
+        time_range: TimeRange | None = None,
+        chunks: int | None = None,
+    ) -> xr.DataArray:
+        """Open the data intersecting ``bbox`` (lon/lat) and ``time_range``, lazily."""
+        ...
+
+
+def gdal_options(settings: Settings) -> dict[str, Any]:
+    """GDAL configuration options derived from the settings.
+
+    Parameters
+    ----------
+    settings
+        The cas_xr settings.
+
+    Returns
+    -------
+    dict
+        Options such as ``GDAL_HTTP_MAX_RETRY`` and ``GDAL_HTTP_TIMEOUT`` that sources
+        pass to rasterio (and that odc-stac ships to Dask workers).
+    """
+    return {
+        "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+        "GDAL_HTTP_MAX_RETRY": str(settings.gdal_http_max_retry),
+        "GDAL_HTTP_RETRY_DELAY": "0.5",
+        "GDAL_HTTP_TIMEOUT": str(max(1, round(settings.provider_timeout_s))),
+        "GDAL_HTTP_CONNECTTIMEOUT": str(max(1, round(settings.provider_timeout_s))),
+        "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
+    }
