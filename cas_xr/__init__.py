@@ -101,4 +101,6 @@ def extract_raster_sync(
     **kwargs: Any,
 ) -> RasterResult:
     """Blocking :func:`extract_raster`; raises RuntimeError inside a running event loop."""
-    return run_sync(extract_raster(dataset_id, bbox, output_dir, **kwargs), awaitable="extract_raster")
+    return run_sync(
+        extract_raster(dataset_id, bbox, output_dir, **kwargs), awaitable="extract_raster"
+    )

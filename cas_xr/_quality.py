@@ -69,5 +69,8 @@ def assess_quality(
             f"value {value:g} is outside the valid range {valid_range[0]:g}..{valid_range[1]:g}"
         )
     if degraded:
-        return QualityFlag.DEGRADED, "some source chunks could not be read and were treated as nodata"
+        return (
+            QualityFlag.DEGRADED,
+            "some source chunks could not be read and were treated as nodata",
+        )
     return QualityFlag.GOOD, None

@@ -9,9 +9,27 @@ import sys
 __all__ = ["show_versions"]
 
 _PACKAGES = (
-    "cas-xr", "numpy", "xarray", "dask", "distributed", "rasterio", "rioxarray", "odc-stac",
-    "odc-geo", "pystac", "pystac-client", "exactextract", "xvec", "shapely", "pyproj",
-    "geopandas", "pydantic", "pydantic-settings", "fastapi", "uvicorn", "httpx",
+    "cas-xr",
+    "numpy",
+    "xarray",
+    "dask",
+    "distributed",
+    "rasterio",
+    "rioxarray",
+    "odc-stac",
+    "odc-geo",
+    "pystac",
+    "pystac-client",
+    "exactextract",
+    "xvec",
+    "shapely",
+    "pyproj",
+    "geopandas",
+    "pydantic",
+    "pydantic-settings",
+    "fastapi",
+    "uvicorn",
+    "httpx",
 )
 
 

@@ -14,6 +14,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,10 @@ _RESULTS: SettingsBoundCache[tuple[AttributeResult, list[str]]] = SettingsBoundC
     lambda s: (s.result_cache_ttl_s, s.result_cache_max_entries)
 )
 
+
+# Blocking reads run here, never on the event loop. Not the loop's default executor, so a
+# timed-out request returns at once instead of waiting for its threads at loop shutdown.
+_EXECUTOR = ThreadPoolExecutor(thread_name_prefix="cas_xr-engine")
 
 _BBOX_PAD_DEG = 1e-6
 
@@ -119,7 +124,9 @@ def _cache_key(dataset_id: str, geom_hash: str, job: _Job, settings: Settings) -
     )
 
 
-def _failure(dataset_id: str, connector: Connector, name: str, job: _Job, err: Exception) -> tuple[AttributeResult, list[str]]:
+def _failure(
+    dataset_id: str, connector: Connector, name: str, job: _Job, err: Exception
+) -> tuple[AttributeResult, list[str]]:
     kind = err.kind if isinstance(err, SourceError) else type(err).__name__
     message = str(err) or type(err).__name__
     variable = connector.definition_of(name).variables[0]
@@ -134,7 +141,9 @@ def _failure(dataset_id: str, connector: Connector, name: str, job: _Job, err: E
         pixel_count=0,
         provider=connector.slug,
         valid_range=variable.valid_range,
-        error=ResultError(provider=connector.slug, dataset_id=dataset_id, kind=kind, message=message),
+        error=ResultError(
+            provider=connector.slug, dataset_id=dataset_id, kind=kind, message=message
+        ),
     )
     return result, [f"{dataset_id}: failed ({kind}): {message}"]
 
@@ -143,8 +152,8 @@ def _window(da: xr.DataArray, geometry: Any) -> xr.DataArray:
     """The cells of ``da`` around ``geometry`` (bounds snapped outward, plus one cell)."""
     affine = da.odc.geobox.affine
     xmin, ymin, xmax, ymax = geometry.bounds
-    cols = sorted(((~affine) * (x, y))[0] for x in (xmin, xmax) for y in (ymin, ymax))
-    rows = sorted(((~affine) * (x, y))[1] for x in (xmin, xmax) for y in (ymin, ymax))
+    cols = sorted(((~affine) @ (x, y))[0] for x in (xmin, xmax) for y in (ymin, ymax))
+    rows = sorted(((~affine) @ (x, y))[1] for x in (xmin, xmax) for y in (ymin, ymax))
     c0, c1 = max(int(np.floor(cols[0])) - 1, 0), int(np.ceil(cols[-1])) + 1
     r0, r1 = max(int(np.floor(rows[0])) - 1, 0), int(np.ceil(rows[-1])) + 1
     return da.isel(x=slice(c0, c1), y=slice(r0, r1))
@@ -163,7 +172,9 @@ def _geometry_stats(
     affine = window.odc.geobox.affine if window.size else da.odc.geobox.affine
     cell_area = abs(affine.a * affine.e)
     nodata = da.attrs.get("nodata")
-    per_step = [cells_under(s, affine, geometry, nodata=nodata, mode=settings.zonal_weights) for s in steps]
+    per_step = [
+        cells_under(s, affine, geometry, nodata=nodata, mode=settings.zonal_weights) for s in steps
+    ]
 
     def coverage(weights: np.ndarray) -> float:
         if geometry.geom_type == "Point":
@@ -181,7 +192,7 @@ def _geometry_stats(
     else:
         step_values = [summarize(v, w, job.aggregation) for v, w in per_step]
         valid = [(x, t) for x, t in zip(step_values, times, strict=True) if x is not None]
-        value = float(np.mean([x for x, _ in valid])) if valid else None  # type: ignore[arg-type]
+        value = float(np.mean([x for x, _ in valid])) if valid else None
         used = [t for _, t in valid]
     timestamp = None if not used or used[-1] is None else _as_datetime(used[-1])
     return value, cover, pixels, timestamp
@@ -194,7 +205,12 @@ def _as_datetime(value: Any) -> Any:
 
 
 def _dataset_results(
-    dataset_id: str, connector: Connector, name: str, job: _Job, hashes: list[str], settings: Settings
+    dataset_id: str,
+    connector: Connector,
+    name: str,
+    job: _Job,
+    hashes: list[str],
+    settings: Settings,
 ) -> list[tuple[AttributeResult, list[str]]]:
     """Results of one dataset for every geometry (runs in a worker thread)."""
     cache = _RESULTS.current()
@@ -224,7 +240,9 @@ def _dataset_results(
     for i in todo:
         t0 = time.perf_counter()
         try:
-            value, cover, pixels, timestamp = _geometry_stats(da, native[i], variable, job, settings)
+            value, cover, pixels, timestamp = _geometry_stats(
+                da, native[i], variable, job, settings
+            )
         except Exception as err:  # one bad geometry must not sink the others
             out[i] = _failure(dataset_id, connector, name, job, err)
             continue
@@ -243,7 +261,10 @@ def _dataset_results(
             timestamp=timestamp,
             provider=connector.slug,
             elapsed_ms=(time.perf_counter() - t0) * 1000,
-            provenance={**provenance, "license": definition.license or connector.definition.license},
+            provenance={
+                **provenance,
+                "license": definition.license or connector.definition.license,
+            },
             valid_range=valid_range,
         )
         notes = [] if reason is None else [f"{dataset_id}: {flag.value}: {reason}"]
@@ -264,10 +285,13 @@ async def _run(job: _Job) -> list[AttributeResponse]:
     hashes = [g.geometry_hash() for g in job.geometries]
     started = time.perf_counter()
     try:
+        loop = asyncio.get_running_loop()
         async with asyncio.timeout(settings.request_timeout_s):
             per_dataset = await asyncio.gather(
                 *(
-                    asyncio.to_thread(_dataset_results, ds, conn, name, job, hashes, settings)
+                    loop.run_in_executor(
+                        _EXECUTOR, _dataset_results, ds, conn, name, job, hashes, settings
+                    )
                     for ds, (conn, name) in resolved.items()
                 )
             )
@@ -299,7 +323,7 @@ def _warn_summary(responses: list[AttributeResponse]) -> None:
     if failed:
         warnings.warn(
             f"{len(failed)} of {len(results)} results failed at run time: "
-            + "; ".join(sorted({f'{r.dataset_id} ({r.error.kind})' for r in failed if r.error})),
+            + "; ".join(sorted({f"{r.dataset_id} ({r.error.kind})" for r in failed if r.error})),
             SourceWarning,
             stacklevel=3,
         )
@@ -318,7 +342,9 @@ def _warn_summary(responses: list[AttributeResponse]) -> None:
 
 
 def _job(request: AttributeRequest | BatchAttributeRequest) -> _Job:
-    geometries = request.geometries if isinstance(request, BatchAttributeRequest) else [request.geometry]
+    geometries = (
+        request.geometries if isinstance(request, BatchAttributeRequest) else [request.geometry]
+    )
     return _Job(
         geometries=geometries,
         dataset_ids=request.dataset_ids,

@@ -85,7 +85,12 @@ class SourceError(CasError):
     """
 
     def __init__(
-        self, message: str, *, provider: str | None = None, url: str | None = None, kind: str = "source"
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        url: str | None = None,
+        kind: str = "source",
     ) -> None:
         self.provider = provider
         self.url = url

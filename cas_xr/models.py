@@ -118,10 +118,12 @@ class Protocol(StrEnum):
     ZARR = "zarr"
 
 
-DATASET_ID_PATTERN = re.compile(r"^(?P<provider>[a-z0-9][a-z0-9_.-]*):(?P<name>[A-Za-z0-9][\w.+-]*)$")
+DATASET_ID_PATTERN = re.compile(
+    r"^(?P<provider>[a-z0-9][a-z0-9_.-]*):(?P<name>[A-Za-z0-9][\w.+-]*)$"
+)
 
 
-def split_dataset_id(dataset_id: str) -> tuple[str, str]:
+def split_dataset_id(dataset_id: object) -> tuple[str, str]:
     """Split ``"provider:name"`` into its two parts.
 
     Parameters
@@ -397,7 +399,7 @@ class TimeRange(BaseModel):
 # -- requests -----------------------------------------------------------------------------
 
 
-def _check_dataset_ids(ids: list[str]) -> list[str]:
+def _check_dataset_ids(ids: list[Any]) -> list[str]:
     bad = [d for d in ids if not isinstance(d, str) or DATASET_ID_PATTERN.match(d) is None]
     if bad:
         raise ValueError(

@@ -144,7 +144,10 @@ async def extract_raster(
     bbox = BoundingBox.model_validate(bbox)
     tr = None if time_range is None else TimeRange.model_validate(time_range)
     connector, name = resolve(dataset_id)
-    if target_resolution is not None or RasterResampling(resampling) is not RasterResampling.NEAREST:
+    if (
+        target_resolution is not None
+        or RasterResampling(resampling) is not RasterResampling.NEAREST
+    ):
         raise ValueError(
             "target_resolution/resampling are not supported yet: raster mode writes the "
             "native grid; leave them unset"

@@ -36,7 +36,8 @@ class Connector:
         return self.definition.slug
 
     def __repr__(self) -> str:
-        return f"Connector({self.slug!r}, protocol={self.definition.protocol.value!r}, datasets={list(self._datasets)})"
+        protocol = self.definition.protocol.value
+        return f"Connector({self.slug!r}, protocol={protocol!r}, datasets={list(self._datasets)})"
 
     def datasets(self) -> list[Dataset]:
         """Metadata of every dataset of this provider."""

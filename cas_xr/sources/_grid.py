@@ -63,4 +63,4 @@ def snap_bounds(
     row0 = math.floor((transform.f - ymax) / -transform.e + eps)
     row1 = math.ceil((transform.f - ymin) / -transform.e - eps)
     cols, rows = max(col1 - col0, 1), max(row1 - row0, 1)
-    return transform * Affine.translation(col0, row0), (rows, cols)
+    return transform @ Affine.translation(col0, row0), (rows, cols)

@@ -206,10 +206,7 @@ class StaticStacSource:
                 kind="no_data",
             )
         grid = _item_grid(items[0], self.asset)
-        if bbox is None:
-            bounds = grid.bounds
-        else:
-            bounds = lonlat_bounds_to_crs(bbox, grid.crs)
+        bounds = grid.bounds if bbox is None else lonlat_bounds_to_crs(bbox, grid.crs)
         transform, shape = snap_bounds(grid.transform, bounds)
         size = chunks or settings.chunk_size
         odc.stac.configure_rio(**gdal_options(settings))

@@ -14,18 +14,25 @@ __all__ = ["CellWeights", "WeightMode", "cells_under"]
 CellWeights = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
 WeightMode = Literal["exact", "center", "all_touched"]
 
+#: Cells covered by less than this fraction are floating-point noise along an edge that
+#: coincides with a cell edge (e.g. 1.4e-11); they are dropped so that min, max, unique
+#: and the weighted median do not depend on that noise.
+COVERAGE_NOISE = 1e-9
+
 
 def _valid(values: npt.NDArray[Any], nodata: float | None) -> npt.NDArray[np.bool_]:
     mask = np.ones(values.shape, dtype=bool)
     if np.issubdtype(values.dtype, np.floating):
         mask &= ~np.isnan(values)
-    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
+    if nodata is not None and not math.isnan(nodata):
         mask &= values != nodata
     return mask
 
 
-def _point_cell(array: npt.NDArray[Any], transform: Affine, nodata: float | None, x: float, y: float) -> CellWeights:
-    col_f, row_f = ~transform * (x, y)
+def _point_cell(
+    array: npt.NDArray[Any], transform: Affine, nodata: float | None, x: float, y: float
+) -> CellWeights:
+    col_f, row_f = ~transform @ (x, y)
     # a point on a cell edge (to within float noise) belongs to the cell east/south of it
     row, col = math.floor(round(row_f, 9)), math.floor(round(col_f, 9))
     empty = (np.empty(0), np.empty(0))
@@ -41,13 +48,17 @@ def _north_up(array: npt.NDArray[Any], transform: Affine) -> tuple[npt.NDArray[A
     if transform.b != 0 or transform.d != 0:
         raise ValueError("rotated or sheared grids are not supported; warp the raster first")
     if transform.e > 0:  # ascending y: flip to north-up
-        flipped = transform * Affine.translation(0, array.shape[0]) * Affine.scale(1, -1)
+        flipped = transform @ Affine.translation(0, array.shape[0]) @ Affine.scale(1, -1)
         return array[::-1], flipped
     return array, transform
 
 
 def _masked_cells(
-    array: npt.NDArray[Any], transform: Affine, geometry: Any, nodata: float | None, all_touched: bool
+    array: npt.NDArray[Any],
+    transform: Affine,
+    geometry: Any,
+    nodata: float | None,
+    all_touched: bool,
 ) -> CellWeights:
     from rasterio.features import geometry_mask
 
@@ -88,9 +99,10 @@ def cells_under(
     -------
     tuple of numpy.ndarray
         ``(values, weights)``: for polygons, the exact fraction of each cell covered
-        (exactextract); for a point, the containing cell with weight 1. A point on a
-        cell edge belongs to the cell east of a vertical edge and south of a horizontal
-        one (the cell whose top-left corner it is nearest to, ``floor`` of its index).
+        (exactextract, dropping cells covered less than :data:`COVERAGE_NOISE`); for a
+        point, the containing cell with weight 1. A point on a cell edge belongs to the
+        cell east of a vertical edge and south of a horizontal one (``floor`` of its
+        fractional cell index).
     """
     if array.ndim != 2:
         raise ValueError(f"expected a 2-D (y, x) array, got shape {array.shape}")
@@ -113,4 +125,7 @@ def cells_under(
     feature = {"type": "Feature", "properties": {}, "geometry": geometry.__geo_interface__}
     (result,) = exact_extract(source, [feature], ["values", "coverage"], output="geojson")
     props = result["properties"]
-    return np.asarray(props["values"], dtype=np.float64), np.asarray(props["coverage"], dtype=np.float64)
+    values = np.asarray(props["values"], dtype=np.float64)
+    coverage = np.asarray(props["coverage"], dtype=np.float64)
+    keep = coverage >= COVERAGE_NOISE
+    return values[keep], coverage[keep]

@@ -22,9 +22,11 @@ FloatArray = npt.NDArray[np.float64]
 def weighted_quantile(values: npt.ArrayLike, weights: npt.ArrayLike, q: float) -> float:
     """Weighted quantile, exactextract's definition (weighted Hyndman-Fan type 7).
 
-    Cells are sorted by value; cell ``k`` (0-based) gets the position
+    Equal values are pooled (their weights summed) and sorted; distinct value ``k``
+    (0-based) gets the position
     ``s_k = k * w_k + (n - 1) * sum(w_0 .. w_{k-1})`` and the quantile interpolates
-    linearly at ``q * s_{n-1}``. With equal weights this is numpy's default quantile.
+    linearly at ``q * s_{n-1}``. With equal weights and distinct values this is numpy's
+    default quantile.
 
     Parameters
     ----------
@@ -44,8 +46,9 @@ def weighted_quantile(values: npt.ArrayLike, weights: npt.ArrayLike, q: float) -
     w = np.asarray(weights, dtype=np.float64)
     if x.size == 0:
         return float("nan")
-    order = np.argsort(x, kind="stable")
-    x, w = x[order], w[order]
+    distinct, inverse = np.unique(x, return_inverse=True)  # sorted distinct values
+    w = np.bincount(inverse.ravel(), weights=w).astype(np.float64)  # equal values pool weights
+    x = distinct.astype(np.float64)
     n = x.size
     cum_before = np.concatenate(([0.0], np.cumsum(w)[:-1]))
     s = np.arange(n) * w + (n - 1) * cum_before
@@ -120,7 +123,9 @@ def summarize(
     x = np.asarray(values, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
     if x.shape != w.shape or x.ndim != 1:
-        raise ValueError(f"values and weights must be 1-D of equal length, got {x.shape}, {w.shape}")
+        raise ValueError(
+            f"values and weights must be 1-D of equal length, got {x.shape}, {w.shape}"
+        )
     if x.size == 0 or w.sum() <= 0:
         return None
     match method:

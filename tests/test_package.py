@@ -1,0 +1,114 @@
+"""The facade, the error tree, warnings and import lightness."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+import cas_xr as cas
+from cas_xr import errors
+
+STABLE = {
+    "extract", "batch_extract", "extract_raster", "extract_sync", "batch_extract_sync",
+    "extract_raster_sync", "configure", "discover", "list_providers", "get_connector",
+    "AttributeRequest", "BatchAttributeRequest", "AttributeResponse", "BatchAttributeResponse",
+    "AttributeResult", "RasterResult", "Geometry", "BoundingBox", "TimeRange", "AggregationMethod",
+    "OutputMode", "RasterResampling", "QualityFlag", "__version__",
+}  # fmt: skip
+
+
+def test_all_holds_the_documented_surface():
+    assert set(cas.__all__) >= STABLE
+    for name in cas.__all__:
+        assert hasattr(cas, name), name
+    assert cas.__version__.count(".") == 2
+
+
+def test_import_is_light():
+    code = (
+        "import sys, cas_xr\n"
+        "heavy = ['rasterio', 'odc.stac', 'odc.geo', 'distributed', 'fastapi', 'uvicorn',"
+        " 'exactextract', 'cas_xr.sources', 'cas_xr.catalog.providers']\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_error_tree():
+    for cls in (
+        errors.InvalidGeometryError, errors.InvalidDatasetIdError, errors.LimitExceededError,
+        errors.ConfigurationError, errors.ProviderDefinitionError, errors.UnknownProviderError,
+        errors.UnknownDatasetError, errors.SourceError, errors.RequestTimeoutError,
+        errors.MissingDependencyError,
+    ):  # fmt: skip
+        assert issubclass(cls, errors.CasError)
+    assert issubclass(errors.UnknownProviderError, KeyError)
+    assert issubclass(errors.LimitExceededError, ValueError)
+    assert issubclass(errors.RequestTimeoutError, TimeoutError)
+    err = errors.SourceError("HTTP 503", provider="sample", url="http://x/y.tif", kind="http")
+    assert str(err) == "HTTP 503 (provider 'sample' http://x/y.tif)" and err.kind == "http"
+
+
+def test_strict_turns_warnings_into_errors():
+    with pytest.raises(errors.QualityWarning), errors.strict():
+        warnings.warn("partial coverage", errors.QualityWarning, stacklevel=1)
+    with errors.strict(errors.SourceWarning), pytest.warns(errors.QualityWarning):
+        warnings.warn("not escalated", errors.QualityWarning, stacklevel=1)
+
+
+def test_strict_escalates_engine_warnings():
+    k06 = {
+        "type": "Polygon",
+        "coordinates": [
+            [[-96.66, 38.9], [-96.66, 38.96], [-96.75, 38.96], [-96.75, 38.9], [-96.66, 38.9]]
+        ],
+    }
+    with pytest.raises(errors.QualityWarning, match="not GOOD"), errors.strict():
+        cas.extract_sync({"geometry": k06, "dataset_ids": ["sample:elevation"]})
+
+
+def test_show_versions(capsys: pytest.CaptureFixture[str]):
+    text = cas.show_versions()
+    assert "cas-xr: " in text and "GDAL: " in text and "xarray: " in text
+    assert capsys.readouterr().out.strip() == text
+
+
+def test_extract_raster_native_grid(tmp_path: Path):
+    import rasterio
+
+    result = cas.extract_raster_sync(
+        "sample:elevation", bbox=(-112.05, 41.95, -111.95, 42.05), output_dir=tmp_path
+    )
+    assert Path(result.path) == tmp_path / "sample_elevation.tif"
+    assert result.crs == "EPSG:4326" and result.shape == (100, 100) and result.nodata == -9999.0
+    assert set(result.provenance["items"]) == {"elevation-U-north", "elevation-U-south"}
+    with rasterio.open(result.path) as src:
+        data = src.read(1)
+        assert src.crs.to_epsg() == 4326 and src.nodata == -9999.0
+        assert src.transform.c == pytest.approx(-112.05) and src.transform.f == pytest.approx(42.05)
+    assert (data != -9999.0).all()
+    assert data[:50].mean() > data[50:].mean()  # the north tile is offset upwards
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        cas.extract_raster_sync("sample:elevation", (-112.05, 41.95, -111.95, 42.05), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample_elevation.tif"]
+
+
+def test_extract_raster_bad_input(tmp_path: Path):
+    import pydantic
+
+    bbox = (-112.05, 41.95, -111.95, 42.05)
+    with pytest.raises(pydantic.ValidationError, match="min_lon"):
+        cas.extract_raster_sync("sample:elevation", (-111.95, 41.95, -112.05, 42.05), tmp_path)
+    with pytest.raises(errors.UnknownDatasetError):
+        cas.extract_raster_sync("sample:slope", bbox, tmp_path)
+    with pytest.raises(ValueError, match="not an existing directory"):
+        cas.extract_raster_sync("sample:elevation", bbox, tmp_path / "nope")
+    cas.configure(max_raster_pixels=100)
+    with pytest.raises(errors.LimitExceededError, match="max_raster_pixels"):
+        cas.extract_raster_sync("sample:elevation", bbox, tmp_path)
+    assert list(tmp_path.iterdir()) == []
