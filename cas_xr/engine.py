@@ -64,6 +64,14 @@ _EXECUTOR = ThreadPoolExecutor(thread_name_prefix="cas_xr-engine")
 
 _BBOX_PAD_DEG = 1e-6
 
+# statistics of the classes present: over several time steps they pool every step's cells
+_CLASS_STATS = {
+    AggregationMethod.MAJORITY,
+    AggregationMethod.MINORITY,
+    AggregationMethod.UNIQUE,
+    AggregationMethod.DISTRIBUTION,
+}
+
 _NUMERIC = {
     AggregationMethod.MEAN,
     AggregationMethod.MEDIAN,
@@ -183,8 +191,8 @@ def _geometry_stats(
 
     cover = float(np.mean([coverage(w) for _, w in per_step]))
     pixels = max(int(np.count_nonzero(w > 0)) for _, w in per_step)
-    categorical = variable.data_type is DataType.CATEGORICAL
-    if categorical or len(per_step) == 1:
+    pooled = variable.data_type is DataType.CATEGORICAL or job.aggregation in _CLASS_STATS
+    if pooled or len(per_step) == 1:
         v = np.concatenate([v for v, _ in per_step])
         w = np.concatenate([w for _, w in per_step])
         value = summarize(v, w, job.aggregation, class_names=variable.class_names)

@@ -437,3 +437,29 @@ def test_sync_wrappers_refuse_a_running_loop():
         assert response.results[0].quality is cas.QualityFlag.GOOD
 
     asyncio.run(inside())
+
+
+def test_time_range_does_not_filter_static_datasets():
+    request = {
+        "geometry": SEAM_POLYGON,
+        "dataset_ids": ["sample:elevation", "sample:precipitation"],
+        "time_range": ("2022-01-01T00:00:00Z", "2022-03-31T00:00:00Z"),
+    }
+    elevation, precipitation = cas.extract_sync(request).results
+    assert elevation.quality is cas.QualityFlag.GOOD and elevation.timestamp is None
+    assert precipitation.quality is cas.QualityFlag.GOOD and precipitation.timestamp is not None
+
+
+@pytest.mark.parametrize("aggregation", ["distribution", "unique", "majority"])
+def test_class_statistics_pool_time_steps(aggregation: str):
+    request = {
+        "geometry": SEAM_POLYGON,
+        "dataset_ids": ["sample:precipitation"],
+        "aggregation": aggregation,
+        "time_range": ("2022-01-01T00:00:00Z", "2022-03-31T00:00:00Z"),
+    }
+    result = cas.extract_sync(request).results[0]
+    assert result.error is None and result.value is not None
+    if aggregation == "distribution":
+        assert isinstance(result.value, dict)
+        assert sum(result.value.values()) == pytest.approx(1.0)

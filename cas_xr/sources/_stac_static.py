@@ -175,7 +175,7 @@ class StaticStacSource:
         bbox
             ``(min_lon, min_lat, max_lon, max_lat)``; None for the whole collection.
         time_range
-            Keep only items whose time intersects this range.
+            Keep only items whose time intersects this range (ignored for static layers).
         chunks
             Dask chunk size in pixels along ``y`` and ``x`` (default: ``chunk_size`` setting).
 
@@ -194,13 +194,21 @@ class StaticStacSource:
         from odc.geo.geobox import GeoBox
 
         settings = get_settings()
+        if not self.temporal:
+            time_range = None  # a static layer has no time axis to select from
         items = [
             it for it in self.items() if _intersects(it, bbox) and _in_time_range(it, time_range)
         ]
         if not items:
+            when = (
+                ""
+                if time_range is None
+                else (
+                    f" and time range {time_range.start.isoformat()}..{time_range.end.isoformat()}"
+                )
+            )
             raise SourceError(
-                f"no item of collection {self.collection!r} intersects bbox {bbox} and time "
-                f"range {time_range}",
+                f"no item of collection {self.collection!r} intersects bbox {bbox}{when}",
                 provider=self.provider,
                 url=self.endpoint,
                 kind="no_data",

@@ -1,0 +1,580 @@
+"""The ``cas-xr`` command line.
+
+Sub-commands: ``extract`` (statistics of GeoJSON geometries as JSON, CSV or GeoParquet),
+``providers``, ``datasets``, ``demo`` (every sample dataset for the sample catchments,
+offline), ``version`` and ``show-versions``.
+
+Input errors (bad arguments, JSON, geometries, dataset ids, time ranges, limits) exit with
+status 2 and run-time failures with 1, each after one ``error: ...`` line on stderr;
+``--debug`` adds the traceback. A dataset that fails at run time does not fail the command:
+its result is MISSING with ``error`` set, and the response warnings go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+import cas_xr as cas
+from cas_xr._tables import response_rows
+from cas_xr.errors import (
+    CasError,
+    InvalidDatasetIdError,
+    InvalidGeometryError,
+    LimitExceededError,
+    UnknownProviderError,
+)
+from cas_xr.models import (
+    AggregationMethod,
+    AttributeRequest,
+    AttributeResponse,
+    AttributeResult,
+    BatchAttributeRequest,
+    BatchAttributeResponse,
+    Dataset,
+    Geometry,
+    TimeRange,
+)
+from cas_xr.sample import sample_catchments_path
+
+__all__ = ["main"]
+
+_BATCH_SIZE = 1000
+_FORMATS = ("json", "csv", "parquet")
+_SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".parquet": "parquet", ".geoparquet": "parquet"}
+_TOP_CLASSES = 3
+
+
+class _UsageError(Exception):
+    """Bad command-line input (exit status 2)."""
+
+
+_INPUT_ERRORS = (
+    _UsageError,
+    InvalidGeometryError,
+    InvalidDatasetIdError,
+    UnknownProviderError,
+    LimitExceededError,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+# -- messages -----------------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _validation_message(err: ValidationError) -> str:
+    parts = []
+    for item in err.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return f"invalid {err.title}: " + "; ".join(parts)
+
+
+def _describe(err: Exception) -> tuple[int, str]:
+    """Return the exit status and the one-line message for an exception."""
+    if isinstance(err, ValidationError):
+        return 2, _one_line(_validation_message(err))
+    code = 2 if isinstance(err, _INPUT_ERRORS) else 1
+    if isinstance(err, CasError | OSError | _UsageError):
+        return code, _one_line(str(err))
+    return 1, f"unexpected {type(err).__name__}: {_one_line(str(err))} (rerun with --debug)"
+
+
+def _fail(err: Exception, *, debug: bool) -> int:
+    if debug:
+        traceback.print_exception(err)
+    code, message = _describe(err)
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _label(index: int, feature: Mapping[str, Any]) -> str:
+    """How a feature is named in messages and tables: its id, else ``#index``."""
+    properties = feature.get("properties")
+    fid = properties.get("id") if isinstance(properties, Mapping) else None
+    fid = fid if fid is not None else feature.get("id")
+    return f"#{index}" if fid is None else str(fid)
+
+
+def _report_warnings(labels: Sequence[str], warning_lists: Iterable[Iterable[str]]) -> None:
+    """Print each geometry's response warnings (once each) on stderr, under its label."""
+    lines = [
+        f"  {label}: {w}"
+        for label, ws in zip(labels, warning_lists, strict=True)
+        for w in dict.fromkeys(ws)
+    ]
+    if lines:
+        print(f"warnings ({len(lines)}):", *lines, sep="\n", file=sys.stderr)
+
+
+def _print_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    table = [list(header), *(list(r) for r in rows)]
+    widths = [max(len(cell) for cell in column) for column in zip(*table, strict=True)]
+    table.insert(1, ["-" * w for w in widths])
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+# -- extract: input -----------------------------------------------------------------------
+
+
+def _read_file(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _UsageError(
+            f"geometry file {path!r} not found; GEOMETRY is a GeoJSON file, @file or inline "
+            'GeoJSON such as \'{"type": "Point", "coordinates": [-96.5, 39.0]}\''
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise _UsageError(f"cannot read geometry file {path!r}: {err}") from None
+
+
+def _read_geojson(spec: str) -> dict[str, Any]:
+    """Parse GEOMETRY: inline JSON, ``@file`` or a file path."""
+    if spec.lstrip().startswith(("{", "[")):
+        text, source = spec, "the inline GEOMETRY"
+    else:
+        path = spec.removeprefix("@")
+        text, source = _read_file(path), repr(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _UsageError(f"invalid JSON in {source}: {err}") from None
+    if not isinstance(data, dict) or "type" not in data:
+        raise _UsageError(
+            f"{source} is not a GeoJSON object (a Geometry, Feature or FeatureCollection)"
+        )
+    return data
+
+
+def _collection_features(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    features = data.get("features")
+    if not isinstance(features, list) or not features:
+        raise _UsageError("the FeatureCollection has no features")
+    return features
+
+
+def _time_range(text: str) -> TimeRange:
+    """Parse ``--time-range START/END`` (argparse ``type``)."""
+    start, sep, end = text.partition("/")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r} is not START/END, e.g. 2022-01-01/2022-12-31")
+    try:
+        return TimeRange.model_validate({"start": start, "end": end})
+    except ValidationError as err:
+        raise argparse.ArgumentTypeError(_validation_message(err)) from None
+
+
+def _output_format(fmt: str | None, output: Path | None) -> str:
+    if fmt is None:
+        fmt = "json" if output is None else _SUFFIX_FORMATS.get(output.suffix.lower(), "json")
+    if fmt == "parquet" and output is None:
+        raise _UsageError("--format parquet writes a file: give --output PATH")
+    if output is not None and not output.parent.is_dir():
+        raise _UsageError(
+            f"cannot write {str(output)!r}: the directory {str(output.parent)!r} does not exist"
+        )
+    return fmt
+
+
+# -- extract: run -------------------------------------------------------------------------
+
+
+def _batch_requests(
+    features: Sequence[Mapping[str, Any]], options: Mapping[str, Any]
+) -> list[BatchAttributeRequest]:
+    """Split into requests of at most 1,000 geometries, all validated before any work."""
+    starts = range(0, len(features), _BATCH_SIZE)
+    requests = []
+    for start in starts:
+        chunk = features[start : start + _BATCH_SIZE]
+        try:
+            requests.append(BatchAttributeRequest.model_validate({**options, "geometries": chunk}))
+        except ValidationError as err:
+            where = f"features {start}-{start + len(chunk) - 1}: " if len(starts) > 1 else ""
+            raise _UsageError(where + _validation_message(err)) from None
+    return requests
+
+
+def _run_batches(requests: Sequence[BatchAttributeRequest]) -> BatchAttributeResponse:
+    """Run the requests one after the other; one response per geometry, in order."""
+    started = time.perf_counter()
+    batches = [cas.batch_extract_sync(r) for r in requests]
+    if len(batches) == 1:
+        return batches[0]
+    responses = [r for b in batches for r in b.responses]
+    return BatchAttributeResponse(
+        request_id=uuid.uuid4().hex,
+        responses=responses,
+        total_geometries=len(responses),
+        total_results=sum(b.total_results for b in batches),
+        elapsed_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+def _write_table(
+    rows: list[dict[str, Any]],
+    features: Sequence[Mapping[str, Any]],
+    fmt: str,
+    output: Path | None,
+    crs: str,
+) -> None:
+    import pandas as pd
+
+    if fmt == "csv":
+        _emit(pd.DataFrame(rows).to_csv(index=False), output)
+        return
+    import geopandas as gpd
+
+    shapes = {i: Geometry.model_validate(f).to_shapely() for i, f in enumerate(features)}
+    geometry = [shapes[row["feature"]] for row in rows]
+    gpd.GeoDataFrame(rows, geometry=geometry, crs=crs).to_parquet(output)
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    data = _read_geojson(args.geometry)
+    fmt = _output_format(args.format, args.output)
+    options = {
+        "dataset_ids": args.dataset_ids,
+        "aggregation": args.aggregation,
+        "time_range": args.time_range,
+        "geometry_crs": args.geometry_crs,
+    }
+    response: AttributeResponse | BatchAttributeResponse
+    if data["type"] == "FeatureCollection":
+        features = _collection_features(data)
+        response = _run_batches(_batch_requests(features, options))
+        responses = response.responses
+    else:
+        features = [data]
+        response = cas.extract_sync(AttributeRequest.model_validate({**options, "geometry": data}))
+        responses = [response]
+    labels = [_label(i, f) for i, f in enumerate(features)]
+    _report_warnings(labels, (r.warnings for r in responses))
+    if fmt == "json":
+        _emit(response.model_dump_json(indent=2) + "\n", args.output)
+    else:
+        rows = response_rows(responses, features)
+        _write_table(rows, features, fmt, args.output, args.geometry_crs)
+    if args.output is not None:
+        print(f"wrote {fmt} to {args.output}", file=sys.stderr)
+    return 0
+
+
+# -- catalog ------------------------------------------------------------------------------
+
+
+def _cmd_providers(args: argparse.Namespace) -> int:
+    rows = []
+    for slug in cas.list_providers():
+        spec = cas.get_connector(slug).definition
+        rows.append([slug, spec.protocol.value, str(len(spec.datasets)), spec.name])
+    _print_table(("provider", "protocol", "datasets", "name"), rows)
+    return 0
+
+
+def _dataset_row(ds: Dataset) -> list[str]:
+    resolution = "-" if ds.resolution_m is None else f"{ds.resolution_m:g} m"
+    return [
+        ds.id,
+        ", ".join(v.units for v in ds.variables),
+        ", ".join(v.data_type.value for v in ds.variables),
+        ds.temporal.temporal_type.value,
+        resolution,
+        ds.license or "-",
+    ]
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    datasets = cas.list_datasets(args.provider)
+    if args.json:
+        print(json.dumps([ds.model_dump(mode="json") for ds in datasets], indent=2))
+        return 0
+    header = ("id", "units", "data type", "temporal", "resolution", "license")
+    _print_table(header, (_dataset_row(ds) for ds in datasets))
+    return 0
+
+
+# -- demo ---------------------------------------------------------------------------------
+
+_DEMO_YEAR = ("2022-01-01", "2022-12-31")
+_DEMO_RUNS: tuple[tuple[AggregationMethod, tuple[str, ...], tuple[str, str] | None], ...] = (
+    (AggregationMethod.MEAN, ("sample:elevation", "sample:clay_0-5cm"), None),
+    (AggregationMethod.DISTRIBUTION, ("sample:land_cover",), None),
+    (AggregationMethod.MAJORITY, ("sample:land_cover",), None),
+    (AggregationMethod.MEAN, ("sample:precipitation",), _DEMO_YEAR),
+)
+
+
+def _format_distribution(value: Mapping[str, float]) -> str:
+    ranked = sorted(value.items(), key=lambda kv: -kv[1])
+    text = ", ".join(f"{name} {share:.0%}" for name, share in ranked[:_TOP_CLASSES])
+    rest = len(ranked) - _TOP_CLASSES
+    return f"{text}, +{rest} more" if rest > 0 else text
+
+
+def _format_value(result: AttributeResult, class_names: Mapping[int, str] | None) -> str:
+    value = result.value
+    if value is None:
+        return "n/a"
+    if isinstance(value, dict):
+        return _format_distribution(value)
+    if class_names is not None and result.aggregation in (
+        AggregationMethod.MAJORITY,
+        AggregationMethod.MINORITY,
+    ):
+        return f"{class_names.get(int(value), '?')} ({value:g})"
+    return f"{value:.2f}"
+
+
+def _demo_row(label: str, result: AttributeResult, names: Mapping[int, str] | None) -> list[str]:
+    return [
+        label,
+        result.dataset_id,
+        result.aggregation.value,
+        _format_value(result, names),
+        result.units,
+        result.quality.value,
+        f"{result.coverage_fraction:.2f}",
+    ]
+
+
+def _quality_counts(results: Iterable[AttributeResult]) -> str:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.quality.value] = counts.get(result.quality.value, 0) + 1
+    return ", ".join(f"{flag} {n}" for flag, n in sorted(counts.items()))
+
+
+def _run_demo(features: Sequence[Mapping[str, Any]]) -> list[list[AttributeResponse]]:
+    """For each catchment, its response of each demo run."""
+    runs = [
+        cas.batch_extract_sync(
+            BatchAttributeRequest.model_validate(
+                {
+                    "geometries": features,
+                    "dataset_ids": ids,
+                    "aggregation": aggregation,
+                    "time_range": time_range,
+                }
+            )
+        )
+        for aggregation, ids, time_range in _DEMO_RUNS
+    ]
+    return [list(group) for group in zip(*(run.responses for run in runs), strict=True)]
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    features = _collection_features(json.loads(sample_catchments_path().read_text("utf-8")))
+    labels = [_label(i, f) for i, f in enumerate(features)]
+    class_names = {
+        (ds.id, v.name): v.class_names for ds in cas.list_datasets("sample") for v in ds.variables
+    }
+    started = time.perf_counter()
+    per_catchment = _run_demo(features)
+    elapsed = time.perf_counter() - started
+    results = [[r for response in rs for r in response.results] for rs in per_catchment]
+    print(f"cas_xr demo: {len(features)} sample catchments (synthetic data, offline)\n")
+    _print_table(
+        ("catchment", "dataset", "statistic", "value", "units", "quality", "coverage"),
+        (
+            _demo_row(label, r, class_names.get((r.dataset_id, r.variable)))
+            for label, rs in zip(labels, results, strict=True)
+            for r in rs
+        ),
+    )
+    flat = [r for rs in results for r in rs]
+    print(f"\n{len(flat)} results in {elapsed:.1f} s; quality: {_quality_counts(flat)}")
+    print(f"precipitation: the mean of the monthly totals {_DEMO_YEAR[0]}..{_DEMO_YEAR[1]}")
+    _report_warnings(labels, ([w for r in rs for w in r.warnings] for rs in per_catchment))
+    return 0
+
+
+# -- versions -----------------------------------------------------------------------------
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    print(f"cas-xr {cas.__version__}")
+    return 0
+
+
+def _cmd_show_versions(args: argparse.Namespace) -> int:
+    cas.show_versions()
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------
+
+
+def _add_extract(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    p = sub.add_parser(
+        "extract",
+        parents=[common],
+        help="statistics of GeoJSON geometries for one or more datasets",
+        description=(
+            "Statistics of a Geometry or Feature (one request) or of a FeatureCollection "
+            "(batches of up to 1,000 geometries, results in feature order)."
+        ),
+    )
+    p.add_argument(
+        "geometry",
+        metavar="GEOMETRY",
+        help="a GeoJSON file path, @file, or inline GeoJSON",
+    )
+    p.add_argument(
+        "-d",
+        "--dataset",
+        dest="dataset_ids",
+        metavar="DATASET_ID",
+        action="append",
+        required=True,
+        help="a dataset id such as sample:elevation (repeat for several)",
+    )
+    p.add_argument(
+        "--aggregation",
+        default=AggregationMethod.MEAN.value,
+        choices=[a.value for a in AggregationMethod],
+        help="the statistic (default: mean)",
+    )
+    p.add_argument(
+        "--time-range",
+        type=_time_range,
+        metavar="START/END",
+        help="ISO dates or datetimes, e.g. 2022-01-01/2022-12-31 (temporal datasets)",
+    )
+    p.add_argument(
+        "--geometry-crs",
+        default="EPSG:4326",
+        help="the CRS of the input coordinates (default: EPSG:4326)",
+    )
+    p.add_argument(
+        "--format",
+        choices=_FORMATS,
+        help="output format (default: from the --output suffix, else json); "
+        "csv and parquet have one row per geometry and dataset",
+    )
+    p.add_argument("-o", "--output", type=Path, metavar="PATH", help="write here, not to stdout")
+    p.set_defaults(run=_cmd_extract)
+
+
+def _build_parser() -> _Parser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and Python warnings",
+    )
+    parser = _Parser(
+        prog="cas-xr",
+        parents=[common],
+        description="Catchment attributes from remote geodata.",
+        epilog="Input errors exit with status 2, run-time failures with 1.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {cas.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_extract(sub, common)
+    p = sub.add_parser("providers", parents=[common], help="list the providers")
+    p.set_defaults(run=_cmd_providers)
+    p = sub.add_parser("datasets", parents=[common], help="list the datasets")
+    p.add_argument("--provider", metavar="SLUG", help="only this provider's datasets")
+    p.add_argument("--json", action="store_true", help="the full metadata as JSON")
+    p.set_defaults(run=_cmd_datasets)
+    p = sub.add_parser(
+        "demo", parents=[common], help="every sample dataset for the sample catchments (offline)"
+    )
+    p.set_defaults(run=_cmd_demo)
+    p = sub.add_parser("version", parents=[common], help="print the cas-xr version")
+    p.set_defaults(run=_cmd_version)
+    p = sub.add_parser(
+        "show-versions", parents=[common], help="versions of Python, GDAL and dependencies"
+    )
+    p.set_defaults(run=_cmd_show_versions)
+    return parser
+
+
+def _echo_python_warnings(caught: Sequence[warnings.WarningMessage]) -> None:
+    for w in caught:
+        print(f"python warning: {w.category.__name__}: {w.message}", file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull so that the flush at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``cas-xr`` command line.
+
+    Parameters
+    ----------
+    argv
+        The arguments after the program name; None for ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 2 for input errors, 1 for run-time failures.
+
+    Examples
+    --------
+    >>> from cas_xr.cli import main
+    >>> main(["version"])  # doctest: +ELLIPSIS
+    cas-xr ...
+    0
+    """
+    try:
+        args = _build_parser().parse_args(argv)
+    except _UsageError as err:
+        return _fail(err, debug=False)
+    except SystemExit as exit_:  # --help and --version print, then exit
+        return int(exit_.code or 0)
+    debug: bool = getattr(args, "debug", False)
+    run: Callable[[argparse.Namespace], int] = args.run
+    # the responses carry every cas_xr warning; Python warnings are recorded, shown with --debug
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            return run(args)
+        except BrokenPipeError:  # the reader closed the pipe (`cas-xr datasets | head`)
+            _silence_stdout()
+            return 141
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
+        except Exception as err:
+            return _fail(err, debug=debug)
+        finally:
+            if debug:
+                _echo_python_warnings(caught)
