@@ -81,6 +81,11 @@ def test_provider_file_redefines_a_builtin(tmp_path: Path):
             "slug: x\nprotocol: stac_static\nendpoint: a\ncolour: red\ndatasets: []",
             "colour: Extra inputs",
         ),
+        (
+            "slug: x\nprotocol: stac_static\nendpoint: a\n"
+            "datasets: [{name: a, variables: [{name: v, units: m, nodta_value: 0}]}]",
+            "datasets.0.variables.0.nodta_value: Extra inputs",
+        ),
     ],
 )
 def test_invalid_provider_files_name_the_problem(tmp_path: Path, content: str, message: str):

@@ -11,7 +11,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cas_xr.errors import ProviderDefinitionError
 from cas_xr.models import BoundingBox, Dataset, Protocol, TemporalExtent, TemporalType, Variable
 
-__all__ = ["DatasetDefinition", "ProviderDefinition", "load_provider_file", "parse_provider"]
+__all__ = [
+    "DatasetDefinition",
+    "ProviderDefinition",
+    "VariableDefinition",
+    "load_provider_file",
+    "parse_provider",
+]
+
+
+class VariableDefinition(Variable):
+    """A :class:`~cas_xr.models.Variable` as written in a provider file (no unknown keys)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class DatasetDefinition(BaseModel):
@@ -23,7 +35,7 @@ class DatasetDefinition(BaseModel):
     description: str = ""
     collection: str | None = Field(default=None, description="STAC collection (default: name)")
     asset: str = "data"
-    variables: list[Variable] = Field(min_length=1)
+    variables: list[VariableDefinition] = Field(min_length=1)
     resolution_m: float | None = Field(default=None, gt=0)
     crs: str = "EPSG:4326"
     bbox: BoundingBox | None = None
@@ -66,7 +78,7 @@ class ProviderDefinition(BaseModel):
             provider=self.slug,
             name=definition.name,
             description=definition.description,
-            variables=definition.variables,
+            variables=[Variable.model_validate(v.model_dump()) for v in definition.variables],
             resolution_m=definition.resolution_m,
             crs=definition.crs,
             bbox=definition.bbox,
