@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cas_xr import accessor as _accessor  # noqa: F401  (registers the .cas accessor)
 from cas_xr._show_versions import show_versions
 from cas_xr._sync import run_sync
 from cas_xr._version import __version__

@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cas_xr._aggregate import zonal_values
 from cas_xr._cache import SettingsBoundCache
 from cas_xr._quality import assess_quality
 from cas_xr.catalog import Connector, resolve
 from cas_xr.config import Settings, get_settings
 from cas_xr.errors import (
+    InvalidGeometryError,
     LimitExceededError,
     QualityWarning,
     RequestTimeoutError,
@@ -44,12 +46,10 @@ from cas_xr.models import (
     QualityFlag,
     ResultError,
     TimeRange,
-    Variable,
 )
-from cas_xr.zonal import cells_under, summarize
 
 if TYPE_CHECKING:
-    import xarray as xr
+    pass
 
 __all__ = ["batch_extract", "extract"]
 
@@ -63,14 +63,6 @@ _RESULTS: SettingsBoundCache[tuple[AttributeResult, list[str]]] = SettingsBoundC
 _EXECUTOR = ThreadPoolExecutor(thread_name_prefix="cas_xr-engine")
 
 _BBOX_PAD_DEG = 1e-6
-
-# statistics of the classes present: over several time steps they pool every step's cells
-_CLASS_STATS = {
-    AggregationMethod.MAJORITY,
-    AggregationMethod.MINORITY,
-    AggregationMethod.UNIQUE,
-    AggregationMethod.DISTRIBUTION,
-}
 
 _NUMERIC = {
     AggregationMethod.MEAN,
@@ -156,62 +148,6 @@ def _failure(
     return result, [f"{dataset_id}: failed ({kind}): {message}"]
 
 
-def _window(da: xr.DataArray, geometry: Any) -> xr.DataArray:
-    """The cells of ``da`` around ``geometry`` (bounds snapped outward, plus one cell)."""
-    affine = da.odc.geobox.affine
-    xmin, ymin, xmax, ymax = geometry.bounds
-    cols = sorted(((~affine) @ (x, y))[0] for x in (xmin, xmax) for y in (ymin, ymax))
-    rows = sorted(((~affine) @ (x, y))[1] for x in (xmin, xmax) for y in (ymin, ymax))
-    c0, c1 = max(int(np.floor(cols[0])) - 1, 0), int(np.ceil(cols[-1])) + 1
-    r0, r1 = max(int(np.floor(rows[0])) - 1, 0), int(np.ceil(rows[-1])) + 1
-    return da.isel(x=slice(c0, c1), y=slice(r0, r1))
-
-
-def _geometry_stats(
-    da: xr.DataArray, geometry: Any, variable: Variable, job: _Job, settings: Settings
-) -> tuple[float | dict[str, float] | None, float, int, Any]:
-    """Value, coverage fraction, pixel count and timestamp of one geometry."""
-    window = _window(da, geometry)
-    if "time" in window.dims and job.time_range is None:
-        window = window.isel(time=[-1])
-    values = np.asarray(window.values)
-    steps = values if "time" in window.dims else values[np.newaxis]
-    times = list(window["time"].values) if "time" in window.dims else [None]
-    affine = window.odc.geobox.affine if window.size else da.odc.geobox.affine
-    cell_area = abs(affine.a * affine.e)
-    nodata = da.attrs.get("nodata")
-    per_step = [
-        cells_under(s, affine, geometry, nodata=nodata, mode=settings.zonal_weights) for s in steps
-    ]
-
-    def coverage(weights: np.ndarray) -> float:
-        if geometry.geom_type == "Point":
-            return float(weights.size > 0)
-        return min(float(weights.sum()) * cell_area / geometry.area, 1.0) if geometry.area else 0.0
-
-    cover = float(np.mean([coverage(w) for _, w in per_step]))
-    pixels = max(int(np.count_nonzero(w > 0)) for _, w in per_step)
-    pooled = variable.data_type is DataType.CATEGORICAL or job.aggregation in _CLASS_STATS
-    if pooled or len(per_step) == 1:
-        v = np.concatenate([v for v, _ in per_step])
-        w = np.concatenate([w for _, w in per_step])
-        value = summarize(v, w, job.aggregation, class_names=variable.class_names)
-        used = [t for (vals, _), t in zip(per_step, times, strict=True) if vals.size]
-    else:
-        step_values = [summarize(v, w, job.aggregation) for v, w in per_step]
-        valid = [(x, t) for x, t in zip(step_values, times, strict=True) if x is not None]
-        value = float(np.mean([x for x, _ in valid])) if valid else None
-        used = [t for _, t in valid]
-    timestamp = None if not used or used[-1] is None else _as_datetime(used[-1])
-    return value, cover, pixels, timestamp
-
-
-def _as_datetime(value: Any) -> Any:
-    import pandas as pd
-
-    return pd.Timestamp(value).tz_localize("UTC").to_pydatetime()
-
-
 def _dataset_results(
     dataset_id: str,
     connector: Connector,
@@ -230,9 +166,10 @@ def _dataset_results(
     definition = connector.definition_of(name)
     variable = definition.variables[0]
     lonlat = _to_shapely(job, "EPSG:4326")
+    import shapely
+
     try:
         import odc.geo.xr  # noqa: F401  (registers the .odc accessor)
-        import shapely
 
         x0, y0, x1, y1 = shapely.total_bounds([lonlat[i] for i in todo])
         # pad so that cells east/south of an edge-touching point (the point rule) are read
@@ -243,37 +180,46 @@ def _dataset_results(
     except Exception as err:  # any failure of a source becomes MISSING + error, not a lost result
         failed = _failure(dataset_id, connector, name, job, err)
         return [hit if hit is not None else failed for hit in out]
-    provenance = {"dataset": dataset_id, **da.attrs.get("cas_provenance", {})}
-    valid_range = variable.valid_range
-    for i in todo:
-        t0 = time.perf_counter()
-        try:
-            value, cover, pixels, timestamp = _geometry_stats(
-                da, native[i], variable, job, settings
-            )
-        except Exception as err:  # one bad geometry must not sink the others
-            out[i] = _failure(dataset_id, connector, name, job, err)
-            continue
-        flag, reason = assess_quality(
-            value, cover, aggregation=job.aggregation, valid_range=valid_range, settings=settings
+    provenance = {
+        "dataset": dataset_id,
+        **da.attrs.get("cas_provenance", {}),
+        "license": definition.license or connector.definition.license,
+    }
+    if "time" in da.dims and job.time_range is None:
+        da = da.isel(time=[-1])  # the latest step
+    valid = [i for i in todo if native[i].is_valid]
+    for i in set(todo) - set(valid):
+        reason = shapely.is_valid_reason(native[i])
+        error = InvalidGeometryError(
+            f"geometry {i} is invalid ({reason}); repair it, e.g. with shapely.make_valid"
         )
+        out[i] = _failure(dataset_id, connector, name, job, error)
+    t0 = time.perf_counter()
+    try:
+        values = zonal_values(da, [native[i] for i in valid], variable, job.aggregation, settings)
+    except Exception as err:  # a failed read becomes MISSING + error for these geometries
+        failed = _failure(dataset_id, connector, name, job, err)
+        return [hit if hit is not None else failed for hit in out]
+    elapsed = (time.perf_counter() - t0) * 1000
+    for i, gv in zip(valid, values, strict=True):
+        flag, reason = assess_quality(
+            gv.value, gv.coverage_fraction, aggregation=job.aggregation,
+            valid_range=variable.valid_range, settings=settings,
+        )  # fmt: skip
         result = AttributeResult(
             dataset_id=dataset_id,
             variable=variable.name,
-            value=value,
+            value=gv.value,
             units=variable.units,
             aggregation=job.aggregation,
             quality=flag,
-            coverage_fraction=cover,
-            pixel_count=pixels,
-            timestamp=timestamp,
+            coverage_fraction=gv.coverage_fraction,
+            pixel_count=gv.pixel_count,
+            timestamp=gv.timestamp,
             provider=connector.slug,
-            elapsed_ms=(time.perf_counter() - t0) * 1000,
-            provenance={
-                **provenance,
-                "license": definition.license or connector.definition.license,
-            },
-            valid_range=valid_range,
+            elapsed_ms=elapsed,
+            provenance=provenance,
+            valid_range=variable.valid_range,
         )
         notes = [] if reason is None else [f"{dataset_id}: {flag.value}: {reason}"]
         if variable.data_type is DataType.CATEGORICAL and job.aggregation in _NUMERIC:
@@ -282,7 +228,7 @@ def _dataset_results(
                 "is rarely meaningful; use majority, minority, unique or distribution"
             )
         out[i] = (result, notes)
-        cache.set(keys[i], out[i])  # type: ignore[arg-type]
+        cache.set(keys[i], (result, notes))
     return [r for r in out if r is not None]
 
 

@@ -32,7 +32,7 @@ from cas_xr.errors import (
     UnknownDatasetError,
     UnknownProviderError,
 )
-from cas_xr.zonal._cells import COVERAGE_NOISE
+from cas_xr.zonal import COVERAGE_NOISE
 from tests._catalogs import make_catalog, provider_yaml
 
 DATA = Path(cas.__file__).parent / "sample" / "data"

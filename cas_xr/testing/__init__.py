@@ -8,6 +8,7 @@ directory over HTTP with byte ranges so that GDAL's ``/vsicurl/`` can read it.
 """
 
 from cas_xr.testing._cog import SUPPORTED_DTYPES, make_cog
+from cas_xr.testing._dask import raise_if_dask_computes
 from cas_xr.testing._server import RangeHTTPServer, RangeRequestHandler, serve_folder
 from cas_xr.testing._stac import (
     COG_MEDIA_TYPE,
@@ -25,5 +26,6 @@ __all__ = [
     "StacItemSpec",
     "make_cog",
     "make_stac_catalog",
+    "raise_if_dask_computes",
     "serve_folder",
 ]

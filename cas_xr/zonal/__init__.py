@@ -1,16 +1,10 @@
-"""Zonal statistics: the cells under a geometry, their weights, and weighted statistics.
+"""Zonal statistics as xarray reductions: exact cell coverage and weighted statistics.
 
-Pure functions on arrays; no I/O and no network.
+Pure functions on xarray objects; no I/O and no network. :func:`zonal` is also bound
+as the ``.cas.zonal`` accessor.
 """
 
-from cas_xr.zonal._cells import CellWeights, WeightMode, cells_under
-from cas_xr.zonal._stats import class_fractions, summarize, weighted_quantile
+from cas_xr.zonal._api import STATISTICS, zonal
+from cas_xr.zonal._coverage import COVERAGE_NOISE
 
-__all__ = [
-    "CellWeights",
-    "WeightMode",
-    "cells_under",
-    "class_fractions",
-    "summarize",
-    "weighted_quantile",
-]
+__all__ = ["COVERAGE_NOISE", "STATISTICS", "zonal"]

@@ -1,0 +1,166 @@
+"""From a zonal cube to the CAS response values, with the contract's temporal rules.
+
+Continuous statistics over several time steps are the mean of the per-step values (the
+timestamp is the last step used); class statistics (majority, minority, unique,
+distribution) pool the cells of every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cas_xr.config import Settings
+from cas_xr.errors import LimitExceededError
+from cas_xr.models import AggregationMethod, DataType, Variable
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["CLASS_STATISTICS", "GeometryValue", "zonal_values"]
+
+CLASS_STATISTICS = frozenset(
+    {
+        AggregationMethod.MAJORITY,
+        AggregationMethod.MINORITY,
+        AggregationMethod.UNIQUE,
+        AggregationMethod.DISTRIBUTION,
+    }
+)
+_MAX_CLASSES = 100_000
+
+
+@dataclass(frozen=True)
+class GeometryValue:
+    """The statistic of one geometry, ready for an AttributeResult."""
+
+    value: float | dict[str, float] | None
+    coverage_fraction: float
+    pixel_count: int
+    timestamp: datetime | None
+
+
+def _timestamp(value: Any) -> datetime:
+    import pandas as pd
+
+    stamp = pd.Timestamp(value)
+    return (stamp if stamp.tzinfo else stamp.tz_localize("UTC")).to_pydatetime()
+
+
+def _classes(da: xr.DataArray, variable: Variable) -> npt.NDArray[np.float64]:
+    if variable.class_names:
+        return np.asarray(sorted(variable.class_names), dtype=np.float64)
+    values = np.asarray(da.values, dtype=np.float64)
+    nodata = da.attrs.get("nodata")
+    valid = ~np.isnan(values) & (values != nodata if nodata is not None else True)
+    classes = np.unique(values[valid])
+    if classes.size > _MAX_CLASSES:
+        raise LimitExceededError(
+            f"{classes.size} distinct values: too many for a class statistic of continuous data "
+            f"(at most {_MAX_CLASSES}); use mean, median, min, max, std or sum"
+        )
+    return classes
+
+
+def _label(code: float, class_names: dict[int, str] | None) -> str:
+    key = int(code) if float(code).is_integer() else code
+    if class_names and isinstance(key, int) and key in class_names:
+        return class_names[key]
+    return str(key)
+
+
+def _class_value(
+    fractions: npt.NDArray[np.float64],
+    classes: npt.NDArray[np.float64],
+    method: AggregationMethod,
+    class_names: dict[int, str] | None,
+) -> float | dict[str, float]:
+    present = fractions > 0
+    if method is AggregationMethod.DISTRIBUTION:
+        return {
+            _label(c, class_names): float(f)
+            for c, f in zip(classes[present], fractions[present], strict=True)
+        }
+    if method is AggregationMethod.UNIQUE:
+        return float(present.sum())
+    # classes are sorted, so argmax/argmin return the smallest code on ties
+    shares = fractions[present]
+    pick = np.argmax(shares) if method is AggregationMethod.MAJORITY else np.argmin(shares)
+    return float(classes[present][pick])
+
+
+def zonal_values(
+    da: xr.DataArray,
+    geometries: list[Any],
+    variable: Variable,
+    aggregation: AggregationMethod,
+    settings: Settings,
+) -> list[GeometryValue]:
+    """Compute the CAS statistic of every geometry over ``da`` (blocking).
+
+    Parameters
+    ----------
+    da
+        The dataset's cube, ``(y, x)`` or ``(time, y, x)`` with the steps to use.
+    geometries
+        Shapely geometries in ``da``'s CRS.
+    variable
+        Catalog metadata (data type, class names).
+    aggregation
+        The requested statistic.
+    settings
+        ``zonal_weights`` and ``area_weighted`` apply.
+
+    Returns
+    -------
+    list of GeometryValue
+        In the order of ``geometries``.
+    """
+    import geopandas as gpd
+    import rioxarray  # noqa: F401  (registers .rio)
+
+    from cas_xr.zonal import zonal
+
+    pooled = variable.data_type is DataType.CATEGORICAL or aggregation in CLASS_STATISTICS
+    classes = _classes(da, variable) if pooled else None
+    stat = "distribution" if pooled else aggregation.value
+    series = gpd.GeoSeries(geometries, crs=da.rio.crs)
+    area_weighted = settings.area_weighted and bool(series.crs.is_geographic)
+    cube = zonal(
+        da, series, [stat], weights=settings.zonal_weights, area_weighted=area_weighted,
+        classes=classes, nodata=da.attrs.get("nodata"),
+    ).compute()  # fmt: skip
+    name = next(iter(cube.data_vars))
+    has_time = "time" in da.dims
+    times = da["time"].values if has_time else [None]
+    counts = cube["coverage_fraction"].values.reshape(len(geometries), -1)
+    pixels = cube["pixel_count"].values.reshape(len(geometries), -1)
+    if pooled:
+        dist = cube["distribution"].values.reshape(len(geometries), len(times), -1)
+    else:
+        steps = cube[name].values.reshape(len(geometries), len(times))
+    out = []
+    for g in range(len(geometries)):
+        used = [t for t, n in zip(times, pixels[g], strict=True) if n > 0]
+        if not used:
+            value: float | dict[str, float] | None = None
+        elif pooled:
+            assert classes is not None
+            weights = counts[g][:, None] * dist[g]  # each step's shares by its valid coverage
+            fractions = weights.sum(axis=0) / weights.sum()
+            value = _class_value(fractions, classes, aggregation, variable.class_names)
+        else:
+            value = float(np.mean(steps[g][pixels[g] > 0]))
+        out.append(
+            GeometryValue(
+                value=value,
+                coverage_fraction=float(np.mean(counts[g])),
+                pixel_count=int(pixels[g].max()),
+                timestamp=None if not used or used[-1] is None else _timestamp(used[-1]),
+            )
+        )
+    return out

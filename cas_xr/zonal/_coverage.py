@@ -1,0 +1,225 @@
+"""Exact cell coverage of polygons, compiled with numba.
+
+For each polygon the fraction of every grid cell it covers is computed analytically
+(exactextract semantics) by accumulating, edge by edge and row by row, the signed area
+between each edge and the right edge of the grid into a per-row difference buffer; a
+prefix sum along each row then gives the covered area of every cell. The cost is
+proportional to the polygon's perimeter plus its bounding box, in cells.
+
+Coordinates are in *cell units* of the window: ``u`` = column (0 at the window's left
+edge, growing east), ``v`` = row (0 at the window's first row). Rings must be oriented
+consistently (exteriors one way, holes the other), which :func:`polygon_rings` ensures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+__all__ = [
+    "COVERAGE_NOISE",
+    "centre_coverage",
+    "exact_coverage",
+    "geometry_window",
+    "polygon_rings",
+]
+
+#: Cells covered by less than this fraction are floating-point noise along an edge that
+#: coincides with a cell edge; they are dropped so that min, max, unique and the weighted
+#: median do not depend on that noise.
+COVERAGE_NOISE = 1e-9
+
+
+def polygon_rings(
+    geometries: Any, to_cells: Any
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Flatten polygons into ring arrays in cell units.
+
+    Parameters
+    ----------
+    geometries
+        A sequence of shapely Polygons/MultiPolygons (other types give no rings).
+    to_cells
+        Function mapping an ``(n, 2)`` array of x/y to ``(n, 2)`` column/row units.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(coords, ring_offsets, geom_ring_offsets)``: all ring vertices, the start of
+        each ring in ``coords`` (plus the end), and the first ring of each geometry
+        (plus the end).
+    """
+    import shapely
+
+    oriented = shapely.orient_polygons(np.asarray(geometries, dtype=object))
+    coords_parts: list[npt.NDArray[np.float64]] = []
+    ring_offsets = [0]
+    geom_ring_offsets = [0]
+    for geom in oriented:
+        if geom is not None and geom.geom_type in {"Polygon", "MultiPolygon"}:
+            parts = geom.geoms if geom.geom_type == "MultiPolygon" else [geom]
+            for poly in parts:
+                for ring in (poly.exterior, *poly.interiors):
+                    xy = np.asarray(ring.coords, dtype=np.float64)[:, :2]
+                    coords_parts.append(to_cells(xy))
+                    ring_offsets.append(ring_offsets[-1] + len(xy))
+        geom_ring_offsets.append(len(ring_offsets) - 1)
+    coords = np.concatenate(coords_parts) if coords_parts else np.empty((0, 2))
+    return (
+        np.ascontiguousarray(coords, dtype=np.float64),
+        np.asarray(ring_offsets, dtype=np.int64),
+        np.asarray(geom_ring_offsets, dtype=np.int64),
+    )
+
+
+@njit(cache=True, inline="always")
+def _area_left(u: float) -> float:
+    """Integral of clamp(t, 0, 1) dt from -inf to u."""
+    if u <= 0.0:
+        return 0.0
+    if u < 1.0:
+        return 0.5 * u * u
+    return u - 0.5
+
+
+@njit(cache=True)
+def _right_area(c: int, xa: float, xb: float, dy: float) -> float:
+    """Area, within a row piece of height dy, of column c's part right of the edge xa->xb."""
+    span = xb - xa
+    if abs(span) < 1e-12:
+        return dy * min(max(c + 1.0 - xa, 0.0), 1.0)
+    return dy * (_area_left(c + 1.0 - xa) - _area_left(c + 1.0 - xb)) / span
+
+
+@njit(cache=True)
+def _accumulate_edge(
+    buf: npt.NDArray[np.float64],
+    r0: int,
+    c0: int,
+    ua: float,
+    va: float,
+    ub: float,
+    vb: float,
+) -> None:
+    """Add one edge's signed contributions to the difference buffer (rows r0.., cols c0..)."""
+    if va == vb:
+        return
+    sign = 1.0
+    if va > vb:  # walk downwards in v
+        ua, va, ub, vb = ub, vb, ua, va
+        sign = -1.0
+    nrows, width = buf.shape
+    first = max(int(np.floor(va)), r0)
+    last = min(int(np.ceil(vb)), r0 + nrows)
+    dudv = (ub - ua) / (vb - va)
+    for row in range(first, last):
+        top = max(va, float(row))
+        bottom = min(vb, row + 1.0)
+        dy = bottom - top
+        if dy <= 0.0:
+            continue
+        xa = ua + (top - va) * dudv
+        xb = ua + (bottom - va) * dudv
+        lo = int(np.floor(min(xa, xb)))
+        hi = int(np.floor(max(xa, xb)))
+        line = row - r0
+        previous = 0.0
+        for c in range(lo, hi + 2):
+            h = dy if c > hi else _right_area(c, xa, xb, dy)
+            j = c - c0
+            if j >= width:
+                break
+            buf[line, max(j, 0)] += sign * (h - previous)
+            previous = h
+
+
+@njit(cache=True)
+def geometry_window(
+    coords: npt.NDArray[np.float64], start: int, stop: int, nrows: int, ncols: int
+) -> tuple[int, int, int, int]:
+    """Rows ``r0:r1`` and columns ``c0:c1`` of the grid under vertices ``start:stop``."""
+    umin = np.inf
+    umax = -np.inf
+    vmin = np.inf
+    vmax = -np.inf
+    for i in range(start, stop):
+        umin = min(umin, coords[i, 0])
+        umax = max(umax, coords[i, 0])
+        vmin = min(vmin, coords[i, 1])
+        vmax = max(vmax, coords[i, 1])
+    r0 = min(max(int(np.floor(vmin)), 0), nrows)
+    r1 = min(max(int(np.ceil(vmax)), r0), nrows)
+    c0 = min(max(int(np.floor(umin)), 0), ncols)
+    c1 = min(max(int(np.ceil(umax)), c0), ncols)
+    return r0, r1, c0, c1
+
+
+@njit(cache=True)
+def exact_coverage(
+    buf: npt.NDArray[np.float64],
+    r0: int,
+    c0: int,
+    coords: npt.NDArray[np.float64],
+    ring_offsets: npt.NDArray[np.int64],
+    first_ring: int,
+    last_ring: int,
+) -> None:
+    """Fill ``buf`` (rows ``r0..``, columns ``c0..``) with the covered fraction of each cell.
+
+    Cells covered less than :data:`COVERAGE_NOISE` are set to 0.
+    """
+    buf[:, :] = 0.0
+    for ring in range(first_ring, last_ring):
+        for i in range(ring_offsets[ring], ring_offsets[ring + 1] - 1):
+            _accumulate_edge(
+                buf, r0, c0, coords[i, 0], coords[i, 1], coords[i + 1, 0], coords[i + 1, 1]
+            )
+    for line in range(buf.shape[0]):
+        acc = 0.0
+        for j in range(buf.shape[1]):
+            acc += buf[line, j]
+            cover = min(abs(acc), 1.0)
+            buf[line, j] = cover if cover >= COVERAGE_NOISE else 0.0
+
+
+@njit(cache=True)
+def centre_coverage(
+    buf: npt.NDArray[np.float64],
+    r0: int,
+    c0: int,
+    coords: npt.NDArray[np.float64],
+    ring_offsets: npt.NDArray[np.int64],
+    first_ring: int,
+    last_ring: int,
+) -> None:
+    """Fill ``buf`` with 1 for cells whose centre is inside the polygon (non-zero winding).
+
+    An edge counts for a centre row when it spans ``va <= v < vb`` (half-open), and a
+    crossing counts for the cells whose centre lies strictly east of it.
+    """
+    buf[:, :] = 0.0
+    nrows, width = buf.shape
+    for line in range(nrows):
+        vc = r0 + line + 0.5
+        for ring in range(first_ring, last_ring):
+            for i in range(ring_offsets[ring], ring_offsets[ring + 1] - 1):
+                ua, va = coords[i, 0], coords[i, 1]
+                ub, vb = coords[i + 1, 0], coords[i + 1, 1]
+                if va == vb:
+                    continue
+                winding = 1.0 if vb > va else -1.0
+                lo, hi = min(va, vb), max(va, vb)
+                if not (lo <= vc < hi):
+                    continue
+                u = ua + (vc - va) * (ub - ua) / (vb - va)
+                # cells with centre c0 + j + 0.5 > u get this crossing's winding
+                j = int(np.floor(u - c0 - 0.5)) + 1
+                if j < width:
+                    buf[line, max(j, 0)] += winding
+        acc = 0.0
+        for j in range(width):
+            acc += buf[line, j]
+            buf[line, j] = 1.0 if abs(acc) > 0.5 else 0.0

@@ -1,0 +1,261 @@
+"""The fused zonal kernel: weights once per geometry, every statistic for every layer.
+
+For each geometry the weights of the cells under it are computed once (exact coverage,
+centre-in-polygon or all-touched) and reused for every leading index (time step, band,
+variable) of the window; statistics are accumulated in float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from cas_xr.zonal._coverage import centre_coverage, exact_coverage, geometry_window
+
+__all__ = [
+    "COUNT",
+    "MAJORITY",
+    "MAX",
+    "MEAN",
+    "MIN",
+    "MINORITY",
+    "MODE_ALL_TOUCHED",
+    "MODE_CENTER",
+    "MODE_EXACT",
+    "QUANTILE",
+    "STD",
+    "SUM",
+    "UNIQUE",
+    "empty_stats",
+    "zonal_kernel",
+]
+
+COUNT, SUM, MEAN, MIN, MAX, STD, QUANTILE, MAJORITY, MINORITY, UNIQUE = range(10)
+MODE_EXACT, MODE_CENTER, MODE_ALL_TOUCHED = range(3)
+KIND_POLYGON, KIND_POINT, KIND_EMPTY = range(3)
+
+
+@njit(cache=True)
+def _pooled(
+    x: npt.NDArray[np.float64], a: npt.NDArray[np.float64], n: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Distinct values of x[:n] (sorted) and the summed weights a of each."""
+    order = np.argsort(x[:n], kind="mergesort")
+    values = np.empty(n)
+    weights = np.empty(n)
+    m = -1
+    for i in range(n):
+        v = x[order[i]]
+        if m < 0 or v != values[m]:
+            m += 1
+            values[m] = v
+            weights[m] = 0.0
+        weights[m] += a[order[i]]
+    return values[: m + 1], weights[: m + 1]
+
+
+@njit(cache=True)
+def _quantile(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64], q: float) -> float:
+    """Weighted quantile (exactextract's definition) of pooled, sorted values."""
+    n = values.size
+    if n == 1:
+        return values[0]
+    s = np.empty(n)
+    cum = 0.0
+    for k in range(n):
+        s[k] = k * weights[k] + (n - 1) * cum
+        cum += weights[k]
+    h = q * s[n - 1]
+    upper = np.searchsorted(s, h, side="right")
+    if upper == 0:
+        return values[0]
+    if upper >= n:
+        return values[n - 1]
+    lower = upper - 1
+    return values[lower] + (h - s[lower]) / (s[upper] - s[lower]) * (values[upper] - values[lower])
+
+
+@njit(cache=True)
+def _summarise(
+    x: npt.NDArray[np.float64],
+    w: npt.NDArray[np.float64],
+    a: npt.NDArray[np.float64],
+    n: int,
+    codes: npt.NDArray[np.int64],
+    qs: npt.NDArray[np.float64],
+    classes: npt.NDArray[np.float64],
+    need_pooled: bool,
+    out: npt.NDArray[np.float64],
+    dist: npt.NDArray[np.float64],
+) -> None:
+    """Every requested statistic of n valid cells (x values, w coverage, a stat weights)."""
+    count = 0.0
+    total = 0.0
+    asum = 0.0
+    axsum = 0.0
+    lo = np.inf
+    hi = -np.inf
+    for i in range(n):
+        count += w[i]
+        total += x[i] * w[i]
+        asum += a[i]
+        axsum += x[i] * a[i]
+        lo = min(lo, x[i])
+        hi = max(hi, x[i])
+    mean = axsum / asum
+    spread = 0.0
+    for i in range(n):
+        spread += a[i] * (x[i] - mean) ** 2
+    if need_pooled:
+        values, weights = _pooled(x, a, n)
+    else:
+        values, weights = x[:0], a[:0]
+    for s in range(codes.size):
+        code = codes[s]
+        if code == COUNT:
+            out[s] = count
+        elif code == SUM:
+            out[s] = total
+        elif code == MEAN:
+            out[s] = mean
+        elif code == MIN:
+            out[s] = lo
+        elif code == MAX:
+            out[s] = hi
+        elif code == STD:
+            out[s] = np.sqrt(spread / asum)
+        elif code == QUANTILE:
+            out[s] = _quantile(values, weights, qs[s])
+        elif code == UNIQUE:
+            out[s] = values.size
+        elif code in (MAJORITY, MINORITY):
+            best = 0
+            for k in range(1, values.size):  # strict comparison: ties keep the smaller value
+                if (code == MAJORITY and weights[k] > weights[best]) or (
+                    code == MINORITY and weights[k] < weights[best]
+                ):
+                    best = k
+            out[s] = values[best]
+    if classes.size:
+        for k in range(values.size):
+            j = np.searchsorted(classes, values[k])
+            if j < classes.size and classes[j] == values[k]:
+                dist[j] = weights[k] / asum
+
+
+@njit(cache=True)
+def empty_stats(codes: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Statistics without valid cells: count and sum are 0 (as in exactextract), others NaN."""
+    out = np.full(codes.size, np.nan)
+    for s in range(codes.size):
+        if codes[s] in (COUNT, SUM):
+            out[s] = 0.0
+    return out
+
+
+@njit(cache=True)
+def zonal_kernel(
+    values: npt.NDArray[np.floating | np.integer],
+    nodata: float,
+    use_nodata: bool,
+    kinds: npt.NDArray[np.int64],
+    points: npt.NDArray[np.int64],
+    coords: npt.NDArray[np.float64],
+    ring_offsets: npt.NDArray[np.int64],
+    geom_ring_offsets: npt.NDArray[np.int64],
+    row_factor: npt.NDArray[np.float64],
+    mode: int,
+    codes: npt.NDArray[np.int64],
+    qs: npt.NDArray[np.float64],
+    classes: npt.NDArray[np.float64],
+) -> tuple[
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+]:
+    """Zonal statistics of every geometry for every leading index of ``values``.
+
+    Parameters
+    ----------
+    values
+        ``(layers, rows, cols)`` window.
+    nodata, use_nodata
+        Cells equal to ``nodata`` (when ``use_nodata``) and NaN cells are not valid.
+    kinds
+        Per geometry: 0 polygon (rings in ``coords``), 1 point (cell in ``points``), 2 empty.
+    points
+        ``(n, 2)`` row and column of each point's cell (-1 when outside the window).
+    coords, ring_offsets, geom_ring_offsets
+        Polygon rings in window cell units (:func:`~cas_xr.zonal._coverage.polygon_rings`).
+    row_factor
+        Per-row multiplier of the weights of weighted statistics (true cell area).
+    mode
+        ``MODE_EXACT``, ``MODE_CENTER`` or ``MODE_ALL_TOUCHED``.
+    codes, qs
+        The statistics to compute (and the quantile of each ``QUANTILE`` code).
+    classes
+        Sorted class values of the distribution (empty: no distribution).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``stats (g, layers, codes)`` (:func:`empty_stats` without valid cells),
+        ``count (g, layers)`` (sum of valid coverage), ``pixels (g, layers)`` (valid cells
+        with weight > 0) and ``dist (g, layers, classes)`` (area fraction of each class).
+    """
+    ngeom = kinds.size
+    nlayers, nrows, ncols = values.shape
+    stats = np.empty((ngeom, nlayers, codes.size))
+    stats[:, :, :] = empty_stats(codes)
+    count = np.zeros((ngeom, nlayers))
+    pixels = np.zeros((ngeom, nlayers), dtype=np.int64)
+    dist = np.zeros((ngeom, nlayers, classes.size))
+    need_pooled = classes.size > 0
+    for code in codes:
+        need_pooled |= code in (QUANTILE, MAJORITY, MINORITY, UNIQUE)
+    for g in range(ngeom):
+        if kinds[g] == KIND_EMPTY:
+            continue
+        if kinds[g] == KIND_POINT:
+            r0, r1, c0, c1 = points[g, 0], points[g, 0] + 1, points[g, 1], points[g, 1] + 1
+            if r0 < 0 or c0 < 0:
+                continue
+            buf = np.ones((1, 1))
+        else:
+            first, last = geom_ring_offsets[g], geom_ring_offsets[g + 1]
+            r0, r1, c0, c1 = geometry_window(
+                coords, ring_offsets[first], ring_offsets[last], nrows, ncols
+            )
+            buf = np.empty((r1 - r0, c1 - c0))
+            if mode == MODE_CENTER:
+                centre_coverage(buf, r0, c0, coords, ring_offsets, first, last)
+            else:
+                exact_coverage(buf, r0, c0, coords, ring_offsets, first, last)
+                if mode == MODE_ALL_TOUCHED:
+                    buf[:, :] = np.where(buf > 0.0, 1.0, 0.0)
+        size = buf.size
+        x = np.empty(size)
+        w = np.empty(size)
+        a = np.empty(size)
+        for layer in range(nlayers):
+            n = 0
+            for i in range(r1 - r0):
+                for j in range(c1 - c0):
+                    weight = buf[i, j]
+                    if weight <= 0.0:
+                        continue
+                    v = float(values[layer, r0 + i, c0 + j])
+                    if np.isnan(v) or (use_nodata and v == nodata):
+                        continue
+                    x[n] = v
+                    w[n] = weight
+                    a[n] = weight * row_factor[r0 + i]
+                    n += 1
+            if n == 0:
+                continue
+            pixels[g, layer] = n
+            _summarise(x, w, a, n, codes, qs, classes, need_pooled, stats[g, layer], dist[g, layer])
+            count[g, layer] = stats[g, layer, 0] if codes[0] == COUNT else w[:n].sum()
+    return stats, count, pixels, dist

@@ -1,0 +1,373 @@
+"""zonal(): property-based agreement with exactextract, brute-force centre mode, laziness."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rioxarray  # noqa: F401
+import shapely
+import xarray as xr
+from exactextract import exact_extract
+from exactextract.raster import NumPyRasterSource
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cas_xr  # noqa: F401  (registers the .cas accessor)
+from cas_xr.testing import raise_if_dask_computes
+from cas_xr.zonal import zonal
+
+NODATA = -9999.0
+CONTINUOUS = ["mean", "sum", "min", "max", "count", "median", "std"]
+EE_NAMES = {"mean": "mean", "sum": "sum", "min": "min", "max": "max", "count": "count",
+            "median": "median", "std": "stdev"}  # fmt: skip
+
+
+def _raster(rng: np.random.Generator, *, integer: bool, ascending: bool) -> xr.DataArray:
+    ny, nx = rng.integers(6, 40, size=2)
+    res = float(rng.choice([1.0, 0.5, 30.0]))
+    x0, y_top = float(rng.uniform(-1000, 1000)), float(rng.uniform(-1000, 1000))
+    if integer:
+        data = rng.integers(1, 6, size=(ny, nx)).astype("int16")
+        data[rng.random((ny, nx)) < 0.1] = -1
+        nodata: float = -1
+    else:
+        data = rng.normal(100, 20, size=(ny, nx)).astype("float32")
+        data[rng.random((ny, nx)) < 0.05] = NODATA
+        data[rng.random((ny, nx)) < 0.05] = np.nan
+        nodata = NODATA
+    ys = y_top - res * (np.arange(ny) + 0.5)
+    xs = x0 + res * (np.arange(nx) + 0.5)
+    da = xr.DataArray(data, dims=("y", "x"), coords={"y": ys, "x": xs}, name="v")
+    if ascending:
+        da = da.isel(y=slice(None, None, -1))
+    da = da.rio.write_crs("EPSG:32633").rio.write_nodata(nodata)
+    chunk = int(rng.integers(3, 12))
+    return da.chunk({"y": chunk, "x": chunk})
+
+
+def _polygons(rng: np.random.Generator, da: xr.DataArray, n: int) -> list[shapely.Geometry]:
+    xmin, xmax = float(da.x.min()), float(da.x.max())
+    ymin, ymax = float(da.y.min()), float(da.y.max())
+    w, h = xmax - xmin, ymax - ymin
+    out: list[shapely.Geometry] = []
+    for _ in range(n):
+        cx = rng.uniform(xmin - 0.2 * w, xmax + 0.2 * w)
+        cy = rng.uniform(ymin - 0.2 * h, ymax + 0.2 * h)
+        size = rng.uniform(0.05, 0.6) * min(w, h)
+        kind = rng.integers(0, 5)
+        if kind == 0:
+            geom = shapely.box(cx - size, cy - size * rng.uniform(0.3, 1), cx + size, cy + size)
+        elif kind == 1:
+            pts = rng.normal(size=(12, 2)) * size + [cx, cy]
+            geom = shapely.MultiPoint(pts).convex_hull
+        elif kind == 2:  # a hole
+            outer = shapely.Point(cx, cy).buffer(size, quad_segs=6)
+            geom = outer.difference(shapely.Point(cx, cy).buffer(size * 0.4, quad_segs=5))
+        elif kind == 3:  # two parts
+            a = shapely.Point(cx, cy).buffer(size * 0.5, quad_segs=4)
+            b = shapely.Point(cx + 1.5 * size, cy).buffer(size * 0.4, quad_segs=4)
+            geom = shapely.MultiPolygon([a, b])
+        else:  # a concave star
+            angles = np.linspace(0, 2 * np.pi, 15, endpoint=False)
+            radii = size * np.where(np.arange(15) % 2 == 0, 1.0, 0.45)
+            geom = shapely.Polygon(
+                np.column_stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)])
+            )
+        if geom.area > 0:
+            out.append(geom)
+    if len(out) > 1:
+        out.append(out[0].buffer(-0.1 * min(w, h) * 0.05))  # nested in the first one
+    return [g for g in out if not g.is_empty]
+
+
+def _reference(da: xr.DataArray, polygons: list[shapely.Geometry], ops: list[str]) -> list[dict]:
+    north_up = da if float(da.y[0]) > float(da.y[-1]) else da.isel(y=slice(None, None, -1))
+    t = north_up.rio.transform()
+    arr = np.asarray(north_up.values)
+    ny, nx = arr.shape
+    src = NumPyRasterSource(
+        arr, t.c, t.f + ny * t.e, t.c + nx * t.a, t.f, nodata=arr.dtype.type(da.rio.nodata)
+    )
+    feats = [
+        {"type": "Feature", "properties": {}, "geometry": g.__geo_interface__} for g in polygons
+    ]
+    return [r["properties"] for r in exact_extract(src, feats, ops, output="geojson")]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    ascending=st.booleans(),
+    window=st.sampled_from([60, 400, 10**6]),
+)
+def test_continuous_statistics_match_exactextract(seed: int, ascending: bool, window: int):
+    rng = np.random.default_rng(seed)
+    da = _raster(rng, integer=False, ascending=ascending)
+    polygons = _polygons(rng, da, int(rng.integers(1, 8)))
+    geoms = gpd.GeoSeries(polygons, crs="EPSG:32633")
+    result = zonal(da, geoms, CONTINUOUS, max_window_cells=window).compute()
+    ref = _reference(da, polygons, [*EE_NAMES.values(), "values"])
+    for i, r in enumerate(ref):
+        ours = result["v"].isel(geometry=i)
+        assert int(result["pixel_count"][i]) == len(r["values"])
+        for name, ee in EE_NAMES.items():
+            expected = r[ee]
+            got = float(ours.sel(zonal_statistics=name))
+            if len(r["values"]) == 0:  # no valid cell: count and sum 0 (as exactextract), else NaN
+                assert got == 0.0 if name in {"count", "sum"} else np.isnan(got)
+                continue
+            spread = float(np.ptp(r["values"])) if len(r["values"]) else 0.0
+            assert got == pytest.approx(expected, rel=1e-6, abs=1e-6 * (spread + 1)), (name, i)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), ascending=st.booleans())
+def test_categorical_statistics_match_exactextract(seed: int, ascending: bool):
+    rng = np.random.default_rng(seed)
+    da = _raster(rng, integer=True, ascending=ascending)
+    polygons = _polygons(rng, da, int(rng.integers(1, 8)))
+    geoms = gpd.GeoSeries(polygons, crs="EPSG:32633")
+    stats = ["majority", "minority", "unique", "distribution", "count"]
+    result = zonal(da, geoms, stats, classes=[1, 2, 3, 4, 5], max_window_cells=300).compute()
+    ref = _reference(da, polygons, ["frac", "unique", "variety", "count"])
+    for i, r in enumerate(ref):
+        fractions = dict(zip(r["unique"].tolist(), r["frac"].tolist(), strict=True))
+        dist = dict(
+            zip(
+                result["class"].values.tolist(),
+                result["distribution"][i].values.tolist(),
+                strict=True,
+            )
+        )
+        for code in range(1, 6):
+            assert dist[code] == pytest.approx(fractions.get(code, 0.0), abs=1e-6)
+        row = result["v"].isel(geometry=i)
+        if not fractions:
+            assert np.isnan(float(row.sel(zonal_statistics="majority")))
+            continue
+        assert float(row.sel(zonal_statistics="unique")) == r["variety"]
+        top, bottom = max(fractions.values()), min(fractions.values())
+        # ties (to exactextract's float32 precision) go to the smallest code
+        assert float(row.sel(zonal_statistics="majority")) == min(
+            c for c, f in fractions.items() if f >= top - 1e-6
+        )
+        assert float(row.sel(zonal_statistics="minority")) == min(
+            c for c, f in fractions.items() if f <= bottom + 1e-6
+        )
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), ascending=st.booleans())
+def test_centre_mode_equals_brute_force(seed: int, ascending: bool):
+    rng = np.random.default_rng(seed)
+    da = _raster(rng, integer=False, ascending=ascending)
+    polygons = _polygons(rng, da, int(rng.integers(1, 6)))
+    result = zonal(
+        da, gpd.GeoSeries(polygons, crs="EPSG:32633"), ["sum", "count", "mean"], weights="center"
+    ).compute()
+    xx, yy = np.meshgrid(da.x.values, da.y.values)
+    values = np.asarray(da.values, dtype=np.float64)
+    valid = ~np.isnan(values) & (values != NODATA)
+    for i, polygon in enumerate(polygons):
+        inside = shapely.contains_xy(polygon, xx, yy) & valid
+        row = result["v"].isel(geometry=i)
+        assert int(result["pixel_count"][i]) == inside.sum()
+        assert float(row.sel(zonal_statistics="count")) == inside.sum()
+        assert float(row.sel(zonal_statistics="sum")) == pytest.approx(
+            values[inside].sum(), rel=1e-12, abs=1e-9
+        )
+
+
+def test_all_touched_uses_every_cell_sharing_area():
+    da = _raster(np.random.default_rng(7), integer=False, ascending=False)
+    polygons = _polygons(np.random.default_rng(8), da, 5)
+    result = zonal(
+        da, gpd.GeoSeries(polygons, crs="EPSG:32633"), ["mean"], weights="all_touched"
+    ).compute()
+    ref = _reference(da, polygons, ["values", "coverage"])
+    for i, r in enumerate(ref):
+        kept = np.asarray(r["values"])[np.asarray(r["coverage"]) > 1e-9]
+        if kept.size:
+            assert float(result["v"][i, 0]) == pytest.approx(kept.mean(), rel=1e-9)
+
+
+def _grid(ascending: bool = False) -> xr.DataArray:
+    data = np.arange(100, dtype="float64").reshape(10, 10)  # value = 10 * row + col
+    da = xr.DataArray(
+        data, dims=("y", "x"), coords={"y": 9.5 - np.arange(10), "x": np.arange(10) + 0.5}, name="v"
+    )
+    if ascending:
+        da = da.isel(y=slice(None, None, -1))
+    return da.rio.write_crs("EPSG:32633")
+
+
+@pytest.mark.parametrize("ascending", [False, True])
+def test_points_take_the_containing_cell_with_the_edge_rule(ascending: bool):
+    da = _grid(ascending)
+    points = gpd.GeoSeries.from_xy(
+        [2.5, 3.0, 3.0, 0.0, 50.0], [7.5, 7.5, 7.0, 10.0, 50.0], crs="EPSG:32633"
+    )
+    result = zonal(da, points, ["mean"]).compute()
+    # (2.5, 7.5): row 2, col 2; x=3.0 is the edge of cols 2|3 -> east (col 3);
+    # y=7.0 is the edge of rows 2|3 -> south (row 3); (0, 10) is the top-left corner -> row 0, col 0
+    assert result["v"][:, 0].values.tolist()[:4] == [22.0, 23.0, 33.0, 0.0]
+    assert np.isnan(result["v"][4, 0])
+    assert result["pixel_count"].values.tolist() == [1, 1, 1, 1, 0]
+    assert result["coverage_fraction"].values.tolist() == [1.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_overlapping_nested_and_outside_polygons():
+    da = _grid()
+    big = shapely.box(0, 0, 10, 10)
+    nested = shapely.box(2, 2, 4, 4)
+    overlap = shapely.box(3, 3, 6, 6)
+    half_out = shapely.box(5, 5, 15, 15)
+    outside = shapely.box(20, 20, 30, 30)
+    result = zonal(
+        da,
+        gpd.GeoSeries([big, nested, overlap, half_out, outside], crs="EPSG:32633"),
+        ["mean", "count", "sum"],
+    ).compute()
+    v = result["v"]
+    assert float(v[0].sel(zonal_statistics="mean")) == pytest.approx(49.5)
+    # rows 6..7 (y 2..4) and cols 2..3 -> values 62, 63, 72, 73
+    assert float(v[1].sel(zonal_statistics="mean")) == pytest.approx(67.5)
+    assert float(v[2].sel(zonal_statistics="count")) == pytest.approx(9.0)
+    assert result["coverage_fraction"].values[:3].tolist() == [1.0, 1.0, 1.0]
+    assert float(result["coverage_fraction"][3]) == pytest.approx(25 / 100)
+    assert float(result["coverage_fraction"][4]) == 0.0 and np.isnan(float(v[4, 0]))
+
+
+def test_area_weighting_on_a_geographic_grid():
+    data = np.vstack([np.full((1, 4), 10.0), np.full((1, 4), 20.0)])
+    da = xr.DataArray(
+        data, dims=("y", "x"), coords={"y": [70.0, 10.0], "x": [0.0, 1.0, 2.0, 3.0]}, name="v"
+    )
+    da = da.rio.write_crs("EPSG:4326")  # rows span lat 40..100?? no: 100..40 and 40..-20
+    da = xr.DataArray(
+        data, dims=("y", "x"), coords={"y": [60.0, 0.0], "x": [0.5, 1.5, 2.5, 3.5]}, name="v"
+    ).rio.write_crs("EPSG:4326")
+    box = shapely.box(0, -30, 4, 90)
+    plain = zonal(da, gpd.GeoSeries([box], crs="EPSG:4326"), ["mean", "sum"]).compute()
+    weighted = zonal(
+        da, gpd.GeoSeries([box], crs="EPSG:4326"), ["mean", "sum"], area_weighted=True
+    ).compute()
+    assert float(plain["v"][0, 0]) == pytest.approx(15.0)
+    north = np.sin(np.radians(90)) - np.sin(np.radians(30))
+    south = np.sin(np.radians(30)) - np.sin(np.radians(-30))
+    assert float(weighted["v"][0, 0]) == pytest.approx((10 * north + 20 * south) / (north + south))
+    assert float(weighted["v"][0, 1]) == float(plain["v"][0, 1])  # sum stays coverage-weighted
+    with pytest.raises(ValueError, match="geographic"):
+        zonal(_grid(), gpd.GeoSeries([box], crs="EPSG:32633"), area_weighted=True)
+
+
+def test_output_is_an_xvec_cube_keeping_index_dims_and_attrs():
+    data = np.stack([np.arange(100.0).reshape(10, 10) + 100 * t for t in range(3)])
+    da = xr.DataArray(
+        data, dims=("time", "y", "x"),
+        coords={"time": np.array(["2022-01", "2022-02", "2022-03"], dtype="datetime64[ns]"),
+                "y": 9.5 - np.arange(10), "x": np.arange(10) + 0.5},
+        name="precip", attrs={"units": "mm", "license": "CC-BY-4.0"},
+    ).rio.write_crs("EPSG:32633")  # fmt: skip
+    geoms = gpd.GeoDataFrame(
+        geometry=[shapely.box(0, 0, 2, 2), shapely.box(5, 5, 6, 6)],
+        crs="EPSG:32633",
+        index=["up", "down"],
+    )
+    result = zonal(da, geoms, ["mean", "p90"])
+    assert result["precip"].dims == ("geometry", "time", "zonal_statistics")
+    assert result.xindexes["geometry"].crs.to_epsg() == 32633
+    assert result["index"].values.tolist() == ["up", "down"]
+    assert (
+        result["precip"].attrs["units"] == "mm" and result["precip"].attrs["license"] == "CC-BY-4.0"
+    )
+    assert result["zonal_statistics"].values.tolist() == ["mean", "p90"]
+    means = result["precip"].sel(zonal_statistics="mean").compute()
+    assert means.isel(geometry=0).values.tolist() == [85.5, 185.5, 285.5]  # cells 80, 81, 90, 91
+    table = result.xvec.to_geodataframe()
+    assert len(table) == 2 * 3 * 2
+
+
+NAMES = {10: "tree", 20: "shrub", 30: "grass", 40: "crop", 50: "urban"}
+
+
+def test_dataset_input_and_distribution_names():
+    lc = xr.DataArray(np.tile([10, 20, 30, 40, 50], (10, 2)).astype("uint8"), dims=("y", "x"),
+                      coords={"y": 9.5 - np.arange(10), "x": np.arange(10) + 0.5},
+                      attrs={"class_names": NAMES})  # fmt: skip
+    ds = xr.Dataset({"lc": lc, "h": lc.astype("float32") * 2}).rio.write_crs("EPSG:32633")
+    box = gpd.GeoSeries([shapely.box(0, 0, 2.5, 10)], crs="EPSG:32633")
+    result = zonal(
+        ds,
+        box,
+        ["majority", "distribution"],
+        classes=NAMES,
+    ).compute()
+    assert set(result.data_vars) >= {
+        "lc",
+        "lc_distribution",
+        "lc_coverage_fraction",
+        "lc_pixel_count",
+        "h",
+    }
+    assert result["class_name"].values.tolist() == ["tree", "shrub", "grass", "crop", "urban"]
+    assert result["lc_distribution"][0].values.tolist() == pytest.approx([0.4, 0.4, 0.2, 0.0, 0.0])
+    assert float(result["lc"][0, 0]) == 10.0  # 10 and 20 tie at 0.4: the smaller code wins
+
+
+def test_building_the_cube_computes_nothing():
+    da = _raster(np.random.default_rng(1), integer=False, ascending=False)
+    polygons = _polygons(np.random.default_rng(2), da, 6)
+    with raise_if_dask_computes():
+        lazy = zonal(
+            da, gpd.GeoSeries(polygons, crs="EPSG:32633"), ["mean", "median"], max_window_cells=100
+        )
+        lazy_accessor = da.cas.zonal(gpd.GeoSeries(polygons, crs="EPSG:32633"), ["mean"])
+    assert lazy["v"].chunks is not None and lazy_accessor["v"].chunks is not None
+    assert len(lazy.__dask_graph__()) > 1
+
+
+def test_geometries_in_another_crs_are_reprojected_explicitly():
+    da = _grid()
+    import pyproj
+
+    to_ll = pyproj.Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True)
+    box = shapely.box(2, 2, 4, 4)
+    ll = shapely.transform(
+        box.segmentize(0.1), lambda xy: np.column_stack(to_ll.transform(xy[:, 0], xy[:, 1]))
+    )
+    native = zonal(da, gpd.GeoSeries([box], crs="EPSG:32633"), ["mean"]).compute()
+    reprojected = zonal(da, gpd.GeoSeries([ll], crs="EPSG:4326"), ["mean"]).compute()
+    assert float(reprojected["v"][0, 0]) == pytest.approx(float(native["v"][0, 0]), rel=1e-6)
+    assert reprojected.xindexes["geometry"].crs.to_epsg() == 4326  # input geometries kept
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"stats": ["mode"]}, ValueError, "unknown statistic 'mode'"),
+        ({"weights": "fuzzy"}, ValueError, "weights must be one of"),
+        ({"stats": ["distribution"]}, ValueError, "needs the class values"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, error: type[Exception], message: str):
+    with pytest.raises(error, match=message):
+        zonal(_grid(), gpd.GeoSeries([shapely.box(0, 0, 1, 1)], crs="EPSG:32633"), **kwargs)
+
+
+def test_bad_geometries_and_crs():
+    from cas_xr.errors import InvalidGeometryError
+
+    da = _grid()
+    with pytest.raises(ValueError, match="no CRS"):
+        zonal(da, [shapely.box(0, 0, 1, 1)])
+    with pytest.raises(InvalidGeometryError, match="LineString"):
+        zonal(da, [shapely.LineString([(0, 0), (1, 1)])], crs="EPSG:32633")
+    bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2), (0, 0)])
+    with pytest.raises(InvalidGeometryError, match="make_valid"):
+        zonal(da, [bowtie], crs="EPSG:32633")
+    with pytest.raises(ValueError, match="raster has no CRS"):
+        zonal(da.drop_vars("spatial_ref"), [shapely.box(0, 0, 1, 1)], crs="EPSG:32633")
+    with pytest.raises(ValueError, match="'y' and 'x'"):
+        zonal(da.rename(y="lat", x="lon"), [shapely.box(0, 0, 1, 1)], crs="EPSG:32633")
