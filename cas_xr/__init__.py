@@ -47,6 +47,7 @@ from cas_xr.models import (
     Variable,
 )
 from cas_xr.raster import extract_raster
+from cas_xr.zonal import zonal  # the function; the module stays importable as cas_xr.zonal
 
 __all__ = [
     "AggregationMethod",
@@ -82,6 +83,7 @@ __all__ = [
     "list_datasets",
     "list_providers",
     "show_versions",
+    "zonal",
 ]
 
 

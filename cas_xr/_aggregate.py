@@ -1,8 +1,8 @@
 """From a zonal cube to the CAS response values, with the contract's temporal rules.
 
-Continuous statistics over several time steps are the mean of the per-step values (the
+Numeric statistics over several time steps are the mean of the per-step values (the
 timestamp is the last step used); class statistics (majority, minority, unique,
-distribution) pool the cells of every step.
+distribution) pool the cells of every step, for categorical and continuous data alike.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from cas_xr.config import Settings
 from cas_xr.errors import LimitExceededError
-from cas_xr.models import AggregationMethod, DataType, Variable
+from cas_xr.models import AggregationMethod, Variable
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -125,7 +125,7 @@ def zonal_values(
 
     from cas_xr.zonal import zonal
 
-    pooled = variable.data_type is DataType.CATEGORICAL or aggregation in CLASS_STATISTICS
+    pooled = aggregation in CLASS_STATISTICS
     classes = _classes(da, variable) if pooled else None
     stat = "distribution" if pooled else aggregation.value
     series = gpd.GeoSeries(geometries, crs=da.rio.crs)

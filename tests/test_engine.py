@@ -463,3 +463,17 @@ def test_class_statistics_pool_time_steps(aggregation: str):
     if aggregation == "distribution":
         assert isinstance(result.value, dict)
         assert sum(result.value.values()) == pytest.approx(1.0)
+
+
+def test_numeric_statistics_of_categorical_data_are_computed_as_asked():
+    request = {"geometry": SEAM_POLYGON, "dataset_ids": ["sample:land_cover"]}
+    mean = cas.extract_sync({**request, "aggregation": "mean"})
+    high = cas.extract_sync({**request, "aggregation": "max"}).results[0].value
+    dist = cas.extract_sync({**request, "aggregation": "distribution"}).results[0].value
+    names = cas.get_connector("sample").dataset("land_cover").variables[0].class_names
+    assert names is not None and isinstance(dist, dict)
+    codes = {name: code for code, name in names.items()}
+    expected = sum(codes[name] * share for name, share in dist.items())
+    assert mean.results[0].value == pytest.approx(expected, rel=1e-9)
+    assert high == max(codes[name] for name in dist)
+    assert any("rarely meaningful" in w for w in mean.warnings)

@@ -5,6 +5,6 @@ as the ``.cas.zonal`` accessor.
 """
 
 from cas_xr.zonal._api import STATISTICS, zonal
-from cas_xr.zonal._coverage import COVERAGE_NOISE
+from cas_xr.zonal._codes import COVERAGE_NOISE
 
 __all__ = ["COVERAGE_NOISE", "STATISTICS", "zonal"]

@@ -19,18 +19,14 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from cas_xr.zonal._codes import COVERAGE_NOISE
+
 __all__ = [
-    "COVERAGE_NOISE",
     "centre_coverage",
     "exact_coverage",
     "geometry_window",
     "polygon_rings",
 ]
-
-#: Cells covered by less than this fraction are floating-point noise along an edge that
-#: coincides with a cell edge; they are dropped so that min, max, unique and the weighted
-#: median do not depend on that noise.
-COVERAGE_NOISE = 1e-9
 
 
 def polygon_rings(

@@ -11,29 +11,23 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from cas_xr.zonal._codes import (
+    COUNT,
+    MAJORITY,
+    MAX,
+    MEAN,
+    MIN,
+    MINORITY,
+    MODE_ALL_TOUCHED,
+    MODE_CENTER,
+    QUANTILE,
+    STD,
+    SUM,
+    UNIQUE,
+)
 from cas_xr.zonal._coverage import centre_coverage, exact_coverage, geometry_window
 
-__all__ = [
-    "COUNT",
-    "MAJORITY",
-    "MAX",
-    "MEAN",
-    "MIN",
-    "MINORITY",
-    "MODE_ALL_TOUCHED",
-    "MODE_CENTER",
-    "MODE_EXACT",
-    "QUANTILE",
-    "STD",
-    "SUM",
-    "UNIQUE",
-    "empty_stats",
-    "zonal_kernel",
-]
-
-COUNT, SUM, MEAN, MIN, MAX, STD, QUANTILE, MAJORITY, MINORITY, UNIQUE = range(10)
-MODE_EXACT, MODE_CENTER, MODE_ALL_TOUCHED = range(3)
-KIND_POLYGON, KIND_POINT, KIND_EMPTY = range(3)
+__all__ = ["zonal_kernel"]
 
 
 @njit(cache=True)
@@ -145,22 +139,10 @@ def _summarise(
 
 
 @njit(cache=True)
-def empty_stats(codes: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-    """Statistics without valid cells: count and sum are 0 (as in exactextract), others NaN."""
-    out = np.full(codes.size, np.nan)
-    for s in range(codes.size):
-        if codes[s] in (COUNT, SUM):
-            out[s] = 0.0
-    return out
-
-
-@njit(cache=True)
 def zonal_kernel(
     values: npt.NDArray[np.floating | np.integer],
     nodata: float,
     use_nodata: bool,
-    kinds: npt.NDArray[np.int64],
-    points: npt.NDArray[np.int64],
     coords: npt.NDArray[np.float64],
     ring_offsets: npt.NDArray[np.int64],
     geom_ring_offsets: npt.NDArray[np.int64],
@@ -169,13 +151,14 @@ def zonal_kernel(
     codes: npt.NDArray[np.int64],
     qs: npt.NDArray[np.float64],
     classes: npt.NDArray[np.float64],
+    empty_row: npt.NDArray[np.float64],
 ) -> tuple[
     npt.NDArray[np.float64],
     npt.NDArray[np.float64],
     npt.NDArray[np.int64],
     npt.NDArray[np.float64],
 ]:
-    """Zonal statistics of every geometry for every leading index of ``values``.
+    """Zonal statistics of every polygon for every leading index of ``values``.
 
     Parameters
     ----------
@@ -183,10 +166,6 @@ def zonal_kernel(
         ``(layers, rows, cols)`` window.
     nodata, use_nodata
         Cells equal to ``nodata`` (when ``use_nodata``) and NaN cells are not valid.
-    kinds
-        Per geometry: 0 polygon (rings in ``coords``), 1 point (cell in ``points``), 2 empty.
-    points
-        ``(n, 2)`` row and column of each point's cell (-1 when outside the window).
     coords, ring_offsets, geom_ring_offsets
         Polygon rings in window cell units (:func:`~cas_xr.zonal._coverage.polygon_rings`).
     row_factor
@@ -197,18 +176,20 @@ def zonal_kernel(
         The statistics to compute (and the quantile of each ``QUANTILE`` code).
     classes
         Sorted class values of the distribution (empty: no distribution).
+    empty_row
+        The statistics of a geometry without valid cells (:func:`~cas_xr.zonal._codes.empty_stats`).
 
     Returns
     -------
     tuple of numpy.ndarray
-        ``stats (g, layers, codes)`` (:func:`empty_stats` without valid cells),
+        ``stats (g, layers, codes)`` (``empty_row`` without valid cells),
         ``count (g, layers)`` (sum of valid coverage), ``pixels (g, layers)`` (valid cells
         with weight > 0) and ``dist (g, layers, classes)`` (area fraction of each class).
     """
-    ngeom = kinds.size
+    ngeom = geom_ring_offsets.size - 1
     nlayers, nrows, ncols = values.shape
     stats = np.empty((ngeom, nlayers, codes.size))
-    stats[:, :, :] = empty_stats(codes)
+    stats[:, :, :] = empty_row
     count = np.zeros((ngeom, nlayers))
     pixels = np.zeros((ngeom, nlayers), dtype=np.int64)
     dist = np.zeros((ngeom, nlayers, classes.size))
@@ -216,25 +197,19 @@ def zonal_kernel(
     for code in codes:
         need_pooled |= code in (QUANTILE, MAJORITY, MINORITY, UNIQUE)
     for g in range(ngeom):
-        if kinds[g] == KIND_EMPTY:
+        first, last = geom_ring_offsets[g], geom_ring_offsets[g + 1]
+        if first == last:
             continue
-        if kinds[g] == KIND_POINT:
-            r0, r1, c0, c1 = points[g, 0], points[g, 0] + 1, points[g, 1], points[g, 1] + 1
-            if r0 < 0 or c0 < 0:
-                continue
-            buf = np.ones((1, 1))
+        r0, r1, c0, c1 = geometry_window(
+            coords, ring_offsets[first], ring_offsets[last], nrows, ncols
+        )
+        buf = np.empty((r1 - r0, c1 - c0))
+        if mode == MODE_CENTER:
+            centre_coverage(buf, r0, c0, coords, ring_offsets, first, last)
         else:
-            first, last = geom_ring_offsets[g], geom_ring_offsets[g + 1]
-            r0, r1, c0, c1 = geometry_window(
-                coords, ring_offsets[first], ring_offsets[last], nrows, ncols
-            )
-            buf = np.empty((r1 - r0, c1 - c0))
-            if mode == MODE_CENTER:
-                centre_coverage(buf, r0, c0, coords, ring_offsets, first, last)
-            else:
-                exact_coverage(buf, r0, c0, coords, ring_offsets, first, last)
-                if mode == MODE_ALL_TOUCHED:
-                    buf[:, :] = np.where(buf > 0.0, 1.0, 0.0)
+            exact_coverage(buf, r0, c0, coords, ring_offsets, first, last)
+            if mode == MODE_ALL_TOUCHED:
+                buf[:, :] = np.where(buf > 0.0, 1.0, 0.0)
         size = buf.size
         x = np.empty(size)
         w = np.empty(size)

@@ -1,0 +1,45 @@
+"""Statistic, weight-mode and geometry-kind codes shared by the API and the compiled kernel.
+
+Kept free of numba so that importing :mod:`cas_xr` stays light; the kernel is compiled
+on first use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "COUNT",
+    "COVERAGE_NOISE",
+    "KIND_EMPTY",
+    "KIND_POINT",
+    "KIND_POLYGON",
+    "MAJORITY",
+    "MAX",
+    "MEAN",
+    "MIN",
+    "MINORITY",
+    "MODE_ALL_TOUCHED",
+    "MODE_CENTER",
+    "MODE_EXACT",
+    "QUANTILE",
+    "STD",
+    "SUM",
+    "UNIQUE",
+    "empty_stats",
+]
+
+COUNT, SUM, MEAN, MIN, MAX, STD, QUANTILE, MAJORITY, MINORITY, UNIQUE = range(10)
+MODE_EXACT, MODE_CENTER, MODE_ALL_TOUCHED = range(3)
+KIND_POLYGON, KIND_POINT, KIND_EMPTY = range(3)
+
+#: Cells covered by less than this fraction are floating-point noise along an edge that
+#: coincides with a cell edge; they are dropped so that min, max, unique and the weighted
+#: median do not depend on that noise.
+COVERAGE_NOISE = 1e-9
+
+
+def empty_stats(codes: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Statistics without valid cells: count and sum are 0 (as in exactextract), others NaN."""
+    return np.where(np.isin(codes, (COUNT, SUM)), 0.0, np.nan)

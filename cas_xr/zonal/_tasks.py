@@ -1,0 +1,186 @@
+"""The lazy graph of :func:`~cas_xr.zonal.zonal`: one kernel task per window of polygons."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cas_xr.zonal import _codes as K
+from cas_xr.zonal._inputs import Geometries, Stats, cell_units
+from cas_xr.zonal._partition import partition
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["lazy_arrays"]
+
+
+def _layer_stack(
+    windows: Sequence[npt.NDArray[Any]], nodatas: Sequence[float | None]
+) -> tuple[npt.NDArray[Any], float, bool]:
+    """All layers of all variables as one ``(layers, rows, cols)`` array, plus its nodata.
+
+    A single variable is passed through without a copy (the kernel skips its nodata);
+    several are stacked as float64 with their nodata turned into NaN.
+    """
+    if len(windows) == 1:
+        arr = np.asarray(windows[0])
+        nodata = nodatas[0]
+        use = nodata is not None and not math.isnan(nodata)
+        return arr.reshape(-1, *arr.shape[-2:]), float(nodata) if use else np.nan, use  # type: ignore[arg-type]
+    stacked = []
+    for window, nodata in zip(windows, nodatas, strict=True):
+        arr = np.asarray(window, dtype=np.float64).reshape(-1, *np.shape(window)[-2:])
+        if nodata is not None and not math.isnan(nodata):
+            arr = np.where(arr == nodata, np.nan, arr)
+        stacked.append(arr)
+    return np.concatenate(stacked), np.nan, False
+
+
+def _window_task(
+    windows: Sequence[npt.NDArray[Any]],
+    nodatas: Sequence[float | None],
+    rings: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    row_factor: npt.NDArray[np.float64],
+    mode: int,
+    stats: Stats,
+    classes: npt.NDArray[np.float64],
+) -> tuple[
+    npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]
+]:
+    """One partition of polygons: run the compiled kernel once over every layer."""
+    from cas_xr.zonal._kernel import zonal_kernel  # compiled on first use
+
+    values, nodata, use_nodata = _layer_stack(windows, nodatas)
+    coords, ring_offsets, geom_ring_offsets = rings
+    return zonal_kernel(
+        values, nodata, use_nodata, coords, ring_offsets, geom_ring_offsets, row_factor, mode,
+        stats.codes, stats.qs, classes, K.empty_stats(stats.codes),
+    )  # fmt: skip
+
+
+def _point_task(
+    values: Sequence[npt.NDArray[Any]],
+    nodatas: Sequence[float | None],
+    stats: Stats,
+    classes: npt.NDArray[np.float64],
+) -> tuple[
+    npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]
+]:
+    """Statistics of points: each takes its one cell with weight 1."""
+    columns = []
+    for arr, nodata in zip(values, nodatas, strict=True):
+        arr = np.asarray(arr, dtype=np.float64).reshape(len(arr), -1)  # (points, layers)
+        if nodata is not None and not math.isnan(nodata):
+            arr = np.where(arr == nodata, np.nan, arr)
+        columns.append(arr)
+    v = np.concatenate(columns, axis=1)
+    valid = ~np.isnan(v)
+    one = {
+        K.COUNT: valid.astype(np.float64), K.SUM: np.where(valid, v, 0.0),
+        K.STD: np.where(valid, 0.0, np.nan), K.UNIQUE: np.where(valid, 1.0, np.nan),
+    }  # fmt: skip
+    out = np.stack([one.get(int(code), v) for code in stats.codes], axis=-1)
+    dist = (v[..., None] == classes).astype(np.float64)
+    return out, valid.astype(np.float64), valid.astype(np.int64), dist
+
+
+_Outputs = list[Any]  # stats (g, layers, codes), count (g, layers), pixels (g, layers), dist
+
+
+def _polygon_parts(
+    geo: Geometries,
+    variables: list[xr.DataArray],
+    nodatas: list[float | None],
+    row_factor: npt.NDArray[np.float64],
+    mode: int,
+    spec: Stats,
+    class_codes: npt.NDArray[np.float64],
+    window_cells: int,
+) -> list[tuple[npt.NDArray[np.intp], Any]]:
+    """One delayed kernel call per partition of polygons: ``(indices, task)`` pairs."""
+    import dask
+
+    from cas_xr.zonal._coverage import polygon_rings
+
+    to_cells = cell_units(geo.transform)
+    polygons = np.flatnonzero(geo.kinds == K.KIND_POLYGON)
+    if not polygons.size:
+        return []
+    parts = []
+    for members, (r0, r1, c0, c1) in partition(geo.bounds[polygons], max_cells=window_cells):
+        idx = polygons[members]
+        offset = np.array([c0, r0])
+        rings = polygon_rings(geo.shapes[idx], lambda xy, o=offset: to_cells(xy) - o)
+        windows = [v.data[..., r0:r1, c0:c1] for v in variables]
+        task = dask.delayed(_window_task, pure=True)(
+            windows, nodatas, rings, row_factor[r0:r1], mode, spec, class_codes
+        )
+        parts.append((idx, task))
+    return parts
+
+
+def _point_part(
+    geo: Geometries,
+    variables: list[xr.DataArray],
+    nodatas: list[float | None],
+    spec: Stats,
+    class_codes: npt.NDArray[np.float64],
+) -> list[tuple[npt.NDArray[np.intp], Any]]:
+    """The points' cells, gathered with vectorised indexing (only their chunks are read)."""
+    import dask
+    import dask.array as dsa
+
+    points = np.flatnonzero(geo.kinds == K.KIND_POINT)
+    if not points.size:
+        return []
+    rows, cols = geo.points[points, 0], geo.points[points, 1]
+    gathered = [
+        dsa.moveaxis(dsa.asarray(v.data), (-2, -1), (0, 1)).vindex[rows, cols] for v in variables
+    ]
+    return [(points, dask.delayed(_point_task, pure=True)(gathered, nodatas, spec, class_codes))]
+
+
+def lazy_arrays(
+    geo: Geometries,
+    variables: list[xr.DataArray],
+    nodatas: list[float | None],
+    row_factor: npt.NDArray[np.float64],
+    mode: int,
+    spec: Stats,
+    class_codes: npt.NDArray[np.float64],
+    window_cells: int,
+) -> _Outputs:
+    """Every geometry's outputs as dask arrays in input order (see ``_Outputs``).
+
+    Layers run over every variable's leading dims; ``window_cells`` bounds the cells a
+    polygon task reads per layer.
+    """
+    import dask.array as dsa
+
+    layers = sum(int(np.prod(v.shape[:-2])) for v in variables)
+    budget = max(window_cells // max(layers, 1), 1)
+    parts = [
+        *_polygon_parts(geo, variables, nodatas, row_factor, mode, spec, class_codes, budget),
+        *_point_part(geo, variables, nodatas, spec, class_codes),
+    ]
+    empty = np.flatnonzero(geo.empty)
+    inverse = np.argsort(np.concatenate([idx for idx, _ in parts] + [empty]))
+    outputs = [
+        ((layers, spec.codes.size), np.float64, K.empty_stats(spec.codes)),
+        ((layers,), np.float64, 0.0),
+        ((layers,), np.int64, 0),
+        ((layers, class_codes.size), np.float64, 0.0),
+    ]
+    arrays = []
+    for k, (tail, dtype, fill) in enumerate(outputs):
+        pieces = [dsa.from_delayed(task[k], (len(idx), *tail), dtype=dtype) for idx, task in parts]
+        if empty.size:
+            filled = np.broadcast_to(np.asarray(fill, dtype=dtype), (empty.size, *tail))
+            pieces.append(dsa.from_array(filled))
+        arrays.append(dsa.concatenate(pieces, axis=0)[inverse])
+    return arrays

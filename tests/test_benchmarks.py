@@ -1,0 +1,32 @@
+"""Benchmarks run at smoke size in CI: they must complete and agree (timings not asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_zonal_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    rows = _load("zonal_bench").main(["--size", "smoke", "--data", str(tmp_path)])
+    assert "## zonal statistics" in capsys.readouterr().out
+    assert all(not row["error"] for row in rows), [r for r in rows if r["error"]]
+    tools = {(r["workload"], r["tool"]) for r in rows}
+    for workload in ("W1a", "W1b", "W1c", "W2"):
+        assert {(workload, "cas_xr exact"), (workload, "exactextract (raster-sequential)")} <= tools
+    exact = [r for r in rows if r["tool"] in {"cas_xr exact", "cas_xr points"}]
+    assert all(r["max_rel_diff_mean"] < 1e-6 for r in exact), exact
+    assert all(np.isfinite(r["wall_s"]) for r in rows)
