@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import Measurement, measure, print_table  # noqa: E402
+from _harness import Measurement, measure, print_table
 
 SIZES = {
     "smoke": {"w1": 1000, "w2": 500, "a": 16, "b": 400, "c": 2500, "d": 100, "w2_polygons": 100},
@@ -116,7 +116,7 @@ def prepare(data: Path, size: str) -> dict[str, Path]:
     ):
         path = data / f"{key}_{count}_{n_cells}.parquet"
         if not path.exists():
-            k = int(round(count**0.5))
+            k = round(count**0.5)
             gpd.GeoDataFrame(
                 geometry=_tessellation(n_cells, k, seed=len(key) + count), crs=CRS
             ).to_parquet(path)
@@ -124,7 +124,8 @@ def prepare(data: Path, size: str) -> dict[str, Path]:
     path = data / f"d_{s['d']}_{s['w1']}.parquet"
     if not path.exists():
         rng = np.random.default_rng(7)
-        xy = rng.uniform(0, s["w1"] * RES, size=(s["d"], 2)) + [X0, Y0 - s["w1"] * RES]
+        origin = np.array([X0, Y0 - s["w1"] * RES])
+        xy = rng.uniform(0, s["w1"] * RES, size=(s["d"], 2)) + origin
         gpd.GeoDataFrame(geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=CRS).to_parquet(path)
     paths["d"] = path
     return paths
@@ -235,6 +236,19 @@ def _agreement(ours: Any, ref: Any) -> float:
     )
 
 
+def _row(m: Measurement, exactextract_s: float, read_s: float, reference: Any) -> dict[str, Any]:
+    return {
+        "workload": m.workload,
+        "tool": m.tool,
+        "wall_s": m.seconds,
+        "peak_rss_mb": m.peak_rss_mb,
+        "x_exactextract": m.seconds / exactextract_s,
+        "x_read": m.seconds / read_s,
+        "max_rel_diff_mean": _agreement(m.result, reference),
+        "error": m.error.strip().splitlines()[-1] if m.error else "",
+    }
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="smoke")
@@ -246,17 +260,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     paths = {k: str(v) for k, v in prepare(args.data, args.size).items()}
     rows: list[dict[str, Any]] = []
 
-    def record(workload: str, runs: list[Measurement], reference: Any, read_s: float) -> None:
-        for m in runs:
-            rows.append({
-                "workload": workload, "tool": m.tool, "wall_s": m.seconds, "peak_rss_mb": m.peak_rss_mb,
-                "x_exactextract": m.seconds / ref_s if (ref_s := ee_time.get(workload)) else float("nan"),
-                "x_read": m.seconds / read_s if read_s else float("nan"),
-                "max_rel_diff_mean": _agreement(m.result, reference),
-                "error": (m.error or "").strip().splitlines()[-1] if m.error else "",
-            })  # fmt: skip
-
-    ee_time: dict[str, float] = {}
     read = {key: measure(key, "read+decode", run_read, paths[key]) for key in ("w1", "w2")}
     for workload, raster, geoms in (
         ("W1a", "w1", "a"),
@@ -271,7 +274,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             for s in ("feature-sequential", "raster-sequential")
         ]
         best = min((m for m in ee if m.error is None), key=lambda m: m.seconds, default=ee[0])
-        ee_time[workload] = best.seconds
         runs = [
             measure(workload, "cas_xr exact", run_cas_xr, paths[raster], paths[geoms], "exact"),
             measure(workload, "cas_xr center", run_cas_xr, paths[raster], paths[geoms], "center"),
@@ -293,21 +295,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 limit,
             )
             runs.append(rs)
-        record(workload, runs, best.result, read[raster].seconds)
+        rows += [_row(m, best.seconds, read[raster].seconds, best.result) for m in runs]
     # points: exactextract returns NaN for points, so the anchor is xarray's .sel(nearest)
     sel = measure("W1d", "xarray .sel(nearest)", run_sel_nearest, paths["w1"], paths["d"])
     ours = measure("W1d", "cas_xr points", run_cas_xr, paths["w1"], paths["d"], "exact")
-    for m in (ours, sel):
-        rows.append({
-            "workload": "W1d", "tool": m.tool, "wall_s": m.seconds, "peak_rss_mb": m.peak_rss_mb,
-            "x_exactextract": float("nan"), "x_read": m.seconds / read["w1"].seconds,
-            "max_rel_diff_mean": _agreement(m.result, sel.result),
-            "error": (m.error or "").strip().splitlines()[-1] if m.error else "",
-        })  # fmt: skip
-    print_table(
-        f"zonal statistics, size={args.size} (W1 {SIZES[args.size]['w1']}^2, W2 {SIZES[args.size]['w2']}^2 x 12), {os.cpu_count()} cores",
-        rows,
-    )
+    rows += [_row(m, float("nan"), read["w1"].seconds, sel.result) for m in (ours, sel)]
+    size = SIZES[args.size]
+    title = f"zonal statistics, size={args.size} (W1 {size['w1']}^2, W2 {size['w2']}^2 x 12)"
+    print_table(f"{title}, {os.cpu_count()} cores", rows)
     return rows
 
 

@@ -394,3 +394,25 @@ def test_top_level_function_and_accessor_agree():
     direct = cas_xr.zonal(da, geoms, ["mean", "p10"]).compute()
     bound = da.cas.zonal(geoms, ["mean", "p10"]).compute()
     xr.testing.assert_identical(direct.drop_indexes("geometry"), bound.drop_indexes("geometry"))
+
+
+def test_accessor_on_an_opened_sample_dataset_keeps_catalog_metadata():
+    import cas_xr as cas
+
+    connector = cas.get_connector("sample")
+    box = shapely.box(-96.6, 39.0, -96.5, 39.1)
+    cover = connector.open("land_cover", bbox=box.bounds)
+    with raise_if_dask_computes():
+        lazy = cover.cas.zonal(gpd.GeoSeries([box], crs="EPSG:4326"), ["majority", "distribution"])
+    result = lazy.compute()
+    assert result["class_name"].values.tolist()[3] == "cropland"
+    assert float(result["distribution"].sum()) == pytest.approx(1.0)
+    elevation = connector.open("elevation", bbox=box.bounds).cas.zonal(
+        gpd.GeoSeries([box], crs="EPSG:4326")
+    )
+    assert elevation["elevation"].attrs["units"] == "m"
+    assert elevation["elevation"].attrs["license"] == "MIT"
+    assert set(elevation.attrs["cas_provenance"]["items"]) == {
+        "elevation-K-west",
+        "elevation-K-east",
+    }

@@ -100,13 +100,18 @@ class Connector:
     ) -> xr.DataArray:
         """Open dataset ``name`` lazily (see :meth:`cas_xr.sources.Source.open`).
 
-        The DataArray's attrs also carry ``units`` and ``valid_range`` from the catalog.
+        The DataArray's attrs also carry ``units``, ``valid_range``, ``license``,
+        ``citation`` and ``class_names`` from the catalog (zonal results keep them).
         """
-        da = self.source(name).open(bbox=bbox, time_range=time_range, chunks=chunks)
         variable = self.definition_of(name).variables[0]
-        da.attrs["units"] = variable.units
+        da = self.source(name).open(bbox=bbox, time_range=time_range, chunks=chunks)
+        da = da.rename(variable.name)
+        metadata = self.dataset(name)
+        da.attrs.update(units=variable.units, license=metadata.license, citation=metadata.citation)
         if variable.valid_range is not None:
             da.attrs["valid_range"] = list(variable.valid_range)
+        if variable.class_names:
+            da.attrs["class_names"] = dict(variable.class_names)  # zonal's distribution labels
         if da.attrs.get("nodata") is None and variable.nodata_value is not None:
             da.attrs["nodata"] = variable.nodata_value
         return da
