@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cas_xr.catalog._factories import build_source
 from cas_xr.catalog._schema import DatasetDefinition, ProviderDefinition
-from cas_xr.errors import SourceError, UnknownDatasetError
-from cas_xr.models import Dataset, Protocol
+from cas_xr.errors import UnknownDatasetError
+from cas_xr.models import Dataset
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -71,24 +72,7 @@ class Connector:
         SourceError
             If this version of cas_xr cannot read the provider's protocol.
         """
-        definition = self.definition_of(name)
-        protocol = self.definition.protocol
-        if protocol is Protocol.STAC_STATIC:
-            from cas_xr.sources import StaticStacSource
-
-            return StaticStacSource(
-                endpoint=self.definition.endpoint,
-                collection=definition.collection or definition.name,
-                asset=definition.asset,
-                provider=self.slug,
-                temporal=definition.is_temporal,
-            )
-        raise SourceError(
-            f"protocol {protocol.value!r} is not supported yet",
-            provider=self.slug,
-            url=self.definition.endpoint,
-            kind="unsupported",
-        )
+        return build_source(self.definition, self.definition_of(name))
 
     def open(
         self,

@@ -34,7 +34,19 @@ class DatasetDefinition(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][\w.+-]*$")
     description: str = ""
     collection: str | None = Field(default=None, description="STAC collection (default: name)")
-    asset: str = "data"
+    asset: str = Field(default="data", description="STAC asset key holding the raster")
+    coverage: str | None = Field(default=None, description="WCS coverage id (default: name)")
+    path: str | None = Field(
+        default=None,
+        description="local/zarr: file, glob or URL, relative to the provider endpoint if relative",
+    )
+    array: str | None = Field(
+        default=None, description="Zarr/NetCDF variable holding the data (default: the only one)"
+    )
+    band: int = Field(default=1, ge=1, description="1-based band of a multi-band file")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="protocol-specific options, merged over the provider's"
+    )
     variables: list[VariableDefinition] = Field(min_length=1)
     resolution_m: float | None = Field(default=None, gt=0)
     crs: str = "EPSG:4326"
@@ -61,6 +73,10 @@ class ProviderDefinition(BaseModel):
     endpoint: str
     license: str = ""
     citation: str = ""
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="protocol-specific options (e.g. WCS version, storage_options, url signing)",
+    )
     datasets: list[DatasetDefinition] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -70,6 +86,10 @@ class ProviderDefinition(BaseModel):
         if dupes:
             raise ValueError(f"dataset names must be unique within a provider, repeated: {dupes}")
         return self
+
+    def options_for(self, definition: DatasetDefinition) -> dict[str, Any]:
+        """The protocol options of one dataset (its own over the provider's)."""
+        return {**self.options, **definition.options}
 
     def dataset_metadata(self, definition: DatasetDefinition) -> Dataset:
         """The public :class:`~cas_xr.models.Dataset` for one of this provider's datasets."""

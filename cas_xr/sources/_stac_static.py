@@ -19,9 +19,10 @@ if TYPE_CHECKING:
     import pystac
     import xarray as xr
 
+    from cas_xr.catalog import DatasetDefinition, ProviderDefinition
     from cas_xr.models import TimeRange
 
-__all__ = ["StaticStacSource"]
+__all__ = ["StaticStacSource", "from_definition"]
 
 _ITEMS: SettingsBoundCache[list[pystac.Item]] = SettingsBoundCache(
     lambda s: (s.metadata_cache_ttl_s, 256)
@@ -237,6 +238,17 @@ class StaticStacSource:
             "items": [it.id for it in items],
         }
         return da
+
+
+def from_definition(provider: ProviderDefinition, dataset: DatasetDefinition) -> StaticStacSource:
+    """The source of ``dataset`` of a ``stac_static`` provider (catalog factory)."""
+    return StaticStacSource(
+        endpoint=provider.endpoint,
+        collection=dataset.collection or dataset.name,
+        asset=dataset.asset,
+        provider=provider.slug,
+        temporal=dataset.is_temporal,
+    )
 
 
 def _one_layer(item: pystac.Item, parsed: Any, index: int) -> str:

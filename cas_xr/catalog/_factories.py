@@ -1,0 +1,49 @@
+"""Which source reads which protocol: one factory per protocol, imported on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from cas_xr.errors import SourceError
+from cas_xr.models import Protocol
+
+if TYPE_CHECKING:
+    from cas_xr.catalog._schema import DatasetDefinition, ProviderDefinition
+    from cas_xr.sources import Source
+
+__all__ = ["build_source"]
+
+#: ``protocol -> "module:function"``; each function takes (provider, dataset) definitions.
+_FACTORIES = {
+    Protocol.STAC_STATIC: "cas_xr.sources._stac_static:from_definition",
+    Protocol.STAC_COG: "cas_xr.sources._stac_api:from_definition",
+    Protocol.WCS: "cas_xr.sources._wcs:from_definition",
+    Protocol.LOCAL: "cas_xr.sources._local:from_definition",
+    Protocol.ZARR: "cas_xr.sources._local:from_definition",
+}
+
+
+def build_source(provider: ProviderDefinition, dataset: DatasetDefinition) -> Source:
+    """The source that reads ``dataset`` of ``provider``.
+
+    Raises
+    ------
+    SourceError
+        If no source in this version of cas_xr reads the provider's protocol.
+    """
+    target = _FACTORIES.get(provider.protocol)
+    if target is None:
+        raise SourceError(
+            f"protocol {provider.protocol.value!r} is not supported; supported: "
+            f"{', '.join(p.value for p in _FACTORIES)}",
+            provider=provider.slug,
+            url=provider.endpoint,
+            kind="unsupported",
+        )
+    module, function = target.split(":")
+    factory: Callable[[ProviderDefinition, DatasetDefinition], Source] = getattr(
+        import_module(module), function
+    )
+    return factory(provider, dataset)
