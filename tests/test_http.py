@@ -20,7 +20,7 @@ class _Scripted(BaseHTTPRequestHandler):
     script: dict[str, list[tuple[int, float, str]]] = {}
     hits: dict[str, int] = {}
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         path = self.path.split("?")[0]
         n = self.hits.get(path, 0)
         self.hits[path] = n + 1
