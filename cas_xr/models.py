@@ -318,6 +318,7 @@ def _check_crs(crs: str) -> str:
 def _check_geographic_range(geometry: Geometry, crs: str, where: str) -> None:
     if not _is_geographic(crs):
         return
+    lons = []
     for x, y in geometry.positions():
         if not (-180.0 <= x <= 180.0 and -90.0 <= y <= 90.0):
             raise ValueError(
@@ -325,6 +326,12 @@ def _check_geographic_range(geometry: Geometry, crs: str, where: str) -> None:
                 f"-90..90 of the geographic CRS {crs}; are the coordinates in another CRS "
                 "(set geometry_crs) or in lat/lon order (GeoJSON is lon, lat)?"
             )
+        lons.append(x)
+    if not geometry.is_point and max(lons) - min(lons) > 180.0:
+        raise ValueError(
+            f"{where}: the polygon spans {max(lons) - min(lons):.1f} degrees of longitude, so it "
+            "probably crosses the antimeridian; split it at +/-180 into a MultiPolygon"
+        )
 
 
 # -- extents ------------------------------------------------------------------------------

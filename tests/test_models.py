@@ -79,6 +79,13 @@ def test_geometry_accepts_features_shapely_and_models(geometry: object):
         ({"type": "FeatureCollection", "features": []}, "BatchAttributeRequest"),
         ({"type": "Feature", "geometry": None}, "has no geometry"),
         ({"type": "MultiPolygon", "coordinates": []}, "at least one polygon"),
+        (
+            {
+                "type": "Polygon",
+                "coordinates": [[[179, 0], [-179, 0], [-179, 1], [179, 1], [179, 0]]],
+            },
+            "crosses the antimeridian",
+        ),
     ],
 )
 def test_invalid_geometries_say_what_is_wrong(geometry: object, message: str):

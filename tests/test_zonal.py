@@ -368,6 +368,9 @@ def test_bad_geometries_and_crs():
         zonal(da, [bowtie], crs="EPSG:32633")
     with pytest.raises(ValueError, match="raster has no CRS"):
         zonal(da.drop_vars("spatial_ref"), [shapely.box(0, 0, 1, 1)], crs="EPSG:32633")
+    across = shapely.box(-179.5, 0, 179.5, 1)
+    with pytest.raises(InvalidGeometryError, match="antimeridian"):
+        zonal(da.rio.write_crs("EPSG:4326"), [across], crs="EPSG:4326")
     with pytest.raises(ValueError, match="'y' and 'x'"):
         zonal(da.rename(y="lat", x="lon"), [shapely.box(0, 0, 1, 1)], crs="EPSG:32633")
 

@@ -126,6 +126,14 @@ def _as_geoseries(geometries: Any, crs: Any) -> gpd.GeoSeries:
         raise InvalidGeometryError(
             f"geometry types {sorted(bad)} are not supported; use Polygon, MultiPolygon or Point"
         )
+    if series.crs.is_geographic:
+        spans = (series.bounds["maxx"] - series.bounds["minx"]).to_numpy()
+        wide = np.flatnonzero(spans > 180.0)
+        if wide.size:
+            raise InvalidGeometryError(
+                f"geometries at positions {wide[:10].tolist()} span more than 180 degrees of "
+                "longitude, so they probably cross the antimeridian; split them at +/-180"
+            )
     invalid = np.flatnonzero(~series.is_valid.to_numpy())
     if invalid.size:
         reasons = [shapely.is_valid_reason(series.iloc[i]) for i in invalid[:3]]
