@@ -42,6 +42,7 @@ class GeometryValue:
     coverage_fraction: float
     pixel_count: int
     timestamp: datetime | None
+    degraded: bool = False
 
 
 def _timestamp(value: Any) -> datetime:
@@ -118,8 +119,10 @@ def zonal_values(
     Returns
     -------
     list of GeometryValue
-        In the order of ``geometries``.
+        In the order of ``geometries``; ``degraded`` when the source reported chunks it
+        could not read (``attrs["cas_failed_chunks"]``, see :class:`~cas_xr.sources.Source`).
     """
+    import dask
     import geopandas as gpd
     import rioxarray  # noqa: F401  (registers .rio)
 
@@ -130,10 +133,16 @@ def zonal_values(
     stat = "distribution" if pooled else aggregation.value
     series = gpd.GeoSeries(geometries, crs=da.rio.crs)
     area_weighted = settings.area_weighted and bool(series.crs.is_geographic)
-    cube = zonal(
+    lazy = zonal(
         da, series, [stat], weights=settings.zonal_weights, area_weighted=area_weighted,
         classes=classes, nodata=da.attrs.get("nodata"),
-    ).compute()  # fmt: skip
+    )  # fmt: skip
+    # a source may count the chunks it could not read (treated as nodata) in the same tasks
+    failed_chunks = da.attrs.get("cas_failed_chunks")
+    if failed_chunks is None:
+        cube, failed = lazy.compute(), 0
+    else:
+        cube, failed = dask.compute(lazy, failed_chunks.sum())
     name = next(iter(cube.data_vars))
     has_time = "time" in da.dims
     times = da["time"].values if has_time else [None]
@@ -161,6 +170,7 @@ def zonal_values(
                 coverage_fraction=float(np.mean(counts[g])),
                 pixel_count=int(pixels[g].max()),
                 timestamp=None if not used or used[-1] is None else _timestamp(used[-1]),
+                degraded=bool(failed),
             )
         )
     return out

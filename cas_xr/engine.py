@@ -204,7 +204,7 @@ def _dataset_results(
     for i, gv in zip(valid, values, strict=True):
         flag, reason = assess_quality(
             gv.value, gv.coverage_fraction, aggregation=job.aggregation,
-            valid_range=variable.valid_range, settings=settings,
+            valid_range=variable.valid_range, settings=settings, degraded=gv.degraded,
         )  # fmt: skip
         result = AttributeResult(
             dataset_id=dataset_id,

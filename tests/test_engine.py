@@ -477,3 +477,30 @@ def test_numeric_statistics_of_categorical_data_are_computed_as_asked():
     assert mean.results[0].value == pytest.approx(expected, rel=1e-9)
     assert high == max(codes[name] for name in dist)
     assert any("rarely meaningful" in w for w in mean.warnings)
+
+
+def test_chunks_a_source_could_not_read_flag_results_degraded(monkeypatch: pytest.MonkeyPatch):
+    import dask
+    import dask.array as dsa
+
+    original = Connector.open
+
+    def half_failed(self: Connector, *args: Any, **kwargs: Any) -> Any:
+        da = original(self, *args, **kwargs)
+        blocks = da.data.to_delayed().ravel()
+
+        def read(block: np.ndarray, index: int) -> tuple[np.ndarray, int]:
+            failed = index == 0  # the first chunk "fails": nodata, and counted
+            return (np.full_like(block, -9999.0) if failed else block), np.array(int(failed))
+
+        pairs = [dask.delayed(read, nout=2)(b, i) for i, b in enumerate(blocks)]
+        flags = dsa.stack([dsa.from_delayed(p[1], (), dtype=int) for p in pairs])
+        da.attrs["cas_failed_chunks"] = flags
+        return da
+
+    monkeypatch.setattr(Connector, "open", half_failed)
+    with pytest.warns(QualityWarning, match="degraded"):
+        response = cas.extract_sync({"geometry": SEAM_POLYGON, "dataset_ids": ["sample:elevation"]})
+    result = response.results[0]
+    assert result.quality is cas.QualityFlag.DEGRADED
+    assert "could not be read" in response.warnings[0]

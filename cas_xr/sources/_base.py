@@ -20,9 +20,12 @@ class Source(Protocol):
 
     Implementations return a DataArray on the source's native pixel grid and CRS with
     dims ``("y", "x")`` (static data) or ``("time", "y", "x")`` (temporal data), the CRS
-    readable by rioxarray/odc-geo, and attrs ``nodata``, ``units`` and
-    ``cas_provenance`` (a dict naming the protocol, endpoint and items used). Nothing
-    may read pixels before ``.compute()``.
+    readable by rioxarray/odc-geo, and attrs ``nodata`` and ``cas_provenance`` (a dict
+    naming the protocol, endpoint and items used). Nothing may read pixels before
+    ``.compute()``. A source that can survive the failure of some chunks (filling them
+    with nodata) sets ``attrs["cas_failed_chunks"]``: a lazy Dask array, built from the
+    same tasks as the data, holding 1 for each chunk it could not read; results over
+    such data are flagged DEGRADED.
     """
 
     def open(
