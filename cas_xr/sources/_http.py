@@ -1,18 +1,19 @@
 """HTTP for metadata and WCS requests: retries with backoff inside a deadline, host caps.
 
-Every request to a provider goes through :func:`fetch`: at most
-``max_concurrent_requests_per_host`` run at once per host (so public services are not
-hammered), 429/5xx answers, timeouts and connection errors are retried up to
-``http_retries`` times with exponential backoff (``Retry-After`` honoured), and the
-whole call, retries included, never outlasts ``provider_timeout_s``.
+Every request to a provider goes through :func:`with_retries` (directly, or via
+:func:`fetch` for plain GETs): at most ``max_concurrent_requests_per_host`` run at once
+per host (so public services are not hammered), 429/5xx answers, timeouts and connection
+errors are retried up to ``http_retries`` times with exponential backoff
+(``Retry-After`` honoured), and the whole call, retries included, never outlasts
+``provider_timeout_s``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -20,12 +21,34 @@ import requests
 from cas_xr.config import get_settings, settings_generation
 from cas_xr.errors import SourceError
 
-__all__ = ["fetch"]
+__all__ = ["RETRY_STATUS", "Retryable", "fetch", "with_retries"]
 
-_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: HTTP statuses worth retrying.
+RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_T = TypeVar("_T")
 _lock = threading.Lock()
 _semaphores: dict[tuple[int, str], threading.BoundedSemaphore] = {}
 _local = threading.local()
+
+
+class Retryable(Exception):
+    """Raised by an attempt that may succeed when tried again.
+
+    Parameters
+    ----------
+    kind
+        ``"http"``, ``"timeout"`` or ``"connection"`` (the SourceError kind if retries run out).
+    message
+        What went wrong, quoting the server when it said something.
+    retry_after
+        Seconds the server asked to wait, if it did.
+    """
+
+    def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.retry_after = retry_after
 
 
 def _semaphore(host: str) -> threading.BoundedSemaphore:
@@ -38,6 +61,52 @@ def _semaphore(host: str) -> threading.BoundedSemaphore:
         return _semaphores[key]
 
 
+def with_retries(attempt: Callable[[float], _T], *, url: str, provider: str = "") -> _T:
+    """Run ``attempt(timeout_s)`` until it succeeds, within the settings' retries and deadline.
+
+    Parameters
+    ----------
+    attempt
+        Makes one request with the given timeout; raises :class:`Retryable` for a failure
+        worth retrying, :class:`~cas_xr.errors.SourceError` for a final one.
+    url
+        The URL, for the per-host cap and error messages.
+    provider
+        Provider slug, named in errors.
+
+    Raises
+    ------
+    SourceError
+        With the last failure's kind once ``http_retries`` or ``provider_timeout_s`` are
+        used up (``kind="timeout"`` when the deadline passed).
+    """
+    settings = get_settings()
+    deadline = time.monotonic() + settings.provider_timeout_s
+    last = Retryable("timeout", "no attempt fitted in the deadline")
+    attempts = 0
+    for n in range(settings.http_retries + 1):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        attempts += 1
+        try:
+            with _semaphore(urlsplit(url).netloc):
+                return attempt(remaining)
+        except Retryable as err:
+            last = err
+        if n < settings.http_retries:
+            wait = last.retry_after if last.retry_after is not None else 0.2 * 2**n
+            time.sleep(min(wait, max(deadline - time.monotonic(), 0.0)))
+    kind = "timeout" if time.monotonic() >= deadline else last.kind
+    raise SourceError(
+        f"gave up after {attempts} attempt(s) within http_retries ({settings.http_retries}) "
+        f"and provider_timeout_s ({settings.provider_timeout_s} s): {last.message}",
+        provider=provider,
+        url=url,
+        kind=kind,
+    )
+
+
 def _session() -> requests.Session:
     session = getattr(_local, "session", None)
     if session is None:
@@ -46,19 +115,13 @@ def _session() -> requests.Session:
     return session
 
 
-def _delay(attempt: int, response: requests.Response | None, remaining: float) -> float:
-    wait = 0.2 * 2**attempt
-    if response is not None and response.headers.get("Retry-After", "").isdigit():
-        wait = float(response.headers["Retry-After"])
-    return min(wait, max(remaining, 0.0))
-
-
 def fetch(
     url: str,
     *,
     params: Mapping[str, Any] | None = None,
     provider: str = "",
     headers: Mapping[str, str] | None = None,
+    accept_status: Collection[int] = (),
 ) -> requests.Response:
     """GET ``url`` with the settings' retries, deadline and per-host cap.
 
@@ -72,11 +135,14 @@ def fetch(
         Provider slug, named in errors.
     headers
         Extra request headers.
+    accept_status
+        Error statuses returned to the caller instead of raised (e.g. OGC services that
+        send exception reports with 400/404), so it can read the server's report.
 
     Returns
     -------
     requests.Response
-        A successful (2xx) response.
+        A successful (2xx) response, or one with a status in ``accept_status``.
 
     Raises
     ------
@@ -84,36 +150,20 @@ def fetch(
         ``kind="timeout"`` past ``provider_timeout_s``, ``kind="http"`` for a final error
         status (the message quotes the server), ``kind="connection"`` when unreachable.
     """
-    settings = get_settings()
-    deadline = time.monotonic() + settings.provider_timeout_s
-    host = urlsplit(url).netloc
-    last: str = ""
-    for attempt in range(settings.http_retries + 1):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        response = None
+
+    def attempt(timeout: float) -> requests.Response:
         try:
-            with _semaphore(host):
-                response = _session().get(url, params=params, headers=headers, timeout=remaining)
+            response = _session().get(url, params=params, headers=headers, timeout=timeout)
         except requests.Timeout:
-            last = f"no answer within {settings.provider_timeout_s} s"
+            raise Retryable("timeout", f"no answer within {timeout:.1f} s") from None
         except requests.ConnectionError as err:
-            last = f"cannot connect: {err.__class__.__name__}"
-            if attempt == settings.http_retries:
-                raise SourceError(last, provider=provider, url=url, kind="connection") from err
-        else:
-            if response.ok:
-                return response
-            last = f"HTTP {response.status_code}: {response.text[:300].strip()}"
-            if response.status_code not in _RETRY_STATUS:
-                raise SourceError(last, provider=provider, url=response.url, kind="http")
-        time.sleep(_delay(attempt, response, deadline - time.monotonic()))
-    kind = "timeout" if time.monotonic() >= deadline else "http"
-    raise SourceError(
-        f"gave up after retries within provider_timeout_s ({settings.provider_timeout_s} s): "
-        f"{last}",
-        provider=provider,
-        url=url,
-        kind=kind,
-    )
+            raise Retryable("connection", f"cannot connect: {err.__class__.__name__}") from None
+        if response.ok or response.status_code in accept_status:
+            return response
+        message = f"HTTP {response.status_code}: {response.text[:300].strip()}"
+        if response.status_code not in RETRY_STATUS:
+            raise SourceError(message, provider=provider, url=response.url, kind="http")
+        after = response.headers.get("Retry-After", "")
+        raise Retryable("http", message, float(after) if after.isdigit() else None)
+
+    return with_retries(attempt, url=url, provider=provider)

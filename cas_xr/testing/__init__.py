@@ -4,11 +4,21 @@ These helpers are public so that users of :mod:`cas_xr` can test their own pipel
 offline: :func:`make_cog` writes Cloud-Optimized GeoTIFFs, :func:`make_stac_catalog`
 writes a static, self-contained STAC catalog describing them (projection and raster
 extensions included, loadable with ``odc.stac.load``) and :func:`serve_folder` serves a
-directory over HTTP with byte ranges so that GDAL's ``/vsicurl/`` can read it.
+directory over HTTP with byte ranges so that GDAL's ``/vsicurl/`` can read it;
+:func:`serve_stac_api` runs a real STAC API (rustac) over a collection, e.g. one read from
+such a catalog with :func:`read_static_collection`; :func:`serve_wcs` serves GeoTIFFs as
+WCS 1.0.0/2.0.1 coverages with MapServer.
 """
 
 from cas_xr.testing._cog import SUPPORTED_DTYPES, make_cog
 from cas_xr.testing._dask import raise_if_dask_computes
+from cas_xr.testing._mapserver import (
+    MAP_ALIAS,
+    MapServerNotFoundError,
+    WcsServer,
+    find_mapserv,
+    serve_wcs,
+)
 from cas_xr.testing._server import RangeHTTPServer, RangeRequestHandler, serve_folder
 from cas_xr.testing._stac import (
     COG_MEDIA_TYPE,
@@ -16,16 +26,25 @@ from cas_xr.testing._stac import (
     StacItemSpec,
     make_stac_catalog,
 )
+from cas_xr.testing._stac_api import StacApiServerError, read_static_collection, serve_stac_api
 
 __all__ = [
     "COG_MEDIA_TYPE",
+    "MAP_ALIAS",
     "SUPPORTED_DTYPES",
+    "MapServerNotFoundError",
     "RangeHTTPServer",
     "RangeRequestHandler",
+    "StacApiServerError",
     "StacCollectionSpec",
     "StacItemSpec",
+    "WcsServer",
+    "find_mapserv",
     "make_cog",
     "make_stac_catalog",
     "raise_if_dask_computes",
+    "read_static_collection",
     "serve_folder",
+    "serve_stac_api",
+    "serve_wcs",
 ]

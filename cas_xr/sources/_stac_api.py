@@ -1,0 +1,410 @@
+"""A STAC API (item search) opened lazily with pystac-client and odc-stac.
+
+Every item of the collection that intersects the request is read (pagination followed),
+so a polygon across a tile edge gets full coverage. Searches go through
+:class:`_StacIO`: the settings' retries with backoff on 429/5xx, timeouts and connection
+errors, bounded by ``provider_timeout_s``, the per-host cap, and failures as
+:class:`~cas_xr.errors.SourceError`. Results are cached for ``metadata_cache_ttl_s``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import requests
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pystac_client import Client
+from pystac_client.conformance import ConformanceClasses
+from pystac_client.exceptions import APIError
+from pystac_client.stac_api_io import StacApiIO
+
+from cas_xr._cache import SettingsBoundCache
+from cas_xr.errors import MissingDependencyError, ProviderDefinitionError, SourceError
+from cas_xr.sources._http import RETRY_STATUS, Retryable, with_retries
+from cas_xr.sources._stac_common import in_time_range, intersects, load_items, no_items_error
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    import pystac
+    import xarray as xr
+
+    from cas_xr.catalog import DatasetDefinition, ProviderDefinition
+    from cas_xr.models import TimeRange
+
+__all__ = ["StacApiOptions", "StacApiSource", "from_definition"]
+
+_T = TypeVar("_T")
+
+_SEARCHES: SettingsBoundCache[list[pystac.Item]] = SettingsBoundCache(
+    lambda s: (s.metadata_cache_ttl_s, 256)
+)
+
+
+class StacApiOptions(BaseModel):
+    """The ``options`` of a ``stac_cog`` provider or dataset (provider YAML files).
+
+    Attributes
+    ----------
+    query
+        STAC API ``query`` extension expression, passed through to the search.
+    filter
+        CQL2 filter (JSON mapping or CQL2 text), passed through to the search.
+    limit
+        Page size of the search (pages are followed until every item is read).
+    sign
+        ``"planetary_computer"`` signs asset URLs with the optional ``planetary-computer``
+        package.
+    patch_url
+        ``"module:function"`` naming a callable ``str -> str`` applied to every asset URL
+        before reading (e.g. to sign it).
+
+    Both hooks run when a cube is built (odc-stac ``patch_url``), not at search time, so
+    cached search results never hold expired tokens.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: dict[str, Any] | None = None
+    filter: dict[str, Any] | str | None = None
+    limit: int | None = Field(default=None, ge=1, le=10_000)
+    sign: Literal["planetary_computer"] | None = None
+    patch_url: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+    def url_patcher(self) -> Callable[[str], str] | None:
+        """The asset-URL hook these options ask for, imported now.
+
+        Raises
+        ------
+        MissingDependencyError
+            If ``sign="planetary_computer"`` and the package is not installed.
+        ProviderDefinitionError
+            If both hooks are set, or ``patch_url`` cannot be imported or is not callable.
+        """
+        if self.sign is not None and self.patch_url is not None:
+            raise ProviderDefinitionError("set either 'sign' or 'patch_url', not both")
+        if self.sign == "planetary_computer":
+            try:
+                import planetary_computer
+            except ImportError:
+                raise MissingDependencyError(
+                    "sign: planetary_computer needs the planetary-computer package: "
+                    "pip install planetary-computer"
+                ) from None
+            sign: Callable[[str], str] = planetary_computer.sign
+            return sign
+        if self.patch_url is None:
+            return None
+        module, _, name = self.patch_url.partition(":")
+        try:
+            target: Any = import_module(module)
+            for part in name.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError) as err:
+            raise ProviderDefinitionError(
+                f"patch_url {self.patch_url!r} cannot be imported: {err}"
+            ) from None
+        if not callable(target):
+            raise ProviderDefinitionError(f"patch_url {self.patch_url!r} is not callable")
+        hook: Callable[[str], str] = target
+        return hook
+
+
+def _classify(err: APIError, provider: str, url: str) -> Retryable | SourceError:
+    """A :class:`Retryable` or a final :class:`SourceError` for a failed pystac-client call."""
+    status = getattr(err, "status_code", None)
+    if status is not None:
+        message = f"HTTP {status}: {str(err)[:300].strip()}"
+        if status in RETRY_STATUS:
+            return Retryable("http", message)
+        return SourceError(message, provider=provider, url=url, kind="http")
+    cause = err.__context__  # pystac-client re-raises requests' errors as APIError(str(err))
+    if isinstance(cause, requests.Timeout):
+        return Retryable("timeout", f"no answer in time: {cause.__class__.__name__}")
+    if isinstance(cause, requests.ConnectionError):
+        return Retryable("connection", f"cannot connect: {cause.__class__.__name__}")
+    return SourceError(str(err)[:300], provider=provider, url=url, kind="source")
+
+
+class _StacIO(StacApiIO):
+    """pystac-client I/O through :func:`~cas_xr.sources._http.with_retries`.
+
+    One instance serves one search in one thread (it sets ``timeout`` per attempt).
+    """
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(max_retries=None)
+        self.session.headers["User-Agent"] = "cas_xr"
+        self.provider = provider
+
+    def request(
+        self,
+        href: str,
+        method: str | None = None,
+        headers: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> str:
+        """Send one request, retrying 429/5xx, timeouts and connection errors.
+
+        Raises
+        ------
+        SourceError
+            ``kind`` ``"http"``, ``"timeout"``, ``"connection"`` or ``"source"``, naming
+            the provider and URL, once retries or ``provider_timeout_s`` are used up.
+        """
+
+        def attempt(timeout: float) -> str:
+            self.timeout = timeout
+            try:
+                return super(_StacIO, self).request(href, method, headers, parameters)
+            except APIError as err:
+                raise _classify(err, self.provider, href) from err
+
+        return with_retries(attempt, url=href, provider=self.provider)
+
+
+@dataclass(frozen=True)
+class StacApiSource:
+    """One asset of one collection of a STAC API.
+
+    Parameters
+    ----------
+    endpoint
+        Root URL of the STAC API (it must conform to item search).
+    collection
+        Collection id.
+    asset
+        Asset key holding the raster (one band).
+    provider
+        Provider slug, for error messages.
+    temporal
+        Whether items are time steps (kept as a ``time`` dim) rather than tiles of one
+        static layer (fused into one ``y, x`` layer).
+    query, filter
+        ``query`` extension expression and CQL2 filter passed through to the search.
+    limit
+        Search page size (None: the server's default); every page is read.
+    patch_url
+        Optional hook that rewrites (e.g. signs) every asset URL before reading.
+
+    Notes
+    -----
+    The output grid is the grid of the first item (by id), clipped to the requested box
+    and snapped outward to whole cells, so pixels are never resampled for aligned tiles.
+    Where items overlap, the first item in id order wins.
+    """
+
+    endpoint: str
+    collection: str
+    asset: str = "data"
+    provider: str = ""
+    temporal: bool = False
+    query: Mapping[str, Any] | None = None
+    filter: Mapping[str, Any] | str | None = None
+    limit: int | None = None
+    patch_url: Callable[[str], str] | None = None
+
+    def search(
+        self,
+        *,
+        bbox: tuple[float, float, float, float] | None = None,
+        time_range: TimeRange | None = None,
+    ) -> list[pystac.Item]:
+        """Every item of the collection matching the search (cached, sorted by id).
+
+        Parameters
+        ----------
+        bbox
+            ``(min_lon, min_lat, max_lon, max_lat)``; None for the whole collection.
+        time_range
+            Items whose time intersects this range; None for all.
+
+        Returns
+        -------
+        list of pystac.Item
+
+        Raises
+        ------
+        SourceError
+            If the API cannot be reached or answers with an error, is not a STAC API
+            with item search, or lacks the extension ``query`` or ``filter`` needs.
+        """
+        window = None if time_range is None else (time_range.start, time_range.end)
+        key = (
+            self.endpoint,
+            self.collection,
+            bbox,
+            None if window is None else tuple(t.isoformat() for t in window),
+            json.dumps(self.query, sort_keys=True, default=str),
+            json.dumps(self.filter, sort_keys=True, default=str),
+        )
+        cache = _SEARCHES.current()
+        items = cache.get(key)
+        if items is None:
+            items = self._fetch(bbox, window)
+            cache.set(key, items)
+        return items
+
+    def _fetch(
+        self,
+        bbox: tuple[float, float, float, float] | None,
+        window: tuple[datetime, datetime] | None,
+    ) -> list[pystac.Item]:
+        client = self._client()
+
+        def run() -> list[pystac.Item]:
+            found = client.search(
+                collections=[self.collection],
+                bbox=bbox,
+                datetime=window,
+                query=None if self.query is None else dict(self.query),
+                filter=None if self.filter is None else _plain(self.filter),
+                limit=self.limit,
+            )
+            return list(found.items())
+
+        unique = {item.id: item for item in self._guarded(run)}  # pages may repeat an item
+        return [unique[key] for key in sorted(unique)]
+
+    def _guarded(self, call: Callable[[], _T]) -> _T:
+        """Run a pystac-client call; its non-HTTP failures become a :class:`SourceError`."""
+        try:
+            return call()
+        except SourceError:
+            raise
+        except Exception as err:  # pystac/pystac-client raise many kinds (JSON, STAC types)
+            raise SourceError(
+                f"cannot read the STAC API's answer: {err}",
+                provider=self.provider,
+                url=self.endpoint,
+            ) from err
+
+    def _client(self) -> Client:
+        client = self._guarded(lambda: Client.open(self.endpoint, stac_io=_StacIO(self.provider)))
+        for conformance, feature in (
+            (
+                ConformanceClasses.ITEM_SEARCH,
+                "item search (a static catalog: protocol stac_static)",
+            ),
+            *([(ConformanceClasses.QUERY, "the query extension")] if self.query else []),
+            *([(ConformanceClasses.FILTER, "the filter extension")] if self.filter else []),
+        ):
+            if not client.conforms_to(conformance):
+                raise SourceError(
+                    f"the endpoint does not conform to {feature}",
+                    provider=self.provider,
+                    url=self.endpoint,
+                    kind="unsupported",
+                )
+        return client
+
+    def open(
+        self,
+        *,
+        bbox: tuple[float, float, float, float] | None = None,
+        time_range: TimeRange | None = None,
+        chunks: int | None = None,
+    ) -> xr.DataArray:
+        """Open the asset for the items intersecting ``bbox`` and ``time_range``, lazily.
+
+        Parameters
+        ----------
+        bbox
+            ``(min_lon, min_lat, max_lon, max_lat)``; None for the whole collection.
+        time_range
+            Keep only items whose time intersects this range (ignored for static layers).
+        chunks
+            Dask chunk size in pixels along ``y`` and ``x`` (default: ``chunk_size`` setting).
+
+        Returns
+        -------
+        xarray.DataArray
+            Dask-backed, on the source grid; see :class:`~cas_xr.sources.Source`.
+
+        Raises
+        ------
+        SourceError
+            As :meth:`search`; ``kind="no_data"`` when no item intersects the request,
+            ``kind="definition"`` when the API has no such collection.
+        """
+        if not self.temporal:
+            time_range = None  # a static layer has no time axis to select from
+        items = [
+            it
+            for it in self.search(bbox=bbox, time_range=time_range)
+            if self.asset in it.assets and intersects(it, bbox) and in_time_range(it, time_range)
+        ]
+        if not items:
+            self._check_collection()
+            raise no_items_error(
+                self.collection, bbox, time_range, provider=self.provider, url=self.endpoint
+            )
+        return load_items(
+            items,
+            asset=self.asset,
+            bbox=bbox,
+            temporal=self.temporal,
+            chunks=chunks,
+            patch_url=self.patch_url,
+            provenance={
+                "protocol": "stac_api",
+                "endpoint": self.endpoint,
+                "collection": self.collection,
+                "asset": self.asset,
+            },
+        )
+
+    def _check_collection(self) -> None:
+        """Raise ``kind="definition"`` if the API does not serve the collection."""
+        client = self._client()
+        known = sorted(self._guarded(lambda: [c.id for c in client.get_collections()]))
+        if self.collection not in known:
+            raise SourceError(
+                f"collection {self.collection!r} is not served by the STAC API (it has "
+                f"{known[:20]}{' ...' if len(known) > 20 else ''})",
+                provider=self.provider,
+                url=self.endpoint,
+                kind="definition",
+            )
+
+
+def _plain(value: Mapping[str, Any] | str) -> dict[str, Any] | str:
+    return value if isinstance(value, str) else dict(value)
+
+
+def from_definition(provider: ProviderDefinition, dataset: DatasetDefinition) -> StacApiSource:
+    """The source of ``dataset`` of a ``stac_cog`` provider (catalog factory).
+
+    Raises
+    ------
+    ProviderDefinitionError
+        If the merged ``options`` do not match :class:`StacApiOptions`.
+    MissingDependencyError
+        If the signing hook needs a package that is not installed.
+    """
+    origin = f"stac_cog options of dataset {dataset.name!r} of provider {provider.slug!r}"
+    try:
+        options = StacApiOptions.model_validate(provider.options_for(dataset))
+        patch_url = options.url_patcher()
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in err.errors()
+        )
+        raise ProviderDefinitionError(f"invalid {origin}: {problems}") from None
+    except ProviderDefinitionError as err:
+        raise ProviderDefinitionError(f"invalid {origin}: {err}") from None
+    return StacApiSource(
+        endpoint=provider.endpoint,
+        collection=dataset.collection or dataset.name,
+        asset=dataset.asset,
+        provider=provider.slug,
+        temporal=dataset.is_temporal,
+        query=options.query,
+        filter=options.filter,
+        limit=options.limit,
+        patch_url=patch_url,
+    )

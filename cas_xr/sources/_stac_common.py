@@ -1,0 +1,231 @@
+"""What both STAC sources share: item filters, the source grid, the lazy odc-stac load."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from affine import Affine
+
+from cas_xr.config import get_settings
+from cas_xr.errors import SourceError
+from cas_xr.sources._base import gdal_options
+from cas_xr.sources._grid import lonlat_bounds_to_crs, snap_bounds
+
+if TYPE_CHECKING:
+    import pystac
+    import xarray as xr
+
+    from cas_xr.models import TimeRange
+
+__all__ = ["in_time_range", "intersects", "load_items", "no_items_error"]
+
+# odc-stac names geographic dims latitude/longitude; sources always return y/x
+_DIMS = {"latitude": "y", "longitude": "x"}
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _item_interval(item: pystac.Item) -> tuple[datetime, datetime] | None:
+    props = item.properties
+    if "start_datetime" in props and "end_datetime" in props:
+        from pystac.utils import str_to_datetime
+
+        return _aware(str_to_datetime(props["start_datetime"])), _aware(
+            str_to_datetime(props["end_datetime"])
+        )
+    if item.datetime is None:
+        return None
+    return _aware(item.datetime), _aware(item.datetime)
+
+
+def in_time_range(item: pystac.Item, time_range: TimeRange | None) -> bool:
+    """Whether the item's time (instant or start/end interval) meets ``time_range``.
+
+    Items without any time, and any item when ``time_range`` is None, pass.
+    """
+    if time_range is None:
+        return True
+    interval = _item_interval(item)
+    if interval is None:
+        return True
+    start, end = _aware(time_range.start), _aware(time_range.end)
+    return interval[0] <= end and interval[1] >= start
+
+
+def _lonlat_bbox(item: pystac.Item) -> tuple[float, float, float, float] | None:
+    if item.bbox is None:
+        return None
+    b = item.bbox
+    return (b[0], b[1], b[2], b[3]) if len(b) == 4 else (b[0], b[1], b[3], b[4])
+
+
+def intersects(item: pystac.Item, bbox: Sequence[float] | None) -> bool:
+    """Whether the item's bbox overlaps ``bbox`` (lon/lat) by more than an edge."""
+    lonlat = _lonlat_bbox(item)
+    if bbox is None or lonlat is None:
+        return True
+    x0, y0, x1, y1 = lonlat
+    return x0 < bbox[2] and bbox[0] < x1 and y0 < bbox[3] and bbox[1] < y1
+
+
+def no_items_error(
+    collection: str,
+    bbox: Sequence[float] | None,
+    time_range: TimeRange | None,
+    *,
+    provider: str,
+    url: str,
+) -> SourceError:
+    """The ``kind="no_data"`` error for a request that no item of ``collection`` meets."""
+    when = (
+        ""
+        if time_range is None
+        else f" and time range {time_range.start.isoformat()}..{time_range.end.isoformat()}"
+    )
+    return SourceError(
+        f"no item of collection {collection!r} intersects bbox {bbox}{when}",
+        provider=provider,
+        url=url,
+        kind="no_data",
+    )
+
+
+def _proj(item: pystac.Item, asset: str, key: str) -> Any:
+    extra = item.assets[asset].extra_fields
+    return extra.get(key, item.properties.get(key))
+
+
+@dataclass(frozen=True)
+class _Grid:
+    crs: str
+    transform: Affine
+    shape: tuple[int, int]
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        t, (rows, cols) = self.transform, self.shape
+        return (t.c, t.f + rows * t.e, t.c + cols * t.a, t.f)
+
+
+def _proj_grid(item: pystac.Item, asset: str) -> _Grid | None:
+    """The pixel grid of one asset from the projection extension, if complete."""
+    transform, shape = _proj(item, asset, "proj:transform"), _proj(item, asset, "proj:shape")
+    code = _proj(item, asset, "proj:code") or (
+        f"EPSG:{_proj(item, asset, 'proj:epsg')}" if _proj(item, asset, "proj:epsg") else None
+    )
+    if transform and shape and code:
+        return _Grid(code, Affine(*transform[:6]), (int(shape[0]), int(shape[1])))
+    return None
+
+
+def _item_grid(
+    item: pystac.Item, asset: str, patch_url: Callable[[str], str] | None = None
+) -> _Grid:
+    """The pixel grid of one asset: the projection extension, else the file's header."""
+    grid = _proj_grid(item, asset)
+    if grid is not None:
+        return grid
+    import rasterio
+
+    href = item.assets[asset].get_absolute_href() or item.assets[asset].href
+    with (
+        rasterio.Env(**gdal_options(get_settings())),
+        rasterio.open(patch_url(href) if patch_url else href) as src,
+    ):
+        return _Grid(src.crs.to_string(), src.transform, (src.height, src.width))
+
+
+def _union_bounds(
+    items: Sequence[pystac.Item], asset: str, grid: _Grid
+) -> tuple[float, float, float, float]:
+    """The bounds, in ``grid``'s CRS, of every item (exact where items share its CRS)."""
+    boxes = [grid.bounds]
+    for item in items[1:]:
+        own, lonlat = _proj_grid(item, asset), _lonlat_bbox(item)
+        if own is not None and own.crs == grid.crs:
+            boxes.append(own.bounds)
+        elif lonlat is not None:
+            boxes.append(lonlat_bounds_to_crs(lonlat, grid.crs))
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def load_items(
+    items: Sequence[pystac.Item],
+    *,
+    asset: str,
+    bbox: tuple[float, float, float, float] | None,
+    temporal: bool,
+    chunks: int | None,
+    patch_url: Callable[[str], str] | None,
+    provenance: Mapping[str, Any],
+) -> xr.DataArray:
+    """Load one asset of ``items`` lazily, on the pixel grid of the first item.
+
+    Parameters
+    ----------
+    items
+        The items to read (at least one); where they overlap, the first wins.
+    asset
+        Asset key of the raster (one band).
+    bbox
+        ``(min_lon, min_lat, max_lon, max_lat)``; None for the extent of all ``items``.
+    temporal
+        Keep a ``time`` dim (one step per time); else fuse every item into one layer.
+    chunks
+        Dask chunk size in pixels along ``y`` and ``x`` (default: ``chunk_size`` setting).
+    patch_url
+        Optional hook that rewrites (e.g. signs) every asset URL before reading.
+    provenance
+        Written to ``attrs["cas_provenance"]``, with the ids of ``items`` added.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dask-backed, dims ``(time,) y, x``, attrs ``nodata`` (from ``raster:bands``) and
+        ``cas_provenance``.
+
+    Notes
+    -----
+    The output GeoBox is the first item's grid clipped to ``bbox`` (or extended to every
+    item) and snapped outward to whole cells; given explicitly, odc-stac neither re-anchors
+    nor resamples aligned tiles.
+    """
+    import odc.stac
+    from odc.geo.geobox import GeoBox
+
+    settings = get_settings()
+    grid = _item_grid(items[0], asset, patch_url)
+    bounds = (
+        _union_bounds(items, asset, grid) if bbox is None else lonlat_bounds_to_crs(bbox, grid.crs)
+    )
+    transform, shape = snap_bounds(grid.transform, bounds)
+    size = chunks or settings.chunk_size
+    odc.stac.configure_rio(**gdal_options(settings))
+    loaded = odc.stac.load(
+        items,
+        bands=[asset],
+        geobox=GeoBox(shape, transform, grid.crs),
+        chunks={"x": size, "y": size},
+        groupby="time" if temporal else _one_layer,
+        patch_url=patch_url,
+    )
+    da = loaded[asset].rename({k: v for k, v in _DIMS.items() if k in loaded.dims})
+    if not temporal:
+        da = da.isel(time=0, drop=True)
+    da.attrs["cas_provenance"] = {**provenance, "items": [it.id for it in items]}
+    return da
+
+
+def _one_layer(item: pystac.Item, parsed: Any, index: int) -> str:
+    """Group every tile of a static layer together (odc-stac ``groupby`` callable)."""
+    return "static"
