@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cas_xr import accessor as _accessor  # noqa: F401  (registers the .cas accessor)
+from cas_xr._open import open_dataset
 from cas_xr._show_versions import show_versions
 from cas_xr._sync import run_sync
 from cas_xr._version import __version__
@@ -82,6 +83,7 @@ __all__ = [
     "get_settings",
     "list_datasets",
     "list_providers",
+    "open_dataset",
     "show_versions",
     "zonal",
 ]

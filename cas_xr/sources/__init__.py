@@ -1,8 +1,16 @@
 """Data access: sources open datasets as lazy, Dask-backed xarray cubes."""
 
 from cas_xr.sources._base import Source, gdal_options
+from cas_xr.sources._local import LocalSource
 from cas_xr.sources._stac_api import StacApiSource
 from cas_xr.sources._stac_static import StaticStacSource
 from cas_xr.sources._wcs import WcsSource
 
-__all__ = ["Source", "StacApiSource", "StaticStacSource", "WcsSource", "gdal_options"]
+__all__ = [
+    "LocalSource",
+    "Source",
+    "StacApiSource",
+    "StaticStacSource",
+    "WcsSource",
+    "gdal_options",
+]
