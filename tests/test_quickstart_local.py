@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,3 +134,32 @@ def batch_geometries() -> list[dict]:
         {"type": "Point", "coordinates": [-96.5, 39.0]},
         {"type": "Polygon", "coordinates": [square]},
     ]
+
+
+def test_redefined_providers_work_through_the_accessor_and_the_cli(
+    provider_files: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import geopandas as gpd
+    import shapely
+
+    from cas_xr.cli import main
+
+    monkeypatch.setenv("CAS_PROVIDER_FILES", json_list(provider_files))
+    cas.configure()  # re-read the environment, as the CLI would in a new process
+    square = shapely.box(-96.6, 39.0, -96.5, 39.1)
+    cube = cas.open_dataset("copernicus_dem:elevation", bbox=square.bounds)
+    via_accessor = cube.cas.zonal(gpd.GeoSeries([square], crs="EPSG:4326"), ["mean"]).compute()
+    facade = cas.extract_sync({"geometry": square, "dataset_ids": ["copernicus_dem:elevation"]})
+    assert float(via_accessor["elevation"][0, 0]) == pytest.approx(
+        facade.results[0].value, rel=1e-12
+    )
+    out = tmp_path / "out.csv"
+    geometry = json.dumps(shapely.geometry.mapping(square))
+    assert (
+        main(["extract", geometry, "-d", "isric_soilgrids:clay_0-5cm", "--output", str(out)]) == 0
+    )
+    assert "isric_soilgrids:clay_0-5cm" in out.read_text() and ",good," in out.read_text()
+
+
+def json_list(paths: list[Path]) -> str:
+    return json.dumps([str(p) for p in paths])
