@@ -2,7 +2,8 @@
 
 Sub-commands: ``extract`` (statistics of GeoJSON geometries as JSON, CSV or GeoParquet),
 ``providers``, ``datasets``, ``demo`` (every sample dataset for the sample catchments,
-offline), ``version`` and ``show-versions``.
+offline), ``serve`` (the OGC API - Processes service), ``client`` (talk to a service),
+``version`` and ``show-versions``.
 
 Input errors (bad arguments, JSON, geometries, dataset ids, time ranges, limits) exit with
 status 2 and run-time failures with 1, each after one ``error: ...`` line on stderr;
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -30,6 +32,7 @@ import cas_xr as cas
 from cas_xr._tables import response_rows
 from cas_xr.errors import (
     CasError,
+    CasWarning,
     InvalidDatasetIdError,
     InvalidGeometryError,
     LimitExceededError,
@@ -420,6 +423,128 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- service and client -------------------------------------------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cas_xr.service import create_app
+
+    app = create_app(testing=args.testing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CasWarning)  # the responses carry them
+        logging.captureWarnings(True)  # other warnings go to the server log
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _input(text: str) -> tuple[str, Any]:
+    """Parse ``--input NAME=VALUE`` (VALUE as JSON, else as a string)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE, e.g. duration=2")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
+def _read_inputs(text: str | None) -> dict[str, Any]:
+    try:
+        inputs = json.loads(text) if text else {}
+    except json.JSONDecodeError as err:
+        raise _UsageError(f"--inputs is not valid JSON: {err}") from None
+    if not isinstance(inputs, dict):
+        raise _UsageError("--inputs must be a JSON object, e.g. '{\"duration\": 2}'")
+    return inputs
+
+
+def _cmd_client(args: argparse.Namespace) -> int:
+    from cas_xr.client import Client
+
+    fields: dict[str, Any] = {} if args.url is None else {"api_url": args.url}
+    if args.api_key is not None:
+        fields |= {"auth_type": "api-key", "api_key": args.api_key}
+    elif args.token is not None:
+        fields |= {"auth_type": "token", "token": args.token, "use_bearer": True}
+    with Client(**fields) as client:
+        operation = args.operation
+        if operation == "execute":
+            inputs = _read_inputs(args.inputs)
+            status = client.execute_process(args.id, {"inputs": {**inputs, **dict(args.input)}})
+            result: Any = client.wait_for_job(status.jobID) if args.wait else status
+        elif operation == "jobs":
+            result = client.get_jobs(limit=args.limit, status=args.status, process_id=args.process)
+        elif operation in ("process", "job", "results", "dismiss"):
+            method = {
+                "process": client.get_process,
+                "job": client.get_job,
+                "results": client.get_job_results,
+                "dismiss": client.dismiss_job,
+            }
+            result = method[operation](args.id)  # fmt: skip
+        else:
+            result = getattr(client, f"get_{operation}")()
+    print(repr(result))
+    return 0
+
+
+def _add_service(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    p = sub.add_parser(
+        "serve", parents=[common], help="run the OGC API - Processes service (uvicorn)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8008, help="port (default: 8008)")
+    p.add_argument(
+        "--testing",
+        action="store_true",
+        help="also offer the demo processes sleep_a_while and primes_between",
+    )
+    p.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    p.set_defaults(run=_cmd_serve)
+
+    p = sub.add_parser(
+        "client",
+        parents=[common],
+        help="talk to a cas_xr (or any OGC API - Processes) service",
+        description="Prints the service's answers as JSON.",
+    )
+    p.add_argument("--url", help="the service (default: $CAS_CLIENT_API_URL or port 8008 here)")
+    auth = p.add_mutually_exclusive_group()
+    auth.add_argument("--api-key", help="send this API key")
+    auth.add_argument("--token", help="send this bearer token")
+    ops = p.add_subparsers(dest="operation", required=True, metavar="OPERATION")
+    for name, text in (
+        ("capabilities", "the landing page"),
+        ("conformance", "the conformance classes"),
+        ("processes", "the processes"),
+    ):
+        ops.add_parser(name, help=text)
+    for name, text in (
+        ("process", "a process description"),
+        ("job", "the status of a job"),
+        ("results", "the results of a job"),
+        ("dismiss", "cancel a job, or remove a finished one"),
+    ):
+        ops.add_parser(name, help=text).add_argument("id", metavar="ID")
+    q = ops.add_parser("execute", help="start a job of a process")
+    q.add_argument("id", metavar="PROCESS_ID")
+    q.add_argument(
+        "-i", "--input", type=_input, action="append", default=[], metavar="NAME=VALUE",
+        help="an input (VALUE is JSON, else a string); repeat for several",
+    )  # fmt: skip
+    q.add_argument("--inputs", metavar="JSON", help="all inputs as one JSON object")
+    q.add_argument("--wait", action="store_true", help="wait for the job; print its final status")
+    q = ops.add_parser("jobs", help="the jobs")
+    q.add_argument("--limit", type=int)
+    q.add_argument("--status", action="append", help="only jobs with this status (repeatable)")
+    q.add_argument("--process", action="append", help="only jobs of this process (repeatable)")
+    p.set_defaults(run=_cmd_client)
+
+
 # -- versions -----------------------------------------------------------------------------
 
 
@@ -514,6 +639,7 @@ def _build_parser() -> _Parser:
         "demo", parents=[common], help="every sample dataset for the sample catchments (offline)"
     )
     p.set_defaults(run=_cmd_demo)
+    _add_service(sub, common)
     p = sub.add_parser("version", parents=[common], help="print the cas-xr version")
     p.set_defaults(run=_cmd_version)
     p = sub.add_parser(

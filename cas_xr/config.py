@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     http_retries: int = Field(default=5, ge=0)
     gdal_http_max_retry: int = Field(default=5, ge=0)
 
+    # service settings (cas_xr additions)
+    sync_execute: bool = False
+    job_workers: int = Field(default=4, ge=1)
+    api_key_header: str = Field(default="X-API-Key", min_length=1)
+    max_request_bytes: int = Field(default=10_000_000, ge=1024)
+    max_geometries_per_request: int = Field(default=1000, ge=1)
+
     @model_validator(mode="after")
     def _check_thresholds(self) -> Settings:
         if self.quality_missing_below > self.quality_partial_below:

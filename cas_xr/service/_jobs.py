@@ -1,0 +1,228 @@
+"""The job store: jobs, their status and results in SQLite, so a restart loses nothing.
+
+Job ids are ``job_0``, ``job_1``... from a counter kept in the database: an id is never
+given twice, not even after its job was removed. Status changes are conditional (a job
+dismissed while it runs stays dismissed when its worker finishes).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cas_xr.service._ogc import JobStatus
+
+__all__ = ["ACTIVE", "JobRecord", "JobStore"]
+
+ACTIVE = frozenset({JobStatus.ACCEPTED, JobStatus.RUNNING})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counter (name, value) VALUES ('job', 0);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL UNIQUE,
+    process_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT,
+    progress INTEGER,
+    created TEXT NOT NULL,
+    started TEXT,
+    updated TEXT,
+    finished TEXT,
+    inputs TEXT NOT NULL,
+    results TEXT
+);
+"""
+_COLUMNS = "job_id, process_id, status, message, progress, created, started, updated, finished"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job as stored (without its inputs and results)."""
+
+    job_id: str
+    process_id: str
+    status: JobStatus
+    message: str | None
+    progress: int | None
+    created: datetime | None
+    started: datetime | None
+    updated: datetime | None
+    finished: datetime | None
+
+    @classmethod
+    def _from_row(cls, row: tuple[Any, ...]) -> JobRecord:
+        job_id, process_id, status, message, progress, *times = row
+        created, started, updated, finished = (_time(t) for t in times)
+        return cls(
+            job_id, process_id, JobStatus(status), message, progress,
+            created, started, updated, finished,
+        )  # fmt: skip
+
+
+class JobStore:
+    """Jobs in an SQLite database, safe to use from several threads.
+
+    Parameters
+    ----------
+    path
+        The database file (created if missing), or ``":memory:"``.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(path, check_same_thread=False)
+        if path != ":memory:":
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.executescript(_SCHEMA)
+        self._conn.commit()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._conn:
+            yield self._conn
+
+    def create(self, process_id: str, inputs: dict[str, Any]) -> JobRecord:
+        """Store a new ``accepted`` job under the next id.
+
+        Parameters
+        ----------
+        process_id
+            The process the job runs.
+        inputs
+            The validated inputs (JSON-compatible), kept so that the job can be re-queued.
+        """
+        now = _now()
+        with self._transaction() as db:
+            (seq,) = db.execute("SELECT value FROM counter WHERE name = 'job'").fetchone()
+            db.execute("UPDATE counter SET value = value + 1 WHERE name = 'job'")
+            db.execute(
+                "INSERT INTO jobs (seq, job_id, process_id, status, created, updated, inputs) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (seq, f"job_{seq}", process_id, JobStatus.ACCEPTED.value, now, now,
+                 json.dumps(inputs)),
+            )  # fmt: skip
+            row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE seq = ?", (seq,)).fetchone()
+        return JobRecord._from_row(row)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """The job ``job_id``, or None."""
+        with self._transaction() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else JobRecord._from_row(row)
+
+    def inputs(self, job_id: str) -> dict[str, Any] | None:
+        """The inputs of job ``job_id``, or None."""
+        with self._transaction() as db:
+            row = db.execute("SELECT inputs FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def results(self, job_id: str) -> dict[str, Any] | None:
+        """The outputs of job ``job_id`` (None unless it was successful)."""
+        with self._transaction() as db:
+            row = db.execute("SELECT results FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None or row[0] is None else dict(json.loads(row[0]))
+
+    def find(
+        self,
+        *,
+        limit: int,
+        statuses: Collection[str] = (),
+        process_ids: Collection[str] = (),
+    ) -> list[JobRecord]:
+        """Jobs, oldest first.
+
+        Parameters
+        ----------
+        limit
+            At most this many.
+        statuses, process_ids
+            Only jobs with one of these statuses / processes (empty: any).
+        """
+        where: list[str] = []
+        params: list[Any] = []
+        for column, values in (("status", statuses), ("process_id", process_ids)):
+            if values:
+                where.append(f"{column} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        sql = f"SELECT {_COLUMNS} FROM jobs {clause} ORDER BY seq LIMIT ?"
+        with self._transaction() as db:
+            rows = db.execute(sql, (*params, limit)).fetchall()
+        return [JobRecord._from_row(r) for r in rows]
+
+    def _update(self, job_id: str, allowed: Collection[JobStatus], **fields: Any) -> bool:
+        fields["updated"] = _now()
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        marks = ", ".join("?" * len(allowed))
+        with self._transaction() as db:
+            cursor = db.execute(
+                f"UPDATE jobs SET {assignments} WHERE job_id = ? AND status IN ({marks})",
+                (*fields.values(), job_id, *(s.value for s in allowed)),
+            )
+        return cursor.rowcount == 1
+
+    def start(self, job_id: str) -> bool:
+        """Mark an accepted job running; False if it is no longer accepted."""
+        return self._update(
+            job_id, {JobStatus.ACCEPTED}, status=JobStatus.RUNNING.value, started=_now(), progress=0
+        )
+
+    def set_progress(self, job_id: str, progress: int, message: str | None = None) -> bool:
+        """Record the progress (0..100) of a running job; False if it is not running."""
+        fields: dict[str, Any] = {"progress": max(0, min(100, int(progress)))}
+        if message is not None:
+            fields["message"] = message
+        return self._update(job_id, {JobStatus.RUNNING}, **fields)
+
+    def succeed(self, job_id: str, results: dict[str, Any], message: str = "Done") -> bool:
+        """Store the outputs of a running job and mark it successful."""
+        return self._update(
+            job_id, {JobStatus.RUNNING}, status=JobStatus.SUCCESSFUL.value, message=message,
+            progress=100, finished=_now(), results=json.dumps(results),
+        )  # fmt: skip
+
+    def fail(self, job_id: str, message: str) -> bool:
+        """Mark an accepted or running job failed with ``message``."""
+        return self._update(
+            job_id, ACTIVE, status=JobStatus.FAILED.value, message=message, finished=_now()
+        )
+
+    def dismiss(self, job_id: str) -> bool:
+        """Mark an accepted or running job dismissed; False if it had finished."""
+        return self._update(
+            job_id, ACTIVE, status=JobStatus.DISMISSED.value,
+            message="dismissed by request", finished=_now(),
+        )  # fmt: skip
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a job and its results; False if there was none."""
+        with self._transaction() as db:
+            cursor = db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+        return cursor.rowcount == 1
+
+    def fail_running(self, message: str) -> list[str]:
+        """Mark every running job failed with ``message`` (a restart cut them off).
+
+        Returns
+        -------
+        list of str
+            The ids of those jobs.
+        """
+        running = self.find(limit=-1, statuses=[JobStatus.RUNNING.value])
+        return [job.job_id for job in running if self.fail(job.job_id, message)]

@@ -1,0 +1,83 @@
+"""The settings the service reads, in one place.
+
+``sync_execute``, ``api_key_header``, ``max_request_bytes``,
+``max_geometries_per_request`` and ``job_workers`` are service settings that
+:class:`cas_xr.Settings` does not declare yet; until it does they take the defaults
+below (a settings object that has them, e.g. a subclass, is honoured).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cas_xr.config import Settings
+
+__all__ = ["ServiceOptions"]
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """What the service takes from the settings.
+
+    Parameters
+    ----------
+    jobs_db
+        The SQLite file of the job store (``":memory:"`` keeps jobs in memory).
+    sync_execute
+        Whether processes also offer ``sync-execute`` (then a request without
+        ``Prefer: respond-async`` runs synchronously).
+    job_workers
+        Threads that run jobs.
+    auth_enabled, api_keys, api_key_header
+        Authentication: an API key in ``api_key_header`` or ``Authorization: Bearer``.
+    rate_limit_enabled, rate_limit_per_minute
+        Requests allowed per client and minute.
+    cors_origins
+        Origins allowed by CORS.
+    max_request_bytes, max_geometries_per_request, max_datasets_per_request,
+    max_polygon_vertices
+        Request limits.
+    request_timeout_s
+        The longest a synchronous execution or a batch may take.
+    """
+
+    jobs_db: str
+    sync_execute: bool
+    job_workers: int
+    auth_enabled: bool
+    api_keys: tuple[str, ...]
+    api_key_header: str
+    rate_limit_enabled: bool
+    rate_limit_per_minute: int
+    cors_origins: tuple[str, ...]
+    max_request_bytes: int
+    max_geometries_per_request: int
+    max_datasets_per_request: int
+    max_polygon_vertices: int
+    request_timeout_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServiceOptions:
+        """Read the options from a settings object.
+
+        Parameters
+        ----------
+        settings
+            The cas_xr settings.
+        """
+        return cls(
+            jobs_db=settings.jobs_db,
+            sync_execute=settings.sync_execute,
+            job_workers=settings.job_workers,
+            auth_enabled=settings.auth_enabled,
+            api_keys=tuple(settings.api_keys),
+            api_key_header=settings.api_key_header,
+            rate_limit_enabled=settings.rate_limit_enabled,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+            cors_origins=tuple(settings.cors_origins),
+            max_request_bytes=settings.max_request_bytes,
+            max_geometries_per_request=settings.max_geometries_per_request,
+            max_datasets_per_request=settings.max_datasets_per_request,
+            max_polygon_vertices=settings.max_polygon_vertices,
+            request_timeout_s=settings.request_timeout_s,
+        )

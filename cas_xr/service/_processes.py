@@ -1,0 +1,335 @@
+"""Processes: what they take (a pydantic model), what they give, and how they run.
+
+A process description is generated from the input model and the output types, as
+OpenAPI 3.0 schema objects. Inputs are checked when a job is created, before any work:
+unknown names, ill-typed values, limits and dataset ids each get a 400 problem that
+names them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+import cas_xr as cas
+from cas_xr.errors import LimitExceededError, RequestTimeoutError
+from cas_xr.models import (
+    AttributeRequest,
+    AttributeResponse,
+    BatchAttributeRequest,
+    BatchAttributeResponse,
+    Dataset,
+    Geometry,
+    OutputMode,
+    split_dataset_id,
+)
+from cas_xr.service._executor import JobContext
+from cas_xr.service._ogc import (
+    InputDescription,
+    Link,
+    OutputDescription,
+    ProcessDescription,
+    ProcessSummary,
+)
+from cas_xr.service._options import ServiceOptions
+from cas_xr.service._problems import InvalidInputError, RasterNotServedError
+from cas_xr.service._schema import type_schema
+
+__all__ = ["Output", "Process", "cas_processes"]
+
+# a batch runs in about this many sub-batches, so that its progress rises in steps; a
+# small batch runs whole (each sub-batch opens its datasets once, for its own bbox)
+_PROGRESS_STEPS = 10
+_MIN_SUB_BATCH = 25
+_RASTER_INPUTS = frozenset({"bbox", "target_resolution", "resampling"})
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a process: its type (for the schema) and words."""
+
+    annotation: Any
+    title: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Process:
+    """A process the service runs.
+
+    Parameters
+    ----------
+    id, title, description
+        What the process is called and does.
+    model
+        The pydantic model of the inputs: each field is an input.
+    outputs
+        Output id -> :class:`Output`.
+    function
+        ``function(inputs, context, options) -> {output id: JSON value}``.
+    check
+        ``check(inputs, options)`` raises if validated inputs may not run here (limits,
+        unknown dataset ids).
+    hidden
+        Model fields that are not inputs of the process.
+    input_docs
+        Input id -> description.
+    precheck
+        ``precheck(raw_inputs)`` raises before validation (e.g. to refuse raster output
+        with a clear problem rather than as an unknown input).
+    """
+
+    id: str
+    title: str
+    description: str
+    model: type[BaseModel]
+    outputs: Mapping[str, Output]
+    function: Callable[[Any, JobContext, ServiceOptions], dict[str, Any]]
+    check: Callable[[Any, ServiceOptions], None] | None = None
+    hidden: frozenset[str] = frozenset()
+    input_docs: Mapping[str, str] = field(default_factory=dict)
+    precheck: Callable[[Mapping[str, Any]], None] | None = None
+
+    @property
+    def input_names(self) -> list[str]:
+        """The input ids, in model order."""
+        return [name for name in self.model.model_fields if name not in self.hidden]
+
+    def validate(self, inputs: Mapping[str, Any], options: ServiceOptions) -> Any:
+        """Check ``inputs`` and return the validated model.
+
+        Raises
+        ------
+        InvalidInputError
+            For unknown inputs.
+        pydantic.ValidationError
+            For missing or ill-typed inputs (the error locations name them).
+        RasterNotServedError, LimitExceededError, UnknownProviderError
+            From the process's own checks.
+        """
+        if self.precheck is not None:
+            self.precheck(inputs)
+        unknown = sorted(set(inputs) - set(self.input_names))
+        if unknown:
+            raise InvalidInputError(
+                f"process {self.id!r} has no input(s) {', '.join(map(repr, unknown))}; "
+                f"its inputs are {', '.join(self.input_names)}"
+            )
+        parsed = self.model.model_validate(dict(inputs))
+        if self.check is not None:
+            self.check(parsed, options)
+        return parsed
+
+    def summary(self, job_control: list[str], base_url: str) -> ProcessSummary:
+        """The entry of ``/processes``."""
+        return ProcessSummary.model_validate(self._summary_fields(job_control, base_url))
+
+    def description_document(self, job_control: list[str], base_url: str) -> ProcessDescription:
+        """The process description of ``/processes/{id}``."""
+        schema = type_schema(self.model)
+        required = set(schema.get("required", []))
+        inputs = {}
+        for name in self.input_names:
+            prop = dict(schema["properties"][name])
+            title = prop.pop("title", name.replace("_", " ").title())
+            inputs[name] = InputDescription(
+                title=title,
+                description=self.input_docs.get(name, prop.get("description", "")),
+                schema_=prop,
+                minOccurs=1 if name in required else 0,
+            )
+        outputs = {
+            name: OutputDescription(
+                title=out.title, description=out.description, schema_=type_schema(out.annotation)
+            )
+            for name, out in self.outputs.items()
+        }
+        return ProcessDescription.model_validate(
+            {**self._summary_fields(job_control, base_url), "inputs": inputs, "outputs": outputs}
+        )
+
+    def _summary_fields(self, job_control: list[str], base_url: str) -> dict[str, Any]:
+        href = f"{base_url}processes/{self.id}"
+        return {
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+            "version": cas.__version__,
+            "jobControlOptions": job_control,
+            "links": [
+                Link(href=href, rel="self", type="application/json", title="process description"),
+                Link(
+                    href=f"{href}/execution",
+                    rel="http://www.opengis.net/def/rel/ogc/1.0/execute",
+                    type="application/json",
+                    title="execute",
+                ),
+            ],
+        }
+
+
+# -- checks -------------------------------------------------------------------------------
+
+
+def _refuse_raster(inputs: Mapping[str, Any]) -> None:
+    asked = sorted(_RASTER_INPUTS & set(inputs))
+    if inputs.get("output") == OutputMode.RASTER.value or asked:
+        what = f"input(s) {', '.join(asked)}" if asked else "output='raster'"
+        raise RasterNotServedError(
+            f"raster output is not served over HTTP ({what}); this service computes "
+            "statistics only: call cas_xr.extract_raster(dataset_id, bbox, output_dir) "
+            "in-process for a GeoTIFF"
+        )
+
+
+def _check_request(
+    geometries: list[Geometry], dataset_ids: list[str], options: ServiceOptions
+) -> None:
+    if len(geometries) > options.max_geometries_per_request:
+        raise LimitExceededError(
+            f"{len(geometries)} geometries, more than max_geometries_per_request "
+            f"({options.max_geometries_per_request}); split the request"
+        )
+    if len(dataset_ids) > options.max_datasets_per_request:
+        raise LimitExceededError(
+            f"{len(dataset_ids)} datasets requested, more than max_datasets_per_request "
+            f"({options.max_datasets_per_request}); split the request"
+        )
+    for i, geom in enumerate(geometries):
+        if geom.n_vertices > options.max_polygon_vertices:
+            raise LimitExceededError(
+                f"geometry {i} has {geom.n_vertices} vertices, more than max_polygon_vertices "
+                f"({options.max_polygon_vertices}); simplify it"
+            )
+    for dataset_id in dataset_ids:  # unknown ids are refused before the job exists
+        provider, name = split_dataset_id(dataset_id)
+        cas.get_connector(provider).dataset(name)
+
+
+def _check_extract(request: AttributeRequest, options: ServiceOptions) -> None:
+    _check_request([request.geometry], request.dataset_ids, options)
+
+
+def _check_batch(request: BatchAttributeRequest, options: ServiceOptions) -> None:
+    _check_request(request.geometries, request.dataset_ids, options)
+
+
+# -- functions ----------------------------------------------------------------------------
+
+
+def _extract(request: AttributeRequest, context: JobContext, options: ServiceOptions) -> dict:
+    context.check()
+    return {"response": cas.extract_sync(request).model_dump(mode="json")}
+
+
+def _batch_extract(
+    request: BatchAttributeRequest, context: JobContext, options: ServiceOptions
+) -> dict:
+    """Run the batch in sub-batches through the facade, reporting progress after each."""
+    started = time.monotonic()
+    geometries = request.geometries
+    size = max(_MIN_SUB_BATCH, math.ceil(len(geometries) / _PROGRESS_STEPS))
+    responses: list[AttributeResponse] = []
+    for start in range(0, len(geometries), size):
+        context.check()
+        if time.monotonic() - started > options.request_timeout_s:
+            raise RequestTimeoutError(
+                f"the batch took longer than request_timeout_s ({options.request_timeout_s} s) "
+                f"after {start} of {len(geometries)} geometries; send fewer geometries"
+            )
+        part = request.model_copy(update={"geometries": geometries[start : start + size]})
+        responses.extend(cas.batch_extract_sync(part).responses)
+        if len(responses) < len(geometries):
+            context.report(
+                100 * len(responses) / len(geometries),
+                f"{len(responses)} of {len(geometries)} geometries done",
+            )
+    response = BatchAttributeResponse(
+        request_id=uuid.uuid4().hex,
+        responses=responses,
+        total_geometries=len(responses),
+        total_results=sum(len(r.results) for r in responses),
+        elapsed_ms=(time.monotonic() - started) * 1000,
+    )
+    return {"response": response.model_dump(mode="json")}
+
+
+class ListDatasetsInputs(BaseModel):
+    """The inputs of ``list-datasets``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str | None = None
+
+
+def _check_list(inputs: ListDatasetsInputs, options: ServiceOptions) -> None:
+    if inputs.provider is not None:
+        cas.get_connector(inputs.provider)
+
+
+def _list_datasets(inputs: ListDatasetsInputs, context: JobContext, options: Any) -> dict:
+    datasets = cas.list_datasets(inputs.provider)
+    return {"datasets": [ds.model_dump(mode="json") for ds in datasets]}
+
+
+_REQUEST_DOCS = {
+    "dataset_ids": "Dataset ids such as 'sample:elevation' (`list-datasets` lists them).",
+    "time_range": "Time steps to use for temporal datasets (default: the latest step).",
+    "aggregation": "The statistic to compute.",
+    "target_crs": "The output CRS of raster mode (unused: statistics only).",
+    "geometry_crs": "The CRS of the input coordinates.",
+    "geometry": "A GeoJSON Point, Polygon or MultiPolygon (or a Feature).",
+    "geometries": "GeoJSON Points, Polygons or MultiPolygons (or Features).",
+    "output": "'stats' (the default); 'raster' is refused: rasters are not served over HTTP.",
+}
+
+
+def cas_processes() -> list[Process]:
+    """The processes over the cas_xr facade: ``extract``, ``batch-extract``, ``list-datasets``."""
+    return [
+        Process(
+            id="extract",
+            title="Zonal statistics of one geometry",
+            description=(
+                "Statistics of one geometry for one or more datasets, with units, quality "
+                "flags, coverage and provenance (the facade's extract())."
+            ),
+            model=AttributeRequest,
+            outputs={"response": Output(AttributeResponse, "Attribute response")},
+            function=_extract,
+            check=_check_extract,
+            hidden=_RASTER_INPUTS,
+            input_docs=_REQUEST_DOCS,
+            precheck=_refuse_raster,
+        ),
+        Process(
+            id="batch-extract",
+            title="Zonal statistics of many geometries",
+            description=(
+                "Statistics of up to 1,000 geometries for one or more datasets (the facade's "
+                "batch_extract()); reports progress as sub-batches finish."
+            ),
+            model=BatchAttributeRequest,
+            outputs={"response": Output(BatchAttributeResponse, "Batch attribute response")},
+            function=_batch_extract,
+            check=_check_batch,
+            input_docs=_REQUEST_DOCS,
+            precheck=_refuse_raster,
+        ),
+        Process(
+            id="list-datasets",
+            title="List datasets",
+            description="Metadata of every dataset, or of one provider's datasets.",
+            model=ListDatasetsInputs,
+            outputs={"datasets": Output(list[Dataset], "Datasets")},
+            function=_list_datasets,
+            check=_check_list,
+            input_docs={"provider": "A provider slug (default: every provider)."},
+        ),
+    ]

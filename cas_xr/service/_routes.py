@@ -1,0 +1,291 @@
+"""The OGC API - Processes routes: landing page, conformance, processes and jobs."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Future
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from cas_xr.errors import RequestTimeoutError
+from cas_xr.service._jobs import ACTIVE, JobRecord
+from cas_xr.service._ogc import (
+    CONFORMANCE,
+    REL,
+    ConformanceDeclaration,
+    Execute,
+    JobList,
+    JobResults,
+    JobStatus,
+    LandingPage,
+    Link,
+    Problem,
+    ProcessDescription,
+    ProcessList,
+    StatusInfo,
+)
+from cas_xr.service._problems import (
+    JobDismissedError,
+    JobFailedError,
+    NoSuchJobError,
+    ResultNotReadyError,
+)
+from cas_xr.service._state import ServiceState
+
+__all__ = ["api_routes", "public_routes"]
+
+_JSON = "application/json"
+_OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+_ProcessID = Annotated[str, Path(alias="processID", description="A process id.")]
+_STRING = {"type": "string"}
+_NO_BODY = Execute()  # a request without a body has no inputs
+_JobID = Annotated[str, Path(alias="jobId", description="A job id such as job_0.")]
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` entry documenting problem responses with these status codes."""
+    return {code: {"model": Problem, "description": HTTPStatus(code).phrase} for code in codes}
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url)
+
+
+def _status_info(record: JobRecord, base: str) -> StatusInfo:
+    href = f"{base}jobs/{record.job_id}"
+    links = [Link(href=href, rel="self", type=_JSON, title="job status")]
+    if record.status is JobStatus.SUCCESSFUL:
+        links.append(Link(href=f"{href}/results", rel=REL["results"], type=_JSON, title="results"))
+    return StatusInfo(
+        jobID=record.job_id,
+        processID=record.process_id,
+        status=record.status,
+        message=record.message,
+        created=record.created,
+        started=record.started,
+        finished=record.finished,
+        updated=record.updated,
+        progress=record.progress,
+        links=links,
+    )
+
+
+def _dump(model: StatusInfo) -> dict[str, Any]:
+    return model.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+def public_routes() -> APIRouter:
+    """The landing page and the conformance declaration (never behind authentication)."""
+    router = APIRouter(tags=["Capabilities"])
+
+    @router.get("/", response_model=LandingPage, response_model_exclude_none=True)
+    def get_capabilities(request: Request) -> LandingPage:
+        """The landing page: what this service is, and links to its resources."""
+        base = _base(request)
+        return LandingPage(
+            title="cas_xr attribute service",
+            description=(
+                "Zonal statistics (catchment attributes) with units, quality flags and "
+                "provenance, as OGC API - Processes 1.0 processes and jobs"
+            ),
+            links=[
+                Link(href=base, rel="self", type=_JSON, title="this document"),
+                Link(href=f"{base}openapi.json", rel="service-desc", type=_OPENAPI,
+                     title="the API definition"),
+                Link(href=f"{base}docs", rel="service-doc", type="text/html",
+                     title="the API documentation (Swagger UI)"),
+                Link(href=f"{base}redoc", rel="service-doc", type="text/html",
+                     title="the API documentation (ReDoc)"),
+                Link(href=f"{base}conformance", rel=REL["conformance"], type=_JSON,
+                     title="conformance classes"),
+                Link(href=f"{base}processes", rel=REL["processes"], type=_JSON,
+                     title="processes"),
+                Link(href=f"{base}jobs", rel=REL["job-list"], type=_JSON, title="jobs"),
+            ],
+        )  # fmt: skip
+
+    @router.get("/conformance", response_model=ConformanceDeclaration)
+    def get_conformance() -> ConformanceDeclaration:
+        """The conformance classes this service implements."""
+        return ConformanceDeclaration(conformsTo=CONFORMANCE)
+
+    return router
+
+
+def api_routes(state: ServiceState) -> APIRouter:
+    """The routes of processes and jobs.
+
+    Parameters
+    ----------
+    state
+        The service state the routes use.
+    """
+    router = APIRouter()
+    store = state.store
+
+    def _record(job_id: str) -> JobRecord:
+        record = store.get(job_id)
+        if record is None:
+            raise NoSuchJobError(f"there is no job {job_id!r} (never created, or dismissed)")
+        return record
+
+    @router.get(
+        "/processes",
+        tags=["Processes"],
+        response_model=ProcessList,
+        response_model_exclude_none=True,
+    )
+    def get_processes(request: Request) -> ProcessList:
+        """The processes this service runs."""
+        base = _base(request)
+        return ProcessList(
+            processes=[p.summary(state.job_control, base) for p in state.processes.values()],
+            links=[Link(href=f"{base}processes", rel="self", type=_JSON, title="processes")],
+        )
+
+    @router.get(
+        "/processes/{processID}",
+        tags=["Processes"],
+        response_model=ProcessDescription,
+        response_model_exclude_none=True,
+        response_model_by_alias=True,
+        responses=problems(404),
+    )
+    def get_process(request: Request, process_id: _ProcessID) -> ProcessDescription:
+        """The description of a process: its inputs and outputs as OpenAPI 3.0 schemas."""
+        return state.process(process_id).description_document(state.job_control, _base(request))
+
+    @router.post(
+        "/processes/{processID}/execution",
+        tags=["Execution"],
+        status_code=201,
+        response_model=StatusInfo,
+        response_model_exclude_none=True,
+        responses={
+            201: {
+                "description": "The job was created (asynchronous execution).",
+                "headers": {"Location": {"description": "The job URL", "schema": _STRING}},
+            },
+            200: {"model": JobResults, "description": "The outputs (synchronous execution)."},
+            **problems(400, 404, 413, 500, 504),
+        },
+    )
+    async def execute_process(
+        request: Request,
+        process_id: _ProcessID,
+        execute: Annotated[Execute, Body()] = _NO_BODY,
+        prefer: Annotated[
+            str | None, Header(description="'respond-async' asks for a job (201)")
+        ] = None,
+    ) -> JSONResponse:
+        """Run a process: create a job (201 + Location), or answer with its outputs."""
+        process = state.process(process_id)
+        inputs = dict(execute.inputs or {})
+        parsed = await run_in_threadpool(process.validate, inputs, state.options)
+        record, done = state.submit(process, parsed, inputs)
+        base = _base(request)
+        respond_async = "respond-async" in (prefer or "").lower()
+        if state.options.sync_execute and not respond_async:
+            await _wait(record.job_id, done)
+            return JSONResponse(_results(record.job_id, raw=execute.response == "raw"))
+        headers = {"Location": f"{base}jobs/{record.job_id}"}
+        if respond_async and state.options.sync_execute:
+            headers["Preference-Applied"] = "respond-async"
+        info = _status_info(store.get(record.job_id) or record, base)
+        return JSONResponse(_dump(info), status_code=201, headers=headers)
+
+    async def _wait(job_id: str, done: Future[None]) -> None:
+        timeout = state.options.request_timeout_s
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(done)), timeout)
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"job {job_id!r} did not finish within request_timeout_s ({timeout} s); it "
+                f"goes on: follow it at /jobs/{job_id}, or ask for a job with "
+                "'Prefer: respond-async'"
+            ) from None
+
+    def _results(job_id: str, *, raw: bool = False) -> Any:
+        record = _record(job_id)
+        if record.status in ACTIVE:
+            raise ResultNotReadyError(
+                f"job {job_id!r} is {record.status.value}; its results are not ready yet"
+            )
+        if record.status is JobStatus.FAILED:
+            raise JobFailedError(f"job {job_id!r} failed: {record.message}")
+        if record.status is JobStatus.DISMISSED:
+            raise JobDismissedError(f"job {job_id!r} was dismissed before it finished")
+        results = store.results(job_id) or {}
+        if raw and len(results) == 1:  # a raw response of one output is its value
+            return next(iter(results.values()))
+        return results
+
+    @router.get(
+        "/jobs",
+        tags=["Jobs"],
+        response_model=JobList,
+        response_model_exclude_none=True,
+        responses=problems(400),
+    )
+    def get_jobs(
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+        status: Annotated[list[JobStatus] | None, Query()] = None,
+        process_id: Annotated[list[str] | None, Query(alias="processID")] = None,
+    ) -> JobList:
+        """The jobs, oldest first (at most ``limit``; optionally by status and process)."""
+        base = _base(request)
+        records = store.find(
+            limit=limit,
+            statuses=[s.value for s in status or []],
+            process_ids=process_id or [],
+        )
+        return JobList(
+            jobs=[_status_info(r, base) for r in records],
+            links=[Link(href=f"{base}jobs", rel="self", type=_JSON, title="jobs")],
+        )
+
+    @router.get(
+        "/jobs/{jobId}",
+        tags=["Jobs"],
+        response_model=StatusInfo,
+        response_model_exclude_none=True,
+        responses=problems(404),
+    )
+    def get_job(request: Request, job_id: _JobID) -> StatusInfo:
+        """The status of a job."""
+        return _status_info(_record(job_id), _base(request))
+
+    @router.delete(
+        "/jobs/{jobId}",
+        tags=["Jobs"],
+        response_model=StatusInfo,
+        response_model_exclude_none=True,
+        responses=problems(404),
+    )
+    def dismiss_job(request: Request, job_id: _JobID) -> StatusInfo:
+        """Dismiss a job: cancel it if it is queued or running, else remove it and its results."""
+        record = _record(job_id)
+        if record.status in ACTIVE and store.dismiss(job_id):
+            state.runner.cancel(job_id)
+            return _status_info(_record(job_id), _base(request))
+        store.delete(job_id)
+        info = _status_info(record, _base(request))
+        removed = {"status": JobStatus.DISMISSED, "message": "removed with its results"}
+        return info.model_copy(update={**removed, "links": []})
+
+    @router.get(
+        "/jobs/{jobId}/results",
+        tags=["Jobs"],
+        response_model=JobResults,
+        responses=problems(404, 410, 500),
+    )
+    def get_job_results(job_id: _JobID) -> Any:
+        """The outputs of a successful job: output id -> value."""
+        return _results(job_id)
+
+    return router

@@ -1,0 +1,113 @@
+"""The service's state: options, processes, the job store and the executor."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from cas_xr.service._executor import JobContext, JobRunner, failure_message
+from cas_xr.service._jobs import JobRecord, JobStore
+from cas_xr.service._ogc import JobStatus
+from cas_xr.service._options import ServiceOptions
+from cas_xr.service._problems import NoSuchProcessError
+from cas_xr.service._processes import Process
+
+__all__ = ["ServiceState"]
+
+logger = logging.getLogger("cas_xr.service")
+
+_CUT_OFF = (
+    "the server stopped while the job was running, so the job was cut off; execute the "
+    "process again"
+)
+
+
+@dataclass
+class ServiceState:
+    """Everything the routes share.
+
+    Parameters
+    ----------
+    options
+        The service options.
+    processes
+        Process id -> process.
+    store
+        The job store.
+    runner
+        The job executor.
+    """
+
+    options: ServiceOptions
+    processes: Mapping[str, Process]
+    store: JobStore
+    runner: JobRunner
+
+    @classmethod
+    def open(cls, options: ServiceOptions, processes: list[Process]) -> ServiceState:
+        """Open the job store and start the executor."""
+        store = JobStore(options.jobs_db)
+        runner = JobRunner(store, options.job_workers)
+        return cls(options, {p.id: p for p in processes}, store, runner)
+
+    @property
+    def job_control(self) -> list[str]:
+        """The ``jobControlOptions`` of every process."""
+        modes = ["async-execute", "dismiss"]
+        return ["sync-execute", *modes] if self.options.sync_execute else modes
+
+    def process(self, process_id: str) -> Process:
+        """The process ``process_id``, or :class:`NoSuchProcessError`."""
+        try:
+            return self.processes[process_id]
+        except KeyError:
+            raise NoSuchProcessError(
+                f"there is no process {process_id!r}; the processes are "
+                f"{', '.join(sorted(self.processes))}"
+            ) from None
+
+    def submit(
+        self, process: Process, parsed: Any, inputs: dict[str, Any]
+    ) -> tuple[JobRecord, Future[None]]:
+        """Store a new job for validated inputs and queue it.
+
+        Parameters
+        ----------
+        process
+            The process to run.
+        parsed
+            The validated inputs (``process.validate``).
+        inputs
+            The inputs as received (JSON), kept to re-queue the job after a restart.
+        """
+        record = self.store.create(process.id, inputs)
+        return record, self._queue(record.job_id, process, parsed)
+
+    def _queue(self, job_id: str, process: Process, parsed: Any) -> Future[None]:
+        def run(context: JobContext) -> dict[str, Any]:
+            return process.function(parsed, context, self.options)
+
+        return self.runner.submit(job_id, run)
+
+    def recover(self) -> None:
+        """After a (re)start: fail the jobs that were cut off, re-queue the accepted ones."""
+        for job_id in self.store.fail_running(_CUT_OFF):
+            logger.warning("job %s was cut off by a restart; marked failed", job_id)
+        for record in self.store.find(limit=-1, statuses=[JobStatus.ACCEPTED.value]):
+            inputs = self.store.inputs(record.job_id) or {}
+            try:
+                process = self.process(record.process_id)
+                parsed = process.validate(inputs, self.options)
+            except Exception as err:
+                message = f"not re-queued after a restart: {failure_message(err)}"
+                self.store.fail(record.job_id, message)
+                continue
+            self._queue(record.job_id, process, parsed)
+
+    def close(self) -> None:
+        """Stop the executor and fail the jobs it was running (workers may still finish)."""
+        self.runner.shutdown()
+        self.store.fail_running(_CUT_OFF)
