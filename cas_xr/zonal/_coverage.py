@@ -19,8 +19,6 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from cas_xr.zonal._codes import COVERAGE_NOISE
-
 __all__ = [
     "centre_coverage",
     "exact_coverage",
@@ -162,10 +160,12 @@ def exact_coverage(
     ring_offsets: npt.NDArray[np.int64],
     first_ring: int,
     last_ring: int,
+    noise: float,
 ) -> None:
     """Fill ``buf`` (rows ``r0..``, columns ``c0..``) with the covered fraction of each cell.
 
-    Cells covered less than :data:`COVERAGE_NOISE` are set to 0.
+    Cells covered less than ``noise`` (:data:`~cas_xr.zonal.COVERAGE_NOISE`, passed in so
+    that numba's on-disk cache never keeps a stale constant) are set to 0.
     """
     buf[:, :] = 0.0
     for ring in range(first_ring, last_ring):
@@ -178,7 +178,7 @@ def exact_coverage(
         for j in range(buf.shape[1]):
             acc += buf[line, j]
             cover = min(abs(acc), 1.0)
-            buf[line, j] = cover if cover >= COVERAGE_NOISE else 0.0
+            buf[line, j] = cover if cover >= noise else 0.0
 
 
 @njit(cache=True)

@@ -152,6 +152,7 @@ def zonal_kernel(
     qs: npt.NDArray[np.float64],
     classes: npt.NDArray[np.float64],
     empty_row: npt.NDArray[np.float64],
+    noise: float,
 ) -> tuple[
     npt.NDArray[np.float64],
     npt.NDArray[np.float64],
@@ -176,6 +177,8 @@ def zonal_kernel(
         The statistics to compute (and the quantile of each ``QUANTILE`` code).
     classes
         Sorted class values of the distribution (empty: no distribution).
+    noise
+        Exact coverage below this is dropped (:data:`~cas_xr.zonal.COVERAGE_NOISE`).
     empty_row
         The statistics of a geometry without valid cells (:func:`~cas_xr.zonal._codes.empty_stats`).
 
@@ -207,7 +210,7 @@ def zonal_kernel(
         if mode == MODE_CENTER:
             centre_coverage(buf, r0, c0, coords, ring_offsets, first, last)
         else:
-            exact_coverage(buf, r0, c0, coords, ring_offsets, first, last)
+            exact_coverage(buf, r0, c0, coords, ring_offsets, first, last, noise)
             if mode == MODE_ALL_TOUCHED:
                 buf[:, :] = np.where(buf > 0.0, 1.0, 0.0)
         size = buf.size

@@ -59,7 +59,7 @@ def _window_task(
     coords, ring_offsets, geom_ring_offsets = rings
     return zonal_kernel(
         values, nodata, use_nodata, coords, ring_offsets, geom_ring_offsets, row_factor, mode,
-        stats.codes, stats.qs, classes, K.empty_stats(stats.codes),
+        stats.codes, stats.qs, classes, K.empty_stats(stats.codes), K.COVERAGE_NOISE,
     )  # fmt: skip
 
 
