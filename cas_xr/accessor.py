@@ -7,10 +7,16 @@ Dask. The accessor keeps no state (xarray builds it per object).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
 import xarray as xr
+
+if TYPE_CHECKING:
+    import os
+
+    from cas_xr.models import RasterResampling
 
 __all__ = ["CasAccessor"]
 
@@ -18,7 +24,7 @@ __all__ = ["CasAccessor"]
 @xr.register_dataset_accessor("cas")
 @xr.register_dataarray_accessor("cas")
 class CasAccessor:
-    """``obj.cas``: zonal statistics of this raster cube.
+    """``obj.cas``: zonal statistics, clipping and writing of this raster cube.
 
     Parameters
     ----------
@@ -47,4 +53,55 @@ class CasAccessor:
         return zonal(
             self._obj, geometries, stats, crs=crs, weights=weights, area_weighted=area_weighted,
             classes=classes, nodata=nodata, **kwargs,
+        )  # fmt: skip
+
+    def _array(self, method: str) -> xr.DataArray:
+        if isinstance(self._obj, xr.Dataset):
+            raise TypeError(
+                f".cas.{method} works on a DataArray; select a variable, e.g. "
+                f"ds['elevation'].cas.{method}(...)"
+            )
+        return self._obj
+
+    def clip(
+        self,
+        bbox: tuple[float, float, float, float],
+        *,
+        bbox_crs: Any = "EPSG:4326",
+        target_crs: Any = None,
+        target_resolution: float | None = None,
+        resampling: RasterResampling | str = "nearest",
+        nodata: float | None = None,
+        categorical: bool | None = None,
+    ) -> xr.DataArray:
+        """Cut this DataArray to a box snapped outward to whole cells (or regrid it).
+
+        The same code as raster mode; see :func:`cas_xr.mosaic.clip` for every argument.
+        """
+        from cas_xr.mosaic import clip
+
+        return clip(
+            self._array("clip"), bbox, bbox_crs=bbox_crs, target_crs=target_crs,
+            target_resolution=target_resolution, resampling=resampling, nodata=nodata,
+            categorical=categorical,
+        )  # fmt: skip
+
+    def to_raster(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        overwrite: bool = False,
+        tags: Mapping[str, str] | None = None,
+        categorical: bool | None = None,
+    ) -> Path:
+        """Write this DataArray to a COG (``.tif``) or Zarr store (``.zarr``), atomically.
+
+        The same writer as raster mode; see :func:`cas_xr.mosaic.write_raster`.
+        """
+        from cas_xr.mosaic import write_raster
+
+        return write_raster(
+            self._array("to_raster"), path, format=format, overwrite=overwrite, tags=tags,
+            categorical=categorical,
         )  # fmt: skip

@@ -1,96 +1,240 @@
-"""Raster mode: write a dataset's pixels in a bounding box as a GeoTIFF (in-process only).
+"""Raster mode: write a dataset's cells in a box as a COG or a Zarr store (in-process only).
 
-This first version writes the source's native grid and CRS; the box is snapped outward to
-whole source cells and tiles are mosaicked by the source (first item in id order wins
-where tiles overlap). The file is written to a temporary name in ``output_dir`` and
-renamed, so the target path never holds a partial file.
+The dataset is opened lazily through its source (every intersecting STAC item, WCS tiles
+or local files), cut to the box snapped outward to whole source cells, optionally
+reprojected or resampled (:mod:`cas_xr.mosaic`), and written to a temporary name in
+``output_dir`` that is renamed on success. Raster mode is never served over HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
+import json
+import math
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cas_xr.catalog import resolve
-from cas_xr.config import get_settings
-from cas_xr.errors import LimitExceededError
-from cas_xr.models import BoundingBox, RasterResampling, RasterResult, TimeRange
+from cas_xr.config import Settings, get_settings
+from cas_xr.errors import LimitExceededError, RequestTimeoutError, SourceError
+from cas_xr.models import BoundingBox, DataType, RasterResampling, RasterResult, TimeRange
+from cas_xr.mosaic import (
+    atomic_output,
+    check_format,
+    check_resampling,
+    grid_of,
+    nodata_of,
+    output_grid,
+    read_bounds,
+    regrid,
+    same_lattice,
+    transform_bbox,
+)
+from cas_xr.mosaic._write import write_geotiff, write_zarr
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from odc.geo.geobox import GeoBox
+
+    from cas_xr.catalog import Connector
 
 __all__ = ["extract_raster"]
+
+_SUFFIXES = {"geotiff": ".tif", "zarr": ".zarr"}
+# raster mode reads the whole window anyway: chunks of at least this many cells a side
+# mean fewer file opens and tile fusions (and fewer copies) than the zonal default
+_MIN_CHUNK = 4096
+# its own threads: a timed-out call returns at once (asyncio.run would wait for the default
+# executor's threads) while its worker finishes and discards the file
+_EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cas_xr-raster")
+
+
+@dataclass(frozen=True)
+class _Request:
+    dataset_id: str
+    connector: Connector
+    name: str
+    bbox: tuple[float, float, float, float]
+    time_range: TimeRange | None
+    resampling: RasterResampling
+    resolution: float | None
+    crs: str | None
+    format: str
+    target: Path
+    overwrite: bool
 
 
 def _check_output_dir(output_dir: str | Path) -> Path:
     path = Path(output_dir)
     if not path.is_dir():
         raise ValueError(f"output_dir {str(path)!r} is not an existing directory; create it first")
-    if not os.access(path, os.W_OK):
-        raise PermissionError(f"output_dir {str(path)!r} is not writable; choose another folder")
     return path
 
 
-def _write(
-    dataset_id: str, bbox: BoundingBox, target: Path, time_range: TimeRange | None
-) -> RasterResult:
-    import odc.geo.xr  # noqa: F401  (registers the .odc accessor)
-    import rasterio
+def _check_crs(crs: Any) -> str | None:
+    if crs is None:
+        return None
+    import pyproj
 
-    started = time.perf_counter()
-    connector, name = resolve(dataset_id)
-    variable = connector.definition_of(name).variables[0]
-    da = connector.open(name, bbox=bbox.as_tuple(), time_range=time_range)
-    if "time" in da.dims and time_range is None:
-        da = da.isel(time=[-1])
-    bands = da.sizes.get("time", 1)
-    pixels = da.sizes["y"] * da.sizes["x"] * bands
-    settings = get_settings()
+    try:
+        pyproj.CRS.from_user_input(crs)
+    except pyproj.exceptions.CRSError as err:
+        raise ValueError(
+            f"target_crs {crs!r} is not recognised ({err}); use e.g. 'EPSG:3857' or WKT"
+        ) from None
+    return str(crs)
+
+
+def _check_resolution(resolution: float | None) -> float | None:
+    if resolution is None:
+        return None
+    try:
+        value = float(resolution)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"target_resolution must be a positive number, got {resolution!r}")
+    return value
+
+
+def _target(folder: Path, filename: str | None, default: str) -> Path:
+    if filename is None:
+        return folder / default
+    if Path(filename).name != filename or filename in ("", ".", ".."):
+        raise ValueError(f"filename {filename!r} must be a plain file name, without folders")
+    return folder / filename
+
+
+def _open(
+    request: _Request, bbox: tuple[float, float, float, float], time_range: TimeRange | None
+) -> xr.DataArray:
+    chunks = max(get_settings().chunk_size, _MIN_CHUNK)
+    return request.connector.open(request.name, bbox=bbox, time_range=time_range, chunks=chunks)
+
+
+def _with_latest_step(request: _Request, da: xr.DataArray) -> tuple[xr.DataArray, TimeRange | None]:
+    """Without a time range, reopen a temporal dataset at its latest step alone."""
+    if "time" not in da.dims or request.time_range is not None:
+        return da, request.time_range
+    import pandas as pd
+
+    latest = pd.Timestamp(da["time"].values[-1]).to_pydatetime()
+    step = TimeRange(start=latest, end=latest)
+    return _open(request, request.bbox, step), step
+
+
+def _check_pixels(what: str, shape: tuple[int, ...], settings: Settings) -> None:
+    pixels = math.prod(shape)
     if pixels > settings.max_raster_pixels:
         raise LimitExceededError(
-            f"the box holds {pixels} pixels, more than max_raster_pixels "
-            f"({settings.max_raster_pixels}); request a smaller bbox or raise the setting"
+            f"the {what} holds {pixels} pixels ({' x '.join(map(str, shape))}), more than "
+            f"max_raster_pixels ({settings.max_raster_pixels}); request a smaller bbox or "
+            "a coarser target_resolution, or raise the setting"
         )
-    data = np.asarray(da.values).reshape(bands, da.sizes["y"], da.sizes["x"])
-    geobox = da.odc.geobox
-    nodata = da.attrs.get("nodata", variable.nodata_value)
-    profile: dict[str, Any] = {
-        "driver": "COG",
-        "count": bands,
-        "height": data.shape[1],
-        "width": data.shape[2],
-        "dtype": data.dtype.name,
-        "crs": geobox.crs.to_wkt(),
-        "transform": geobox.affine,
-        "nodata": nodata,
-        "compress": "deflate",
-    }
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        with rasterio.open(tmp_name, "w", **profile) as dst:
-            dst.write(data)
-            dst.update_tags(units=variable.units, dataset_id=dataset_id)
-        os.replace(tmp_name, target)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    affine = geobox.affine
+
+
+def _plan(request: _Request, settings: Settings) -> tuple[xr.DataArray, GeoBox]:
+    """Open the source lazily and choose the output grid; check sizes before any read."""
+    da = _open(request, request.bbox, request.time_range)
+    da, time_range = _with_latest_step(request, da)
+    steps = math.prod(n for d, n in da.sizes.items() if d not in ("y", "x"))
+    native = grid_of(da)
+    grid = output_grid(native, request.bbox, crs=request.crs, resolution=request.resolution)
+    _check_pixels("output", (steps, *grid.shape.yx), settings)
+    if same_lattice(native, grid) is None:  # resampling reads cells around the footprint
+        lonlat = transform_bbox(read_bounds(native, grid, request.resampling), native.crs, 4326)
+        x0, y0, x1, y1 = lonlat
+        wider = (max(x0, -180.0), max(y0, -90.0), min(x1, 180.0), min(y1, 90.0))
+        da = _open(request, wider, time_range)
+        _check_pixels("source window to resample", (steps, *grid_of(da).shape.yx), settings)
+    return da, grid
+
+
+def _compute(da: xr.DataArray) -> xr.DataArray:
+    """Read the cells (one Dask computation); fail if the source lost any chunk."""
+    import dask
+
+    failed = da.attrs.pop("cas_failed_chunks", None)
+    if failed is None:
+        return da.compute()
+    values, lost = dask.compute(da, failed)
+    if int(np.sum(lost)):
+        raise SourceError(
+            f"{int(np.sum(lost))} chunk(s) of the source could not be read; raster mode "
+            "writes no file with holes: retry later",
+            kind="read",
+        )
+    return values
+
+
+def _crs_name(grid: GeoBox) -> str:
+    crs = grid.crs
+    if crs is None:
+        raise ValueError("the output grid has no CRS")
+    return f"EPSG:{crs.epsg}" if crs.epsg else crs.to_wkt()
+
+
+def _times(da: xr.DataArray) -> list[str]:
+    if "time" not in da.dims:
+        return []
+    seconds = np.asarray(da["time"].values, dtype="datetime64[s]")
+    return [f"{t}Z" for t in np.datetime_as_string(seconds, unit="s")]
+
+
+def _write(request: _Request, cancelled: threading.Event, started: float) -> RasterResult:
+    """Open, cut, resample and write (runs in a worker thread)."""
+    settings = get_settings()
+    connector, name = request.connector, request.name
+    variable = connector.definition_of(name).variables[0]
+    metadata = connector.dataset(name)
+    with atomic_output(
+        request.target, directory=request.format == "zarr", overwrite=request.overwrite
+    ) as tmp:
+        source, grid = _plan(request, settings)
+        provenance = {
+            "dataset": request.dataset_id,
+            **source.attrs.get("cas_provenance", {}),
+            "bbox": list(request.bbox),
+            "resampling": request.resampling.value,
+        }
+        out = regrid(_compute(source), grid, resampling=request.resampling)
+        if times := _times(out):
+            provenance["times"] = times
+        out.attrs["cas_provenance"] = provenance
+        tags = {
+            "dataset_id": request.dataset_id,
+            "license": metadata.license,
+            "units": variable.units,
+            "cas_provenance": json.dumps(provenance, default=str),
+        }
+        if request.format == "zarr":
+            write_zarr(out, tmp, tags=tags)
+        else:
+            categorical = variable.data_type is DataType.CATEGORICAL
+            write_geotiff(
+                out, tmp, tags=tags, overview_resampling="nearest" if categorical else "average"
+            )
+        if cancelled.is_set():
+            raise RequestTimeoutError("raster mode was cancelled; no file was written")
+    t = grid.transform
     return RasterResult(
-        dataset_id=dataset_id,
+        dataset_id=request.dataset_id,
         provider=connector.slug,
         variable=variable.name,
         units=variable.units,
-        path=str(target),
-        crs=f"EPSG:{geobox.crs.epsg}" if geobox.crs.epsg else geobox.crs.to_wkt(),
-        transform=(affine.a, affine.b, affine.c, affine.d, affine.e, affine.f),
-        shape=(data.shape[1], data.shape[2]),
-        nodata=None if nodata is None else float(nodata),
-        license=connector.dataset(name).license,
-        provenance={"dataset": dataset_id, **da.attrs.get("cas_provenance", {})},
+        path=str(request.target),
+        crs=_crs_name(grid),
+        transform=(t.a, t.b, t.c, t.d, t.e, t.f),
+        shape=grid.shape.yx,
+        nodata=nodata_of(out),
+        license=metadata.license,
+        provenance=provenance,
         elapsed_ms=(time.perf_counter() - started) * 1000,
     )
 
@@ -104,9 +248,16 @@ async def extract_raster(
     resampling: RasterResampling | str = RasterResampling.NEAREST,
     time_range: TimeRange | tuple[Any, Any] | None = None,
     filename: str | None = None,
+    target_crs: str | None = None,
+    format: str | None = None,
     overwrite: bool = False,
 ) -> RasterResult:
-    """Write ``dataset_id``'s pixels inside ``bbox`` to a GeoTIFF in ``output_dir``.
+    """Write ``dataset_id``'s cells inside ``bbox`` to a COG (or Zarr store) in ``output_dir``.
+
+    By default the output is on the source's native grid and CRS, the box snapped outward
+    to whole source cells; tiles are mosaicked by the source (STAC: every intersecting
+    item, newest first, ties by id, first valid cell wins; WCS: tiled GetCoverage; local
+    globs: file-name order). Cells of the box outside the data hold the nodata value.
 
     Parameters
     ----------
@@ -117,43 +268,93 @@ async def extract_raster(
         ``(min_lon, min_lat, max_lon, max_lat)`` or a dict with those keys.
     output_dir
         An existing, writable folder.
-    target_resolution, resampling
-        Not supported yet: only the native grid is written (``resampling`` must stay
-        ``"nearest"``).
+    target_resolution
+        Output cell size in units of the output CRS (default: the native one). In the
+        native CRS the output lattice starts at the native grid's origin; in another CRS
+        cell edges lie on multiples of the resolution.
+    resampling
+        ``nearest`` (default), ``bilinear``, ``cubic`` or ``average``, used when the output
+        grid differs from the native one (GDAL's warper, from full-resolution cells,
+        ignoring nodata). Categorical datasets allow ``nearest`` only.
     time_range
-        For temporal datasets, the steps to write (one band per step); without it, the
-        latest step.
+        For temporal datasets, the steps to write, one band per step (in time order, each
+        band described by its ISO time); without it, the latest step only. Ignored by
+        static datasets.
     filename
-        File name (default ``"{provider}_{dataset}.tif"``).
+        File name in ``output_dir`` (default ``"{provider}_{dataset}.tif"``, or ``.zarr``).
+    target_crs
+        Output CRS (default: the native one); the box is transformed with densified edges.
+    format
+        ``"geotiff"`` (a Cloud-Optimized GeoTIFF, DEFLATE-compressed, with overviews) or
+        ``"zarr"`` (a Zarr format 2 store); default: from ``filename``'s suffix, else
+        ``"geotiff"``.
     overwrite
         Replace an existing file.
 
     Returns
     -------
     RasterResult
+        Path, CRS, transform, shape, nodata, license, provenance (source, items or files
+        used, box, resampling, band times) and elapsed time.
 
     Raises
     ------
     pydantic.ValidationError
-        For an invalid bbox or time range.
+        For an invalid bbox (inverted, out of range) or time range.
     InvalidDatasetIdError, UnknownProviderError, UnknownDatasetError
         For a malformed or unknown dataset id.
-    FileExistsError, ValueError, PermissionError, LimitExceededError
-        For an existing file, a bad output folder or argument, or too many pixels.
+    ValueError
+        For a bad argument (resampling, categorical data with a resampling other than
+        ``nearest``, target_crs, target_resolution, format, filename) or a missing folder.
+    FileExistsError, PermissionError
+        For an existing file (without ``overwrite``) or an unwritable folder.
+    LimitExceededError
+        When the output or the source cells it needs exceed ``max_raster_pixels``
+        (checked before any pixel is read).
+    SourceError
+        When the source fails (``kind="no_data"`` for a box without data).
+    RequestTimeoutError
+        After ``request_timeout_s``; no file is written.
+
+    Notes
+    -----
+    The file is written to a hidden temporary name in ``output_dir`` and renamed to its
+    final name only when complete: a failed, interrupted or timed-out call never leaves a
+    file at the target path.
     """
-    bbox = BoundingBox.model_validate(bbox)
-    tr = None if time_range is None else TimeRange.model_validate(time_range)
+    started = time.perf_counter()
+    box = BoundingBox.model_validate(bbox)
     connector, name = resolve(dataset_id)
-    if (
-        target_resolution is not None
-        or RasterResampling(resampling) is not RasterResampling.NEAREST
-    ):
-        raise ValueError(
-            "target_resolution/resampling are not supported yet: raster mode writes the "
-            "native grid; leave them unset"
-        )
+    variable = connector.definition_of(name).variables[0]
+    method = check_resampling(resampling, categorical=variable.data_type is DataType.CATEGORICAL)
+    fmt = check_format(filename or "", format) if format or filename else "geotiff"
     folder = _check_output_dir(output_dir)
-    target = folder / (filename or f"{connector.slug}_{name}.tif")
-    if target.exists() and not overwrite:
+    target = _target(folder, filename, f"{connector.slug}_{name}{_SUFFIXES[fmt]}")
+    if (target.exists() or target.is_symlink()) and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True or another filename")
-    return await asyncio.to_thread(_write, dataset_id, bbox, target, tr)
+    request = _Request(
+        dataset_id=dataset_id,
+        connector=connector,
+        name=name,
+        bbox=box.as_tuple(),
+        time_range=None if time_range is None else TimeRange.model_validate(time_range),
+        resampling=method,
+        resolution=_check_resolution(target_resolution),
+        crs=_check_crs(target_crs),
+        format=fmt,
+        target=target,
+        overwrite=overwrite,
+    )
+    settings = get_settings()
+    cancelled = threading.Event()
+    try:
+        async with asyncio.timeout(settings.request_timeout_s):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(_EXECUTOR, _write, request, cancelled, started)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"raster mode took longer than request_timeout_s ({settings.request_timeout_s} s); "
+            "no file was written: request a smaller bbox or raise the setting"
+        ) from None
+    finally:
+        cancelled.set()  # work still running in the thread then discards its file

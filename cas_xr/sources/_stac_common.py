@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
     from cas_xr.models import TimeRange
 
-__all__ = ["in_time_range", "intersects", "load_items", "no_items_error"]
+__all__ = ["in_time_range", "intersects", "load_items", "no_items_error", "precedence"]
 
 # odc-stac names geographic dims latitude/longitude; sources always return y/x
 _DIMS = {"latitude": "y", "longitude": "x"}
@@ -41,6 +42,20 @@ def _item_interval(item: pystac.Item) -> tuple[datetime, datetime] | None:
     if item.datetime is None:
         return None
     return _aware(item.datetime), _aware(item.datetime)
+
+
+def precedence(item: pystac.Item) -> tuple[float, str]:
+    """Sort key of tile precedence: newest item first, ties broken by id.
+
+    An item's time is its ``datetime``, else its ``start_datetime``; items without either
+    come last. Where items overlap, the first valid (not nodata) cell in this order wins.
+    """
+    when = item.datetime
+    if when is None and "start_datetime" in item.properties:
+        from pystac.utils import str_to_datetime
+
+        when = str_to_datetime(item.properties["start_datetime"])
+    return (-_aware(when).timestamp() if when is not None else math.inf, item.id)
 
 
 def in_time_range(item: pystac.Item, time_range: TimeRange | None) -> bool:
@@ -174,7 +189,9 @@ def load_items(
     Parameters
     ----------
     items
-        The items to read (at least one); where they overlap, the first wins.
+        The items to read (at least one; the first one's grid is used); where they
+        overlap, the first valid cell in :func:`precedence` order wins (newest item
+        first, ties by id).
     asset
         Asset key of the raster (one band).
     bbox
@@ -212,12 +229,13 @@ def load_items(
     size = chunks or settings.chunk_size
     odc.stac.configure_rio(**gdal_options(settings))
     loaded = odc.stac.load(
-        items,
+        sorted(items, key=precedence),
         bands=[asset],
         geobox=GeoBox(shape, transform, grid.crs),
         chunks={"x": size, "y": size},
         groupby="time" if temporal else _one_layer,
         patch_url=patch_url,
+        preserve_original_order=True,  # fuse in precedence order, not odc-stac's oldest-first
     )
     da = loaded[asset].rename({k: v for k, v in _DIMS.items() if k in loaded.dims})
     if not temporal:

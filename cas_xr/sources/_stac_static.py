@@ -48,7 +48,7 @@ class StaticStacSource:
     -----
     The output grid is the grid of the first item (by id), clipped to the requested box
     and snapped outward to whole cells, so pixels are never resampled for aligned tiles.
-    Where items overlap, the first item in id order wins.
+    Where items overlap, the newest item wins (ties by id), the first valid cell counting.
     """
 
     endpoint: str
