@@ -24,6 +24,7 @@ from cas_xr._open import open_dataset
 from cas_xr._show_versions import show_versions
 from cas_xr._sync import run_sync
 from cas_xr._version import __version__
+from cas_xr.batch import BatchFailureWarning, extract_cube, extract_table
 from cas_xr.catalog import discover, get_connector, list_datasets, list_providers
 from cas_xr.config import Settings, configure, get_settings
 from cas_xr.engine import batch_extract, extract
@@ -57,6 +58,7 @@ __all__ = [
     "AttributeResult",
     "BatchAttributeRequest",
     "BatchAttributeResponse",
+    "BatchFailureWarning",
     "BoundingBox",
     "DataType",
     "Dataset",
@@ -76,9 +78,11 @@ __all__ = [
     "configure",
     "discover",
     "extract",
+    "extract_cube",
     "extract_raster",
     "extract_raster_sync",
     "extract_sync",
+    "extract_table",
     "get_connector",
     "get_settings",
     "list_datasets",

@@ -1,8 +1,10 @@
-"""From a zonal cube to the CAS response values, with the contract's temporal rules.
+"""From a dataset to zonal values: the pieces the engine and the batch API share.
 
-Numeric statistics over several time steps are the mean of the per-step values (the
-timestamp is the last step used); class statistics (majority, minority, unique,
-distribution) pool the cells of every step, for categorical and continuous data alike.
+:func:`open_window` opens a dataset lazily around geometries; :func:`zonal_values` turns
+its zonal cube into the CAS response values with the contract's temporal rules: numeric
+statistics over several time steps are the mean of the per-step values (the timestamp is
+the last step used); class statistics (majority, minority, unique, distribution) pool the
+cells of every step, for categorical and continuous data alike.
 """
 
 from __future__ import annotations
@@ -15,13 +17,24 @@ import numpy as np
 import numpy.typing as npt
 
 from cas_xr.config import Settings
-from cas_xr.errors import LimitExceededError
-from cas_xr.models import AggregationMethod, Variable
+from cas_xr.errors import LimitExceededError, SourceError
+from cas_xr.models import AggregationMethod, TimeRange, Variable
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["CLASS_STATISTICS", "GeometryValue", "zonal_values"]
+    from cas_xr.catalog import Connector
+
+__all__ = [
+    "CLASS_STATISTICS",
+    "NO_READ_FUSION",
+    "GeometryValue",
+    "class_codes",
+    "class_label",
+    "failure_kind",
+    "open_window",
+    "zonal_values",
+]
 
 CLASS_STATISTICS = frozenset(
     {
@@ -32,6 +45,12 @@ CLASS_STATISTICS = frozenset(
     }
 )
 _MAX_CLASSES = 100_000
+#: Dask settings under which to build zonal graphs: each window task is a ``Delayed`` whose
+#: array arguments are optimised on their own, and low-level fusion would then fuse a source
+#: chunk's read into every window that slices it, decoding the chunk once per window.
+NO_READ_FUSION = {"optimization.fuse.active": False}
+# pad the box so that cells east/south of an edge-touching point (the point rule) are read
+_BBOX_PAD_DEG = 1e-6
 
 
 @dataclass(frozen=True)
@@ -52,7 +71,48 @@ def _timestamp(value: Any) -> datetime:
     return (stamp if stamp.tzinfo else stamp.tz_localize("UTC")).to_pydatetime()
 
 
-def _classes(da: xr.DataArray, variable: Variable) -> npt.NDArray[np.float64]:
+def open_window(
+    connector: Connector,
+    name: str,
+    bounds: tuple[float, float, float, float],
+    time_range: TimeRange | None,
+) -> xr.DataArray:
+    """Open dataset ``name`` lazily over the lon/lat ``bounds`` of some geometries.
+
+    Parameters
+    ----------
+    connector, name
+        The dataset, as resolved by the catalog.
+    bounds
+        ``(min_lon, min_lat, max_lon, max_lat)`` of the geometries; padded slightly so
+        that a point on the edge of the box still reads the cell it belongs to.
+    time_range
+        The steps to keep (temporal datasets).
+
+    Returns
+    -------
+    xarray.DataArray
+        See :meth:`cas_xr.catalog.Connector.open`.
+    """
+    x0, y0, x1, y1 = bounds
+    pad = _BBOX_PAD_DEG
+    box = (float(x0) - pad, float(y0) - pad, float(x1) + pad, float(y1) + pad)
+    return connector.open(name, bbox=box, time_range=time_range)
+
+
+def failure_kind(err: BaseException) -> str:
+    """The machine-readable kind of a run-time failure (``SourceError.kind`` or the class)."""
+    return err.kind if isinstance(err, SourceError) else type(err).__name__
+
+
+def class_codes(da: xr.DataArray, variable: Variable) -> npt.NDArray[np.float64]:
+    """The class codes of a class statistic: the catalog's, else the distinct values of ``da``.
+
+    Raises
+    ------
+    LimitExceededError
+        If continuous data hold too many distinct values for a class statistic.
+    """
     if variable.class_names:
         return np.asarray(sorted(variable.class_names), dtype=np.float64)
     values = np.asarray(da.values, dtype=np.float64)
@@ -67,7 +127,8 @@ def _classes(da: xr.DataArray, variable: Variable) -> npt.NDArray[np.float64]:
     return classes
 
 
-def _label(code: float, class_names: dict[int, str] | None) -> str:
+def class_label(code: float, class_names: dict[int, str] | None) -> str:
+    """The class name of ``code``, else the code as text (``"10"``, not ``"10.0"``)."""
     key = int(code) if float(code).is_integer() else code
     if class_names and isinstance(key, int) and key in class_names:
         return class_names[key]
@@ -83,7 +144,7 @@ def _class_value(
     present = fractions > 0
     if method is AggregationMethod.DISTRIBUTION:
         return {
-            _label(c, class_names): float(f)
+            class_label(c, class_names): float(f)
             for c, f in zip(classes[present], fractions[present], strict=True)
         }
     if method is AggregationMethod.UNIQUE:
@@ -126,23 +187,26 @@ def zonal_values(
     import geopandas as gpd
     import rioxarray  # noqa: F401  (registers .rio)
 
+    from cas_xr._scheduler import current_scheduler
     from cas_xr.zonal import zonal
 
     pooled = aggregation in CLASS_STATISTICS
-    classes = _classes(da, variable) if pooled else None
+    classes = class_codes(da, variable) if pooled else None
     stat = "distribution" if pooled else aggregation.value
     series = gpd.GeoSeries(geometries, crs=da.rio.crs)
     area_weighted = settings.area_weighted and bool(series.crs.is_geographic)
-    lazy = zonal(
-        da, series, [stat], weights=settings.zonal_weights, area_weighted=area_weighted,
-        classes=classes, nodata=da.attrs.get("nodata"),
-    )  # fmt: skip
+    with dask.config.set(NO_READ_FUSION):
+        lazy = zonal(
+            da, series, [stat], weights=settings.zonal_weights, area_weighted=area_weighted,
+            classes=classes, nodata=da.attrs.get("nodata"),
+        )  # fmt: skip
     # a source may count the chunks it could not read (treated as nodata) in the same tasks
     failed_chunks = da.attrs.get("cas_failed_chunks")
+    scheduler = current_scheduler(settings)
     if failed_chunks is None:
-        cube, failed = lazy.compute(), 0
+        (cube,), failed = scheduler.compute(lazy), 0
     else:
-        cube, failed = dask.compute(lazy, failed_chunks.sum())
+        cube, failed = scheduler.compute(lazy, failed_chunks.sum())
     name = next(iter(cube.data_vars))
     has_time = "time" in da.dims
     times = da["time"].values if has_time else [None]

@@ -5,24 +5,30 @@ runs in a worker thread (blocking reads never run on the event loop): it is open
 lazily once for the box around all geometries, and each geometry reads only its window.
 A dataset or geometry that fails at run time yields a MISSING result with ``error`` and a
 warning; the response always has one result per (geometry, dataset).
+
+Results are cached in memory (``result_cache_ttl_s``, ``result_cache_max_entries``) and,
+when ``result_cache_dir`` is set, on disk (see :mod:`cas_xr._store`); the pixels are
+computed on the scheduler :func:`cas_xr._scheduler.current_scheduler` picks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from cas_xr._aggregate import zonal_values
+from cas_xr._aggregate import failure_kind, open_window, zonal_values
 from cas_xr._cache import SettingsBoundCache
 from cas_xr._quality import assess_quality
+from cas_xr._store import digest, persistent_store
 from cas_xr.catalog import Connector, resolve
 from cas_xr.config import Settings, get_settings
 from cas_xr.errors import (
@@ -30,7 +36,6 @@ from cas_xr.errors import (
     LimitExceededError,
     QualityWarning,
     RequestTimeoutError,
-    SourceError,
     SourceWarning,
 )
 from cas_xr.models import (
@@ -48,9 +53,6 @@ from cas_xr.models import (
     TimeRange,
 )
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["batch_extract", "extract"]
 
 _RESULTS: SettingsBoundCache[tuple[AttributeResult, list[str]]] = SettingsBoundCache(
@@ -62,7 +64,7 @@ _RESULTS: SettingsBoundCache[tuple[AttributeResult, list[str]]] = SettingsBoundC
 # timed-out request returns at once instead of waiting for its threads at loop shutdown.
 _EXECUTOR = ThreadPoolExecutor(thread_name_prefix="cas_xr-engine")
 
-_BBOX_PAD_DEG = 1e-6
+_STORE_VERSION = 1  # bump when the stored form of a result changes
 
 _NUMERIC = {
     AggregationMethod.MEAN,
@@ -124,10 +126,58 @@ def _cache_key(dataset_id: str, geom_hash: str, job: _Job, settings: Settings) -
     )
 
 
+def _stored_key(key: tuple[Any, ...], connector: Connector, settings: Settings) -> bytes:
+    """The persistent-cache key: the memory key plus what else shapes a stored result."""
+    return digest(
+        "engine",
+        _STORE_VERSION,
+        key,
+        connector.definition.model_dump_json(),
+        settings.area_weighted,
+        settings.quality_missing_below,
+        settings.quality_partial_below,
+    )
+
+
+def _from_store(
+    keys: list[tuple[Any, ...]], connector: Connector, settings: Settings
+) -> dict[int, tuple[AttributeResult, list[str]]]:
+    """The results of ``keys`` found in the persistent cache, by position."""
+    store = persistent_store()
+    if store is None or not keys:
+        return {}
+    stored = [_stored_key(k, connector, settings) for k in keys]
+    found = store.get_many(stored)
+    out = {}
+    for i, key in enumerate(stored):
+        if key in found:
+            record = json.loads(found[key])
+            out[i] = (AttributeResult.model_validate(record["result"]), record["notes"])
+    return out
+
+
+def _to_store(
+    items: list[tuple[tuple[Any, ...], tuple[AttributeResult, list[str]]]],
+    connector: Connector,
+    settings: Settings,
+) -> None:
+    store = persistent_store()
+    if store is None:
+        return
+    store.put_many(
+        (
+            _stored_key(key, connector, settings),
+            json.dumps({"result": r.model_dump(mode="json"), "notes": notes}).encode(),
+        )
+        for key, (r, notes) in items
+        if r.quality is not QualityFlag.DEGRADED  # a later run may read every chunk
+    )
+
+
 def _failure(
     dataset_id: str, connector: Connector, name: str, job: _Job, err: Exception
 ) -> tuple[AttributeResult, list[str]]:
-    kind = err.kind if isinstance(err, SourceError) else type(err).__name__
+    kind = failure_kind(err)
     message = str(err) or type(err).__name__
     variable = connector.definition_of(name).variables[0]
     result = AttributeResult(
@@ -160,6 +210,10 @@ def _dataset_results(
     cache = _RESULTS.current()
     keys = [_cache_key(dataset_id, h, job, settings) for h in hashes]
     out: list[tuple[AttributeResult, list[str]] | None] = [cache.get(k) for k in keys]
+    misses = [i for i, hit in enumerate(out) if hit is None]
+    for j, hit in _from_store([keys[i] for i in misses], connector, settings).items():
+        out[misses[j]] = hit
+        cache.set(keys[misses[j]], hit)
     todo = [i for i, hit in enumerate(out) if hit is None]
     if not todo:
         return [r for r in out if r is not None]
@@ -171,11 +225,8 @@ def _dataset_results(
     try:
         import odc.geo.xr  # noqa: F401  (registers the .odc accessor)
 
-        x0, y0, x1, y1 = shapely.total_bounds([lonlat[i] for i in todo])
-        # pad so that cells east/south of an edge-touching point (the point rule) are read
-        pad = _BBOX_PAD_DEG
-        bounds = (float(x0) - pad, float(y0) - pad, float(x1) + pad, float(y1) + pad)
-        da = connector.open(name, bbox=bounds, time_range=job.time_range)
+        x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds([lonlat[i] for i in todo]))
+        da = open_window(connector, name, (x0, y0, x1, y1), job.time_range)
         native = _to_shapely(job, da.odc.crs)
     except Exception as err:  # any failure of a source becomes MISSING + error, not a lost result
         failed = _failure(dataset_id, connector, name, job, err)
@@ -201,6 +252,7 @@ def _dataset_results(
         failed = _failure(dataset_id, connector, name, job, err)
         return [hit if hit is not None else failed for hit in out]
     elapsed = (time.perf_counter() - t0) * 1000
+    computed: list[tuple[tuple[Any, ...], tuple[AttributeResult, list[str]]]] = []
     for i, gv in zip(valid, values, strict=True):
         flag, reason = assess_quality(
             gv.value, gv.coverage_fraction, aggregation=job.aggregation,
@@ -229,6 +281,8 @@ def _dataset_results(
             )
         out[i] = (result, notes)
         cache.set(keys[i], (result, notes))
+        computed.append((keys[i], (result, notes)))
+    _to_store(computed, connector, settings)
     return [r for r in out if r is not None]
 
 

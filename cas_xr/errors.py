@@ -13,8 +13,10 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 __all__ = [
+    "BatchFailureWarning",
     "CasError",
     "CasWarning",
     "ConfigurationError",
@@ -117,6 +119,22 @@ class QualityWarning(CasWarning):
 
 class SourceWarning(CasWarning):
     """A data source misbehaved but the request went on."""
+
+
+class BatchFailureWarning(SourceWarning):
+    """Some results of a batch failed at run time; they are MISSING.
+
+    Attributes
+    ----------
+    failures
+        One dict per (dataset, kind, message): ``dataset_id`` (None when the geometry
+        itself is at fault), ``kind``, ``message``, ``count`` and ``index`` (the input
+        index labels of the geometries concerned), as in ``attrs["cas_failures"]``.
+    """
+
+    def __init__(self, message: str, failures: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.failures = failures
 
 
 @contextmanager

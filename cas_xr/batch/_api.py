@@ -1,0 +1,166 @@
+"""``extract_cube`` and ``extract_table``: zonal statistics for any number of geometries."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from cas_xr.batch._cube import assemble
+from cas_xr.batch._inputs import Plan, make_plan
+from cas_xr.batch._run import run
+from cas_xr.batch._table import table_of
+from cas_xr.config import get_settings
+from cas_xr.errors import BatchFailureWarning, QualityWarning
+from cas_xr.models import AggregationMethod, TimeRange
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+
+__all__ = ["BatchFailureWarning", "extract_cube", "extract_table"]
+
+#: Geometries per batch unless told otherwise.
+BATCH_SIZE = 20_000
+
+_Aggregation = str | AggregationMethod | Sequence[str | AggregationMethod]
+_TimeRangeLike = TimeRange | dict[str, Any] | Sequence[Any] | None
+
+
+def _compute(
+    geometries: Any,
+    dataset_ids: str | Sequence[str],
+    aggregation: _Aggregation,
+    time_range: _TimeRangeLike,
+    batch_size: int,
+) -> tuple[Plan, xr.Dataset, dict[tuple[str, str], list[Any]]]:
+    plan = make_plan(
+        geometries, dataset_ids, aggregation=aggregation, time_range=time_range,
+        batch_size=batch_size, settings=get_settings(),
+    )  # fmt: skip
+    cube, reasons = assemble(plan, run(plan))
+    return plan, cube, reasons
+
+
+def _warn(cube: xr.Dataset, reasons: dict[tuple[str, str], list[Any]]) -> None:
+    """Summarise failures and non-GOOD results as warnings (called by the public functions)."""
+    import json
+
+    summary = json.loads(cube.attrs["cas_summary"])
+    failures = json.loads(cube.attrs["cas_failures"])
+    if failures:
+        parts = [
+            f"{f['dataset_id'] or 'every dataset'}: {f['count']} geometries ({f['kind']}: "
+            f"{f['message']})"
+            for f in failures
+        ]
+        warnings.warn(
+            BatchFailureWarning(
+                f"{summary['failed']} of {summary['results']} results failed and are MISSING; "
+                + "; ".join(parts)
+                + " (details in attrs['cas_failures'])",
+                failures,
+            ),
+            stacklevel=3,
+        )
+    if reasons:
+        parts = [
+            f"{d}: {flag}: {n} (e.g. {why})" for (d, flag), (n, why) in sorted(reasons.items())
+        ]
+        warnings.warn(
+            f"{sum(n for n, _ in reasons.values())} results are not GOOD; " + "; ".join(parts),
+            QualityWarning,
+            stacklevel=3,
+        )
+
+
+def extract_cube(
+    geometries: Any,
+    dataset_ids: str | Sequence[str],
+    *,
+    aggregation: _Aggregation = "mean",
+    time_range: _TimeRangeLike = None,
+    batch_size: int = BATCH_SIZE,
+) -> xr.Dataset:
+    """Zonal statistics of any number of geometries as an xvec vector data cube (blocking).
+
+    Geometries are cut into spatially compact batches (Hilbert order); each batch reads
+    only the data around it, and batches run on the active ``distributed.Client``, the
+    ``dask_scheduler`` setting, or local threads, with a progress bar (``progress``
+    setting). Results are cached per (dataset, geometry, statistics, time range, weights),
+    on disk too when ``result_cache_dir`` is set, so a re-run computes only what is
+    missing. A geometry or dataset that fails gets MISSING results and a
+    :class:`BatchFailureWarning`; the batch completes.
+
+    Parameters
+    ----------
+    geometries
+        A GeoDataFrame or GeoSeries with a CRS (the geometries' CRS; never assumed).
+        Polygons, MultiPolygons and Points.
+    dataset_ids
+        One id or several, e.g. ``["sample:elevation", "sample:clay_0-5cm"]``.
+    aggregation
+        One statistic or several: ``mean``, ``median``, ``min``, ``max``, ``std``,
+        ``sum``, ``count``, ``majority``, ``minority``, ``unique``, quantiles such as
+        ``p90``, and ``distribution`` (area fraction of each class).
+    time_range
+        ``(start, end)``, a dict or a :class:`~cas_xr.models.TimeRange`: the steps of
+        temporal datasets to keep (every step is kept, per step). Static datasets ignore it.
+    batch_size
+        Geometries per unit of work: it bounds the memory of a task and is the step of
+        progress, caching and retries.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dimension ``geometry`` with a CRS-aware xvec index (the input index kept as a
+        coordinate), ``zonal_statistics``, and ``time`` when a dataset is temporal. Per
+        dataset id ``d``: ``d``, ``d_distribution`` (if asked), ``d_coverage_fraction``,
+        ``d_pixel_count`` and ``d_quality`` (CF flags: ``flag_values``/``flag_meanings``).
+        Variables carry units, license, citation and provenance; the cube's attrs carry
+        the settings used, ``cas_summary`` (counts of results computed, cached, failed
+        and per quality flag) and ``cas_failures`` (JSON). Save it with
+        ``cube.xvec.encode_cf().to_zarr(path)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``geometries`` is not a GeoDataFrame/GeoSeries with a CRS, or a statistic is
+        unknown.
+    InvalidDatasetIdError, UnknownProviderError, UnknownDatasetError
+        If a dataset id is malformed or unknown (before any work).
+    LimitExceededError
+        If more datasets are asked than ``max_datasets_per_request``.
+    """
+    _, cube, reasons = _compute(geometries, dataset_ids, aggregation, time_range, batch_size)
+    _warn(cube, reasons)
+    return cube
+
+
+def extract_table(
+    geometries: Any,
+    dataset_ids: str | Sequence[str],
+    *,
+    aggregation: _Aggregation = "mean",
+    time_range: _TimeRangeLike = None,
+    batch_size: int = BATCH_SIZE,
+) -> gpd.GeoDataFrame:
+    """Zonal statistics of any number of geometries as a GeoDataFrame (blocking).
+
+    The same computation as :func:`extract_cube` (see it for the parameters, the
+    scheduler, caching and failures), as a table.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The input's index, columns and geometry, plus per dataset id ``d``:
+        ``d_<statistic>`` for each statistic, ``d_distribution_<class>`` (if asked),
+        ``d_coverage_fraction``, ``d_pixel_count`` and ``d_quality``. With a temporal
+        dataset the table is long: one row per (geometry, time step), indexed by
+        (input index, ``time``). ``attrs["cas_xr"]`` holds units, license, citation and
+        provenance per dataset, the settings, the summary and the failures;
+        ``to_parquet`` keeps it in the GeoParquet file.
+    """
+    plan, cube, reasons = _compute(geometries, dataset_ids, aggregation, time_range, batch_size)
+    _warn(cube, reasons)
+    return table_of(plan, cube, geometries)

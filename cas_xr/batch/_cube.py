@@ -1,0 +1,282 @@
+"""Blocks of values into the xvec vector data cube, with quality flags and metadata.
+
+Per dataset ``d`` the cube holds ``d`` (statistics along ``zonal_statistics``),
+``d_distribution`` (along ``d_class``, when asked), ``d_coverage_fraction``,
+``d_pixel_count`` and ``d_quality`` (CF flags), along ``geometry`` and, for temporal
+datasets, ``time`` (the union of the steps of every temporal dataset). Every attribute is
+a string, a number or a list, so the cube encodes to Zarr and netCDF as it is.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cas_xr._aggregate import class_label
+from cas_xr._quality import assess_quality
+from cas_xr._version import __version__
+from cas_xr.batch._entries import Block
+from cas_xr.batch._inputs import Plan, Target
+from cas_xr.batch._run import Failure, Outcome
+from cas_xr.models import AggregationMethod, QualityFlag
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["FLAGS", "assemble"]
+
+#: Quality flags in code order: ``d_quality`` holds the position of the flag here.
+FLAGS = list(QualityFlag)
+_CODES = {flag: code for code, flag in enumerate(FLAGS)}
+_MISSING = _CODES[QualityFlag.MISSING]
+_METHODS = {m.value: m for m in AggregationMethod}
+
+
+@dataclass
+class _Values:
+    """One dataset's values over every geometry (input order) and step."""
+
+    stats: npt.NDArray[np.float64]  # (n, steps, statistics)
+    coverage: npt.NDArray[np.float64]  # (n, steps)
+    pixels: npt.NDArray[np.int64]  # (n, steps)
+    dist: npt.NDArray[np.float64]  # (n, steps, classes)
+    classes: npt.NDArray[np.float64]
+    degraded: npt.NDArray[np.bool_]  # (n,)
+    failed: npt.NDArray[np.bool_]  # (n,)
+    temporal: bool
+
+
+def _is_temporal(target: Target, blocks: list[Block]) -> bool:
+    if blocks:
+        return blocks[0].times is not None
+    return bool(target.definition.is_temporal)
+
+
+def _time_axis(outcome: Outcome) -> npt.NDArray[np.datetime64]:
+    steps = [b.times for blocks in outcome.blocks.values() for b in blocks if b.times is not None]
+    if not steps:
+        return np.array(["NaT"], dtype="datetime64[ns]")  # temporal, but nothing computed
+    return np.unique(np.concatenate(steps))
+
+
+def _values(
+    plan: Plan, target: Target, outcome: Outcome, times: npt.NDArray[np.datetime64]
+) -> _Values:
+    n = len(plan.series)
+    blocks = outcome.blocks[target.dataset_id]
+    temporal = _is_temporal(target, blocks)
+    steps = times.size if temporal else 1
+    classes = np.unique(np.concatenate([np.empty(0), *(b.classes for b in blocks)]))
+    out = _Values(
+        stats=np.full((n, steps, len(plan.numeric)), np.nan),
+        coverage=np.zeros((n, steps)),
+        pixels=np.zeros((n, steps), dtype=np.int64),
+        dist=np.zeros((n, steps, classes.size if plan.distribution else 0)),
+        classes=classes,
+        degraded=np.zeros(n, dtype=bool),
+        failed=np.zeros(n, dtype=bool),
+        temporal=temporal,
+    )
+    for b in blocks:
+        t = np.searchsorted(times, b.times) if b.times is not None else np.zeros(1, np.intp)
+        rows, cols = np.ix_(b.positions, t)
+        out.stats[rows, cols] = b.stats
+        out.coverage[rows, cols] = b.coverage
+        out.pixels[rows, cols] = b.pixels
+        if plan.distribution:
+            out.dist[np.ix_(b.positions, t, np.searchsorted(classes, b.classes))] = b.dist
+        out.degraded[b.positions] |= b.degraded
+    for failure in outcome.failures:
+        if failure.dataset_id in (None, target.dataset_id):
+            out.failed[failure.positions] = True
+    return out
+
+
+def _quality(
+    plan: Plan, target: Target, values: _Values, reasons: dict[tuple[str, str], list[Any]]
+) -> npt.NDArray[np.int8]:
+    """Each result's flag (code), by the engine's rules; counts and a reason per flag."""
+    primary = plan.numeric[0] if plan.numeric else None
+    method = _METHODS.get(primary) if primary else AggregationMethod.DISTRIBUTION
+    check = functools.partial(
+        assess_quality,
+        aggregation=method or AggregationMethod.MEAN,
+        valid_range=target.variable.valid_range if method is not None else None,
+        settings=plan.settings,
+    )
+    shape = values.coverage.shape
+    valid = values.pixels.ravel() > 0
+    if primary:  # the value judged is the first statistic's (None without a valid cell)
+        first = values.stats[..., 0].ravel()
+        valid &= ~np.isnan(first)
+        pairs = zip(first.tolist(), valid.tolist(), strict=True)
+        judged: list[Any] = [v if ok else None for v, ok in pairs]
+    else:  # a distribution: only whether there is one matters
+        judged = [{} if ok else None for ok in valid.tolist()]
+    failed = np.repeat(values.failed, shape[1]).tolist()
+    degraded = np.repeat(values.degraded, shape[1]).tolist()
+    coverage = values.coverage.ravel().tolist()
+    results = [
+        None if skip else check(value, cover, degraded=bad)
+        for value, cover, bad, skip in zip(judged, coverage, degraded, failed, strict=True)
+    ]
+    codes = [_MISSING if r is None else _CODES[r[0]] for r in results]
+    for result in results:
+        if result is not None and result[1] is not None:
+            seen = reasons.setdefault((target.dataset_id, result[0].value), [0, result[1]])
+            seen[0] += 1
+    return np.asarray(codes, dtype=np.int8).reshape(shape)
+
+
+def _dataset_attrs(target: Target, provenance: dict[str, Any]) -> dict[str, Any]:
+    """Attributes every variable of a dataset carries: where the numbers come from."""
+    metadata = target.connector.dataset(target.name)
+    return {
+        "dataset_id": target.dataset_id,
+        "variable": target.variable.name,
+        "license": metadata.license or "",
+        "citation": metadata.citation or "",
+        "cas_provenance": json.dumps(
+            {"dataset": target.dataset_id, "provider": target.connector.slug, **provenance},
+            default=str,
+        ),
+    }
+
+
+def _failures(plan: Plan, failures: Iterable[Failure]) -> list[dict[str, Any]]:
+    """Failures merged by (dataset, kind, message), with the input index labels."""
+    merged: dict[tuple[str | None, str, str], list[npt.NDArray[np.intp]]] = {}
+    for f in failures:
+        merged.setdefault((f.dataset_id, f.kind, f.message), []).append(f.positions)
+    index = plan.series.index
+    out = []
+    for (dataset_id, kind, message), parts in merged.items():
+        positions = np.unique(np.concatenate(parts))
+        out.append(
+            {
+                "dataset_id": dataset_id,
+                "kind": kind,
+                "message": message,
+                "count": int(positions.size),
+                "index": index[positions].tolist(),
+            }
+        )
+    return out
+
+
+def _dataset_vars(
+    plan: Plan,
+    target: Target,
+    values: _Values,
+    quality: npt.NDArray[np.int8],
+    common: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    d, variable = target.dataset_id, target.variable
+    lead = ("geometry", "time") if values.temporal else ("geometry",)
+
+    def shaped(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return a if values.temporal else a[:, 0]
+
+    data: dict[str, Any] = {}
+    coords: dict[str, Any] = {}
+    if plan.numeric:
+        attrs: dict[str, Any] = {"long_name": variable.description or variable.name}
+        attrs["units"] = variable.units
+        if variable.valid_range is not None:
+            attrs["valid_range"] = list(variable.valid_range)
+        data[d] = ((*lead, "zonal_statistics"), shaped(values.stats), {**attrs, **common})
+    if plan.distribution:
+        names = variable.class_names
+        data[f"{d}_distribution"] = (
+            (*lead, f"{d}_class"), shaped(values.dist),
+            {"long_name": "area fraction of each class", "units": "1", **common},
+        )  # fmt: skip
+        coords[f"{d}_class"] = values.classes
+        labels = [class_label(c, names) for c in values.classes]
+        coords[f"{d}_class_name"] = (f"{d}_class", np.array(labels, dtype=object))
+    data[f"{d}_coverage_fraction"] = (
+        lead, shaped(values.coverage),
+        {"long_name": "valid covered fraction of the geometry", "units": "1", **common},
+    )  # fmt: skip
+    data[f"{d}_pixel_count"] = (
+        lead, shaped(values.pixels),
+        {"long_name": "valid cells with weight > 0", "units": "1", **common},
+    )  # fmt: skip
+    data[f"{d}_quality"] = (
+        lead, shaped(quality),
+        {
+            "long_name": "quality flag", **common,
+            "flag_values": np.arange(len(FLAGS), dtype=np.int8),
+            "flag_meanings": " ".join(f.value for f in FLAGS),
+        },
+    )  # fmt: skip
+    return data, coords
+
+
+def assemble(plan: Plan, outcome: Outcome) -> tuple[xr.Dataset, dict[tuple[str, str], list[Any]]]:
+    """The vector data cube of a run, and ``(dataset, flag) -> [count, a reason]``.
+
+    Returns
+    -------
+    tuple
+        The cube (attrs ``cas_summary`` and ``cas_failures`` as JSON text) and the
+        non-GOOD flags with a sample reason, for the caller's warning.
+    """
+    import xarray as xr
+    import xvec  # noqa: F401  (registers .xvec)
+
+    times = _time_axis(outcome)
+    data: dict[str, Any] = {}
+    coords: dict[str, Any] = {"geometry": plan.series.to_numpy()}
+    reasons: dict[tuple[str, str], list[Any]] = {}
+    counts = dict.fromkeys((f.value for f in FLAGS), 0)
+    temporal = False
+    for target in plan.targets:
+        values = _values(plan, target, outcome, times)
+        quality = _quality(plan, target, values, reasons)
+        temporal |= values.temporal
+        for code, count in zip(*np.unique(quality, return_counts=True), strict=True):
+            counts[FLAGS[code].value] += int(count)
+        common = _dataset_attrs(target, outcome.provenance.get(target.dataset_id, {}))
+        more_data, more_coords = _dataset_vars(plan, target, values, quality, common)
+        data.update(more_data)
+        coords.update(more_coords)
+    if plan.numeric:  # text as objects: Zarr v3 stores them as variable-length strings
+        coords["zonal_statistics"] = np.array(plan.numeric, dtype=object)
+    if temporal:
+        coords["time"] = times
+    index = plan.series.index
+    name = index.name if index.name is not None and index.name not in {*data, *coords} else "index"
+    coords[name] = ("geometry", index.to_numpy())
+    failures = _failures(plan, outcome.failures)
+    summary = {
+        "geometries": len(plan.series),
+        "datasets": len(plan.targets),
+        "results": len(plan.series) * len(plan.targets),
+        "computed": outcome.computed,
+        "cached": outcome.cached,
+        "failed": sum(f["count"] for f in failures if f["dataset_id"])
+        + sum(f["count"] * len(plan.targets) for f in failures if not f["dataset_id"]),
+        "quality": counts,
+        "scheduler": outcome.scheduler,
+    }
+    tr = plan.time_range
+    cube = xr.Dataset(data, coords=coords)
+    cube.attrs.update(
+        title="cas_xr zonal statistics",
+        cas_xr_version=__version__,
+        aggregation=" ".join(plan.stats),
+        time_range="" if tr is None else f"{tr.start.isoformat()}/{tr.end.isoformat()}",
+        zonal_weights=plan.settings.zonal_weights,
+        zonal_area_weighted=int(plan.settings.area_weighted),
+        geometry_crs=plan.series.crs.to_string(),
+        cas_summary=json.dumps(summary),
+        cas_failures=json.dumps(failures, default=str),
+    )
+    return cube.xvec.set_geom_indexes("geometry", crs=plan.series.crs), reasons

@@ -1,0 +1,120 @@
+"""Computed zonal values of one dataset, and their form in the result cache.
+
+A :class:`Block` holds the values of some geometries for one dataset, with a time axis of
+length one for static data. In the cache each geometry is one entry: a small header and
+the raw arrays (no pickle), so a persistent cache can be read safely and quickly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Block", "decode", "encode"]
+
+_HEADER = struct.Struct("<BBIII")  # version, has time, steps, statistics, classes
+_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Block:
+    """Zonal values of the geometries at ``positions`` (input order) for one dataset.
+
+    Attributes
+    ----------
+    positions
+        ``(n,)`` positions in the input.
+    stats
+        ``(n, steps, statistics)`` values (NaN where no valid cell).
+    coverage
+        ``(n, steps)`` valid covered fraction of each geometry.
+    pixels
+        ``(n, steps)`` valid cells with weight > 0.
+    dist
+        ``(n, steps, classes)`` area fraction of each class (``classes`` may be 0).
+    times
+        ``(steps,)`` ``datetime64[ns]``, or None for static data (one step).
+    classes
+        ``(classes,)`` class codes of ``dist``.
+    degraded
+        Whether some source chunks could not be read (treated as nodata).
+    """
+
+    positions: npt.NDArray[np.intp]
+    stats: npt.NDArray[np.float64]
+    coverage: npt.NDArray[np.float64]
+    pixels: npt.NDArray[np.int64]
+    dist: npt.NDArray[np.float64]
+    times: npt.NDArray[np.datetime64] | None
+    classes: npt.NDArray[np.float64]
+    degraded: bool = False
+
+
+def encode(block: Block) -> list[bytes]:
+    """The cache entry of each geometry of ``block``, in its order."""
+    n, steps, nstats = block.stats.shape
+    has_time = block.times is not None
+    prefix = [_HEADER.pack(_VERSION, has_time, steps, nstats, block.classes.size)]
+    if block.times is not None:
+        prefix.append(block.times.astype("datetime64[ns]").view(np.int64).tobytes())
+    prefix.append(block.classes.astype(np.float64).tobytes())
+    head = b"".join(prefix)
+    columns = (
+        block.stats.astype(np.float64),
+        block.coverage.astype(np.float64),
+        block.pixels.astype(np.int64),
+        block.dist.astype(np.float64),
+    )
+    rows = np.concatenate(
+        [np.ascontiguousarray(c).reshape(n, -1).view(np.uint8) for c in columns], axis=1
+    )
+    return [head + row.tobytes() for row in rows]
+
+
+def decode(positions: Sequence[int], payloads: Sequence[bytes]) -> list[Block]:
+    """Blocks of cache entries, one per distinct time axis and class list.
+
+    Raises
+    ------
+    ValueError
+        If an entry was written by an incompatible version of cas_xr.
+    """
+    groups: dict[bytes, tuple[list[int], list[bytes]]] = {}
+    for position, payload in zip(positions, payloads, strict=True):
+        version, has_time, steps, _, ncls = _HEADER.unpack_from(payload)
+        if version != _VERSION:
+            raise ValueError(f"cache entry of version {version}; expected {_VERSION}")
+        signature = payload[: _HEADER.size + 8 * (steps * has_time + ncls)]
+        members = groups.setdefault(signature, ([], []))
+        members[0].append(position)
+        members[1].append(payload[len(signature) :])
+    return [_block(sig, pos, bodies) for sig, (pos, bodies) in groups.items()]
+
+
+def _block(signature: bytes, positions: list[int], bodies: list[bytes]) -> Block:
+    _, has_time, steps, nstats, ncls = _HEADER.unpack_from(signature)
+    offset = _HEADER.size
+    times = None
+    if has_time:
+        times = np.frombuffer(signature, np.int64, steps, offset).view("datetime64[ns]")
+        offset += 8 * steps
+    classes = np.frombuffer(signature, np.float64, ncls, offset)
+    n = len(bodies)
+    flat = np.frombuffer(b"".join(bodies), np.uint8).reshape(n, -1)
+    sizes = [steps * nstats, steps, steps, steps * ncls]
+    cuts = np.cumsum([0, *sizes]) * 8
+    columns = [flat[:, a:b] for a, b in itertools.pairwise(cuts)]
+    return Block(
+        positions=np.asarray(positions, dtype=np.intp),
+        stats=columns[0].copy().view(np.float64).reshape(n, steps, nstats),
+        coverage=columns[1].copy().view(np.float64).reshape(n, steps),
+        pixels=columns[2].copy().view(np.int64).reshape(n, steps),
+        dist=columns[3].copy().view(np.float64).reshape(n, steps, ncls),
+        times=times,
+        classes=classes.copy(),
+    )

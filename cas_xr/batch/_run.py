@@ -1,0 +1,262 @@
+"""Run a batch: serve what the result cache holds, compute the rest unit by unit.
+
+Units are built lazily, batch after batch, and at most a few are in flight, so the memory
+of the client and of each worker stays bounded however many geometries there are. Each
+finished unit goes straight into the result cache (in memory, and on disk when
+``result_cache_dir`` is set), so an interrupted run resumes where it stopped. A unit that
+fails is retried dataset by dataset; what still fails becomes MISSING with its error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cas_xr._aggregate import failure_kind
+from cas_xr._cache import SettingsBoundCache
+from cas_xr._progress import ProgressBar, progress_bar
+from cas_xr._scheduler import Scheduler, current_scheduler
+from cas_xr._store import digest, persistent_store
+from cas_xr.batch._entries import Block, decode, encode
+from cas_xr.batch._inputs import Plan, Target
+from cas_xr.batch._units import (
+    Member,
+    Recipe,
+    Unit,
+    compute,
+    group,
+    lonlat_bounds,
+    open_member,
+    to_blocks,
+)
+
+__all__ = ["Failure", "Outcome", "run"]
+
+_VERSION = 1  # bump when what a cache entry means changes
+
+#: Cache entries (bytes) kept in memory, rebuilt by configure().
+MEMORY: SettingsBoundCache[bytes] = SettingsBoundCache(
+    lambda s: (s.result_cache_ttl_s, s.result_cache_max_entries)
+)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Results that could not be computed: a dataset (or every one) over some geometries."""
+
+    dataset_id: str | None
+    kind: str
+    message: str
+    positions: npt.NDArray[np.intp]
+
+
+@dataclass
+class Outcome:
+    """Blocks of values per dataset id, failures, provenance and counts of a run."""
+
+    blocks: dict[str, list[Block]]
+    failures: list[Failure] = field(default_factory=list)
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    computed: int = 0
+    cached: int = 0
+    scheduler: str = ""
+
+
+class _Cache:
+    """The two tiers of the result cache for one plan: memory, then disk."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.memory = MEMORY.current()
+        self.disk = persistent_store()
+        tr = plan.time_range
+        common = (
+            tuple(plan.stats),
+            None if tr is None else (tr.start.isoformat(), tr.end.isoformat()),
+            plan.settings.zonal_weights,
+            plan.settings.area_weighted,
+        )
+        self.prefixes = {
+            t.dataset_id: digest(
+                "batch", _VERSION, t.dataset_id, t.connector.definition.model_dump_json(), common
+            )
+            for t in plan.targets
+        }
+
+    def keys(self, target: Target, hashes: list[bytes]) -> list[bytes]:
+        prefix = self.prefixes[target.dataset_id]
+        return [hashlib.blake2b(prefix + h, digest_size=16).digest() for h in hashes]
+
+    def get_many(self, keys: list[bytes]) -> dict[bytes, bytes]:
+        found = {k: v for k in keys if (v := self.memory.get(k)) is not None}
+        if self.disk is not None:
+            found.update(self.disk.get_many([k for k in keys if k not in found]))
+        return found
+
+    @property
+    def room(self) -> int | None:
+        """How many of the latest entries are worth storing (None: all of them)."""
+        if self.disk is not None:
+            return None
+        return self.memory.max_entries if self.memory.ttl_s > 0 else 0
+
+    def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        if self.memory.ttl_s > 0 and self.memory.max_entries > 0:
+            for key, value in items[-self.memory.max_entries :]:
+                self.memory.set(key, value)
+        if self.disk is not None:
+            self.disk.put_many(items)
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Provenance of several units: lists are united, other values kept from the first."""
+    out = dict(old)
+    for key, value in new.items():
+        if isinstance(value, list) and isinstance(out.get(key), list):
+            out[key] = list(dict.fromkeys([*out[key], *value]))
+        else:
+            out.setdefault(key, value)
+    return out
+
+
+class _Runner:
+    def __init__(self, plan: Plan, scheduler: Scheduler) -> None:
+        self.plan = plan
+        self.scheduler = scheduler
+        self.bar = progress_bar(0, desc="")  # silent until run() knows the total
+        self.cache = _Cache(plan)
+        self.outcome = Outcome(
+            blocks={t.dataset_id: [] for t in plan.targets}, scheduler=scheduler.description
+        )
+        self.missing: dict[str, npt.NDArray[np.bool_]] = {}
+        self.keys: dict[str, list[bytes]] = {}
+
+    # -- cache ------------------------------------------------------------------------
+
+    def lookup(self) -> int:
+        """Serve cached results; return how many results are left to compute."""
+        plan, todo = self.plan, 0
+        computable = np.concatenate(plan.batches) if plan.batches else np.empty(0, np.intp)
+        for target in plan.targets:
+            keys = self.cache.keys(target, plan.hashes)
+            self.keys[target.dataset_id] = keys
+            found = self.cache.get_many([keys[i] for i in computable])
+            hits = [int(i) for i in computable if keys[i] in found]
+            self.outcome.blocks[target.dataset_id] += decode(hits, [found[keys[i]] for i in hits])
+            missing = np.zeros(len(plan.hashes), dtype=bool)
+            missing[computable] = True
+            missing[hits] = False
+            self.missing[target.dataset_id] = missing
+            self.outcome.cached += len(hits)
+            todo += int(missing.sum())
+            stored = self.cache.get_many([self._provenance_key(target)])
+            for value in stored.values():
+                self.outcome.provenance[target.dataset_id] = json.loads(value)
+        return todo
+
+    def _provenance_key(self, target: Target) -> bytes:
+        return digest(self.cache.prefixes[target.dataset_id], "provenance")
+
+    def _store(self, member: Member, block: Block) -> None:
+        """Keep a computed block (and its dataset's provenance) in the result cache."""
+        target = member.target
+        old = self.outcome.provenance.get(target.dataset_id, {})
+        merged = _merge(old, dict(member.data.attrs.get("cas_provenance", {})))
+        if merged != old:
+            self.outcome.provenance[target.dataset_id] = merged
+            self.cache.put_many([(self._provenance_key(target), json.dumps(merged).encode())])
+        keys, room = self.keys[target.dataset_id], self.cache.room
+        if not block.degraded and room != 0:  # a degraded result is read again next time
+            items = list(zip([keys[p] for p in block.positions], encode(block), strict=True))
+            self.cache.put_many(items if room is None else items[-room:])
+
+    # -- units ------------------------------------------------------------------------
+
+    def _fail(self, targets: list[Target], positions: npt.NDArray[np.intp], err: Any) -> None:
+        kind, message = failure_kind(err), str(err) or type(err).__name__
+        for target in targets:
+            self.outcome.failures.append(Failure(target.dataset_id, kind, message, positions))
+        self.bar.update(positions.size * len(targets))
+
+    def _units(self, positions: npt.NDArray[np.intp], targets: list[Target]) -> Iterator[Unit]:
+        import geopandas as gpd
+
+        series = self.plan.series
+        geometries = gpd.GeoSeries(series.to_numpy()[positions], crs=series.crs)
+        bounds = lonlat_bounds(geometries)
+        members: list[Member] = []
+        for target in targets:
+            try:
+                members.append(open_member(target, bounds, self.plan.time_range))
+            except Exception as err:  # a dataset that cannot open is MISSING, not fatal
+                self._fail([target], positions, err)
+        for members_on_grid in group(members, distribution=self.plan.distribution):
+            yield Unit(positions, geometries, members_on_grid)
+
+    def _batch_units(self) -> Iterator[Unit]:
+        for batch in self.plan.batches:
+            by_set: dict[bytes, tuple[npt.NDArray[np.intp], list[Target]]] = {}
+            for target in self.plan.targets:
+                positions = batch[self.missing[target.dataset_id][batch]]
+                if positions.size:
+                    by_set.setdefault(positions.tobytes(), (positions, []))[1].append(target)
+            for positions, targets in by_set.values():
+                yield from self._units(positions, targets)
+
+    def compute(self, units: Iterator[Unit], *, retry: bool) -> list[Unit]:
+        """Compute ``units``; return the failed multi-dataset units to retry one by one."""
+        again: list[Unit] = []
+        settings = self.plan.settings
+        recipe = Recipe(
+            self.plan.stats, settings.zonal_weights, settings.area_weighted,
+            self.scheduler.task_scheduler,
+        )  # fmt: skip
+        jobs = ((unit, compute, (unit, recipe)) for unit in units)
+        for unit, result, error in self.scheduler.unordered(jobs):
+            if error is not None or result is None:
+                if retry and len(unit.members) > 1:
+                    again.append(unit)
+                else:
+                    self._fail([m.target for m in unit.members], unit.positions, error)
+                continue
+            blocks = to_blocks(unit, recipe, *result)
+            for member, (target, block) in zip(unit.members, blocks, strict=True):
+                self.outcome.blocks[target.dataset_id].append(block)
+                self._store(member, block)
+            self.outcome.computed += unit.results
+            self.bar.update(unit.results)
+        return again
+
+    def run(self, bar: ProgressBar) -> Outcome:
+        self.bar = bar
+        again = self.compute(self._batch_units(), retry=True)
+        singles = (Unit(u.positions, u.geometries, [m]) for u in again for m in u.members)
+        self.compute(singles, retry=False)
+        return self.outcome
+
+
+def run(plan: Plan) -> Outcome:
+    """Compute every (geometry, dataset) result of ``plan`` that the cache does not hold.
+
+    Returns
+    -------
+    Outcome
+        Blocks per dataset id (cached and computed), failures (the plan's geometry
+        problems included), provenance and counts.
+    """
+    scheduler = current_scheduler(plan.settings)
+    runner = _Runner(plan, scheduler)
+    todo = runner.lookup()
+    bar = progress_bar(todo, desc=f"cas_xr ({scheduler.description})")
+    try:
+        outcome = runner.run(bar)
+    finally:
+        bar.close()
+    for problem in plan.problems:
+        outcome.failures.append(Failure(None, problem.kind, problem.message, problem.positions))
+    return outcome

@@ -1,0 +1,228 @@
+"""Units of work: one batch of geometries over one dataset, or several on the same grid.
+
+Each dataset is opened lazily around the batch (:func:`~cas_xr._aggregate.open_window`).
+Datasets that open on the very same grid (CRS, transform, shape, time steps, dtype and
+nodata) are stacked along a ``layer`` dimension into one :func:`~cas_xr.zonal.zonal`
+call, so the geometries are prepared and the cell coverage of each is computed once for
+all of them. :func:`compute` builds a unit's graph and computes it in one call, so on a
+cluster a unit is one task: the workers build the graphs, the client only plans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cas_xr._aggregate import NO_READ_FUSION, class_codes, open_window
+from cas_xr.batch._entries import Block
+from cas_xr.batch._inputs import Target
+from cas_xr.models import TimeRange
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+
+__all__ = [
+    "Member",
+    "Recipe",
+    "Unit",
+    "compute",
+    "group",
+    "lonlat_bounds",
+    "open_member",
+    "to_blocks",
+]
+
+
+@dataclass(frozen=True)
+class Member:
+    """A dataset opened around a batch."""
+
+    target: Target
+    data: xr.DataArray
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Geometries (positions in the input, and the shapes) and the datasets computed together."""
+
+    positions: npt.NDArray[np.intp]
+    geometries: gpd.GeoSeries
+    members: list[Member]
+
+    @property
+    def results(self) -> int:
+        """The number of (geometry, dataset) results the unit yields."""
+        return self.positions.size * len(self.members)
+
+
+def lonlat_bounds(geometries: gpd.GeoSeries) -> tuple[float, ...]:
+    """The lon/lat box around ``geometries``."""
+    import pyproj
+    import shapely
+
+    x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(geometries.to_numpy()))
+    crs = pyproj.CRS.from_user_input(geometries.crs)
+    lonlat = pyproj.CRS.from_epsg(4326)
+    if crs.equals(lonlat, ignore_axis_order=True):
+        return x0, y0, x1, y1
+    transformer = pyproj.Transformer.from_crs(crs, lonlat, always_xy=True)
+    return tuple(transformer.transform_bounds(x0, y0, x1, y1, densify_pts=21))
+
+
+def open_member(target: Target, bounds: tuple[float, ...], time_range: TimeRange | None) -> Member:
+    """Open ``target`` lazily over ``bounds`` (lon/lat) and ``time_range``."""
+    x0, y0, x1, y1 = bounds
+    da = open_window(target.connector, target.name, (x0, y0, x1, y1), time_range)
+    nodata = da.attrs.get("nodata")
+    if nodata is not None:
+        import rioxarray  # noqa: F401  (registers .rio)
+
+        da = da.rio.write_nodata(nodata, encoded=False)
+    return Member(target, da)
+
+
+def _grid(da: xr.DataArray) -> Hashable:
+    """What datasets must share to be stacked as layers of one array."""
+    import rioxarray  # noqa: F401  (registers .rio)
+
+    times = da["time"].values.tobytes() if "time" in da.dims else b""
+    crs = da.rio.crs
+    return (
+        crs.to_wkt() if crs is not None else None,
+        tuple(da.rio.transform(recalc=True))[:6],
+        tuple(da.shape),
+        da.dims,
+        times,
+        str(da.dtype),
+        repr(da.attrs.get("nodata")),
+    )
+
+
+def group(members: list[Member], *, distribution: bool) -> list[list[Member]]:
+    """Members that can be stacked, together (each alone for class distributions)."""
+    if distribution:
+        return [[m] for m in members]
+    groups: dict[Hashable, list[Member]] = {}
+    for member in members:
+        groups.setdefault(_grid(member.data), []).append(member)
+    return list(groups.values())
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to compute units: small, so that it travels with each task."""
+
+    stats: list[str]
+    weights: str
+    area_weighted: bool
+    scheduler: str  # the Dask scheduler of a unit's own graph
+
+    @property
+    def numeric(self) -> bool:
+        """Whether statistics along ``zonal_statistics`` are asked."""
+        return any(s != "distribution" for s in self.stats)
+
+    @property
+    def distribution(self) -> bool:
+        """Whether the class distribution is asked."""
+        return "distribution" in self.stats
+
+
+def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
+    """The unit's lazy arrays and its coordinates.
+
+    The arrays are the coverage fractions and pixel counts, the statistics (if any) and
+    the class distribution (if asked), each of shape ``(geometry, layer, ...)`` with layer
+    ``k`` holding member ``k``, then the failed-chunk count (a scalar) of each member
+    whose source reports one.
+
+    Compute the arrays together (``dask.compute(*arrays)``) so that they share the
+    kernel's tasks; optimised one by one, each would run the kernel again.
+    """
+    import dask
+    import xarray as xr
+
+    from cas_xr.zonal import zonal
+
+    first = unit.members[0]
+    stacked = xr.concat(
+        [m.data for m in unit.members], dim="layer", coords="minimal", compat="override",
+        join="override", combine_attrs="drop_conflicts",
+    ).rename("v")  # fmt: skip
+    crs = first.data.rio.crs
+    classes = class_codes(first.data, first.target.variable) if recipe.distribution else None
+    with dask.config.set(NO_READ_FUSION):
+        cube = zonal(
+            stacked, unit.geometries, recipe.stats, weights=recipe.weights,
+            area_weighted=recipe.area_weighted and bool(crs.is_geographic),
+            classes=classes, nodata=first.data.attrs.get("nodata"),
+        )  # fmt: skip
+    failed = [m.data.attrs.get("cas_failed_chunks") for m in unit.members]
+    arrays = [cube["coverage_fraction"].data, cube["pixel_count"].data]
+    if recipe.numeric:
+        arrays.append(cube["v"].data)
+    if recipe.distribution:
+        arrays.append(cube["distribution"].data)
+    arrays += [f.sum() for f in failed if f is not None]
+    meta = {
+        "times": cube["time"].values if "time" in cube.dims else None,
+        "classes": cube["class"].values if recipe.distribution else np.empty(0),
+        "failed": [f is not None for f in failed],
+    }
+    return arrays, meta
+
+
+def compute(unit: Unit, recipe: Recipe) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Build a unit's graph and compute it (a task: in a local thread or on a worker).
+
+    Returns
+    -------
+    tuple
+        The computed arrays and the coordinates, for :func:`to_blocks`.
+    """
+    import dask
+
+    arrays, meta = build(unit, recipe)
+    return tuple(dask.compute(*arrays, scheduler=recipe.scheduler)), meta
+
+
+def to_blocks(
+    unit: Unit, recipe: Recipe, values: tuple[Any, ...], meta: dict[str, Any]
+) -> list[tuple[Target, Block]]:
+    """The computed arrays of a unit as one block per member dataset (layer)."""
+    computed = iter(values)
+    coverage, pixels = next(computed), next(computed)
+    stats = next(computed) if recipe.numeric else None
+    dist = next(computed) if recipe.distribution else None
+    failed = [next(computed) if has else 0 for has in meta["failed"]]
+    n = unit.positions.size
+    times = meta["times"]
+    steps = 1 if times is None else times.size
+    classes = np.asarray(meta["classes"], dtype=np.float64)
+    return [
+        (
+            member.target,
+            Block(
+                positions=unit.positions,
+                stats=(
+                    np.empty((n, steps, 0)) if stats is None else stats[:, k].reshape(n, steps, -1)
+                ),
+                coverage=np.asarray(coverage[:, k], dtype=np.float64).reshape(n, steps),
+                pixels=np.asarray(pixels[:, k], dtype=np.int64).reshape(n, steps),
+                dist=(
+                    np.empty((n, steps, 0))
+                    if dist is None
+                    else dist[:, k].reshape(n, steps, classes.size)
+                ),
+                times=None if times is None else times.astype("datetime64[ns]"),
+                classes=classes,
+                degraded=bool(failed[k]),
+            ),
+        )
+        for k, member in enumerate(unit.members)
+    ]
