@@ -34,10 +34,11 @@ COUNT, SUM, MEAN, MIN, MAX, STD, QUANTILE, MAJORITY, MINORITY, UNIQUE = range(10
 MODE_EXACT, MODE_CENTER, MODE_ALL_TOUCHED = range(3)
 KIND_POLYGON, KIND_POINT, KIND_EMPTY = range(3)
 
-#: Cells covered by less than this fraction are dropped: floating-point noise along an edge
-#: that coincides with a cell edge, and slivers below the precision of exactextract's
-#: (float32) coverage, so that min, max, unique and the weighted median depend on neither.
-COVERAGE_NOISE = 1e-7
+#: Cells covered by less than this fraction are dropped: the floating-point noise of
+#: mapping coordinates to cell units (up to ~2e-10 of a cell where a polygon edge runs
+#: along a cell edge far from the grid origin), so that pixel_count, min, max, unique and
+#: the weighted median do not depend on it.
+COVERAGE_NOISE = 1e-9
 
 
 def empty_stats(codes: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:

@@ -138,7 +138,7 @@ def _summarise(
                 dist[j] = weights[k] / asum
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # releases the GIL: windows run in parallel on threads
 def zonal_kernel(
     values: npt.NDArray[np.floating | np.integer],
     nodata: float,
