@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing as mp
+import os
 import resource
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -19,6 +22,22 @@ class Measurement:
     peak_rss_mb: float
     result: Any = None
     error: str | None = None
+
+    @property
+    def error_line(self) -> str:
+        """The last line of the error (the exception), or ``""``."""
+        return self.error.strip().splitlines()[-1] if self.error else ""
+
+
+def size_parser(doc: str, sizes: dict[str, Any], skip_help: str) -> argparse.ArgumentParser:
+    """The command line every runner shares: ``--size``, ``--data`` and ``--skip``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(sizes), default="smoke")
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("CAS_BENCH_DATA", "/tmp/cas_xr_bench"))
+    )
+    parser.add_argument("--skip", nargs="*", default=[], help=f"tools to skip: {skip_help}")
+    return parser
 
 
 def _warm_up() -> None:

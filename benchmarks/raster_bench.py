@@ -19,7 +19,6 @@ number of cells that differ from cas_xr's output.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import resource
@@ -35,7 +34,7 @@ import numpy as np
 from cas_xr import mosaic
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import Measurement, measure, print_table
+from _harness import Measurement, measure, print_table, size_parser
 
 SIZES = {"smoke": 1_000, "full": 10_000}  # mosaic side in cells (4 x 4 tiles)
 CRS = "EPSG:32633"
@@ -283,7 +282,7 @@ def _row(
         "with_start_up_s": m.seconds,
         "peak_rss_mb": m.peak_rss_mb,
         "cells_differing": differing,
-        "error": m.error.strip().splitlines()[-1] if m.error else "",
+        "error": m.error_line,
     }
 
 
@@ -294,13 +293,8 @@ def _best(runs: list[Measurement]) -> Measurement:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="smoke")
-    parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("CAS_BENCH_DATA", "/tmp/cas_xr_bench"))
-    )
+    parser = size_parser(__doc__, SIZES, "e.g. gdal")
     parser.add_argument("--repeat", type=int, default=1, help="runs per tool; the best counts")
-    parser.add_argument("--skip", nargs="*", default=[], help="tools to skip, e.g. gdal")
     args = parser.parse_args(argv)
     job = prepare(args.data, args.size)
     tools = {k: v for k, v in TOOLS.items() if not any(s in k for s in args.skip)}

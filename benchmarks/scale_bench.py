@@ -14,7 +14,6 @@ memory is the peak RSS of the measuring process and, on the cluster, of the busi
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import Measurement, measure, print_table
+from _harness import Measurement, measure, print_table, size_parser
 from zonal_bench import CRS, NODATA, RES, X0, Y0, _tessellation
 
 SIZES = {
@@ -224,17 +223,12 @@ def _row(m: Measurement, catchments: int, best_rate: float, reference: Any) -> d
         "peak_worker_mb": result.get("worker_peak_mb", m.peak_rss_mb),
         "computed": result.get("computed"),
         "max_rel_diff_mean": _agreement(result.get("values"), reference),
-        "error": m.error.strip().splitlines()[-1] if m.error else "",
+        "error": m.error_line,
     }
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="smoke")
-    parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("CAS_BENCH_DATA", "/tmp/cas_xr_bench"))
-    )
-    parser.add_argument("--skip", nargs="*", default=[], help="tools to skip: xvec cluster")
+    parser = size_parser(__doc__, SIZES, "xvec cluster")
     args = parser.parse_args(argv)
     paths = prepare(args.data, args.size)
     rasters, geoms, provider = paths["rasters"], paths["geoms"], paths["provider"]

@@ -11,7 +11,6 @@ relative difference of the mean against exactextract's.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import Measurement, measure, print_table
+from _harness import Measurement, measure, print_table, size_parser
 
 SIZES = {
     "smoke": {"w1": 1000, "w2": 500, "a": 16, "b": 400, "c": 2500, "d": 100, "w2_polygons": 100},
@@ -245,17 +244,12 @@ def _row(m: Measurement, exactextract_s: float, read_s: float, reference: Any) -
         "x_exactextract": m.seconds / exactextract_s,
         "x_read": m.seconds / read_s,
         "max_rel_diff_mean": _agreement(m.result, reference),
-        "error": m.error.strip().splitlines()[-1] if m.error else "",
+        "error": m.error_line,
     }
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="smoke")
-    parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("CAS_BENCH_DATA", "/tmp/cas_xr_bench"))
-    )
-    parser.add_argument("--skip", nargs="*", default=[], help="tools to skip: xvec rasterstats")
+    parser = size_parser(__doc__, SIZES, "xvec rasterstats")
     args = parser.parse_args(argv)
     paths = {k: str(v) for k, v in prepare(args.data, args.size).items()}
     rows: list[dict[str, Any]] = []
