@@ -387,8 +387,18 @@ def test_truncated_cog_is_missing_with_an_error(tmp_path: Path):
         started = time.monotonic()
         with pytest.warns(SourceWarning, match="cut:elevation"):
             result = cas.extract_sync({"geometry": POLYGON, "dataset_ids": ["cut:elevation"]})
+        signed = StacApiSource(api, "dem", provider="cut", patch_url=lambda u: f"{u}?sig=secret")
+        with pytest.raises(SourceError, match="cannot read the asset") as err:
+            signed.open(bbox=(10.3, 50.3, 10.5, 50.5)).compute()
+        assert err.value.url == f"{files}t.tif" and "secret" not in str(err.value)
     assert result.results[0].quality is cas.QualityFlag.MISSING
-    assert result.results[0].error is not None and result.results[0].error.message
+    error = result.results[0].error
+    assert error is not None and error.kind == "read" and error.provider == "cut"
+    url = f"{files}t.tif"
+    for said in (url, "provider 'cut'", "corrupt or truncated"):
+        assert said in error.message
+    assert "cut:elevation: failed (read): cannot read the asset" in result.warnings[0]
+    assert url in result.warnings[0]
     assert time.monotonic() - started < 15
 
 

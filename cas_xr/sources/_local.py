@@ -303,6 +303,7 @@ class LocalSource:
             origin=(rows.start, cols.start),
             env=env,
             label=self.path,
+            provider=self.provider or None,
         )
         y = t.f + t.e * (np.arange(rows.start, rows.stop) + 0.5)
         x = t.c + t.a * (np.arange(cols.start, cols.stop) + 0.5)
@@ -531,6 +532,7 @@ def _read_block(
     origin: tuple[int, int],
     env: Mapping[str, Any],
     label: str,
+    provider: str | None,
     block_info: dict[Any, Any] | None = None,
 ) -> np.ndarray:
     """Read one chunk (a Dask task): open the raster, read the window, close it."""
@@ -546,7 +548,8 @@ def _read_block(
     except rasterio.errors.RasterioError as err:
         raise SourceError(
             f"cannot read rows {window.row_off}..{window.row_off + window.height} "
-            f"(corrupt or truncated?): {err}",
+            f"(corrupt or truncated?): {err.__cause__ or err}",
+            provider=provider,
             url=label,
             kind="read",
         ) from err

@@ -350,6 +350,7 @@ class StacApiSource:
             temporal=self.temporal,
             chunks=chunks,
             patch_url=self.patch_url,
+            provider=self.provider,
             provenance={
                 "protocol": "stac_api",
                 "endpoint": self.endpoint,
