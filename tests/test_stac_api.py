@@ -39,7 +39,8 @@ from cas_xr.errors import (
 )
 from cas_xr.models import TimeRange
 from cas_xr.sources import Source
-from cas_xr.sources._stac_api import StacApiSource, _StacIO, from_definition
+from cas_xr.sources._stac_api import StacApiSource, from_definition
+from cas_xr.sources._stac_io import StacIO
 from cas_xr.testing import (
     StacApiServerError,
     StacCollectionSpec,
@@ -219,13 +220,13 @@ def test_whole_collection_keeps_nodata_as_in_the_files(data: Data, servers: Serv
 
 def test_pagination_follows_every_page(servers: Servers, monkeypatch: pytest.MonkeyPatch):
     pages: list[str] = []
-    request = _StacIO.request
+    request = StacIO.request
 
-    def counting(self: _StacIO, href: str, *args: Any, **kwargs: Any) -> str:
+    def counting(self: StacIO, href: str, *args: Any, **kwargs: Any) -> str:
         pages.extend([href] if href.endswith("/search") else [])
         return request(self, href, *args, **kwargs)
 
-    monkeypatch.setattr(_StacIO, "request", counting)
+    monkeypatch.setattr(StacIO, "request", counting)
     items = StacApiSource(servers.dem, "dem", limit=1).search()
     assert [it.id for it in items] == TILE_IDS
     assert len(pages) >= 4
@@ -235,13 +236,13 @@ def test_searches_are_cached_for_metadata_cache_ttl_s(
     servers: Servers, monkeypatch: pytest.MonkeyPatch
 ):
     calls: list[str] = []
-    request = _StacIO.request
+    request = StacIO.request
 
-    def counting(self: _StacIO, href: str, *args: Any, **kwargs: Any) -> str:
+    def counting(self: StacIO, href: str, *args: Any, **kwargs: Any) -> str:
         calls.append(href)
         return request(self, href, *args, **kwargs)
 
-    monkeypatch.setattr(_StacIO, "request", counting)
+    monkeypatch.setattr(StacIO, "request", counting)
     source = StacApiSource(servers.dem, "dem")
     source.search(bbox=(10.1, 50.1, 10.2, 50.2))
     first = len(calls)
@@ -447,7 +448,7 @@ def scripted() -> Iterator[tuple[str, type[_Scripted]]]:
 def test_5xx_are_retried_then_succeed(scripted: tuple[str, type[_Scripted]]):
     url, handler = scripted
     handler.script = [503, 500]
-    assert _StacIO("api").request(url) == '{"ok": true}'
+    assert StacIO("api").request(url) == '{"ok": true}'
     assert handler.calls == 3
 
 
@@ -457,12 +458,12 @@ def test_4xx_fail_at_once_and_5xx_give_up_after_http_retries(
     url, handler = scripted
     handler.script = [404]
     with pytest.raises(SourceError, match="HTTP 404") as err:
-        _StacIO("api").request(url)
+        StacIO("api").request(url)
     assert err.value.kind == "http" and handler.calls == 1
     cas.configure(http_retries=2)
     handler.calls, handler.script = 0, [503] * 5
     with pytest.raises(SourceError, match="gave up after 3 attempt") as err:
-        _StacIO("api").request(url)
+        StacIO("api").request(url)
     assert err.value.kind == "http" and handler.calls == 3
 
 
@@ -472,6 +473,6 @@ def test_a_slow_api_times_out_within_provider_timeout_s(scripted: tuple[str, typ
     cas.configure(provider_timeout_s=0.5)
     started = time.monotonic()
     with pytest.raises(SourceError) as err:
-        _StacIO("api").request(url)
+        StacIO("api").request(url)
     assert err.value.kind == "timeout"
     assert time.monotonic() - started < 1.5
