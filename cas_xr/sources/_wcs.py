@@ -5,8 +5,8 @@ learned) with one small GetCoverage of its corner; both are cached for
 ``metadata_cache_ttl_s``. ``open()`` snaps the box outward onto that grid and cuts it into
 tiles of at most ``tile_size`` cells a side; each tile is one Dask chunk, fetched only on
 ``.compute()`` with a request for exactly its cells, and checked to be on the asked grid.
-A tile that still fails over HTTP after the retries becomes nodata and is reported in
-``attrs["cas_failed_chunks"]`` (see :mod:`cas_xr.sources._wcs_tiles`).
+A tile the server still answers with an HTTP error after the retries becomes nodata and
+is reported in ``attrs["cas_failed_chunks"]`` (see :mod:`cas_xr.sources._wcs_tiles`).
 """
 
 from __future__ import annotations
@@ -250,8 +250,9 @@ class WcsSource:
         xarray.DataArray
             Dims ``(y, x)`` with cell-centre coords, CRS written, attrs ``nodata``,
             ``cas_provenance`` and ``cas_failed_chunks`` (one element per tile: None, or
-            the :class:`~cas_xr.errors.SourceError` of a tile that failed over HTTP after
-            the retries and was filled with nodata; NaN for float coverages without one).
+            the :class:`~cas_xr.errors.SourceError` of a tile the server answered with an
+            HTTP error after the retries, filled with nodata; NaN for float coverages
+            without one).
 
         Raises
         ------

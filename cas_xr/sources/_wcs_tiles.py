@@ -1,13 +1,16 @@
 """The Dask graph of a WCS window: one GetCoverage per chunk, and the chunks that failed.
 
-Each chunk is read by one task that returns its cells and, when the request failed over
-HTTP even after the retries (HTTP error status, timeout, connection error), cells of
-nodata and the :class:`~cas_xr.errors.SourceError`: a server that drops a few of many
-requests degrades a result instead of failing it. A small task per chunk takes that error
-(or None) from the read task's result; together they form ``attrs["cas_failed_chunks"]``
-(see :class:`~cas_xr.sources.Source`). Any other failure (an exception report, an answer
-that is not a GeoTIFF, another grid) is raised by the read task: retrying later would not
-help, and its message says what to change.
+Each chunk is read by one task that returns its cells and, when the server still answers
+the request with an HTTP error after the retries, cells of nodata and the
+:class:`~cas_xr.errors.SourceError`: a server that fails a few of many requests degrades
+a result instead of failing it. A small task per chunk takes that error (or None) from
+the read task's result; together they form ``attrs["cas_failed_chunks"]`` (see
+:class:`~cas_xr.sources.Source`).
+
+Any other failure is raised by the read task. A server that cannot be reached or does not
+answer in time fails every tile alike, so waiting out each tile's retries would only
+multiply the wait before the same error; an exception report, an answer that is not a
+GeoTIFF or one on another grid will not change on a later request.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["TOLERATED_KINDS", "TileReader", "tile_arrays"]
 
 #: SourceError kinds of a tile that is filled with nodata and counted instead of raised.
-TOLERATED_KINDS = frozenset({"http", "timeout", "connection"})
+TOLERATED_KINDS = frozenset({"http"})
 _LOG = logging.getLogger("cas_xr.sources")
 
 _Read = tuple[npt.NDArray[Any], SourceError | None]
