@@ -180,13 +180,20 @@ def zonal_values(
     Returns
     -------
     list of GeometryValue
-        In the order of ``geometries``; ``degraded`` when the source reported chunks it
-        could not read (``attrs["cas_failed_chunks"]``, see :class:`~cas_xr.sources.Source`).
+        In the order of ``geometries``; ``degraded`` (for all of them) when some chunks
+        this computation reads could not be read (``attrs["cas_failed_chunks"]``, see
+        :class:`~cas_xr.sources.Source`).
+
+    Raises
+    ------
+    SourceError
+        The first chunk's error when the source could read none of the chunks.
     """
     import dask
     import geopandas as gpd
     import rioxarray  # noqa: F401  (registers .rio)
 
+    from cas_xr._lost import read_failures
     from cas_xr._scheduler import current_scheduler
     from cas_xr.zonal import zonal
 
@@ -200,13 +207,14 @@ def zonal_values(
             da, series, [stat], weights=settings.zonal_weights, area_weighted=area_weighted,
             classes=classes, nodata=da.attrs.get("nodata"),
         )  # fmt: skip
-    # a source may count the chunks it could not read (treated as nodata) in the same tasks
-    failed_chunks = da.attrs.get("cas_failed_chunks")
+    # a source may report chunks it could not read (treated as nodata), from the same tasks
+    lost = read_failures(da, lazy)
     scheduler = current_scheduler(settings)
-    if failed_chunks is None:
+    if lost is None:
         (cube,), failed = scheduler.compute(lazy), 0
     else:
-        cube, failed = scheduler.compute(lazy, failed_chunks.sum())
+        cube, counted = scheduler.compute(lazy, lost)
+        failed = int(counted.sum())
     name = next(iter(cube.data_vars))
     has_time = "time" in da.dims
     times = da["time"].values if has_time else [None]

@@ -46,7 +46,30 @@ def assess_quality(
     -------
     tuple
         ``(flag, reason)``; ``reason`` is None for GOOD.
+
+    Notes
+    -----
+    MISSING wins; DEGRADED comes next, over PARTIAL and SUSPECT (whose reasons it
+    repeats): the lost chunks may be why, and unlike them it says that reading again may
+    give another result.
     """
+    flag, reason = _flag(value, coverage_fraction, aggregation, valid_range, settings)
+    if not degraded:
+        return flag, reason
+    lost = "some source chunks could not be read and were treated as nodata"
+    if flag is QualityFlag.MISSING:
+        return flag, f"{reason}; {lost}"
+    return QualityFlag.DEGRADED, lost if reason is None else f"{lost}; {reason}"
+
+
+def _flag(
+    value: float | dict[str, float] | None,
+    coverage_fraction: float,
+    aggregation: AggregationMethod,
+    valid_range: tuple[float, float] | None,
+    settings: Settings,
+) -> tuple[QualityFlag, str | None]:
+    """The flag and reason of a result whose every chunk was read."""
     if value is None:
         return QualityFlag.MISSING, "no valid cell under the geometry (nodata or outside the data)"
     if coverage_fraction < settings.quality_missing_below:
@@ -67,10 +90,5 @@ def assess_quality(
     ):
         return QualityFlag.SUSPECT, (
             f"value {value:g} is outside the valid range {valid_range[0]:g}..{valid_range[1]:g}"
-        )
-    if degraded:
-        return (
-            QualityFlag.DEGRADED,
-            "some source chunks could not be read and were treated as nodata",
         )
     return QualityFlag.GOOD, None

@@ -170,7 +170,6 @@ def _to_store(
             json.dumps({"result": r.model_dump(mode="json"), "notes": notes}).encode(),
         )
         for key, (r, notes) in items
-        if r.quality is not QualityFlag.DEGRADED  # a later run may read every chunk
     )
 
 
@@ -280,8 +279,9 @@ def _dataset_results(
                 "is rarely meaningful; use majority, minority, unique or distribution"
             )
         out[i] = (result, notes)
-        cache.set(keys[i], (result, notes))
-        computed.append((keys[i], (result, notes)))
+        if not gv.degraded:  # a later request may read every chunk
+            cache.set(keys[i], (result, notes))
+            computed.append((keys[i], (result, notes)))
     _to_store(computed, connector, settings)
     return [r for r in out if r is not None]
 

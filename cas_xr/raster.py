@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cas_xr._lost import read_failures
 from cas_xr.catalog import resolve
 from cas_xr.config import Settings, get_settings
 from cas_xr.errors import LimitExceededError, RequestTimeoutError, SourceError
@@ -160,7 +161,8 @@ def _compute(da: xr.DataArray) -> xr.DataArray:
     """Read the cells (one Dask computation); fail if the source lost any chunk."""
     import dask
 
-    failed = da.attrs.pop("cas_failed_chunks", None)
+    failed = read_failures(da, da)
+    da.attrs.pop("cas_failed_chunks", None)
     if failed is None:
         return da.compute()
     values, lost = dask.compute(da, failed)

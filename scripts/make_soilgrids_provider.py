@@ -40,6 +40,10 @@ TUREK = (
 )
 
 
+WATER = "10^-3 cm3/cm3"  # 0.1 vol%, or 1 mm of water per m of soil
+WATER_PCT = "10^-2 cm3/cm3 (vol%)"
+
+
 class Property(NamedTuple):
     code: str
     description: str
@@ -69,12 +73,14 @@ PROPERTIES = (
              "g/kg", 0.1, "g/100g (%)", (0, 1000)),
     Property("soc", "Soil organic carbon content in the fine earth fraction", "dg/kg", 0.1,
              "g/kg", (0, 6000)),
-    Property("wv0010", "Volumetric water content at 10 kPa suction", "0.1 v%", 0.1,
-             "vol% (cm3/100cm3)", (0, 1000), TUREK),
-    Property("wv0033", "Volumetric water content at 33 kPa suction (field capacity)", "0.1 v%",
-             0.1, "vol% (cm3/100cm3)", (0, 1000), TUREK),
-    Property("wv1500", "Volumetric water content at 1500 kPa suction (wilting point)",
-             "0.1 v%", 0.1, "vol% (cm3/100cm3)", (0, 1000), TUREK),
+    # water retention (Turek et al. 2023): stored in 10^-3 cm3/cm3 (0.1 vol% or 1 mm/m),
+    # conversion factor 10 to 10^-2 cm3/cm3 (vol%), as the FAQ's table of properties says
+    Property("wv0010", "Volumetric water content at 10 kPa suction", WATER, 0.1, WATER_PCT,
+             (0, 1000), TUREK),
+    Property("wv0033", "Volumetric water content at 33 kPa suction (field capacity)", WATER,
+             0.1, WATER_PCT, (0, 1000), TUREK),
+    Property("wv1500", "Volumetric water content at 1500 kPa suction (wilting point)", WATER,
+             0.1, WATER_PCT, (0, 1000), TUREK),
     Property("ocs", "Organic carbon stock", "t/ha", 0.1, "kg/m2", (0, 2000),
              depths=("0-30cm",)),
 )  # fmt: skip
@@ -84,6 +90,11 @@ HEADER = """\
 # ISRIC SoilGrids 2.0 (250 m) through ISRIC's WCS: one MapServer map per property,
 # coverages '{property}_{depth}_mean'. Values are SoilGrids' stored integers in their
 # mapped units; each variable's 'scale' converts them to conventional units.
+# Source of units and factors: the table of properties in ISRIC's SoilGrids FAQ
+# (https://docs.isric.org/globaldata/soilgrids/SoilGrids_faqs_01.html): conventional =
+# stored / conversion factor, so scale = 1 / factor. Water content (wv0010, wv0033,
+# wv1500) is stored in 10^-3 cm3/cm3 (0.1 vol% or 1 mm/m) with factor 10 to
+# 10^-2 cm3/cm3 (vol%): scale 0.1.
 """
 
 

@@ -28,6 +28,7 @@ from cas_xr.errors import (
     LimitExceededError,
     QualityWarning,
     RequestTimeoutError,
+    SourceError,
     SourceWarning,
     UnknownDatasetError,
     UnknownProviderError,
@@ -480,27 +481,36 @@ def test_numeric_statistics_of_categorical_data_are_computed_as_asked():
 
 
 def test_chunks_a_source_could_not_read_flag_results_degraded(monkeypatch: pytest.MonkeyPatch):
-    import dask
-    import dask.array as dsa
-
     original = Connector.open
 
-    def half_failed(self: Connector, *args: Any, **kwargs: Any) -> Any:
-        da = original(self, *args, **kwargs)
-        blocks = da.data.to_delayed().ravel()
+    def with_failures(first_only: bool) -> Any:
+        def open_(self: Connector, *args: Any, **kwargs: Any) -> Any:
+            da = original(self, *args, **kwargs)
 
-        def read(block: np.ndarray, index: int) -> tuple[np.ndarray, int]:
-            failed = index == 0  # the first chunk "fails": nodata, and counted
-            return (np.full_like(block, -9999.0) if failed else block), np.array(int(failed))
+            def flag(block: np.ndarray, block_info: Any = None) -> np.ndarray:
+                lost = not first_only or block_info[0]["chunk-location"] == (0, 0)
+                out = np.empty((1, 1), dtype=object)
+                out[0, 0] = SourceError("boom", provider="sample", kind="http") if lost else None
+                return out
 
-        pairs = [dask.delayed(read, nout=2)(b, i) for i, b in enumerate(blocks)]
-        flags = dsa.stack([dsa.from_delayed(p[1], (), dtype=int) for p in pairs])
-        da.attrs["cas_failed_chunks"] = flags
-        return da
+            ones = tuple((1,) * len(c) for c in da.chunks)
+            da.attrs["cas_failed_chunks"] = da.data.map_blocks(flag, chunks=ones, dtype=object)
+            return da
 
-    monkeypatch.setattr(Connector, "open", half_failed)
+        return open_
+
+    cas.configure(chunk_size=64)  # 2 x 2 chunks under the polygon
+    request = {"geometry": SEAM_POLYGON, "dataset_ids": ["sample:elevation"]}
+    monkeypatch.setattr(Connector, "open", with_failures(first_only=True))
     with pytest.warns(QualityWarning, match="degraded"):
-        response = cas.extract_sync({"geometry": SEAM_POLYGON, "dataset_ids": ["sample:elevation"]})
+        response = cas.extract_sync(request)
     result = response.results[0]
-    assert result.quality is cas.QualityFlag.DEGRADED
+    assert result.quality is cas.QualityFlag.DEGRADED and result.error is None
     assert "could not be read" in response.warnings[0]
+    monkeypatch.setattr(Connector, "open", with_failures(first_only=False))
+    with pytest.warns(SourceWarning, match=r"sample:elevation \(http\)"):
+        response = cas.extract_sync(request)  # degraded results are not cached: read again
+    result = response.results[0]
+    assert result.quality is cas.QualityFlag.MISSING
+    assert result.error is not None and result.error.kind == "http"
+    assert "boom" in result.error.message

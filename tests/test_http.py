@@ -15,7 +15,10 @@ from cas_xr.sources._http import fetch
 
 
 class _Scripted(BaseHTTPRequestHandler):
-    """Answers each path from a script: a list of (status, delay_s, body) per request."""
+    """Answers each path from a script: a list of (status, delay_s, body) per request.
+
+    A body ending in ``...`` is cut short: the answer announces more bytes than it sends.
+    """
 
     script: dict[str, list[tuple[int, float, str]]] = {}
     hits: dict[str, int] = {}
@@ -32,9 +35,12 @@ class _Scripted(BaseHTTPRequestHandler):
             self.send_response(status)
             if status == 429:
                 self.send_header("Retry-After", "0")
-            self.send_header("Content-Length", str(len(payload)))
+            cut = 100 if body.endswith("...") else 0
+            self.send_header("Content-Length", str(len(payload) + cut))
             self.end_headers()
             self.wfile.write(payload)
+            if cut:
+                self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
             pass
 
@@ -90,3 +96,13 @@ def test_unreachable_server_is_a_connection_error():
     with pytest.raises(SourceError) as info:
         fetch("http://127.0.0.1:9/nothing-listens-here")
     assert info.value.kind == "connection"
+
+
+def test_an_answer_cut_short_is_retried_then_a_connection_error(server: str):
+    _Scripted.script = {"/cut": [(200, 0, "II*..."), (200, 0, "whole")]}
+    assert fetch(f"{server}/cut").text == "whole"
+    cas.configure(http_retries=1)
+    _Scripted.hits, _Scripted.script = {}, {"/cut": [(200, 0, "II*...")]}
+    with pytest.raises(SourceError, match="cut short") as info:
+        fetch(f"{server}/cut", provider="soil")
+    assert info.value.kind == "connection" and _Scripted.hits["/cut"] == 2

@@ -278,10 +278,11 @@ def test_corrupt_and_truncated_files_are_source_errors(tmp_path: Path) -> None:
     whole = make_cog(tmp_path / "big.tif", big, transform=GRID, crs="EPSG:4326")
     truncated = tmp_path / "truncated.tif"
     truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
-    da = LocalSource(str(truncated)).open(chunks=256)  # the header is intact: opens lazily
+    da = LocalSource(str(truncated), provider="mine").open(chunks=256)  # intact header: lazy
     with pytest.raises(SourceError, match="cannot read rows") as err:
         da.compute()
-    assert err.value.kind == "read"
+    assert err.value.kind == "read" and err.value.provider == "mine"
+    assert str(truncated) in str(err.value) and "provider 'mine'" in str(err.value)
     bad_nc = tmp_path / "bad.nc"
     bad_nc.write_bytes(b"garbage" * 50)
     with pytest.raises(SourceError, match="corrupt or truncated") as err:

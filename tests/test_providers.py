@@ -34,8 +34,8 @@ SOIL_UNITS = {
     "bdod": ("cg/cm3", 0.01), "cec": ("mmol(c)/kg", 0.1), "cfvo": ("cm3/dm3", 0.1),
     "clay": ("g/kg", 0.1), "nitrogen": ("cg/kg", 0.01), "ocd": ("hg/m3", 0.1),
     "phh2o": ("pH*10", 0.1), "sand": ("g/kg", 0.1), "silt": ("g/kg", 0.1),
-    "soc": ("dg/kg", 0.1), "wv0010": ("0.1 v%", 0.1), "wv0033": ("0.1 v%", 0.1),
-    "wv1500": ("0.1 v%", 0.1), "ocs": ("t/ha", 0.1),
+    "soc": ("dg/kg", 0.1), "wv0010": ("10^-3 cm3/cm3", 0.1),
+    "wv0033": ("10^-3 cm3/cm3", 0.1), "wv1500": ("10^-3 cm3/cm3", 0.1), "ocs": ("t/ha", 0.1),
 }  # fmt: skip
 #: provider slug -> (dataset, STAC collection, asset) of the Planetary Computer providers
 STAC_DATASETS = {

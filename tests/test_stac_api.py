@@ -39,7 +39,8 @@ from cas_xr.errors import (
 )
 from cas_xr.models import TimeRange
 from cas_xr.sources import Source
-from cas_xr.sources._stac_api import StacApiSource, _StacIO, from_definition
+from cas_xr.sources._stac_api import StacApiSource, from_definition
+from cas_xr.sources._stac_io import StacIO
 from cas_xr.testing import (
     StacApiServerError,
     StacCollectionSpec,
@@ -219,13 +220,13 @@ def test_whole_collection_keeps_nodata_as_in_the_files(data: Data, servers: Serv
 
 def test_pagination_follows_every_page(servers: Servers, monkeypatch: pytest.MonkeyPatch):
     pages: list[str] = []
-    request = _StacIO.request
+    request = StacIO.request
 
-    def counting(self: _StacIO, href: str, *args: Any, **kwargs: Any) -> str:
+    def counting(self: StacIO, href: str, *args: Any, **kwargs: Any) -> str:
         pages.extend([href] if href.endswith("/search") else [])
         return request(self, href, *args, **kwargs)
 
-    monkeypatch.setattr(_StacIO, "request", counting)
+    monkeypatch.setattr(StacIO, "request", counting)
     items = StacApiSource(servers.dem, "dem", limit=1).search()
     assert [it.id for it in items] == TILE_IDS
     assert len(pages) >= 4
@@ -235,13 +236,13 @@ def test_searches_are_cached_for_metadata_cache_ttl_s(
     servers: Servers, monkeypatch: pytest.MonkeyPatch
 ):
     calls: list[str] = []
-    request = _StacIO.request
+    request = StacIO.request
 
-    def counting(self: _StacIO, href: str, *args: Any, **kwargs: Any) -> str:
+    def counting(self: StacIO, href: str, *args: Any, **kwargs: Any) -> str:
         calls.append(href)
         return request(self, href, *args, **kwargs)
 
-    monkeypatch.setattr(_StacIO, "request", counting)
+    monkeypatch.setattr(StacIO, "request", counting)
     source = StacApiSource(servers.dem, "dem")
     source.search(bbox=(10.1, 50.1, 10.2, 50.2))
     first = len(calls)
@@ -387,8 +388,18 @@ def test_truncated_cog_is_missing_with_an_error(tmp_path: Path):
         started = time.monotonic()
         with pytest.warns(SourceWarning, match="cut:elevation"):
             result = cas.extract_sync({"geometry": POLYGON, "dataset_ids": ["cut:elevation"]})
+        signed = StacApiSource(api, "dem", provider="cut", patch_url=lambda u: f"{u}?sig=secret")
+        with pytest.raises(SourceError, match="cannot read the asset") as err:
+            signed.open(bbox=(10.3, 50.3, 10.5, 50.5)).compute()
+        assert err.value.url == f"{files}t.tif" and "secret" not in str(err.value)
     assert result.results[0].quality is cas.QualityFlag.MISSING
-    assert result.results[0].error is not None and result.results[0].error.message
+    error = result.results[0].error
+    assert error is not None and error.kind == "read" and error.provider == "cut"
+    url = f"{files}t.tif"
+    for said in (url, "provider 'cut'", "corrupt or truncated"):
+        assert said in error.message
+    assert "cut:elevation: failed (read): cannot read the asset" in result.warnings[0]
+    assert url in result.warnings[0]
     assert time.monotonic() - started < 15
 
 
@@ -437,7 +448,7 @@ def scripted() -> Iterator[tuple[str, type[_Scripted]]]:
 def test_5xx_are_retried_then_succeed(scripted: tuple[str, type[_Scripted]]):
     url, handler = scripted
     handler.script = [503, 500]
-    assert _StacIO("api").request(url) == '{"ok": true}'
+    assert StacIO("api").request(url) == '{"ok": true}'
     assert handler.calls == 3
 
 
@@ -447,12 +458,12 @@ def test_4xx_fail_at_once_and_5xx_give_up_after_http_retries(
     url, handler = scripted
     handler.script = [404]
     with pytest.raises(SourceError, match="HTTP 404") as err:
-        _StacIO("api").request(url)
+        StacIO("api").request(url)
     assert err.value.kind == "http" and handler.calls == 1
     cas.configure(http_retries=2)
     handler.calls, handler.script = 0, [503] * 5
     with pytest.raises(SourceError, match="gave up after 3 attempt") as err:
-        _StacIO("api").request(url)
+        StacIO("api").request(url)
     assert err.value.kind == "http" and handler.calls == 3
 
 
@@ -462,6 +473,6 @@ def test_a_slow_api_times_out_within_provider_timeout_s(scripted: tuple[str, typ
     cas.configure(provider_timeout_s=0.5)
     started = time.monotonic()
     with pytest.raises(SourceError) as err:
-        _StacIO("api").request(url)
+        StacIO("api").request(url)
     assert err.value.kind == "timeout"
     assert time.monotonic() - started < 1.5

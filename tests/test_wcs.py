@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
 
+import dask
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
 import rasterio.warp
 import rasterio.windows
+import requests
 import rioxarray
 import shapely
 import xarray as xr
@@ -25,7 +34,13 @@ from exactextract import exact_extract
 
 import cas_xr as cas
 from cas_xr.catalog import load_provider_file
-from cas_xr.errors import ConfigurationError, ProviderDefinitionError, SourceError, SourceWarning
+from cas_xr.errors import (
+    ConfigurationError,
+    ProviderDefinitionError,
+    QualityWarning,
+    SourceError,
+    SourceWarning,
+)
 from cas_xr.sources._wcs import WcsSource, from_definition
 from cas_xr.sources._wcs_io import Tile, check_tile
 from cas_xr.testing import (
@@ -150,10 +165,12 @@ def test_whole_coverage_and_chunks_option(servers: dict[str, WcsServer], tiffs: 
     )
 
 
-def _provider_file(path: Path, endpoint: str, *, coverage: str = "geo", **options: object) -> Path:
+def _provider_file(
+    path: Path, endpoint: str, *, coverage: str = "geo", slug: str = "wcs_test", **options: object
+) -> Path:
     lines = "".join(f"  {k}: {v}\n" for k, v in {"tile_size": 16, **options}.items())
     path.write_text(
-        f"""slug: wcs_test
+        f"""slug: {slug}
 protocol: wcs
 endpoint: {endpoint}
 license: CC-BY-4.0
@@ -243,9 +260,12 @@ def test_server_down_after_open_fails_in_the_dask_task(lone_server: WcsServer):
     cas.configure(provider_timeout_s=2, http_retries=1)
     da = WcsSource(lone_server.url, "geo", tile_size=16, provider="p").open(bbox=GEO_BBOX)
     lone_server.stop()
+    started = time.monotonic()
     with pytest.raises(SourceError) as info:
-        da.compute()
+        da.compute()  # not a lost tile: every tile would wait out its retries in vain
+    assert time.monotonic() - started < 5
     assert info.value.kind in {"connection", "timeout"} and info.value.provider == "p"
+    assert lone_server.url in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -333,3 +353,212 @@ def test_serve_wcs_refuses_what_mapserver_cannot_serve(mapserv: str, tiffs: dict
         pass
     with pytest.raises(ValueError, match="not an XML name"), serve_wcs({"1geo": tiffs["geo"]}):
         pass
+
+
+# ------------------------------------------------------- tiles failing behind a proxy
+
+Extent = tuple[float, float, float, float]
+# crosses the seams of the 16-cell tiles of its window, and the nodata hole
+POLYGON = shapely.Polygon([(10.14, 50.06), (10.35, 50.09), (10.30, 50.30), (10.16, 50.25)])
+
+
+def _extent(query: dict[str, list[str]]) -> Extent | None:
+    """The box a GetCoverage request asks for (2.0.1 SUBSETs or a 1.0.0 BBOX), else None."""
+    if query.get("REQUEST") != ["GetCoverage"]:
+        return None
+    if "BBOX" in query:
+        x0, y0, x1, y1 = (float(v) for v in query["BBOX"][0].split(","))
+        return (x0, y0, x1, y1)
+    (x0, x1), (y0, y1) = (
+        (float(v) for v in axis[axis.index("(") + 1 : -1].split(",")) for axis in query["SUBSET"]
+    )
+    return (x0, y0, x1, y1)
+
+
+@dataclass
+class Flaky:
+    """A proxy in front of a WCS answering 500 to the GetCoverage requests ``fails`` picks."""
+
+    upstream: str
+    url: str = ""
+    fails: Callable[[Extent], bool] = lambda extent: False
+    asked: Counter[Extent] = field(default_factory=Counter)  # GetCoverage requests by box
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Relay(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state: ClassVar[Flaky]
+
+    def do_GET(self) -> None:
+        query = self.path.partition("?")[2]
+        extent = _extent(parse_qs(query))
+        if extent is not None:
+            with self.state.lock:
+                self.state.asked[extent] += 1
+        if extent is not None and self.state.fails(extent):
+            status, kind, body = 500, "text/plain", b"tile store unavailable"
+        else:
+            answer = requests.get(f"{self.state.upstream}?{query}", timeout=30)
+            status, kind, body = answer.status_code, answer.headers["Content-Type"], answer.content
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky(servers: dict[str, WcsServer]) -> Iterator[Flaky]:
+    state = Flaky(servers["geo"].url)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Relay", (_Relay,), {"state": state}))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}{urlsplit(state.upstream).path}"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _covers(x: float, y: float) -> Callable[[Extent], bool]:
+    return lambda e: e[0] <= x < e[2] and e[1] <= y < e[3]
+
+
+def _mean_without(tiff: Path, lost: list[Extent], folder: Path) -> float:
+    """exactextract's mean of POLYGON over the file with the cells of ``lost`` as nodata."""
+    with rasterio.open(tiff) as src:
+        values, profile = src.read(1), src.profile
+    cols, rows = np.meshgrid(np.arange(values.shape[1]) + 0.5, np.arange(values.shape[0]) + 0.5)
+    xs, ys = profile["transform"] * (cols, rows)
+    for x0, y0, x1, y1 in lost:
+        values[(xs > x0) & (xs < x1) & (ys > y0) & (ys < y1)] = profile["nodata"]
+    path = folder / "lost.tif"
+    with rasterio.open(path, "w", **{**profile, "driver": "GTiff"}) as dst:
+        dst.write(values, 1)
+    feature = {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(POLYGON)}
+    with rasterio.open(path) as src:
+        (ee,) = exact_extract(src, [feature], ["mean"], output="geojson")
+    return float(ee["properties"]["mean"])
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_tile_failing_after_the_retries_makes_the_result_degraded(
+    flaky: Flaky, tiffs: dict[str, Path], tmp_path: Path, version: str
+):
+    flaky.fails = _covers(10.2, 50.2)  # one of the 4 tiles under POLYGON: 500 forever
+    cas.configure(
+        provider_files=[_provider_file(tmp_path / "p.yaml", flaky.url, version=version)],
+        http_retries=1,
+    )
+    request = {"geometry": POLYGON, "dataset_ids": ["wcs_test:height"]}
+    with pytest.warns(QualityWarning, match="degraded"):
+        response = cas.extract_sync(request)
+    result = response.results[0]
+    assert result.quality is cas.QualityFlag.DEGRADED and result.error is None
+    assert "could not be read and were treated as nodata" in response.warnings[0]
+    lost = [e for e in flaky.asked if flaky.fails(e)]
+    assert len(lost) == 1 and flaky.asked[lost[0]] == 2  # asked again once (http_retries)
+    assert all(n == 1 for e, n in flaky.asked.items() if e not in lost)  # read once each
+    assert result.value == pytest.approx(_mean_without(tiffs["geo"], lost, tmp_path), rel=1e-6)
+    assert result.value != pytest.approx(_mean_without(tiffs["geo"], [], tmp_path), rel=1e-6)
+    flaky.fails = lambda extent: False  # the server recovers: degraded results were not cached
+    again = cas.extract_sync(request).results[0]
+    assert again.quality is cas.QualityFlag.GOOD
+    assert again.value == pytest.approx(_mean_without(tiffs["geo"], [], tmp_path), rel=1e-6)
+
+
+def test_only_tiles_under_the_geometries_are_read_and_counted(flaky: Flaky, tmp_path: Path):
+    flaky.fails = _covers(10.3, 50.2)  # between the two polygons
+    cas.configure(provider_files=[_provider_file(tmp_path / "p.yaml", flaky.url)])
+    corners = [shapely.box(10.02, 50.42, 10.08, 50.48), shapely.box(10.55, 49.95, 10.6, 50.0)]
+    response = cas.batch_extract_sync({"geometries": corners, "dataset_ids": ["wcs_test:height"]})
+    qualities = [r.results[0].quality for r in response.responses]
+    assert qualities == [cas.QualityFlag.GOOD] * 2
+    assert not any(flaky.fails(e) for e in flaky.asked)
+    assert sorted(flaky.asked.values()) == [1] * len(flaky.asked)
+
+
+def test_every_tile_failing_is_missing_with_the_error_and_the_rest_succeeds(
+    flaky: Flaky, servers: dict[str, WcsServer], tmp_path: Path
+):
+    flaky.fails = lambda extent: extent[0] >= 10.1  # every tile, not the corner probe
+    cas.configure(
+        provider_files=[
+            _provider_file(tmp_path / "a.yaml", flaky.url),
+            _provider_file(tmp_path / "b.yaml", servers["geo"].url, slug="wcs_ok"),
+        ],
+        http_retries=1,
+    )
+    with pytest.warns(SourceWarning, match=r"wcs_test:height \(http\)"):
+        response = cas.extract_sync(
+            {"geometry": POLYGON, "dataset_ids": ["wcs_test:height", "wcs_ok:height"]}
+        )
+    failed, healthy = response.results
+    assert failed.quality is cas.QualityFlag.MISSING and failed.value is None
+    assert failed.error is not None and failed.error.kind == "http"
+    assert failed.error.provider == "wcs_test"
+    for said in ("HTTP 500: tile store unavailable", flaky.url, "provider 'wcs_test'"):
+        assert said in failed.error.message
+    assert healthy.quality is cas.QualityFlag.GOOD and healthy.error is None
+
+
+def test_table_of_stacked_datasets_is_degraded_where_a_tile_failed(
+    flaky: Flaky, servers: dict[str, WcsServer], tiffs: dict[str, Path], tmp_path: Path
+):
+    flaky.fails = _covers(10.2, 50.2)
+    cas.configure(
+        provider_files=[
+            _provider_file(tmp_path / "a.yaml", flaky.url),
+            _provider_file(tmp_path / "b.yaml", servers["geo"].url, slug="wcs_ok"),
+        ],
+        http_retries=1,
+        progress=False,
+    )
+    frame = gpd.GeoDataFrame(geometry=[POLYGON], crs="EPSG:4326")
+    with pytest.warns(QualityWarning, match="degraded"):
+        table = cas.extract_table(frame, ["wcs_test:height", "wcs_ok:height"])
+    assert table["wcs_test:height_quality"].astype(str).tolist() == ["degraded"]
+    assert table["wcs_ok:height_quality"].astype(str).tolist() == ["good"]
+    lost = [e for e in flaky.asked if flaky.fails(e)]
+    assert all(n == 1 for e, n in flaky.asked.items() if e not in lost)  # read once each
+    mean = table["wcs_test:height_mean"].iloc[0]
+    assert mean == pytest.approx(_mean_without(tiffs["geo"], lost, tmp_path), rel=1e-6)
+
+
+def test_open_fills_a_lost_tile_with_nodata_and_names_its_error(flaky: Flaky):
+    flaky.fails = _covers(10.2, 50.2)
+    cas.configure(http_retries=0)
+    da = WcsSource(flaky.url, "geo", tile_size=16, provider="p").open(bbox=POLYGON.bounds)
+    cells, errors = dask.compute(da, da.attrs["cas_failed_chunks"])
+    assert errors.shape == (len(da.chunks[0]), len(da.chunks[1]))
+    (lost,) = [e for e in errors.ravel() if e is not None]
+    assert isinstance(lost, SourceError) and lost.kind == "http" and lost.provider == "p"
+    assert "tile store unavailable" in str(lost) and flaky.url in str(lost)
+    i, j = (int(n[0]) for n in np.nonzero(errors != None))  # noqa: E711  (object array)
+    rows = slice(sum(da.chunks[0][:i]), sum(da.chunks[0][: i + 1]))
+    cols = slice(sum(da.chunks[1][:j]), sum(da.chunks[1][: j + 1]))
+    assert (cells.values[rows, cols] == cells.attrs["nodata"]).all()
+
+
+def test_a_lost_tile_on_a_distributed_cluster(flaky: Flaky, tiffs: dict[str, Path], tmp_path: Path):
+    distributed = pytest.importorskip("distributed")
+    flaky.fails = _covers(10.2, 50.2)
+    cas.configure(provider_files=[_provider_file(tmp_path / "p.yaml", flaky.url)], http_retries=1)
+    with (
+        distributed.LocalCluster(n_workers=1, processes=True, dashboard_address=":0") as cluster,
+        distributed.Client(cluster),
+        pytest.warns(QualityWarning, match="degraded"),
+    ):
+        result = cas.extract_sync({"geometry": POLYGON, "dataset_ids": ["wcs_test:height"]})
+    assert result.results[0].quality is cas.QualityFlag.DEGRADED
+    lost = [e for e in flaky.asked if flaky.fails(e)]
+    assert all(n == 1 for e, n in flaky.asked.items() if e not in lost)  # read once each
+    expected = _mean_without(tiffs["geo"], lost, tmp_path)
+    assert result.results[0].value == pytest.approx(expected, rel=1e-6)

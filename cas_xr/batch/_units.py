@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cas_xr._aggregate import NO_READ_FUSION, class_codes, open_window
+from cas_xr._lost import read_failures
 from cas_xr.batch._entries import Block
 from cas_xr.batch._inputs import Target
 from cas_xr.models import TimeRange
@@ -138,8 +139,8 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
 
     The arrays are the coverage fractions and pixel counts, the statistics (if any) and
     the class distribution (if asked), each of shape ``(geometry, layer, ...)`` with layer
-    ``k`` holding member ``k``, then the failed-chunk count (a scalar) of each member
-    whose source reports one.
+    ``k`` holding member ``k``, then the count of failed chunks among those read (see
+    :func:`~cas_xr._lost.read_failures`) of each member whose source reports them.
 
     Compute the arrays together (``dask.compute(*arrays)``) so that they share the
     kernel's tasks; optimised one by one, each would run the kernel again.
@@ -150,9 +151,13 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     from cas_xr.zonal import zonal
 
     first = unit.members[0]
+    # drop_conflicts would compare (so compute) the members' lazy failed-chunk arrays
+    layers = [m.data.copy(deep=False) for m in unit.members]
+    for layer in layers:
+        layer.attrs.pop("cas_failed_chunks", None)
     stacked = xr.concat(
-        [m.data for m in unit.members], dim="layer", coords="minimal", compat="override",
-        join="override", combine_attrs="drop_conflicts",
+        layers, dim="layer", coords="minimal", compat="override", join="override",
+        combine_attrs="drop_conflicts",
     ).rename("v")  # fmt: skip
     crs = first.data.rio.crs
     classes = class_codes(first.data, first.target.variable) if recipe.distribution else None
@@ -162,13 +167,13 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
             area_weighted=recipe.area_weighted and bool(crs.is_geographic),
             classes=classes, nodata=first.data.attrs.get("nodata"),
         )  # fmt: skip
-    failed = [m.data.attrs.get("cas_failed_chunks") for m in unit.members]
+    failed = [read_failures(m.data, cube) for m in unit.members]
     arrays = [cube["coverage_fraction"].data, cube["pixel_count"].data]
     if recipe.numeric:
         arrays.append(cube["v"].data)
     if recipe.distribution:
         arrays.append(cube["distribution"].data)
-    arrays += [f.sum() for f in failed if f is not None]
+    arrays += [f for f in failed if f is not None]
     meta = {
         "times": cube["time"].values if "time" in cube.dims else None,
         "classes": cube["class"].values if recipe.distribution else np.empty(0),
@@ -221,7 +226,7 @@ def to_blocks(
                 ),
                 times=None if times is None else times.astype("datetime64[ns]"),
                 classes=classes,
-                degraded=bool(failed[k]),
+                degraded=bool(np.sum(failed[k])),
             ),
         )
         for k, member in enumerate(unit.members)

@@ -22,10 +22,15 @@ class Source(Protocol):
     dims ``("y", "x")`` (static data) or ``("time", "y", "x")`` (temporal data), the CRS
     readable by rioxarray/odc-geo, and attrs ``nodata`` and ``cas_provenance`` (a dict
     naming the protocol, endpoint and items used). Nothing may read pixels before
-    ``.compute()``. A source that can survive the failure of some chunks (filling them
-    with nodata) sets ``attrs["cas_failed_chunks"]``: a lazy Dask array, built from the
-    same tasks as the data, holding 1 for each chunk it could not read; results over
-    such data are flagged DEGRADED.
+    ``.compute()``.
+
+    A source that can survive the failure of some chunks fills them with nodata and sets
+    ``attrs["cas_failed_chunks"]``: a lazy Dask object array with one element per chunk,
+    each computed by a task that depends only on the task reading that chunk (so it
+    costs no second read): None when the chunk was read, else the exception that made it
+    nodata. The engine counts the elements of the chunks a computation reads
+    (:func:`cas_xr._lost.read_failures`): results over data with failed chunks are
+    flagged DEGRADED, and when every chunk read failed the first error is raised.
     """
 
     def open(

@@ -148,7 +148,8 @@ def fetch(
     ------
     SourceError
         ``kind="timeout"`` past ``provider_timeout_s``, ``kind="http"`` for a final error
-        status (the message quotes the server), ``kind="connection"`` when unreachable.
+        status (the message quotes the server), ``kind="connection"`` when unreachable or
+        when answers keep being cut short.
     """
 
     def attempt(timeout: float) -> requests.Response:
@@ -158,6 +159,8 @@ def fetch(
             raise Retryable("timeout", f"no answer within {timeout:.1f} s") from None
         except requests.ConnectionError as err:
             raise Retryable("connection", f"cannot connect: {err.__class__.__name__}") from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            raise Retryable("connection", "the answer was cut short or garbled") from None
         if response.ok or response.status_code in accept_status:
             return response
         message = f"HTTP {response.status_code}: {response.text[:300].strip()}"

@@ -2,9 +2,10 @@
 
 Every item of the collection that intersects the request is read (pagination followed),
 so a polygon across a tile edge gets full coverage. Searches go through
-:class:`_StacIO`: the settings' retries with backoff on 429/5xx, timeouts and connection
-errors, bounded by ``provider_timeout_s``, the per-host cap, and failures as
-:class:`~cas_xr.errors.SourceError`. Results are cached for ``metadata_cache_ttl_s``.
+:class:`~cas_xr.sources._stac_io.StacIO`: the settings' retries with backoff on 429/5xx,
+timeouts and connection errors, bounded by ``provider_timeout_s``, the per-host cap, and
+failures as :class:`~cas_xr.errors.SourceError`. Results are cached for
+``metadata_cache_ttl_s``.
 """
 
 from __future__ import annotations
@@ -12,20 +13,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import import_module
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import requests
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from pystac_client import Client
 from pystac_client.conformance import ConformanceClasses
-from pystac_client.exceptions import APIError
-from pystac_client.stac_api_io import StacApiIO
 
 from cas_xr._cache import SettingsBoundCache
-from cas_xr.errors import MissingDependencyError, ProviderDefinitionError, SourceError
-from cas_xr.sources._http import RETRY_STATUS, Retryable, with_retries
+from cas_xr.errors import ProviderDefinitionError, SourceError
+from cas_xr.sources._stac_api_options import StacApiOptions
 from cas_xr.sources._stac_common import in_time_range, intersects, load_items, no_items_error
+from cas_xr.sources._stac_io import StacIO
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -43,128 +41,6 @@ _T = TypeVar("_T")
 _SEARCHES: SettingsBoundCache[list[pystac.Item]] = SettingsBoundCache(
     lambda s: (s.metadata_cache_ttl_s, 256)
 )
-
-
-class StacApiOptions(BaseModel):
-    """The ``options`` of a ``stac_cog`` provider or dataset (provider YAML files).
-
-    Attributes
-    ----------
-    query
-        STAC API ``query`` extension expression, passed through to the search.
-    filter
-        CQL2 filter (JSON mapping or CQL2 text), passed through to the search.
-    limit
-        Page size of the search (pages are followed until every item is read).
-    sign
-        ``"planetary_computer"`` signs asset URLs with the optional ``planetary-computer``
-        package.
-    patch_url
-        ``"module:function"`` naming a callable ``str -> str`` applied to every asset URL
-        before reading (e.g. to sign it).
-
-    Both hooks run when a cube is built (odc-stac ``patch_url``), not at search time, so
-    cached search results never hold expired tokens.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    query: dict[str, Any] | None = None
-    filter: dict[str, Any] | str | None = None
-    limit: int | None = Field(default=None, ge=1, le=10_000)
-    sign: Literal["planetary_computer"] | None = None
-    patch_url: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-
-    def url_patcher(self) -> Callable[[str], str] | None:
-        """The asset-URL hook these options ask for, imported now.
-
-        Raises
-        ------
-        MissingDependencyError
-            If ``sign="planetary_computer"`` and the package is not installed.
-        ProviderDefinitionError
-            If both hooks are set, or ``patch_url`` cannot be imported or is not callable.
-        """
-        if self.sign is not None and self.patch_url is not None:
-            raise ProviderDefinitionError("set either 'sign' or 'patch_url', not both")
-        if self.sign == "planetary_computer":
-            try:
-                import planetary_computer
-            except ImportError:
-                raise MissingDependencyError(
-                    "sign: planetary_computer needs the planetary-computer package: "
-                    "pip install planetary-computer"
-                ) from None
-            sign: Callable[[str], str] = planetary_computer.sign
-            return sign
-        if self.patch_url is None:
-            return None
-        module, _, name = self.patch_url.partition(":")
-        try:
-            target: Any = import_module(module)
-            for part in name.split("."):
-                target = getattr(target, part)
-        except (ImportError, AttributeError) as err:
-            raise ProviderDefinitionError(
-                f"patch_url {self.patch_url!r} cannot be imported: {err}"
-            ) from None
-        if not callable(target):
-            raise ProviderDefinitionError(f"patch_url {self.patch_url!r} is not callable")
-        hook: Callable[[str], str] = target
-        return hook
-
-
-def _classify(err: APIError, provider: str, url: str) -> Retryable | SourceError:
-    """A :class:`Retryable` or a final :class:`SourceError` for a failed pystac-client call."""
-    status = getattr(err, "status_code", None)
-    if status is not None:
-        message = f"HTTP {status}: {str(err)[:300].strip()}"
-        if status in RETRY_STATUS:
-            return Retryable("http", message)
-        return SourceError(message, provider=provider, url=url, kind="http")
-    cause = err.__context__  # pystac-client re-raises requests' errors as APIError(str(err))
-    if isinstance(cause, requests.Timeout):
-        return Retryable("timeout", f"no answer in time: {cause.__class__.__name__}")
-    if isinstance(cause, requests.ConnectionError):
-        return Retryable("connection", f"cannot connect: {cause.__class__.__name__}")
-    return SourceError(str(err)[:300], provider=provider, url=url, kind="source")
-
-
-class _StacIO(StacApiIO):
-    """pystac-client I/O through :func:`~cas_xr.sources._http.with_retries`.
-
-    One instance serves one search in one thread (it sets ``timeout`` per attempt).
-    """
-
-    def __init__(self, provider: str) -> None:
-        super().__init__(max_retries=None)
-        self.session.headers["User-Agent"] = "cas_xr"
-        self.provider = provider
-
-    def request(
-        self,
-        href: str,
-        method: str | None = None,
-        headers: dict[str, str] | None = None,
-        parameters: dict[str, Any] | None = None,
-    ) -> str:
-        """Send one request, retrying 429/5xx, timeouts and connection errors.
-
-        Raises
-        ------
-        SourceError
-            ``kind`` ``"http"``, ``"timeout"``, ``"connection"`` or ``"source"``, naming
-            the provider and URL, once retries or ``provider_timeout_s`` are used up.
-        """
-
-        def attempt(timeout: float) -> str:
-            self.timeout = timeout
-            try:
-                return super(_StacIO, self).request(href, method, headers, parameters)
-            except APIError as err:
-                raise _classify(err, self.provider, href) from err
-
-        return with_retries(attempt, url=href, provider=self.provider)
 
 
 @dataclass(frozen=True)
@@ -284,7 +160,7 @@ class StacApiSource:
             ) from err
 
     def _client(self) -> Client:
-        client = self._guarded(lambda: Client.open(self.endpoint, stac_io=_StacIO(self.provider)))
+        client = self._guarded(lambda: Client.open(self.endpoint, stac_io=StacIO(self.provider)))
         for conformance, feature in (
             (
                 ConformanceClasses.ITEM_SEARCH,
@@ -350,6 +226,7 @@ class StacApiSource:
             temporal=self.temporal,
             chunks=chunks,
             patch_url=self.patch_url,
+            provider=self.provider,
             provenance={
                 "protocol": "stac_api",
                 "endpoint": self.endpoint,

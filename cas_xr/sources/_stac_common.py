@@ -182,6 +182,7 @@ def load_items(
     temporal: bool,
     chunks: int | None,
     patch_url: Callable[[str], str] | None,
+    provider: str,
     provenance: Mapping[str, Any],
 ) -> xr.DataArray:
     """Load one asset of ``items`` lazily, on the pixel grid of the first item.
@@ -202,6 +203,8 @@ def load_items(
         Dask chunk size in pixels along ``y`` and ``x`` (default: ``chunk_size`` setting).
     patch_url
         Optional hook that rewrites (e.g. signs) every asset URL before reading.
+    provider
+        Provider slug, named in read errors.
     provenance
         Written to ``attrs["cas_provenance"]``, with the ids of ``items`` added.
 
@@ -209,7 +212,9 @@ def load_items(
     -------
     xarray.DataArray
         Dask-backed, dims ``(time,) y, x``, attrs ``nodata`` (from ``raster:bands``) and
-        ``cas_provenance``.
+        ``cas_provenance``. Computing it raises :class:`~cas_xr.errors.SourceError`
+        (``kind="read"``, naming the provider and the asset URL) for an asset that cannot
+        be read.
 
     Notes
     -----
@@ -219,6 +224,8 @@ def load_items(
     """
     import odc.stac
     from odc.geo.geobox import GeoBox
+
+    from cas_xr.sources._stac_reader import NamingDriver
 
     settings = get_settings()
     grid = _item_grid(items[0], asset, patch_url)
@@ -235,6 +242,7 @@ def load_items(
         chunks={"x": size, "y": size},
         groupby="time" if temporal else _one_layer,
         patch_url=patch_url,
+        driver=NamingDriver(provider),
         preserve_original_order=True,  # fuse in precedence order, not odc-stac's oldest-first
     )
     da = loaded[asset].rename({k: v for k, v in _DIMS.items() if k in loaded.dims})

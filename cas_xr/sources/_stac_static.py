@@ -134,6 +134,7 @@ class StaticStacSource:
             temporal=self.temporal,
             chunks=chunks,
             patch_url=self.patch_url,
+            provider=self.provider,
             provenance={
                 "protocol": "stac_static",
                 "endpoint": self.endpoint,

@@ -5,6 +5,8 @@ learned) with one small GetCoverage of its corner; both are cached for
 ``metadata_cache_ttl_s``. ``open()`` snaps the box outward onto that grid and cuts it into
 tiles of at most ``tile_size`` cells a side; each tile is one Dask chunk, fetched only on
 ``.compute()`` with a request for exactly its cells, and checked to be on the asked grid.
+A tile the server still answers with an HTTP error after the retries becomes nodata and
+is reported in ``attrs["cas_failed_chunks"]`` (see :mod:`cas_xr.sources._wcs_tiles`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 import pyproj
 from affine import Affine
 
@@ -22,8 +22,9 @@ from cas_xr._cache import SettingsBoundCache
 from cas_xr.errors import ConfigurationError, ProviderDefinitionError, SourceError
 from cas_xr.sources._grid import lonlat_bounds_to_crs, snap_bounds
 from cas_xr.sources._wcs_describe import CoverageGrid, parse_describe
-from cas_xr.sources._wcs_io import Tile, check_tile, get_geotiff, get_xml, same_nodata
+from cas_xr.sources._wcs_io import Tile, check_tile, get_geotiff, get_xml
 from cas_xr.sources._wcs_options import WcsOptions, check_options
+from cas_xr.sources._wcs_tiles import TileReader, tile_arrays
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -38,6 +39,11 @@ _PROBE_CELLS = 2  # the corner request that checks the described grid (2 avoids 
 
 def _num(value: float) -> str:
     return format(value, ".15g")
+
+
+def _lengths(n: int, size: int) -> tuple[int, ...]:
+    """Chunk lengths of ``n`` cells in chunks of ``size`` (the last one shorter)."""
+    return (size,) * (n // size) + ((n % size,) if n % size else ())
 
 
 @dataclass(frozen=True)
@@ -242,8 +248,11 @@ class WcsSource:
         Returns
         -------
         xarray.DataArray
-            Dims ``(y, x)`` with cell-centre coords, CRS written, attrs ``nodata`` and
-            ``cas_provenance``.
+            Dims ``(y, x)`` with cell-centre coords, CRS written, attrs ``nodata``,
+            ``cas_provenance`` and ``cas_failed_chunks`` (one element per tile: None, or
+            the :class:`~cas_xr.errors.SourceError` of a tile the server answered with an
+            HTTP error after the retries, filled with nodata; NaN for float coverages
+            without one).
 
         Raises
         ------
@@ -251,7 +260,6 @@ class WcsSource:
             As :meth:`describe`; ``kind="no_data"`` when ``bbox`` misses the coverage,
             ``kind="unsupported"`` for temporal datasets.
         """
-        import dask.array as dsa
         import rioxarray  # noqa: F401  (registers .rio)
         import xarray as xr
         from dask.base import tokenize
@@ -268,16 +276,10 @@ class WcsSource:
         coverage = self.describe()
         transform, (rows, cols) = self._window(coverage.grid, bbox, coverage.crs)
         size = min(chunks or self.tile_size, self.tile_size)
-        blocks = tuple(
-            (size,) * (n // size) + ((n % size,) if n % size else ()) for n in (rows, cols)
-        )
-        reader = _TileReader(self, coverage, transform)
-        data = dsa.map_blocks(
-            reader,
-            chunks=blocks,
-            dtype=coverage.dtype,
-            meta=np.empty((0, 0), coverage.dtype),
-            name=f"wcs-{self.coverage}-{tokenize(reader, blocks)}",
+        blocks = (_lengths(rows, size), _lengths(cols, size))
+        reader = TileReader(self, coverage, transform)
+        data, failed = tile_arrays(
+            reader, blocks, f"wcs-{self.coverage}-{tokenize(reader, blocks)}"
         )
         coords = affine_to_coords(transform, cols, rows)
         da = xr.DataArray(
@@ -286,6 +288,7 @@ class WcsSource:
             coords={"y": coords["y"], "x": coords["x"]},
             attrs={
                 "nodata": coverage.nodata,
+                "cas_failed_chunks": failed,
                 "cas_provenance": {
                     "protocol": "wcs",
                     "endpoint": self.endpoint,
@@ -296,32 +299,6 @@ class WcsSource:
             },
         )
         return da.rio.write_crs(coverage.crs).rio.write_transform(transform)
-
-
-@dataclass(frozen=True)
-class _TileReader:
-    """Reads one Dask block of a window of a coverage (picklable for distributed workers)."""
-
-    source: WcsSource
-    coverage: DescribedCoverage
-    window: Affine
-
-    def __call__(self, block_info: dict[Any, Any] | None = None) -> npt.NDArray[Any]:
-        if block_info is None:
-            raise TypeError("_TileReader is called by dask.array.map_blocks with block_info")
-        (r0, r1), (c0, c1) = block_info[None]["array-location"]
-        tile = self.source._tile(
-            self.coverage.grid, self.window @ Affine.translation(c0, r0), (r1 - r0, c1 - c0)
-        )
-        if str(tile.data.dtype) != self.coverage.dtype:
-            raise SourceError(
-                f"a tile came back as {tile.data.dtype}, the coverage is {self.coverage.dtype}",
-                provider=self.source.provider,
-                url=tile.url,
-                kind="bad_payload",
-            )
-        same_nodata(tile.data, tile.nodata, self.coverage.nodata)
-        return tile.data
 
 
 def from_definition(provider: ProviderDefinition, dataset: DatasetDefinition) -> WcsSource:

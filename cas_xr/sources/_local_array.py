@@ -1,0 +1,142 @@
+"""The Zarr and NetCDF half of :class:`~cas_xr.sources.LocalSource`.
+
+Zarr stores and NetCDF files are opened by xarray (NetCDF with the ``h5netcdf`` engine
+unless the ``engine`` option names another), remote ones through fsspec with
+``storage_options``; values are kept as stored (no mask, no scale).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cas_xr.config import get_settings
+from cas_xr.errors import MissingDependencyError
+from cas_xr.sources._local_options import NOT_FOUND, is_url
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from cas_xr.models import TimeRange
+    from cas_xr.sources._local import LocalSource
+
+__all__ = ["open_array"]
+
+_ENGINE_PACKAGES = {"h5netcdf": "h5netcdf h5py", "netcdf4": "netCDF4", "scipy": "scipy"}
+_DIMS = {"latitude": "y", "longitude": "x", "lat": "y", "lon": "x"}
+
+
+def _open_store(source: LocalSource, *, native_chunks: bool) -> xr.Dataset:
+    import xarray as xr
+
+    remote = is_url(source.path)
+    if not remote and not Path(source.path).exists():
+        raise source._error(NOT_FOUND, kind="not_found")
+    if source.file_format == "netcdf" and source.engine not in xr.backends.list_engines():
+        raise MissingDependencyError(
+            f"reading NetCDF with engine {source.engine!r} needs its package: "
+            f"pip install {_ENGINE_PACKAGES[source.engine]} (or set the dataset option 'engine')"
+        )
+    common: dict[str, Any] = {"mask_and_scale": False, "decode_coords": "all"}
+    try:
+        if source.file_format == "zarr":
+            return xr.open_zarr(
+                source.path,
+                chunks={} if native_chunks else None,
+                consolidated=source.consolidated,
+                storage_options=dict(source.storage_options) if remote else None,
+                **common,
+            )
+        target: Any = source.path
+        if remote:
+            import fsspec
+
+            target = fsspec.open(source.path, mode="rb", **source.storage_options).open()
+        return xr.open_dataset(target, engine=source.engine, chunks=None, cache=False, **common)
+    except FileNotFoundError as err:
+        raise source._error(f"not found: {err}", kind="not_found") from err
+    except ImportError as err:  # fsspec names the package of a remote protocol
+        raise MissingDependencyError(f"reading {source.path} needs a package: {err}") from err
+    except (OSError, ValueError, KeyError) as err:
+        raise source._error(
+            f"cannot read {source.file_format} (corrupt or truncated?): {err}", kind="read"
+        ) from err
+
+
+def _variable(source: LocalSource, ds: xr.Dataset) -> xr.DataArray:
+    if source.array is not None:
+        if source.array not in ds.data_vars:
+            raise source._error(
+                f"variable {source.array!r} is not in the data; its variables are "
+                f"{sorted(map(str, ds.data_vars))}",
+                kind="definition",
+            )
+        return ds[source.array]
+    gridded = [
+        name
+        for name, var in ds.data_vars.items()
+        if {_DIMS.get(str(d), str(d)) for d in var.dims} >= {"y", "x"}
+    ]
+    if len(gridded) != 1:
+        raise source._error(
+            f"cannot choose a variable among {sorted(map(str, gridded))}; set the dataset's "
+            "'array'",
+            kind="definition",
+        )
+    return ds[gridded[0]]
+
+
+def open_array(
+    source: LocalSource,
+    bbox: tuple[float, float, float, float] | None,
+    time_range: TimeRange | None,
+    chunks: int | None,
+) -> xr.DataArray:
+    """The variable of a Zarr store or NetCDF file covering ``bbox`` and ``time_range``.
+
+    Dims are renamed to ``y``/``x`` (from lat/lon or latitude/longitude), a ``time`` of
+    one step is dropped for static datasets, and the data are rechunked to ``chunks``
+    (a Zarr store keeps its own chunks when ``chunks`` is None).
+    """
+    import rioxarray  # noqa: F401  (registers .rio)
+
+    native_chunks = source.file_format == "zarr" and chunks is None  # keep the store's chunks
+    da = _variable(source, _open_store(source, native_chunks=native_chunks))
+    da = da.rename({d: _DIMS[str(d)] for d in da.dims if str(d) in _DIMS})
+    if not {"y", "x"} <= set(da.dims):
+        raise source._error(
+            f"{da.name!r} has dims {tuple(map(str, da.dims))}; it needs y/x (or lat/lon, "
+            "latitude/longitude) dimensions",
+            kind="definition",
+        )
+    crs = da.rio.crs or source._fallback_crs()
+    extra = [d for d in da.dims if d not in ("time", "y", "x")]
+    if any(da.sizes[d] > 1 for d in extra):
+        raise source._error(
+            f"{da.name!r} has extra dimensions {extra}; only time, y and x are read",
+            kind="definition",
+        )
+    if "time" in da.dims and da.sizes["time"] == 1 and not source.temporal:
+        extra.append("time")
+    da = da.squeeze(extra, drop=True)
+    if time_range is not None and "time" in da.dims:
+        da = da.sel(time=slice(_naive_utc(time_range.start), _naive_utc(time_range.end)))
+        if da.sizes["time"] == 0:
+            raise source._error(
+                f"no time step in {time_range.start.isoformat()}..{time_range.end.isoformat()}",
+                kind="no_data",
+            )
+    transform = da.rio.transform(recalc=True)
+    rows, cols = source._window(transform, (da.sizes["y"], da.sizes["x"]), crs, bbox)
+    da = da.isel(y=rows, x=cols).transpose(..., "y", "x")
+    if not native_chunks:
+        size = chunks or get_settings().chunk_size
+        da = da.chunk({"y": size, "x": size, **({"time": 1} if "time" in da.dims else {})})
+    da = da.rio.write_crs(crs)
+    nodata = da.attrs.get("_FillValue", da.attrs.get("missing_value"))
+    return source._with_nodata(da, None if nodata is None else float(nodata))
+
+
+def _naive_utc(value: Any) -> Any:
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)

@@ -1,0 +1,149 @@
+"""The Dask graph of a WCS window: one GetCoverage per chunk, and the chunks that failed.
+
+Each chunk is read by one task that returns its cells and, when the server still answers
+the request with an HTTP error after the retries, cells of nodata and the
+:class:`~cas_xr.errors.SourceError`: a server that fails a few of many requests degrades
+a result instead of failing it. A small task per chunk takes that error (or None) from
+the read task's result; together they form ``attrs["cas_failed_chunks"]`` (see
+:class:`~cas_xr.sources.Source`).
+
+Any other failure is raised by the read task. A server that cannot be reached or does not
+answer in time fails every tile alike, so waiting out each tile's retries would only
+multiply the wait before the same error; an exception report, an answer that is not a
+GeoTIFF or one on another grid will not change on a later request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import operator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+from affine import Affine
+
+from cas_xr.errors import SourceError
+from cas_xr.sources._wcs_io import same_nodata
+
+if TYPE_CHECKING:
+    import dask.array
+
+    from cas_xr.sources._wcs import DescribedCoverage, WcsSource
+
+__all__ = ["TOLERATED_KINDS", "TileReader", "tile_arrays"]
+
+#: SourceError kinds of a tile that is filled with nodata and counted instead of raised.
+TOLERATED_KINDS = frozenset({"http"})
+_LOG = logging.getLogger("cas_xr.sources")
+
+_Read = tuple[npt.NDArray[Any], SourceError | None]
+
+
+def _fill_value(dtype: np.dtype[Any], nodata: float | None) -> float | None:
+    """What to fill a lost tile with: nodata if the dtype holds it, NaN for floats, else None."""
+    if nodata is not None:
+        if dtype.kind == "f":
+            return nodata
+        info = np.iinfo(dtype)
+        if float(nodata).is_integer() and info.min <= nodata <= info.max:
+            return nodata
+    return np.nan if dtype.kind == "f" else None
+
+
+@dataclass(frozen=True)
+class TileReader:
+    """Reads one chunk of a window of a coverage (picklable for distributed workers).
+
+    Parameters
+    ----------
+    source
+        The source (its ``_tile`` sends the checked GetCoverage request).
+    coverage
+        What the source described: grid, dtype and nodata.
+    window
+        Transform of the window's first cell.
+    """
+
+    source: WcsSource
+    coverage: DescribedCoverage
+    window: Affine
+
+    def __call__(self, rows: slice, cols: slice) -> _Read:
+        """The cells ``rows, cols`` of the window, and None; or nodata and the error."""
+        shape = (rows.stop - rows.start, cols.stop - cols.start)
+        transform = self.window @ Affine.translation(cols.start, rows.start)
+        dtype = np.dtype(self.coverage.dtype)
+        try:
+            tile = self.source._tile(self.coverage.grid, transform, shape)
+        except SourceError as err:
+            fill = _fill_value(dtype, self.coverage.nodata)
+            if err.kind not in TOLERATED_KINDS or fill is None:
+                raise
+            _LOG.warning("a WCS tile is treated as nodata: %s", err)
+            return np.full(shape, fill, dtype=dtype), err
+        if tile.data.dtype != dtype:
+            raise SourceError(
+                f"a tile came back as {tile.data.dtype}, the coverage is {self.coverage.dtype}",
+                provider=self.source.provider,
+                url=tile.url,
+                kind="bad_payload",
+            )
+        same_nodata(tile.data, tile.nodata, self.coverage.nodata)
+        return tile.data, None
+
+
+def _error_block(read: _Read) -> npt.NDArray[np.object_]:
+    out = np.empty((1, 1), dtype=object)
+    out[0, 0] = read[1]
+    return out
+
+
+def tile_arrays(
+    reader: TileReader, blocks: tuple[tuple[int, ...], tuple[int, ...]], name: str
+) -> tuple[dask.array.Array, dask.array.Array]:
+    """The window's cells and its failed-chunk array, both from one read task per chunk.
+
+    Parameters
+    ----------
+    reader
+        Reads one chunk.
+    blocks
+        Chunk sizes along ``y`` and ``x``; each chunk is one GetCoverage request.
+    name
+        Name of the cells' Dask array (unique per window and chunking).
+
+    Returns
+    -------
+    tuple of dask.array.Array
+        The cells, and an object array of one element per chunk (None, or the
+        :class:`~cas_xr.errors.SourceError` of a chunk filled with nodata).
+    """
+    import dask.array as dsa
+    from dask.highlevelgraph import HighLevelGraph
+
+    read, failed = f"read-{name}", f"failed-{name}"
+    edges = [list(itertools.pairwise(itertools.accumulate(b, initial=0))) for b in blocks]
+    reads: dict[Any, Any] = {}
+    for (i, (r0, r1)), (j, (c0, c1)) in itertools.product(*map(enumerate, edges)):
+        reads[(read, i, j)] = (reader, slice(r0, r1), slice(c0, c1))
+    cells: dict[Any, Any] = {(name, *k[1:]): (operator.getitem, k, 0) for k in reads}
+    errors: dict[Any, Any] = {(failed, *k[1:]): (_error_block, k) for k in reads}
+    dtype = np.dtype(reader.coverage.dtype)
+    data = dsa.Array(
+        HighLevelGraph({read: reads, name: cells}, {read: set(), name: {read}}),
+        name,
+        chunks=blocks,
+        dtype=dtype,
+        meta=np.empty((0, 0), dtype),
+    )
+    flags = dsa.Array(
+        HighLevelGraph({read: reads, failed: errors}, {read: set(), failed: {read}}),
+        failed,
+        chunks=tuple((1,) * len(b) for b in blocks),
+        dtype=object,
+        meta=np.empty((0, 0), object),
+    )
+    return data, flags
