@@ -45,6 +45,7 @@ CLASS_STATISTICS = frozenset(
     }
 )
 _MAX_CLASSES = 100_000
+_TIE_RTOL = 1e-9  # class shares this close are tied (majority/minority: smallest code wins)
 #: Dask settings under which to build zonal graphs: each window task is a ``Delayed`` whose
 #: array arguments are optimised on their own, and low-level fusion would then fuse a source
 #: chunk's read into every window that slices it, decoding the chunk once per window.
@@ -149,9 +150,11 @@ def _class_value(
         }
     if method is AggregationMethod.UNIQUE:
         return float(present.sum())
-    # classes are sorted, so argmax/argmin return the smallest code on ties
+    # classes are sorted, so the first of the tied shares is the smallest code; shares that
+    # differ by rounding only (summed in another order, e.g. over another window) are ties
     shares = fractions[present]
-    pick = np.argmax(shares) if method is AggregationMethod.MAJORITY else np.argmin(shares)
+    best = shares.max() if method is AggregationMethod.MAJORITY else shares.min()
+    pick = np.flatnonzero(np.abs(shares - best) <= _TIE_RTOL * best)[0]
     return float(classes[present][pick])
 
 

@@ -504,3 +504,30 @@ def test_chunks_a_source_could_not_read_flag_results_degraded(monkeypatch: pytes
     result = response.results[0]
     assert result.quality is cas.QualityFlag.DEGRADED
     assert "could not be read" in response.warnings[0]
+
+
+def test_class_shares_equal_up_to_rounding_are_ties_going_to_the_smallest_code():
+    from cas_xr._aggregate import _class_value
+
+    classes = np.array([329.0, 336.0, 346.0])
+    majority = np.array([0.4, 0.4 * (1 + 1e-15), 0.2])
+    minority = np.array([0.2 * (1 + 1e-15), 0.2, 0.6])
+    assert _class_value(majority, classes, cas.AggregationMethod.MAJORITY, None) == 329.0
+    assert _class_value(minority, classes, cas.AggregationMethod.MINORITY, None) == 329.0
+    clear = np.array([0.4, 0.4 * (1 + 1e-6), 0.2])
+    assert _class_value(clear, classes, cas.AggregationMethod.MAJORITY, None) == 336.0
+
+
+def test_majority_of_a_geometry_does_not_depend_on_its_batch():
+    """12 classes tie in one of these squares; its batch's window must not pick another."""
+    cas.configure(result_cache_ttl_s=0)
+
+    def square(lon: float, lat: float) -> dict[str, Any]:
+        ring = [[lon, lat], [lon + 0.02, lat], [lon + 0.02, lat + 0.02], [lon, lat + 0.02]]
+        return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+
+    squares = [square(-96.65 + 0.005 * i, 38.85 + 0.01 * (i % 7)) for i in range(24)]
+    request = {"dataset_ids": ["sample:clay_0-5cm"], "aggregation": "majority"}
+    alone = cas.extract_sync({**request, "geometry": squares[8]}).results[0].value
+    batch = cas.batch_extract_sync({**request, "geometries": [POINT, *squares]})
+    assert alone == batch.responses[9].results[0].value == 329.0
