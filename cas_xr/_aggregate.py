@@ -23,6 +23,7 @@ from cas_xr.models import AggregationMethod, TimeRange, Variable
 if TYPE_CHECKING:
     import xarray as xr
 
+    from cas_xr._scheduler import Scheduler
     from cas_xr.catalog import Connector
 
 __all__ = [
@@ -106,8 +107,20 @@ def failure_kind(err: BaseException) -> str:
     return err.kind if isinstance(err, SourceError) else type(err).__name__
 
 
-def class_codes(da: xr.DataArray, variable: Variable) -> npt.NDArray[np.float64]:
+def class_codes(
+    da: xr.DataArray, variable: Variable, scheduler: Scheduler | None = None
+) -> npt.NDArray[np.float64]:
     """The class codes of a class statistic: the catalog's, else the distinct values of ``da``.
+
+    Parameters
+    ----------
+    da
+        The dataset's cube.
+    variable
+        Catalog metadata (class names).
+    scheduler
+        Where to find the distinct values of ``da`` when they are needed (default: Dask's
+        current scheduler).
 
     Raises
     ------
@@ -116,10 +129,17 @@ def class_codes(da: xr.DataArray, variable: Variable) -> npt.NDArray[np.float64]
     """
     if variable.class_names:
         return np.asarray(sorted(variable.class_names), dtype=np.float64)
-    values = np.asarray(da.values, dtype=np.float64)
+    import dask.array
+
+    data = da.data
+    if dask.is_dask_collection(data):  # the distinct values, found where the chunks are
+        lazy = dask.array.unique(data)
+        (distinct,) = dask.compute(lazy) if scheduler is None else scheduler.compute(lazy)
+    else:
+        distinct = np.unique(data)
+    values = np.asarray(distinct, dtype=np.float64)
     nodata = da.attrs.get("nodata")
-    valid = ~np.isnan(values) & (values != nodata if nodata is not None else True)
-    classes = np.unique(values[valid])
+    classes = values[~np.isnan(values) & (values != nodata if nodata is not None else True)]
     if classes.size > _MAX_CLASSES:
         raise LimitExceededError(
             f"{classes.size} distinct values: too many for a class statistic of continuous data "
@@ -193,8 +213,9 @@ def zonal_values(
     from cas_xr._scheduler import current_scheduler
     from cas_xr.zonal import zonal
 
+    scheduler = current_scheduler(settings)
     pooled = aggregation in CLASS_STATISTICS
-    classes = class_codes(da, variable) if pooled else None
+    classes = class_codes(da, variable, scheduler) if pooled else None
     stat = "distribution" if pooled else aggregation.value
     series = gpd.GeoSeries(geometries, crs=da.rio.crs)
     area_weighted = settings.area_weighted and bool(series.crs.is_geographic)
@@ -205,7 +226,6 @@ def zonal_values(
         )  # fmt: skip
     # a source may count the chunks it could not read (treated as nodata) in the same tasks
     failed_chunks = da.attrs.get("cas_failed_chunks")
-    scheduler = current_scheduler(settings)
     if failed_chunks is None:
         (cube,), failed = scheduler.compute(lazy), 0
     else:
