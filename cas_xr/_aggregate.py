@@ -9,6 +9,7 @@ cells of every step, for categorical and continuous data alike.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -184,8 +185,10 @@ def zonal_values(
     variable: Variable,
     aggregation: AggregationMethod,
     settings: Settings,
-) -> list[GeometryValue]:
-    """Compute the CAS statistic of every geometry over ``da`` (blocking).
+    *,
+    group_size: int | None = None,
+) -> Iterator[list[GeometryValue]]:
+    """Compute the CAS statistic of every geometry over ``da``, a group at a time (blocking).
 
     Parameters
     ----------
@@ -199,12 +202,17 @@ def zonal_values(
         The requested statistic.
     settings
         ``zonal_weights`` and ``area_weighted`` apply.
+    group_size
+        Compute this many geometries at a time (default: all at once), so that a caller can
+        report progress between groups. The groups share the window, its classes and its
+        count of unreadable chunks, so the values do not depend on the grouping.
 
-    Returns
-    -------
+    Yields
+    ------
     list of GeometryValue
-        In the order of ``geometries``; ``degraded`` when the source reported chunks it
-        could not read (``attrs["cas_failed_chunks"]``, see :class:`~cas_xr.sources.Source`).
+        The values of the next group, in the order of ``geometries``; ``degraded`` when the
+        source reported chunks it could not read (``attrs["cas_failed_chunks"]``, see
+        :class:`~cas_xr.sources.Source`).
     """
     import dask
     import geopandas as gpd
@@ -217,35 +225,49 @@ def zonal_values(
     pooled = aggregation in CLASS_STATISTICS
     classes = class_codes(da, variable, scheduler) if pooled else None
     stat = "distribution" if pooled else aggregation.value
-    series = gpd.GeoSeries(geometries, crs=da.rio.crs)
-    area_weighted = settings.area_weighted and bool(series.crs.is_geographic)
-    with dask.config.set(NO_READ_FUSION):
-        lazy = zonal(
-            da, series, [stat], weights=settings.zonal_weights, area_weighted=area_weighted,
-            classes=classes, nodata=da.attrs.get("nodata"),
-        )  # fmt: skip
-    # a source may count the chunks it could not read (treated as nodata) in the same tasks
-    failed_chunks = da.attrs.get("cas_failed_chunks")
-    if failed_chunks is None:
-        (cube,), failed = scheduler.compute(lazy), 0
+    times = da["time"].values if "time" in da.dims else [None]
+    # a source may count the chunks it could not read (treated as nodata) in the same tasks;
+    # the first group counts them for the window
+    counting, degraded = da.attrs.get("cas_failed_chunks"), False
+    step = group_size or max(len(geometries), 1)
+    for start in range(0, len(geometries), step):
+        series = gpd.GeoSeries(geometries[start : start + step], crs=da.rio.crs)
+        area_weighted = settings.area_weighted and bool(series.crs.is_geographic)
+        with dask.config.set(NO_READ_FUSION):
+            lazy = zonal(
+                da, series, [stat], weights=settings.zonal_weights, area_weighted=area_weighted,
+                classes=classes, nodata=da.attrs.get("nodata"),
+            )  # fmt: skip
+        if counting is None:
+            (cube,) = scheduler.compute(lazy)
+        else:
+            cube, failed = scheduler.compute(lazy, counting.sum())
+            counting, degraded = None, bool(failed)
+        yield _group_values(cube, len(series), times, classes, aggregation, variable, degraded)
+
+
+def _group_values(
+    cube: xr.Dataset,
+    n: int,
+    times: Any,
+    classes: npt.NDArray[np.float64] | None,
+    aggregation: AggregationMethod,
+    variable: Variable,
+    degraded: bool,
+) -> list[GeometryValue]:
+    """The values of ``n`` geometries from their computed zonal cube."""
+    counts = cube["coverage_fraction"].values.reshape(n, -1)
+    pixels = cube["pixel_count"].values.reshape(n, -1)
+    if classes is not None:
+        dist = cube["distribution"].values.reshape(n, len(times), -1)
     else:
-        cube, failed = scheduler.compute(lazy, failed_chunks.sum())
-    name = next(iter(cube.data_vars))
-    has_time = "time" in da.dims
-    times = da["time"].values if has_time else [None]
-    counts = cube["coverage_fraction"].values.reshape(len(geometries), -1)
-    pixels = cube["pixel_count"].values.reshape(len(geometries), -1)
-    if pooled:
-        dist = cube["distribution"].values.reshape(len(geometries), len(times), -1)
-    else:
-        steps = cube[name].values.reshape(len(geometries), len(times))
+        steps = cube[next(iter(cube.data_vars))].values.reshape(n, len(times))
     out = []
-    for g in range(len(geometries)):
-        used = [t for t, n in zip(times, pixels[g], strict=True) if n > 0]
+    for g in range(n):
+        used = [t for t, count in zip(times, pixels[g], strict=True) if count > 0]
         if not used:
             value: float | dict[str, float] | None = None
-        elif pooled:
-            assert classes is not None
+        elif classes is not None:
             weights = counts[g][:, None] * dist[g]  # each step's shares by its valid coverage
             fractions = weights.sum(axis=0) / weights.sum()
             value = _class_value(fractions, classes, aggregation, variable.class_names)
@@ -257,7 +279,7 @@ def zonal_values(
                 coverage_fraction=float(np.mean(counts[g])),
                 pixel_count=int(pixels[g].max()),
                 timestamp=None if not used or used[-1] is None else _timestamp(used[-1]),
-                degraded=bool(failed),
+                degraded=degraded,
             )
         )
     return out

@@ -204,6 +204,20 @@ def test_client_batch_extract_equals_the_facade(client: Client):
     assert _comparable(got) == _comparable(expected)
 
 
+def test_batch_extract_of_many_geometries_equals_the_facade(client: Client):
+    """The service computes in groups, over the facade's window: same values and provenance."""
+    cas.configure(result_cache_ttl_s=0)  # provenance as this very batch gives it
+    geometries = [square(-96.69 + 0.0037 * i, 38.9, 0.01) for i in range(60)]  # across tiles
+    request_ = {
+        "geometries": geometries,
+        "dataset_ids": ["sample:elevation", "sample:clay_0-5cm"],
+        "aggregation": "majority",
+    }
+    expected = _facade(cas.batch_extract_sync, request_)
+    got = client.batch_extract(request_, timeout=120)
+    assert _comparable(got) == _comparable(expected)
+
+
 def test_client_extract_errors(client: Client):
     raster = {"geometry": POINT, "dataset_ids": ["sample:elevation"], "output": "raster"}
     with pytest.raises(ClientError, match="extract_raster") as info:

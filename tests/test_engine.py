@@ -531,3 +531,53 @@ def test_majority_of_a_geometry_does_not_depend_on_its_batch():
     alone = cas.extract_sync({**request, "geometry": squares[8]}).results[0].value
     batch = cas.batch_extract_sync({**request, "geometries": [POINT, *squares]})
     assert alone == batch.responses[9].results[0].value == 329.0
+
+
+def _without_ids_and_timings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _without_ids_and_timings(v)
+            for k, v in value.items()
+            if k not in ("request_id", "elapsed_ms")
+        }
+    if isinstance(value, list):
+        return [_without_ids_and_timings(v) for v in value]
+    return value
+
+
+def test_a_reporting_batch_gives_the_answer_of_batch_extract():
+    """Groups share the batch's window: values and provenance are the facade's."""
+    cas.configure(result_cache_ttl_s=0)
+    squares = [
+        {
+            "type": "Polygon",
+            "coordinates": [
+                [[x, 38.9], [x + 0.01, 38.9], [x + 0.01, 38.91], [x, 38.91], [x, 38.9]]
+            ],
+        }
+        for x in (-96.69 + 0.0037 * i for i in range(60))
+    ]  # fmt: skip  (west to east, across the edge of two elevation tiles)
+    request = cas.BatchAttributeRequest(
+        geometries=squares, dataset_ids=["sample:elevation", "sample:clay_0-5cm"],
+        aggregation="majority",
+    )  # fmt: skip
+    seen: list[tuple[int, int]] = []
+    reported = asyncio.run(
+        engine.batch_extract_reporting(request, lambda done, total: seen.append((done, total)))
+    )
+    plain = cas.batch_extract_sync(request)
+    assert _without_ids_and_timings(reported.model_dump(mode="json")) == _without_ids_and_timings(
+        plain.model_dump(mode="json")
+    )
+    first = reported.responses[0].results[0].provenance["items"]
+    assert first == ["elevation-K-east", "elevation-K-west"]  # the batch's, as in the facade
+    assert len(seen) == 6 and seen == sorted(seen) and seen[-1] == (120, 120)  # 3 groups each
+
+    class Stop(Exception):
+        pass
+
+    def stop(done: int, total: int) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        asyncio.run(engine.batch_extract_reporting(request, stop))

@@ -8,9 +8,6 @@ names them.
 
 from __future__ import annotations
 
-import math
-import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +15,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 import cas_xr as cas
-from cas_xr.errors import LimitExceededError, RequestTimeoutError
+from cas_xr._sync import run_sync
+from cas_xr.engine import batch_extract_reporting
+from cas_xr.errors import LimitExceededError
 from cas_xr.models import (
     AttributeRequest,
     AttributeResponse,
@@ -43,10 +42,6 @@ from cas_xr.service._schema import type_schema
 
 __all__ = ["Output", "Process", "cas_processes"]
 
-# a batch runs in about this many sub-batches, so that its progress rises in steps; a
-# small batch runs whole (each sub-batch opens its datasets once, for its own bbox)
-_PROGRESS_STEPS = 10
-_MIN_SUB_BATCH = 25
 _RASTER_INPUTS = frozenset({"bbox", "target_resolution", "resampling"})
 
 
@@ -231,32 +226,14 @@ def _extract(request: AttributeRequest, context: JobContext, options: ServiceOpt
 def _batch_extract(
     request: BatchAttributeRequest, context: JobContext, options: ServiceOptions
 ) -> dict:
-    """Run the batch in sub-batches through the facade, reporting progress after each."""
-    started = time.monotonic()
-    geometries = request.geometries
-    size = max(_MIN_SUB_BATCH, math.ceil(len(geometries) / _PROGRESS_STEPS))
-    responses: list[AttributeResponse] = []
-    for start in range(0, len(geometries), size):
-        context.check()
-        if time.monotonic() - started > options.request_timeout_s:
-            raise RequestTimeoutError(
-                f"the batch took longer than request_timeout_s ({options.request_timeout_s} s) "
-                f"after {start} of {len(geometries)} geometries; send fewer geometries"
-            )
-        part = request.model_copy(update={"geometries": geometries[start : start + size]})
-        responses.extend(cas.batch_extract_sync(part).responses)
-        if len(responses) < len(geometries):
-            context.report(
-                100 * len(responses) / len(geometries),
-                f"{len(responses)} of {len(geometries)} geometries done",
-            )
-    response = BatchAttributeResponse(
-        request_id=uuid.uuid4().hex,
-        responses=responses,
-        total_geometries=len(responses),
-        total_results=sum(len(r.results) for r in responses),
-        elapsed_ms=(time.monotonic() - started) * 1000,
-    )
+    """Run the batch through the engine, as the facade does, reporting its progress."""
+
+    def report(done: int, total: int) -> None:
+        if done < total:  # 100 is for the finished job
+            context.report(100 * done / total, f"{done} of {total} results done")
+
+    context.check()
+    response = run_sync(batch_extract_reporting(request, report), awaitable="batch_extract")
     return {"response": response.model_dump(mode="json")}
 
 
@@ -313,7 +290,7 @@ def cas_processes() -> list[Process]:
             title="Zonal statistics of many geometries",
             description=(
                 "Statistics of up to 1,000 geometries for one or more datasets (the facade's "
-                "batch_extract()); reports progress as sub-batches finish."
+                "batch_extract()); reports progress as groups of geometries are computed."
             ),
             model=BatchAttributeRequest,
             outputs={"response": Output(BatchAttributeResponse, "Batch attribute response")},
