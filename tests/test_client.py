@@ -24,6 +24,7 @@ from cas_xr.client import (
     ProcessRequest,
     StatusInfo,
 )
+from cas_xr.service._redact import redact
 from tests.test_service_support import POINT, LiveService, free_port, live_service, square
 
 # -- without a service ----------------------------------------------------------------------
@@ -157,7 +158,7 @@ def test_the_seed_notebook_calls(client: Client):
 
 
 def _comparable(response: Any) -> Any:
-    """The response as JSON without ids and timings."""
+    """The response as JSON without ids and timings, with local paths as the service has them."""
 
     def strip(value: Any) -> Any:
         if isinstance(value, dict):
@@ -166,7 +167,7 @@ def _comparable(response: Any) -> Any:
             return [strip(v) for v in value]
         return value
 
-    return strip(response.model_dump(mode="json"))
+    return strip(redact(response.model_dump(mode="json")))
 
 
 def _facade(function: Any, request: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 
 from cas_xr.errors import CasError
 from cas_xr.service._jobs import JobStore
+from cas_xr.service._redact import redact_text
 
 __all__ = [
     "JobCancelledError",
@@ -43,11 +44,11 @@ def failure_message(err: BaseException) -> str:
     """The job message for a failure: the error's own words, or a generic one.
 
     Errors that cas_xr raises on purpose (and value, timeout and expected process
-    failures) carry messages written for users; anything else is logged with its
-    traceback and reported without details.
+    failures) carry messages written for users (local paths in them redacted); anything
+    else is logged with its traceback and reported without details.
     """
     if isinstance(err, CasError | ProcessFailureError | ValueError | TimeoutError):
-        return str(err) or type(err).__name__
+        return redact_text(str(err)) or type(err).__name__
     logger.error("job failed unexpectedly", exc_info=err)
     return f"the job failed with an internal error ({type(err).__name__}); see the server log"
 

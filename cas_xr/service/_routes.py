@@ -190,7 +190,7 @@ def api_routes(state: ServiceState) -> APIRouter:
         base = _base(request)
         respond_async = "respond-async" in (prefer or "").lower()
         if state.options.sync_execute and not respond_async:
-            await _wait(record.job_id, done)
+            await _wait(record.job_id, done, f"{base}jobs/{record.job_id}")
             return JSONResponse(_results(record.job_id, raw=execute.response == "raw"))
         headers = {"Location": f"{base}jobs/{record.job_id}"}
         if respond_async and state.options.sync_execute:
@@ -198,14 +198,14 @@ def api_routes(state: ServiceState) -> APIRouter:
         info = _status_info(store.get(record.job_id) or record, base)
         return JSONResponse(_dump(info), status_code=201, headers=headers)
 
-    async def _wait(job_id: str, done: Future[None]) -> None:
+    async def _wait(job_id: str, done: Future[None], href: str) -> None:
         timeout = state.options.request_timeout_s
         try:
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(done)), timeout)
         except TimeoutError:
             raise RequestTimeoutError(
                 f"job {job_id!r} did not finish within request_timeout_s ({timeout} s); it "
-                f"goes on: follow it at /jobs/{job_id}, or ask for a job with "
+                f"goes on: follow it at {href}, or ask for a job with "
                 "'Prefer: respond-async'"
             ) from None
 

@@ -16,6 +16,7 @@ from cas_xr.service._ogc import JobStatus
 from cas_xr.service._options import ServiceOptions
 from cas_xr.service._problems import NoSuchProcessError
 from cas_xr.service._processes import Process
+from cas_xr.service._redact import redact
 
 __all__ = ["ServiceState"]
 
@@ -90,7 +91,7 @@ class ServiceState:
 
     def _queue(self, job_id: str, process: Process, parsed: Any) -> Future[None]:
         def run(context: JobContext) -> dict[str, Any]:
-            return process.function(parsed, context, self.options)
+            return dict(redact(process.function(parsed, context, self.options)))
 
         return self.runner.submit(job_id, run)
 
