@@ -24,7 +24,6 @@ from cas_xr.models import (
     BatchAttributeRequest,
     BatchAttributeResponse,
     Dataset,
-    Geometry,
     OutputMode,
     split_dataset_id,
 )
@@ -184,16 +183,19 @@ def _refuse_raster(inputs: Mapping[str, Any]) -> None:
 
 
 def _check_request(
-    geometries: list[Geometry], dataset_ids: list[str], options: ServiceOptions
+    request: AttributeRequest | BatchAttributeRequest, options: ServiceOptions
 ) -> None:
+    geometries = (
+        request.geometries if isinstance(request, BatchAttributeRequest) else [request.geometry]
+    )
     if len(geometries) > options.max_geometries_per_request:
         raise LimitExceededError(
             f"{len(geometries)} geometries, more than max_geometries_per_request "
             f"({options.max_geometries_per_request}); split the request"
         )
-    if len(dataset_ids) > options.max_datasets_per_request:
+    if len(request.dataset_ids) > options.max_datasets_per_request:
         raise LimitExceededError(
-            f"{len(dataset_ids)} datasets requested, more than max_datasets_per_request "
+            f"{len(request.dataset_ids)} datasets requested, more than max_datasets_per_request "
             f"({options.max_datasets_per_request}); split the request"
         )
     for i, geom in enumerate(geometries):
@@ -202,17 +204,9 @@ def _check_request(
                 f"geometry {i} has {geom.n_vertices} vertices, more than max_polygon_vertices "
                 f"({options.max_polygon_vertices}); simplify it"
             )
-    for dataset_id in dataset_ids:  # unknown ids are refused before the job exists
+    for dataset_id in request.dataset_ids:  # unknown ids are refused before the job exists
         provider, name = split_dataset_id(dataset_id)
         cas.get_connector(provider).dataset(name)
-
-
-def _check_extract(request: AttributeRequest, options: ServiceOptions) -> None:
-    _check_request([request.geometry], request.dataset_ids, options)
-
-
-def _check_batch(request: BatchAttributeRequest, options: ServiceOptions) -> None:
-    _check_request(request.geometries, request.dataset_ids, options)
 
 
 # -- functions ----------------------------------------------------------------------------
@@ -267,37 +261,49 @@ _REQUEST_DOCS = {
 }
 
 
+def _statistics_process(
+    process_id: str,
+    title: str,
+    description: str,
+    model: type[BaseModel],
+    output: Output,
+    function: Callable[[Any, JobContext, ServiceOptions], dict[str, Any]],
+) -> Process:
+    """A process over a facade request model: limits and dataset ids checked, rasters refused."""
+    return Process(
+        id=process_id,
+        title=title,
+        description=description,
+        model=model,
+        outputs={"response": output},
+        function=function,
+        check=_check_request,
+        hidden=_RASTER_INPUTS,
+        input_docs=_REQUEST_DOCS,
+        precheck=_refuse_raster,
+    )
+
+
 def cas_processes() -> list[Process]:
     """The processes over the cas_xr facade: ``extract``, ``batch-extract``, ``list-datasets``."""
     return [
-        Process(
-            id="extract",
-            title="Zonal statistics of one geometry",
-            description=(
-                "Statistics of one geometry for one or more datasets, with units, quality "
-                "flags, coverage and provenance (the facade's extract())."
-            ),
-            model=AttributeRequest,
-            outputs={"response": Output(AttributeResponse, "Attribute response")},
-            function=_extract,
-            check=_check_extract,
-            hidden=_RASTER_INPUTS,
-            input_docs=_REQUEST_DOCS,
-            precheck=_refuse_raster,
+        _statistics_process(
+            "extract",
+            "Zonal statistics of one geometry",
+            "Statistics of one geometry for one or more datasets, with units, quality flags, "
+            "coverage and provenance (the facade's extract()).",
+            AttributeRequest,
+            Output(AttributeResponse, "Attribute response"),
+            _extract,
         ),
-        Process(
-            id="batch-extract",
-            title="Zonal statistics of many geometries",
-            description=(
-                "Statistics of up to 1,000 geometries for one or more datasets (the facade's "
-                "batch_extract()); reports progress as groups of geometries are computed."
-            ),
-            model=BatchAttributeRequest,
-            outputs={"response": Output(BatchAttributeResponse, "Batch attribute response")},
-            function=_batch_extract,
-            check=_check_batch,
-            input_docs=_REQUEST_DOCS,
-            precheck=_refuse_raster,
+        _statistics_process(
+            "batch-extract",
+            "Zonal statistics of many geometries",
+            "Statistics of up to 1,000 geometries for one or more datasets (the facade's "
+            "batch_extract()); reports progress as groups of geometries are computed.",
+            BatchAttributeRequest,
+            Output(BatchAttributeResponse, "Batch attribute response"),
+            _batch_extract,
         ),
         Process(
             id="list-datasets",
