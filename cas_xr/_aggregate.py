@@ -9,6 +9,7 @@ cells of every step, for categorical and continuous data alike.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from cas_xr.models import AggregationMethod, TimeRange, Variable
 if TYPE_CHECKING:
     import xarray as xr
 
+    from cas_xr._scheduler import Scheduler
     from cas_xr.catalog import Connector
 
 __all__ = [
@@ -45,6 +47,7 @@ CLASS_STATISTICS = frozenset(
     }
 )
 _MAX_CLASSES = 100_000
+_TIE_RTOL = 1e-9  # class shares this close are tied (majority/minority: smallest code wins)
 #: Dask settings under which to build zonal graphs: each window task is a ``Delayed`` whose
 #: array arguments are optimised on their own, and low-level fusion would then fuse a source
 #: chunk's read into every window that slices it, decoding the chunk once per window.
@@ -105,8 +108,20 @@ def failure_kind(err: BaseException) -> str:
     return err.kind if isinstance(err, SourceError) else type(err).__name__
 
 
-def class_codes(da: xr.DataArray, variable: Variable) -> npt.NDArray[np.float64]:
+def class_codes(
+    da: xr.DataArray, variable: Variable, scheduler: Scheduler | None = None
+) -> npt.NDArray[np.float64]:
     """The class codes of a class statistic: the catalog's, else the distinct values of ``da``.
+
+    Parameters
+    ----------
+    da
+        The dataset's cube.
+    variable
+        Catalog metadata (class names).
+    scheduler
+        Where to find the distinct values of ``da`` when they are needed (default: Dask's
+        current scheduler).
 
     Raises
     ------
@@ -115,10 +130,17 @@ def class_codes(da: xr.DataArray, variable: Variable) -> npt.NDArray[np.float64]
     """
     if variable.class_names:
         return np.asarray(sorted(variable.class_names), dtype=np.float64)
-    values = np.asarray(da.values, dtype=np.float64)
+    import dask.array
+
+    data = da.data
+    if dask.is_dask_collection(data):  # the distinct values, found where the chunks are
+        lazy = dask.array.unique(data)
+        (distinct,) = dask.compute(lazy) if scheduler is None else scheduler.compute(lazy)
+    else:
+        distinct = np.unique(data)
+    values = np.asarray(distinct, dtype=np.float64)
     nodata = da.attrs.get("nodata")
-    valid = ~np.isnan(values) & (values != nodata if nodata is not None else True)
-    classes = np.unique(values[valid])
+    classes = values[~np.isnan(values) & (values != nodata if nodata is not None else True)]
     if classes.size > _MAX_CLASSES:
         raise LimitExceededError(
             f"{classes.size} distinct values: too many for a class statistic of continuous data "
@@ -149,9 +171,11 @@ def _class_value(
         }
     if method is AggregationMethod.UNIQUE:
         return float(present.sum())
-    # classes are sorted, so argmax/argmin return the smallest code on ties
+    # classes are sorted, so the first of the tied shares is the smallest code; shares that
+    # differ by rounding only (summed in another order, e.g. over another window) are ties
     shares = fractions[present]
-    pick = np.argmax(shares) if method is AggregationMethod.MAJORITY else np.argmin(shares)
+    best = shares.max() if method is AggregationMethod.MAJORITY else shares.min()
+    pick = np.flatnonzero(np.abs(shares - best) <= _TIE_RTOL * best)[0]
     return float(classes[present][pick])
 
 
@@ -161,8 +185,10 @@ def zonal_values(
     variable: Variable,
     aggregation: AggregationMethod,
     settings: Settings,
-) -> list[GeometryValue]:
-    """Compute the CAS statistic of every geometry over ``da`` (blocking).
+    *,
+    group_size: int | None = None,
+) -> Iterator[list[GeometryValue]]:
+    """Compute the CAS statistic of every geometry over ``da``, a group at a time (blocking).
 
     Parameters
     ----------
@@ -176,18 +202,23 @@ def zonal_values(
         The requested statistic.
     settings
         ``zonal_weights`` and ``area_weighted`` apply.
+    group_size
+        Compute this many geometries at a time (default: all at once), so that a caller can
+        report progress between groups. The groups share the window and its classes, so
+        the values do not depend on the grouping.
 
-    Returns
-    -------
+    Yields
+    ------
     list of GeometryValue
-        In the order of ``geometries``; ``degraded`` (for all of them) when some chunks
-        this computation reads could not be read (``attrs["cas_failed_chunks"]``, see
-        :class:`~cas_xr.sources.Source`).
+        The values of the next group, in the order of ``geometries``; ``degraded`` (for
+        the whole group) when some chunks the group's computation reads could not be read
+        (``attrs["cas_failed_chunks"]``, see :class:`~cas_xr.sources.Source`).
 
     Raises
     ------
     SourceError
-        The first chunk's error when the source could read none of the chunks.
+        The first chunk's error when the source could read none of the chunks a group
+        reads.
     """
     import dask
     import geopandas as gpd
@@ -197,40 +228,52 @@ def zonal_values(
     from cas_xr._scheduler import current_scheduler
     from cas_xr.zonal import zonal
 
-    pooled = aggregation in CLASS_STATISTICS
-    classes = class_codes(da, variable) if pooled else None
-    stat = "distribution" if pooled else aggregation.value
-    series = gpd.GeoSeries(geometries, crs=da.rio.crs)
-    area_weighted = settings.area_weighted and bool(series.crs.is_geographic)
-    with dask.config.set(NO_READ_FUSION):
-        lazy = zonal(
-            da, series, [stat], weights=settings.zonal_weights, area_weighted=area_weighted,
-            classes=classes, nodata=da.attrs.get("nodata"),
-        )  # fmt: skip
-    # a source may report chunks it could not read (treated as nodata), from the same tasks
-    lost = read_failures(da, lazy)
     scheduler = current_scheduler(settings)
-    if lost is None:
-        (cube,), failed = scheduler.compute(lazy), 0
+    pooled = aggregation in CLASS_STATISTICS
+    classes = class_codes(da, variable, scheduler) if pooled else None
+    stat = "distribution" if pooled else aggregation.value
+    times = da["time"].values if "time" in da.dims else [None]
+    step = group_size or max(len(geometries), 1)
+    for start in range(0, len(geometries), step):
+        series = gpd.GeoSeries(geometries[start : start + step], crs=da.rio.crs)
+        area_weighted = settings.area_weighted and bool(series.crs.is_geographic)
+        with dask.config.set(NO_READ_FUSION):
+            lazy = zonal(
+                da, series, [stat], weights=settings.zonal_weights, area_weighted=area_weighted,
+                classes=classes, nodata=da.attrs.get("nodata"),
+            )  # fmt: skip
+        # a source may report chunks it could not read (treated as nodata), from the same tasks
+        lost = read_failures(da, lazy)
+        if lost is None:
+            (cube,), degraded = scheduler.compute(lazy), False
+        else:
+            cube, counted = scheduler.compute(lazy, lost)
+            degraded = bool(counted.sum())
+        yield _group_values(cube, len(series), times, classes, aggregation, variable, degraded)
+
+
+def _group_values(
+    cube: xr.Dataset,
+    n: int,
+    times: Any,
+    classes: npt.NDArray[np.float64] | None,
+    aggregation: AggregationMethod,
+    variable: Variable,
+    degraded: bool,
+) -> list[GeometryValue]:
+    """The values of ``n`` geometries from their computed zonal cube."""
+    counts = cube["coverage_fraction"].values.reshape(n, -1)
+    pixels = cube["pixel_count"].values.reshape(n, -1)
+    if classes is not None:
+        dist = cube["distribution"].values.reshape(n, len(times), -1)
     else:
-        cube, counted = scheduler.compute(lazy, lost)
-        failed = int(counted.sum())
-    name = next(iter(cube.data_vars))
-    has_time = "time" in da.dims
-    times = da["time"].values if has_time else [None]
-    counts = cube["coverage_fraction"].values.reshape(len(geometries), -1)
-    pixels = cube["pixel_count"].values.reshape(len(geometries), -1)
-    if pooled:
-        dist = cube["distribution"].values.reshape(len(geometries), len(times), -1)
-    else:
-        steps = cube[name].values.reshape(len(geometries), len(times))
+        steps = cube[next(iter(cube.data_vars))].values.reshape(n, len(times))
     out = []
-    for g in range(len(geometries)):
-        used = [t for t, n in zip(times, pixels[g], strict=True) if n > 0]
+    for g in range(n):
+        used = [t for t, count in zip(times, pixels[g], strict=True) if count > 0]
         if not used:
             value: float | dict[str, float] | None = None
-        elif pooled:
-            assert classes is not None
+        elif classes is not None:
             weights = counts[g][:, None] * dist[g]  # each step's shares by its valid coverage
             fractions = weights.sum(axis=0) / weights.sum()
             value = _class_value(fractions, classes, aggregation, variable.class_names)
@@ -242,7 +285,7 @@ def zonal_values(
                 coverage_fraction=float(np.mean(counts[g])),
                 pixel_count=int(pixels[g].max()),
                 timestamp=None if not used or used[-1] is None else _timestamp(used[-1]),
-                degraded=bool(failed),
+                degraded=degraded,
             )
         )
     return out

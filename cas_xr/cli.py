@@ -431,6 +431,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from cas_xr.service import create_app
 
+    handler = logging.StreamHandler()  # the service's own lines, in uvicorn's format
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    service_logger = logging.getLogger("cas_xr.service")
+    service_logger.addHandler(handler)
+    service_logger.setLevel(args.log_level.upper())
+    service_logger.propagate = False
     app = create_app(testing=args.testing)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CasWarning)  # the responses carry them

@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import threading
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from cas_xr._aggregate import failure_kind, open_window, zonal_values
+from cas_xr._aggregate import GeometryValue, failure_kind, open_window, zonal_values
 from cas_xr._cache import SettingsBoundCache
 from cas_xr._quality import assess_quality
 from cas_xr._store import digest, persistent_store
@@ -51,9 +53,13 @@ from cas_xr.models import (
     QualityFlag,
     ResultError,
     TimeRange,
+    Variable,
 )
 
-__all__ = ["batch_extract", "extract"]
+__all__ = ["Report", "batch_extract", "batch_extract_reporting", "extract"]
+
+#: ``report(done, total)``: how many of a request's results (geometry x dataset) are made
+Report = Callable[[int, int], None]
 
 _RESULTS: SettingsBoundCache[tuple[AttributeResult, list[str]]] = SettingsBoundCache(
     lambda s: (s.result_cache_ttl_s, s.result_cache_max_entries)
@@ -65,6 +71,11 @@ _RESULTS: SettingsBoundCache[tuple[AttributeResult, list[str]]] = SettingsBoundC
 _EXECUTOR = ThreadPoolExecutor(thread_name_prefix="cas_xr-engine")
 
 _STORE_VERSION = 1  # bump when the stored form of a result changes
+
+# a reporting batch computes each dataset in about this many groups of geometries (of at
+# least _MIN_GROUP), all over the one window opened for the batch
+_PROGRESS_STEPS = 10
+_MIN_GROUP = 25
 
 _NUMERIC = {
     AggregationMethod.MEAN,
@@ -197,6 +208,32 @@ def _failure(
     return result, [f"{dataset_id}: failed ({kind}): {message}"]
 
 
+class _Progress:
+    """Counts the results of a request as they are made, and reports them (thread-safe).
+
+    ``report(done, total)`` runs in the engine's worker threads, under a lock so that the
+    counts it sees rise; an exception it raises stops the request.
+    """
+
+    def __init__(self, geometries: int, datasets: int, report: Report | None) -> None:
+        self.total = geometries * datasets
+        self.done = 0
+        self._report = report
+        self._lock = threading.Lock()
+        # how many geometries to compute at a time: all at once unless reporting
+        self.group_size = (
+            None if report is None else max(_MIN_GROUP, math.ceil(geometries / _PROGRESS_STEPS))
+        )
+
+    def add(self, count: int) -> None:
+        """Count ``count`` more results made, and report."""
+        if self._report is None or count == 0:
+            return
+        with self._lock:
+            self.done += count
+            self._report(self.done, self.total)
+
+
 def _dataset_results(
     dataset_id: str,
     connector: Connector,
@@ -204,6 +241,7 @@ def _dataset_results(
     job: _Job,
     hashes: list[str],
     settings: Settings,
+    progress: _Progress,
 ) -> list[tuple[AttributeResult, list[str]]]:
     """Results of one dataset for every geometry (runs in a worker thread)."""
     cache = _RESULTS.current()
@@ -214,6 +252,7 @@ def _dataset_results(
         out[misses[j]] = hit
         cache.set(keys[misses[j]], hit)
     todo = [i for i, hit in enumerate(out) if hit is None]
+    progress.add(len(out) - len(todo))
     if not todo:
         return [r for r in out if r is not None]
     definition = connector.definition_of(name)
@@ -229,6 +268,7 @@ def _dataset_results(
         native = _to_shapely(job, da.odc.crs)
     except Exception as err:  # any failure of a source becomes MISSING + error, not a lost result
         failed = _failure(dataset_id, connector, name, job, err)
+        progress.add(len(todo))
         return [hit if hit is not None else failed for hit in out]
     provenance = {
         "dataset": dataset_id,
@@ -244,53 +284,88 @@ def _dataset_results(
             f"geometry {i} is invalid ({reason}); repair it, e.g. with shapely.make_valid"
         )
         out[i] = _failure(dataset_id, connector, name, job, error)
-    t0 = time.perf_counter()
-    try:
-        values = zonal_values(da, [native[i] for i in valid], variable, job.aggregation, settings)
-    except Exception as err:  # a failed read becomes MISSING + error for these geometries
-        failed = _failure(dataset_id, connector, name, job, err)
-        return [hit if hit is not None else failed for hit in out]
-    elapsed = (time.perf_counter() - t0) * 1000
-    computed: list[tuple[tuple[Any, ...], tuple[AttributeResult, list[str]]]] = []
-    for i, gv in zip(valid, values, strict=True):
-        flag, reason = assess_quality(
-            gv.value, gv.coverage_fraction, aggregation=job.aggregation,
-            valid_range=variable.valid_range, settings=settings, degraded=gv.degraded,
-        )  # fmt: skip
-        result = AttributeResult(
-            dataset_id=dataset_id,
-            variable=variable.name,
-            value=gv.value,
-            units=variable.units,
-            aggregation=job.aggregation,
-            quality=flag,
-            coverage_fraction=gv.coverage_fraction,
-            pixel_count=gv.pixel_count,
-            timestamp=gv.timestamp,
-            provider=connector.slug,
-            elapsed_ms=elapsed,
-            provenance=provenance,
-            valid_range=variable.valid_range,
-        )
-        notes = [] if reason is None else [f"{dataset_id}: {flag.value}: {reason}"]
-        if variable.data_type is DataType.CATEGORICAL and job.aggregation in _NUMERIC:
-            notes.append(
-                f"{dataset_id}: the {job.aggregation.value} of class codes of categorical data "
-                "is rarely meaningful; use majority, minority, unique or distribution"
+    progress.add(len(todo) - len(valid))
+    groups = zonal_values(
+        da, [native[i] for i in valid], variable, job.aggregation, settings,
+        group_size=progress.group_size,
+    )  # fmt: skip
+    done = 0
+    while done < len(valid):
+        t0 = time.perf_counter()
+        try:
+            values = next(groups)
+        except Exception as err:  # a failed read becomes MISSING + error for these geometries
+            failed = _failure(dataset_id, connector, name, job, err)
+            for i in valid[done:]:
+                out[i] = failed
+            progress.add(len(valid) - done)
+            break
+        elapsed = (time.perf_counter() - t0) * 1000
+        group = valid[done : done + len(values)]
+        computed = [
+            (
+                keys[i],
+                _result(dataset_id, connector, variable, job, gv, elapsed, provenance, settings),
             )
-        out[i] = (result, notes)
-        if not gv.degraded:  # a later request may read every chunk
-            cache.set(keys[i], (result, notes))
-            computed.append((keys[i], (result, notes)))
-    _to_store(computed, connector, settings)
+            for i, gv in zip(group, values, strict=True)
+        ]
+        for i, (_, pair) in zip(group, computed, strict=True):
+            out[i] = pair
+        # a degraded result is not kept: a later request may read every chunk
+        fresh = [item for item, gv in zip(computed, values, strict=True) if not gv.degraded]
+        for key, pair in fresh:
+            cache.set(key, pair)
+        _to_store(fresh, connector, settings)
+        done += len(values)
+        progress.add(len(values))  # outside the try: a cancellation stops the request
     return [r for r in out if r is not None]
 
 
-async def _run(job: _Job) -> list[AttributeResponse]:
+def _result(
+    dataset_id: str,
+    connector: Connector,
+    variable: Variable,
+    job: _Job,
+    gv: GeometryValue,
+    elapsed: float,
+    provenance: dict[str, Any],
+    settings: Settings,
+) -> tuple[AttributeResult, list[str]]:
+    """The result of one geometry and its notes (why it is not GOOD, what to beware of)."""
+    flag, reason = assess_quality(
+        gv.value, gv.coverage_fraction, aggregation=job.aggregation,
+        valid_range=variable.valid_range, settings=settings, degraded=gv.degraded,
+    )  # fmt: skip
+    result = AttributeResult(
+        dataset_id=dataset_id,
+        variable=variable.name,
+        value=gv.value,
+        units=variable.units,
+        aggregation=job.aggregation,
+        quality=flag,
+        coverage_fraction=gv.coverage_fraction,
+        pixel_count=gv.pixel_count,
+        timestamp=gv.timestamp,
+        provider=connector.slug,
+        elapsed_ms=elapsed,
+        provenance=provenance,
+        valid_range=variable.valid_range,
+    )
+    notes = [] if reason is None else [f"{dataset_id}: {flag.value}: {reason}"]
+    if variable.data_type is DataType.CATEGORICAL and job.aggregation in _NUMERIC:
+        notes.append(
+            f"{dataset_id}: the {job.aggregation.value} of class codes of categorical data "
+            "is rarely meaningful; use majority, minority, unique or distribution"
+        )
+    return result, notes
+
+
+async def _run(job: _Job, report: Report | None = None) -> list[AttributeResponse]:
     settings = get_settings()
     _check_limits(job, settings)
     resolved = {ds: resolve(ds) for ds in job.dataset_ids}  # unknown ids fail before any work
     hashes = [g.geometry_hash() for g in job.geometries]
+    progress = _Progress(len(hashes), len(resolved), report)
     started = time.perf_counter()
     try:
         loop = asyncio.get_running_loop()
@@ -298,7 +373,7 @@ async def _run(job: _Job) -> list[AttributeResponse]:
             per_dataset = await asyncio.gather(
                 *(
                     loop.run_in_executor(
-                        _EXECUTOR, _dataset_results, ds, conn, name, job, hashes, settings
+                        _EXECUTOR, _dataset_results, ds, conn, name, job, hashes, settings, progress
                     )
                     for ds, (conn, name) in resolved.items()
                 )
@@ -416,9 +491,33 @@ async def batch_extract(request: BatchAttributeRequest | dict[str, Any]) -> Batc
     UnknownDatasetError, LimitExceededError, RequestTimeoutError
         As for :func:`extract`.
     """
-    request = BatchAttributeRequest.model_validate(request)
+    return await _batch(BatchAttributeRequest.model_validate(request), None)
+
+
+async def batch_extract_reporting(
+    request: BatchAttributeRequest, report: Report
+) -> BatchAttributeResponse:
+    """:func:`batch_extract`, reporting progress as groups of geometries are computed.
+
+    The answer is the one :func:`batch_extract` gives: each dataset is opened once for the
+    whole batch, and only its computation is split into about ten groups (of at least 25
+    geometries) so that ``report`` can be called in between.
+
+    Parameters
+    ----------
+    request
+        The batch.
+    report
+        Called as ``report(done, total)`` with the count of results (geometry x dataset)
+        made so far, from worker threads; an exception it raises stops the request and is
+        raised here.
+    """
+    return await _batch(request, report)
+
+
+async def _batch(request: BatchAttributeRequest, report: Report | None) -> BatchAttributeResponse:
     started = time.perf_counter()
-    responses = await _run(_job(request))
+    responses = await _run(_job(request), report)
     return BatchAttributeResponse(
         request_id=uuid.uuid4().hex,
         responses=responses,

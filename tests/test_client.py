@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from cas_xr.client import (
     ProcessRequest,
     StatusInfo,
 )
+from cas_xr.service._redact import redact
 from tests.test_service_support import POINT, LiveService, free_port, live_service, square
 
 # -- without a service ----------------------------------------------------------------------
@@ -77,6 +79,32 @@ def test_idempotent_calls_retry_on_connection_errors():
     with client, pytest.raises(ClientError, match="cannot reach"):
         client.execute_process("x", {})
     assert calls == ["POST"]  # a POST is never sent twice
+
+
+def test_waiting_asks_the_service_to_hold_polls_and_paces_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    sent: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("Prefer"))
+        status = "successful" if len(sent) == 4 else "running"
+        return httpx.Response(200, json={"jobID": "job_1", "status": status})
+
+    sleeps: list[float] = []
+    monkeypatch.setattr("time.sleep", sleeps.append)
+    with Client(transport=httpx.MockTransport(handler), timeout=3.5) as client:
+        assert client.wait_for_job("job_1").status == JobStatus.SUCCESSFUL
+    assert sent == ["wait=2"] * 4  # held for less than the client's HTTP timeout
+    # a service that answers at once (ignoring the preference) is polled ever less often
+    assert len(sleeps) == 3 and sleeps == sorted(sleeps) and 0 < sleeps[0] <= 0.05
+    sent.clear()
+    with (
+        Client(transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(ClientError, match="did not finish within 0.0001 s"),
+    ):
+        client.wait_for_job("job_1", timeout=0.0001)
+    assert sent == ["wait=1"]
 
 
 def test_errors_carry_the_problem_details():
@@ -157,7 +185,7 @@ def test_the_seed_notebook_calls(client: Client):
 
 
 def _comparable(response: Any) -> Any:
-    """The response as JSON without ids and timings."""
+    """The response as JSON without ids and timings, with local paths as the service has them."""
 
     def strip(value: Any) -> Any:
         if isinstance(value, dict):
@@ -166,7 +194,7 @@ def _comparable(response: Any) -> Any:
             return [strip(v) for v in value]
         return value
 
-    return strip(response.model_dump(mode="json"))
+    return strip(redact(response.model_dump(mode="json")))
 
 
 def _facade(function: Any, request: Any) -> Any:
@@ -202,6 +230,36 @@ def test_client_batch_extract_equals_the_facade(client: Client):
     got = client.batch_extract(request_, timeout=60)
     assert isinstance(got, cas.BatchAttributeResponse)
     assert _comparable(got) == _comparable(expected)
+
+
+def test_batch_extract_of_many_geometries_equals_the_facade(client: Client):
+    """The service computes in groups, over the facade's window: same values and provenance."""
+    cas.configure(result_cache_ttl_s=0)  # provenance as this very batch gives it
+    geometries = [square(-96.69 + 0.0037 * i, 38.9, 0.01) for i in range(60)]  # across tiles
+    request_ = {
+        "geometries": geometries,
+        "dataset_ids": ["sample:elevation", "sample:clay_0-5cm"],
+        "aggregation": "majority",
+    }
+    expected = _facade(cas.batch_extract_sync, request_)
+    got = client.batch_extract(request_, timeout=120)
+    assert _comparable(got) == _comparable(expected)
+
+
+def test_waiting_for_a_job_takes_few_polls(service: LiveService):
+    gets: list[str] = []
+
+    def count(request: httpx.Request) -> None:
+        if request.method == "GET":
+            gets.append(request.url.path)
+
+    with Client(api_url=service.url) as client:
+        client._http.event_hooks["request"].append(count)
+        job = client.execute_process("sleep_a_while", ProcessRequest(duration=2))
+        started = time.monotonic()
+        assert client.wait_for_job(job.jobID, timeout=30).status == "successful"
+    assert time.monotonic() - started < 3.5
+    assert len(gets) <= 2, gets  # held by the service, not ~15 quick polls
 
 
 def test_client_extract_errors(client: Client):

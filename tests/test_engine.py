@@ -514,3 +514,80 @@ def test_chunks_a_source_could_not_read_flag_results_degraded(monkeypatch: pytes
     assert result.quality is cas.QualityFlag.MISSING
     assert result.error is not None and result.error.kind == "http"
     assert "boom" in result.error.message
+
+
+def test_class_shares_equal_up_to_rounding_are_ties_going_to_the_smallest_code():
+    from cas_xr._aggregate import _class_value
+
+    classes = np.array([329.0, 336.0, 346.0])
+    majority = np.array([0.4, 0.4 * (1 + 1e-15), 0.2])
+    minority = np.array([0.2 * (1 + 1e-15), 0.2, 0.6])
+    assert _class_value(majority, classes, cas.AggregationMethod.MAJORITY, None) == 329.0
+    assert _class_value(minority, classes, cas.AggregationMethod.MINORITY, None) == 329.0
+    clear = np.array([0.4, 0.4 * (1 + 1e-6), 0.2])
+    assert _class_value(clear, classes, cas.AggregationMethod.MAJORITY, None) == 336.0
+
+
+def test_majority_of_a_geometry_does_not_depend_on_its_batch():
+    """12 classes tie in one of these squares; its batch's window must not pick another."""
+    cas.configure(result_cache_ttl_s=0)
+
+    def square(lon: float, lat: float) -> dict[str, Any]:
+        ring = [[lon, lat], [lon + 0.02, lat], [lon + 0.02, lat + 0.02], [lon, lat + 0.02]]
+        return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+
+    squares = [square(-96.65 + 0.005 * i, 38.85 + 0.01 * (i % 7)) for i in range(24)]
+    request = {"dataset_ids": ["sample:clay_0-5cm"], "aggregation": "majority"}
+    alone = cas.extract_sync({**request, "geometry": squares[8]}).results[0].value
+    batch = cas.batch_extract_sync({**request, "geometries": [POINT, *squares]})
+    assert alone == batch.responses[9].results[0].value == 329.0
+
+
+def _without_ids_and_timings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _without_ids_and_timings(v)
+            for k, v in value.items()
+            if k not in ("request_id", "elapsed_ms")
+        }
+    if isinstance(value, list):
+        return [_without_ids_and_timings(v) for v in value]
+    return value
+
+
+def test_a_reporting_batch_gives_the_answer_of_batch_extract():
+    """Groups share the batch's window: values and provenance are the facade's."""
+    cas.configure(result_cache_ttl_s=0)
+    squares = [
+        {
+            "type": "Polygon",
+            "coordinates": [
+                [[x, 38.9], [x + 0.01, 38.9], [x + 0.01, 38.91], [x, 38.91], [x, 38.9]]
+            ],
+        }
+        for x in (-96.69 + 0.0037 * i for i in range(60))
+    ]  # fmt: skip  (west to east, across the edge of two elevation tiles)
+    request = cas.BatchAttributeRequest(
+        geometries=squares, dataset_ids=["sample:elevation", "sample:clay_0-5cm"],
+        aggregation="majority",
+    )  # fmt: skip
+    seen: list[tuple[int, int]] = []
+    reported = asyncio.run(
+        engine.batch_extract_reporting(request, lambda done, total: seen.append((done, total)))
+    )
+    plain = cas.batch_extract_sync(request)
+    assert _without_ids_and_timings(reported.model_dump(mode="json")) == _without_ids_and_timings(
+        plain.model_dump(mode="json")
+    )
+    first = reported.responses[0].results[0].provenance["items"]
+    assert first == ["elevation-K-east", "elevation-K-west"]  # the batch's, as in the facade
+    assert len(seen) == 6 and seen == sorted(seen) and seen[-1] == (120, 120)  # 3 groups each
+
+    class Stop(Exception):
+        pass
+
+    def stop(done: int, total: int) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        asyncio.run(engine.batch_extract_reporting(request, stop))

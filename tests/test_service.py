@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -101,6 +103,30 @@ def test_job_life_cycle(http: httpx.Client, service: LiveService):
     assert 1.0 <= http.get(f"jobs/{job_id}/results").json()["return_value"] < 3
     jobs = [j["jobID"] for j in http.get("jobs").json()["jobs"]]
     assert job_id in jobs
+
+
+def test_status_request_may_wait_for_the_job(http: httpx.Client):
+    """``Prefer: wait=N`` (RFC 7240) holds a status request until the job settles, or N s."""
+    job_id = execute(http, "sleep_a_while", duration=1.0).json()["jobID"]
+    started = time.monotonic()
+    info = http.get(f"jobs/{job_id}", headers={"Prefer": "wait=8"})
+    assert info.json()["status"] == "successful" and time.monotonic() - started < 5
+    assert info.headers["preference-applied"] == "wait=8"
+    assert "preference-applied" not in http.get(f"jobs/{job_id}").headers  # no waiting asked
+
+    job_id = execute(http, "sleep_a_while", duration=30).json()["jobID"]
+    started = time.monotonic()
+    assert http.get(f"jobs/{job_id}", headers={"Prefer": "wait=1"}).json()["status"] in (
+        "accepted",
+        "running",
+    )
+    assert 0.9 < time.monotonic() - started < 5
+    with ThreadPoolExecutor(1) as pool:  # a dismissal ends the wait at once
+        waiting = pool.submit(http.get, f"jobs/{job_id}", headers={"Prefer": "wait=10"})
+        time.sleep(0.5)
+        http.delete(f"jobs/{job_id}")
+        assert waiting.result(timeout=5).json()["status"] == "dismissed"
+    assert time.monotonic() - started < 8
 
 
 def test_failing_job_has_a_message_and_no_results(http: httpx.Client):

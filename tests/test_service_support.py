@@ -60,8 +60,11 @@ def wait_until_up(url: str, alive: Any = None) -> None:
 class LiveService:
     """``python -m cas_xr serve --testing`` on a free port with its own jobs database."""
 
-    def __init__(self, folder: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, folder: Path, env: Mapping[str, str] | None = None, log_level: str = "warning"
+    ) -> None:
         self.folder = folder
+        self.log_level = log_level
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = folder / "serve.log"
@@ -72,7 +75,7 @@ class LiveService:
 
     def start(self) -> LiveService:
         command = [sys.executable, "-m", "cas_xr", "serve", "--testing"]
-        command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+        command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", self.log_level]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
         try:
@@ -99,8 +102,10 @@ class LiveService:
 
 
 @contextmanager
-def live_service(folder: Path, env: Mapping[str, str] | None = None) -> Iterator[LiveService]:
-    service = LiveService(folder, env).start()
+def live_service(
+    folder: Path, env: Mapping[str, str] | None = None, log_level: str = "warning"
+) -> Iterator[LiveService]:
+    service = LiveService(folder, env, log_level).start()
     try:
         yield service
     finally:

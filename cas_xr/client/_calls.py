@@ -6,6 +6,8 @@ answer. The two clients only differ in how they send it.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -28,8 +30,10 @@ from cas_xr.client._models import (
 from cas_xr.models import AttributeRequest, BatchAttributeRequest
 
 __all__ = [
+    "LONG_POLL_S",
     "Call",
     "Calls",
+    "JobWait",
     "backoff_s",
     "ensure_successful",
     "parse_response",
@@ -38,6 +42,8 @@ __all__ = [
 
 T = TypeVar("T")
 
+#: Seconds a status poll asks the service to hold it while the job runs (``Prefer: wait``)
+LONG_POLL_S = 5
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _RASTER_FIELDS = {"bbox", "target_resolution", "resampling"}
 
@@ -118,9 +124,10 @@ class Calls:
         return Call("GET", "jobs", JobList.model_validate, params=params)
 
     @staticmethod
-    def job(job_id: str) -> Call[StatusInfo]:
-        """``GET /jobs/{jobId}``."""
-        return Call("GET", f"jobs/{_segment(job_id)}", StatusInfo.model_validate)
+    def job(job_id: str, *, wait: int | None = None) -> Call[StatusInfo]:
+        """``GET /jobs/{jobId}``; with ``wait``, ``Prefer: wait=<wait>`` (see :class:`JobWait`)."""
+        headers = {} if wait is None else {"Prefer": f"wait={wait}"}
+        return Call("GET", f"jobs/{_segment(job_id)}", StatusInfo.model_validate, headers=headers)
 
     @staticmethod
     def results(job_id: str) -> Call[JobResults]:
@@ -171,5 +178,57 @@ def backoff_s(attempt: int) -> float:
 
 
 def poll_interval_s(attempt: int) -> float:
-    """Seconds to wait before status poll ``attempt`` (0-based) of a job."""
+    """Seconds between the starts of status polls ``attempt`` and ``attempt + 1`` of a job."""
     return float(min(0.05 * 1.5**attempt, 1.0))
+
+
+class JobWait:
+    """How a client waits for a job: status polls that the service may hold (long polling).
+
+    Each poll asks ``Prefer: wait=N`` (RFC 7240): a service that honours it (cas_xr's does)
+    answers as soon as the job has finished, or after N seconds, and the next poll follows
+    at once; a service that ignores it answers at once, and polls are then paced by
+    :func:`poll_interval_s` (quick at first, then once a second).
+
+    Parameters
+    ----------
+    job_id
+        The job.
+    timeout
+        Seconds to wait in all (None: no limit).
+    answer_within
+        The client's HTTP timeout: a poll asks to be held for less than that.
+    """
+
+    def __init__(self, job_id: str, timeout: float | None, *, answer_within: float) -> None:
+        self.job_id = job_id
+        self.timeout = timeout
+        self._longest = min(LONG_POLL_S, math.floor(answer_within - 1))  # a second to spare
+        self._started = self._sent = time.monotonic()
+        self._attempt = 0
+
+    def poll(self) -> Call[StatusInfo]:
+        """The next status request."""
+        self._sent = time.monotonic()
+        wait = self._longest
+        if self.timeout is not None:
+            wait = min(wait, math.ceil(self.timeout - (self._sent - self._started)))
+        return Calls.job(self.job_id, wait=wait if wait >= 1 else None)
+
+    def pause(self) -> float:
+        """Seconds to sleep before the next poll of an unfinished job.
+
+        Raises
+        ------
+        ClientError
+            If the job has not finished within ``timeout``.
+        """
+        now = time.monotonic()
+        if self.timeout is not None and now - self._started > self.timeout:
+            raise ClientError(
+                f"job {self.job_id} did not finish within {self.timeout:g} s; it goes on in "
+                "the service (poll it with get_job, or dismiss_job it)"
+            )
+        pause = max(0.0, poll_interval_s(self._attempt) - (now - self._sent))
+        self._attempt += 1
+        return pause

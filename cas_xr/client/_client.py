@@ -12,10 +12,10 @@ import httpx
 from cas_xr.client._calls import (
     Call,
     Calls,
+    JobWait,
     backoff_s,
     ensure_successful,
     parse_response,
-    poll_interval_s,
 )
 from cas_xr.client._config import ClientConfig
 from cas_xr.client._errors import ClientError
@@ -46,13 +46,6 @@ _Status = str | Sequence[str] | None
 
 def _unreachable(call: Call[Any], url: httpx.URL, err: httpx.TransportError) -> ClientError:
     return ClientError(f"{call.method} {url}: cannot reach the service ({err!r})")
-
-
-def _timed_out(job_id: str, timeout: float) -> ClientError:
-    return ClientError(
-        f"job {job_id} did not finish within {timeout:g} s; it goes on in the service "
-        "(poll it with get_job, or dismiss_job it)"
-    )
 
 
 class _Base:
@@ -205,13 +198,9 @@ class Client(_Base):
         ClientError
             If it has not finished after ``timeout`` seconds (None: wait on).
         """
-        started = time.monotonic()
-        attempt = 0
-        while not (status := self.get_job(job_id)).done:
-            if timeout is not None and time.monotonic() - started > timeout:
-                raise _timed_out(job_id, timeout)
-            time.sleep(poll_interval_s(attempt))
-            attempt += 1
+        waiting = JobWait(job_id, timeout, answer_within=self.timeout)
+        while not (status := self._send(waiting.poll())).done:
+            time.sleep(waiting.pause())
         return status
 
     def extract(
@@ -333,13 +322,9 @@ class AsyncClient(_Base):
 
     async def wait_for_job(self, job_id: str, *, timeout: float | None = None) -> StatusInfo:
         """Poll job ``job_id`` until it has finished; see :meth:`Client.wait_for_job`."""
-        started = time.monotonic()
-        attempt = 0
-        while not (status := await self.get_job(job_id)).done:
-            if timeout is not None and time.monotonic() - started > timeout:
-                raise _timed_out(job_id, timeout)
-            await asyncio.sleep(poll_interval_s(attempt))
-            attempt += 1
+        waiting = JobWait(job_id, timeout, answer_within=self.timeout)
+        while not (status := await self._send(waiting.poll())).done:
+            await asyncio.sleep(waiting.pause())
         return status
 
     async def extract(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
@@ -22,6 +24,8 @@ from cas_xr.service._security import BodySizeLimit, RateLimiter, authenticator
 from cas_xr.service._state import ServiceState
 
 __all__ = ["create_app"]
+
+logger = logging.getLogger("cas_xr.service")
 
 _DESCRIPTION = """\
 Zonal statistics with units, quality flags, coverage and provenance, served as
@@ -77,6 +81,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logger.info("cas_xr service: %s", await run_in_threadpool(state.executor))
         state.recover()
         yield
         state.close()

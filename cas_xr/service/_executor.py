@@ -17,6 +17,7 @@ from typing import Any
 
 from cas_xr.errors import CasError
 from cas_xr.service._jobs import JobStore
+from cas_xr.service._redact import redact_text
 
 __all__ = [
     "JobCancelledError",
@@ -43,11 +44,11 @@ def failure_message(err: BaseException) -> str:
     """The job message for a failure: the error's own words, or a generic one.
 
     Errors that cas_xr raises on purpose (and value, timeout and expected process
-    failures) carry messages written for users; anything else is logged with its
-    traceback and reported without details.
+    failures) carry messages written for users (local paths in them redacted); anything
+    else is logged with its traceback and reported without details.
     """
     if isinstance(err, CasError | ProcessFailureError | ValueError | TimeoutError):
-        return str(err) or type(err).__name__
+        return redact_text(str(err)) or type(err).__name__
     logger.error("job failed unexpectedly", exc_info=err)
     return f"the job failed with an internal error ({type(err).__name__}); see the server log"
 
@@ -102,6 +103,7 @@ class JobRunner:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cas_xr-job")
         self._lock = threading.Lock()
         self._cancel: dict[str, threading.Event] = {}
+        self._settled: dict[str, Future[None]] = {}
 
     def submit(self, job_id: str, function: JobFunction) -> Future[None]:
         """Queue job ``job_id`` (stored as ``accepted``) to run ``function``.
@@ -114,21 +116,37 @@ class JobRunner:
         event = threading.Event()
         with self._lock:
             self._cancel[job_id] = event
+            self._settled[job_id] = Future()
         return self._pool.submit(self._run, job_id, function, event)
+
+    def settled(self, job_id: str) -> Future[None] | None:
+        """A future done once job ``job_id``'s status is final here (None: it already is).
+
+        Done when the job finishes, is dismissed or the executor stops, even if its
+        computation goes on in the background.
+        """
+        with self._lock:
+            return self._settled.get(job_id)
 
     def cancel(self, job_id: str) -> None:
         """Ask job ``job_id`` to stop at its next check (no-op if it is not running)."""
         with self._lock:
             event = self._cancel.get(job_id)
+            settled = self._settled.pop(job_id, None)
         if event is not None:
             event.set()
+        _settle(settled)
 
     def shutdown(self) -> None:
         """Stop every job at its next check and drop queued ones; do not wait."""
         with self._lock:
             events = list(self._cancel.values())
+            settled = list(self._settled.values())
+            self._settled.clear()
         for event in events:
             event.set()
+        for future in settled:
+            _settle(future)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self, job_id: str, function: JobFunction, event: threading.Event) -> None:
@@ -146,3 +164,10 @@ class JobRunner:
         finally:
             with self._lock:
                 self._cancel.pop(job_id, None)
+                settled = self._settled.pop(job_id, None)
+            _settle(settled)
+
+
+def _settle(future: Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)

@@ -1,10 +1,4 @@
-"""The settings the service reads, in one place.
-
-``sync_execute``, ``api_key_header``, ``max_request_bytes``,
-``max_geometries_per_request`` and ``job_workers`` are service settings that
-:class:`cas_xr.Settings` does not declare yet; until it does they take the defaults
-below (a settings object that has them, e.g. a subclass, is honoured).
-"""
+"""The settings the service reads, in one place."""
 
 from __future__ import annotations
 

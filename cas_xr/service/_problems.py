@@ -27,6 +27,7 @@ from cas_xr.errors import (
     RequestTimeoutError,
     UnknownProviderError,
 )
+from cas_xr.service._redact import redact_text
 
 __all__ = [
     "PROBLEM_TABLE",
@@ -208,7 +209,7 @@ def render_problem(exc: Exception, *, instance: str | None = None) -> JSONRespon
     elif _unexpected(exc, status):
         detail = _INTERNAL
     else:
-        detail = str(exc)
+        detail = redact_text(str(exc))
     return problem_response(
         status, type_, title, detail, instance=instance, headers=headers, extra=extra
     )

@@ -8,9 +8,6 @@ names them.
 
 from __future__ import annotations
 
-import math
-import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,14 +15,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 import cas_xr as cas
-from cas_xr.errors import LimitExceededError, RequestTimeoutError
+from cas_xr._sync import run_sync
+from cas_xr.engine import batch_extract_reporting
+from cas_xr.errors import LimitExceededError
 from cas_xr.models import (
     AttributeRequest,
     AttributeResponse,
     BatchAttributeRequest,
     BatchAttributeResponse,
     Dataset,
-    Geometry,
     OutputMode,
     split_dataset_id,
 )
@@ -43,10 +41,6 @@ from cas_xr.service._schema import type_schema
 
 __all__ = ["Output", "Process", "cas_processes"]
 
-# a batch runs in about this many sub-batches, so that its progress rises in steps; a
-# small batch runs whole (each sub-batch opens its datasets once, for its own bbox)
-_PROGRESS_STEPS = 10
-_MIN_SUB_BATCH = 25
 _RASTER_INPUTS = frozenset({"bbox", "target_resolution", "resampling"})
 
 
@@ -189,16 +183,19 @@ def _refuse_raster(inputs: Mapping[str, Any]) -> None:
 
 
 def _check_request(
-    geometries: list[Geometry], dataset_ids: list[str], options: ServiceOptions
+    request: AttributeRequest | BatchAttributeRequest, options: ServiceOptions
 ) -> None:
+    geometries = (
+        request.geometries if isinstance(request, BatchAttributeRequest) else [request.geometry]
+    )
     if len(geometries) > options.max_geometries_per_request:
         raise LimitExceededError(
             f"{len(geometries)} geometries, more than max_geometries_per_request "
             f"({options.max_geometries_per_request}); split the request"
         )
-    if len(dataset_ids) > options.max_datasets_per_request:
+    if len(request.dataset_ids) > options.max_datasets_per_request:
         raise LimitExceededError(
-            f"{len(dataset_ids)} datasets requested, more than max_datasets_per_request "
+            f"{len(request.dataset_ids)} datasets requested, more than max_datasets_per_request "
             f"({options.max_datasets_per_request}); split the request"
         )
     for i, geom in enumerate(geometries):
@@ -207,17 +204,9 @@ def _check_request(
                 f"geometry {i} has {geom.n_vertices} vertices, more than max_polygon_vertices "
                 f"({options.max_polygon_vertices}); simplify it"
             )
-    for dataset_id in dataset_ids:  # unknown ids are refused before the job exists
+    for dataset_id in request.dataset_ids:  # unknown ids are refused before the job exists
         provider, name = split_dataset_id(dataset_id)
         cas.get_connector(provider).dataset(name)
-
-
-def _check_extract(request: AttributeRequest, options: ServiceOptions) -> None:
-    _check_request([request.geometry], request.dataset_ids, options)
-
-
-def _check_batch(request: BatchAttributeRequest, options: ServiceOptions) -> None:
-    _check_request(request.geometries, request.dataset_ids, options)
 
 
 # -- functions ----------------------------------------------------------------------------
@@ -231,32 +220,14 @@ def _extract(request: AttributeRequest, context: JobContext, options: ServiceOpt
 def _batch_extract(
     request: BatchAttributeRequest, context: JobContext, options: ServiceOptions
 ) -> dict:
-    """Run the batch in sub-batches through the facade, reporting progress after each."""
-    started = time.monotonic()
-    geometries = request.geometries
-    size = max(_MIN_SUB_BATCH, math.ceil(len(geometries) / _PROGRESS_STEPS))
-    responses: list[AttributeResponse] = []
-    for start in range(0, len(geometries), size):
-        context.check()
-        if time.monotonic() - started > options.request_timeout_s:
-            raise RequestTimeoutError(
-                f"the batch took longer than request_timeout_s ({options.request_timeout_s} s) "
-                f"after {start} of {len(geometries)} geometries; send fewer geometries"
-            )
-        part = request.model_copy(update={"geometries": geometries[start : start + size]})
-        responses.extend(cas.batch_extract_sync(part).responses)
-        if len(responses) < len(geometries):
-            context.report(
-                100 * len(responses) / len(geometries),
-                f"{len(responses)} of {len(geometries)} geometries done",
-            )
-    response = BatchAttributeResponse(
-        request_id=uuid.uuid4().hex,
-        responses=responses,
-        total_geometries=len(responses),
-        total_results=sum(len(r.results) for r in responses),
-        elapsed_ms=(time.monotonic() - started) * 1000,
-    )
+    """Run the batch through the engine, as the facade does, reporting its progress."""
+
+    def report(done: int, total: int) -> None:
+        if done < total:  # 100 is for the finished job
+            context.report(100 * done / total, f"{done} of {total} results done")
+
+    context.check()
+    response = run_sync(batch_extract_reporting(request, report), awaitable="batch_extract")
     return {"response": response.model_dump(mode="json")}
 
 
@@ -290,37 +261,49 @@ _REQUEST_DOCS = {
 }
 
 
+def _statistics_process(
+    process_id: str,
+    title: str,
+    description: str,
+    model: type[BaseModel],
+    output: Output,
+    function: Callable[[Any, JobContext, ServiceOptions], dict[str, Any]],
+) -> Process:
+    """A process over a facade request model: limits and dataset ids checked, rasters refused."""
+    return Process(
+        id=process_id,
+        title=title,
+        description=description,
+        model=model,
+        outputs={"response": output},
+        function=function,
+        check=_check_request,
+        hidden=_RASTER_INPUTS,
+        input_docs=_REQUEST_DOCS,
+        precheck=_refuse_raster,
+    )
+
+
 def cas_processes() -> list[Process]:
     """The processes over the cas_xr facade: ``extract``, ``batch-extract``, ``list-datasets``."""
     return [
-        Process(
-            id="extract",
-            title="Zonal statistics of one geometry",
-            description=(
-                "Statistics of one geometry for one or more datasets, with units, quality "
-                "flags, coverage and provenance (the facade's extract())."
-            ),
-            model=AttributeRequest,
-            outputs={"response": Output(AttributeResponse, "Attribute response")},
-            function=_extract,
-            check=_check_extract,
-            hidden=_RASTER_INPUTS,
-            input_docs=_REQUEST_DOCS,
-            precheck=_refuse_raster,
+        _statistics_process(
+            "extract",
+            "Zonal statistics of one geometry",
+            "Statistics of one geometry for one or more datasets, with units, quality flags, "
+            "coverage and provenance (the facade's extract()).",
+            AttributeRequest,
+            Output(AttributeResponse, "Attribute response"),
+            _extract,
         ),
-        Process(
-            id="batch-extract",
-            title="Zonal statistics of many geometries",
-            description=(
-                "Statistics of up to 1,000 geometries for one or more datasets (the facade's "
-                "batch_extract()); reports progress as sub-batches finish."
-            ),
-            model=BatchAttributeRequest,
-            outputs={"response": Output(BatchAttributeResponse, "Batch attribute response")},
-            function=_batch_extract,
-            check=_check_batch,
-            input_docs=_REQUEST_DOCS,
-            precheck=_refuse_raster,
+        _statistics_process(
+            "batch-extract",
+            "Zonal statistics of many geometries",
+            "Statistics of up to 1,000 geometries for one or more datasets (the facade's "
+            "batch_extract()); reports progress as groups of geometries are computed.",
+            BatchAttributeRequest,
+            Output(BatchAttributeResponse, "Batch attribute response"),
+            _batch_extract,
         ),
         Process(
             id="list-datasets",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 from concurrent.futures import Future
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -44,6 +46,8 @@ _ProcessID = Annotated[str, Path(alias="processID", description="A process id.")
 _STRING = {"type": "string"}
 _NO_BODY = Execute()  # a request without a body has no inputs
 _JobID = Annotated[str, Path(alias="jobId", description="A job id such as job_0.")]
+_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+)", re.IGNORECASE)
+_MAX_WAIT_S = 10  # the longest a status request waits for its job (Prefer: wait=N)
 
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -72,6 +76,12 @@ def _status_info(record: JobRecord, base: str) -> StatusInfo:
         progress=record.progress,
         links=links,
     )
+
+
+def _wait_preference(prefer: str | None) -> int:
+    """The seconds of a ``Prefer: wait=N`` header, at most ``_MAX_WAIT_S`` (0: none)."""
+    match = _WAIT.search(prefer or "")
+    return min(int(match.group(1)), _MAX_WAIT_S) if match else 0
 
 
 def _dump(model: StatusInfo) -> dict[str, Any]:
@@ -190,7 +200,7 @@ def api_routes(state: ServiceState) -> APIRouter:
         base = _base(request)
         respond_async = "respond-async" in (prefer or "").lower()
         if state.options.sync_execute and not respond_async:
-            await _wait(record.job_id, done)
+            await _wait(record.job_id, done, f"{base}jobs/{record.job_id}")
             return JSONResponse(_results(record.job_id, raw=execute.response == "raw"))
         headers = {"Location": f"{base}jobs/{record.job_id}"}
         if respond_async and state.options.sync_execute:
@@ -198,14 +208,14 @@ def api_routes(state: ServiceState) -> APIRouter:
         info = _status_info(store.get(record.job_id) or record, base)
         return JSONResponse(_dump(info), status_code=201, headers=headers)
 
-    async def _wait(job_id: str, done: Future[None]) -> None:
+    async def _wait(job_id: str, done: Future[None], href: str) -> None:
         timeout = state.options.request_timeout_s
         try:
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(done)), timeout)
         except TimeoutError:
             raise RequestTimeoutError(
                 f"job {job_id!r} did not finish within request_timeout_s ({timeout} s); it "
-                f"goes on: follow it at /jobs/{job_id}, or ask for a job with "
+                f"goes on: follow it at {href}, or ask for a job with "
                 "'Prefer: respond-async'"
             ) from None
 
@@ -254,11 +264,39 @@ def api_routes(state: ServiceState) -> APIRouter:
         tags=["Jobs"],
         response_model=StatusInfo,
         response_model_exclude_none=True,
-        responses=problems(404),
+        responses={
+            200: {
+                "description": "The job's status.",
+                "headers": {
+                    "Preference-Applied": {
+                        "description": "'wait=N' when the request's wait preference was used",
+                        "schema": _STRING,
+                    }
+                },
+            },
+            **problems(404),
+        },
     )
-    def get_job(request: Request, job_id: _JobID) -> StatusInfo:
-        """The status of a job."""
-        return _status_info(_record(job_id), _base(request))
+    async def get_job(
+        request: Request,
+        job_id: _JobID,
+        prefer: Annotated[
+            str | None,
+            Header(
+                description=f"'wait=N' (RFC 7240): answer once the job has finished, or "
+                f"after N seconds (at most {_MAX_WAIT_S})"
+            ),
+        ] = None,
+    ) -> JSONResponse:
+        """The status of a job; with ``Prefer: wait=N``, once it has finished or after N s."""
+        wait = _wait_preference(prefer)
+        settled = state.runner.settled(job_id) if wait else None
+        if settled is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(settled)), wait)
+        info = _status_info(await run_in_threadpool(_record, job_id), _base(request))
+        headers = {"Preference-Applied": f"wait={wait}"} if wait else None
+        return JSONResponse(_dump(info), headers=headers)
 
     @router.delete(
         "/jobs/{jobId}",

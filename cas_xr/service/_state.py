@@ -8,12 +8,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from cas_xr._scheduler import current_scheduler
+from cas_xr.errors import CasError
 from cas_xr.service._executor import JobContext, JobRunner, failure_message
 from cas_xr.service._jobs import JobRecord, JobStore
 from cas_xr.service._ogc import JobStatus
 from cas_xr.service._options import ServiceOptions
 from cas_xr.service._problems import NoSuchProcessError
 from cas_xr.service._processes import Process
+from cas_xr.service._redact import redact
 
 __all__ = ["ServiceState"]
 
@@ -88,7 +91,7 @@ class ServiceState:
 
     def _queue(self, job_id: str, process: Process, parsed: Any) -> Future[None]:
         def run(context: JobContext) -> dict[str, Any]:
-            return process.function(parsed, context, self.options)
+            return dict(redact(process.function(parsed, context, self.options)))
 
         return self.runner.submit(job_id, run)
 
@@ -106,6 +109,19 @@ class ServiceState:
                 self.store.fail(record.job_id, message)
                 continue
             self._queue(record.job_id, process, parsed)
+
+    def executor(self) -> str:
+        """Where jobs run, in words, e.g. ``"4 job threads computing on threads"``.
+
+        The computations go where :func:`cas_xr.extract` sends them: a Dask cluster when
+        the ``dask_scheduler`` setting names one (connected to now, so that the first job
+        does not wait for it), else the active ``distributed.Client``, else local threads.
+        """
+        try:
+            where = current_scheduler().description
+        except CasError as err:  # each job will try again, and fail with this message
+            where = f"nothing yet ({err})"
+        return f"{self.options.job_workers} job threads computing on {where}"
 
     def close(self) -> None:
         """Stop the executor and fail the jobs it was running (workers may still finish)."""
