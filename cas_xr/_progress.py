@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from cas_xr.config import get_settings
 
-__all__ = ["ProgressBar", "progress_bar"]
+__all__ = ["ProgressBar", "Silent", "progress_bar"]
 
 
 class ProgressBar(Protocol):
@@ -26,7 +26,7 @@ class ProgressBar(Protocol):
         ...
 
 
-class _Silent:
+class Silent:
     """A bar that shows nothing (``progress=False``, or tqdm not installed)."""
 
     def update(self, n: float = 1) -> None:
@@ -59,14 +59,14 @@ def progress_bar(total: int, *, desc: str, unit: str = "result") -> ProgressBar:
         shows nothing.
     """
     if not get_settings().progress or total <= 0:
-        return _Silent()
+        return Silent()
     try:
         with warnings.catch_warnings():
             # tqdm.auto warns when a notebook lacks ipywidgets, then falls back to text
             warnings.simplefilter("ignore")
             from tqdm.auto import tqdm
     except ImportError:
-        return _Silent()
+        return Silent()
     bar: ProgressBar = tqdm(
         total=total, desc=desc, unit=unit, unit_scale=total >= 10_000, smoothing=0.1
     )

@@ -29,6 +29,7 @@ import numpy as np
 
 from cas_xr._aggregate import GeometryValue, failure_kind, open_window, zonal_values
 from cas_xr._cache import SettingsBoundCache
+from cas_xr._progress import Silent, progress_bar
 from cas_xr._quality import assess_quality
 from cas_xr._store import digest, persistent_store
 from cas_xr.catalog import Connector, resolve
@@ -76,6 +77,8 @@ _STORE_VERSION = 1  # bump when the stored form of a result changes
 # least _MIN_GROUP), all over the one window opened for the batch
 _PROGRESS_STEPS = 10
 _MIN_GROUP = 25
+#: batch_extract shows a progress bar (``progress`` setting) from this many results on
+_BAR_MIN_RESULTS = 100
 
 _NUMERIC = {
     AggregationMethod.MEAN,
@@ -475,6 +478,9 @@ async def extract(request: AttributeRequest | dict[str, Any]) -> AttributeRespon
 async def batch_extract(request: BatchAttributeRequest | dict[str, Any]) -> BatchAttributeResponse:
     """Statistics of up to 1,000 geometries for one or more datasets.
 
+    From 100 results (geometries x datasets) on, a progress bar shows the results made
+    (``progress`` setting); the answer is the same with or without it.
+
     Parameters
     ----------
     request
@@ -491,7 +497,24 @@ async def batch_extract(request: BatchAttributeRequest | dict[str, Any]) -> Batc
     UnknownDatasetError, LimitExceededError, RequestTimeoutError
         As for :func:`extract`.
     """
-    return await _batch(BatchAttributeRequest.model_validate(request), None)
+    request = BatchAttributeRequest.model_validate(request)
+    total = len(request.geometries) * len(request.dataset_ids)
+    if total < _BAR_MIN_RESULTS:
+        return await _batch(request, None)
+    bar = progress_bar(total, desc="batch_extract")
+    if isinstance(bar, Silent):  # no bar: compute in one go
+        return await _batch(request, None)
+    shown = 0
+
+    def report(done: int, _: int) -> None:  # under the engine's progress lock
+        nonlocal shown
+        bar.update(done - shown)
+        shown = done
+
+    try:
+        return await _batch(request, report)
+    finally:
+        bar.close()
 
 
 async def batch_extract_reporting(

@@ -591,3 +591,28 @@ def test_a_reporting_batch_gives_the_answer_of_batch_extract():
 
     with pytest.raises(Stop):
         asyncio.run(engine.batch_extract_reporting(request, stop))
+
+
+def test_batch_extract_shows_a_progress_bar_and_the_same_answer(
+    capsys: pytest.CaptureFixture[str],
+):
+    cas.configure(result_cache_ttl_s=0, progress=True)
+    squares = [
+        {
+            "type": "Polygon",
+            "coordinates": [
+                [[x, 39.0], [x + 0.01, 39.0], [x + 0.01, 39.01], [x, 39.01], [x, 39.0]]
+            ],
+        }
+        for x in (-96.69 + 0.004 * i for i in range(50))
+    ]
+    request = {"geometries": squares, "dataset_ids": ["sample:elevation", "sample:clay_0-5cm"]}
+    shown = cas.batch_extract_sync(request)
+    bar = capsys.readouterr().err
+    assert "batch_extract" in bar and "100/100" in bar
+    cas.configure(progress=False)
+    silent = cas.batch_extract_sync(request)
+    assert capsys.readouterr().err == ""
+    assert _without_ids_and_timings(shown.model_dump(mode="json")) == _without_ids_and_timings(
+        silent.model_dump(mode="json")
+    )
