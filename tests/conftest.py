@@ -1,8 +1,9 @@
-"""Shared fixtures: every test starts from default settings."""
+"""Shared fixtures: every test starts from default settings; counted opens; a cluster."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -17,3 +18,29 @@ def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     config._reset_for_tests()
     yield
     config._reset_for_tests()
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """The arguments of every ``Connector.open`` call (a dataset opened for reading)."""
+    from cas_xr.catalog import Connector
+
+    calls: list[tuple[Any, ...]] = []
+    original = Connector.open
+
+    def counting(self: Connector, *args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Connector, "open", counting)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A ``distributed.LocalCluster`` of two single-threaded worker processes."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as local:
+        yield local

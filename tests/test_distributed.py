@@ -19,14 +19,6 @@ distributed = pytest.importorskip("distributed")
 IDS = ["sample:elevation", "sample:clay_0-5cm", "sample:land_cover", "sample:precipitation"]
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster:
-        yield cluster
-
-
 @pytest.fixture
 def client(cluster: Any) -> Iterator[Any]:
     with distributed.Client(cluster) as client:  # the default client while the test runs

@@ -385,23 +385,15 @@ def test_request_timeout_bounds_the_whole_request(monkeypatch: pytest.MonkeyPatc
     assert time.perf_counter() - started < 1.0
 
 
-def test_results_are_cached_until_configure(monkeypatch: pytest.MonkeyPatch):
-    calls = []
-    original = Connector.open
-
-    def counting(self: Connector, *args: Any, **kwargs: Any) -> Any:
-        calls.append(args)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Connector, "open", counting)
+def test_results_are_cached_until_configure(opened: list[Any]):
     request = {"geometry": SEAM_POLYGON, "dataset_ids": ["sample:elevation"]}
     first = cas.extract_sync(request)
     second = cas.extract_sync(request)
-    assert len(calls) == 1 and first.results == second.results
+    assert len(opened) == 1 and first.results == second.results
     cas.configure(result_cache_ttl_s=0)  # rebuilt and disabled
     cas.extract_sync(request)
     cas.extract_sync(request)
-    assert len(calls) == 3
+    assert len(opened) == 3
 
 
 def test_aggregation_is_honoured_for_every_method():

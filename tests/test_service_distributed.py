@@ -26,14 +26,6 @@ _ZONAL_TASKS = ("window_task", "point_task")  # the prefixes of cas_xr.zonal's k
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
 def scheduler(cluster: Any) -> Iterator[Any]:
     """A client to look at the scheduler with; never the default client of this process."""
     with distributed.Client(cluster, set_as_default=False) as client:

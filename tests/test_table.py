@@ -26,7 +26,6 @@ from exactextract import exact_extract
 import cas_xr as cas
 from cas_xr import _store
 from cas_xr.batch._entries import Block, decode, encode
-from cas_xr.catalog import Connector
 from cas_xr.errors import (
     BatchFailureWarning,
     ConfigurationError,
@@ -385,21 +384,13 @@ def test_memory_cache_is_rebuilt_by_configure(grid: dict[str, Path]):
     assert cas.extract_table(frame, "grid:a").attrs["cas_xr"]["summary"]["cached"] == 3
 
 
-def test_engine_results_persist_across_sessions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    calls = []
-    original = Connector.open
-
-    def counting(self: Connector, *args: Any, **kwargs: Any) -> Any:
-        calls.append(args)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Connector, "open", counting)
+def test_engine_results_persist_across_sessions(opened: list[Any], tmp_path: Path):
     cas.configure(result_cache_dir=tmp_path / "cache", result_cache_ttl_s=0)
     geometry = GOOD_SAMPLE.geometry.iloc[0].__geo_interface__
     request = {"geometry": geometry, "dataset_ids": ["sample:elevation", "sample:land_cover"]}
     first = cas.extract_sync(request)
     second = cas.extract_sync(request)
-    assert len(calls) == 2 and second.results == first.results
+    assert len(opened) == 2 and second.results == first.results
 
 
 def test_progress_bar_can_be_switched_off(capsys: pytest.CaptureFixture[str]):
