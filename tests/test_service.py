@@ -187,8 +187,16 @@ def test_dismiss_finished_job_removes_it_with_its_results(http: httpx.Client):
 
 
 def test_batch_extract_progress_rises_through_intermediate_values(http: httpx.Client):
-    geometries = [square(-96.65 + 0.003 * i, 38.85 + 0.01 * (i % 7)) for i in range(100)]
+    # 400 geometries: 10 groups of 40 per dataset, enough work between reports to see them
+    # however loaded the machine
+    geometries = [
+        square(-96.65 + 0.003 * (i % 100), 38.85 + 0.01 * (i % 7) + 0.002 * (i // 100))
+        for i in range(400)
+    ]
     inputs = {"geometries": geometries, "dataset_ids": ["sample:elevation", "sample:clay_0-5cm"]}
+    warm_up = {**inputs, "geometries": [square(-96.6, 38.8)]}  # numba compiles on first use
+    job_id = execute(http, "batch-extract", **warm_up).json()["jobID"]
+    poll(http, job_id, {"successful"})
     job_id = http.post("processes/batch-extract/execution", json={"inputs": inputs}).json()["jobID"]
     seen = []
     while (info := http.get(f"jobs/{job_id}").json())["status"] in ("accepted", "running"):
@@ -200,7 +208,7 @@ def test_batch_extract_progress_rises_through_intermediate_values(http: httpx.Cl
     assert any(0 < p < 100 for p in seen), seen
     assert seen[-1] == 100
     response = http.get(f"jobs/{job_id}/results").json()["response"]
-    assert response["total_geometries"] == 100 and response["total_results"] == 200
+    assert response["total_geometries"] == 400 and response["total_results"] == 800
 
 
 def test_list_datasets(http: httpx.Client):
