@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import ValidationError
 from pystac_client import Client
@@ -22,14 +22,13 @@ from pystac_client.conformance import ConformanceClasses
 from cas_xr._cache import SettingsBoundCache
 from cas_xr.errors import ProviderDefinitionError, SourceError
 from cas_xr.sources._stac_api_options import StacApiOptions
-from cas_xr.sources._stac_common import in_time_range, intersects, load_items, no_items_error
+from cas_xr.sources._stac_common import StacItemsSource
 from cas_xr.sources._stac_io import StacIO
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     import pystac
-    import xarray as xr
 
     from cas_xr.catalog import DatasetDefinition, ProviderDefinition
     from cas_xr.models import TimeRange
@@ -44,7 +43,7 @@ _SEARCHES: SettingsBoundCache[list[pystac.Item]] = SettingsBoundCache(
 
 
 @dataclass(frozen=True)
-class StacApiSource:
+class StacApiSource(StacItemsSource):
     """One asset of one collection of a STAC API.
 
     Parameters
@@ -74,6 +73,7 @@ class StacApiSource:
     Where items overlap, the newest item wins (ties by id), the first valid cell counting.
     """
 
+    protocol: ClassVar[str] = "stac_api"
     endpoint: str
     collection: str
     asset: str = "data"
@@ -178,64 +178,12 @@ class StacApiSource:
                 )
         return client
 
-    def open(
-        self,
-        *,
-        bbox: tuple[float, float, float, float] | None = None,
-        time_range: TimeRange | None = None,
-        chunks: int | None = None,
-    ) -> xr.DataArray:
-        """Open the asset for the items intersecting ``bbox`` and ``time_range``, lazily.
+    def _candidates(
+        self, bbox: tuple[float, float, float, float] | None, time_range: TimeRange | None
+    ) -> list[pystac.Item]:
+        return self.search(bbox=bbox, time_range=time_range)
 
-        Parameters
-        ----------
-        bbox
-            ``(min_lon, min_lat, max_lon, max_lat)``; None for the whole collection.
-        time_range
-            Keep only items whose time intersects this range (ignored for static layers).
-        chunks
-            Dask chunk size in pixels along ``y`` and ``x`` (default: ``chunk_size`` setting).
-
-        Returns
-        -------
-        xarray.DataArray
-            Dask-backed, on the source grid; see :class:`~cas_xr.sources.Source`.
-
-        Raises
-        ------
-        SourceError
-            As :meth:`search`; ``kind="no_data"`` when no item intersects the request,
-            ``kind="definition"`` when the API has no such collection.
-        """
-        if not self.temporal:
-            time_range = None  # a static layer has no time axis to select from
-        items = [
-            it
-            for it in self.search(bbox=bbox, time_range=time_range)
-            if self.asset in it.assets and intersects(it, bbox) and in_time_range(it, time_range)
-        ]
-        if not items:
-            self._check_collection()
-            raise no_items_error(
-                self.collection, bbox, time_range, provider=self.provider, url=self.endpoint
-            )
-        return load_items(
-            items,
-            asset=self.asset,
-            bbox=bbox,
-            temporal=self.temporal,
-            chunks=chunks,
-            patch_url=self.patch_url,
-            provider=self.provider,
-            provenance={
-                "protocol": "stac_api",
-                "endpoint": self.endpoint,
-                "collection": self.collection,
-                "asset": self.asset,
-            },
-        )
-
-    def _check_collection(self) -> None:
+    def _no_items(self) -> None:
         """Raise ``kind="definition"`` if the API does not serve the collection."""
         client = self._client()
         known = sorted(self._guarded(lambda: [c.id for c in client.get_collections()]))

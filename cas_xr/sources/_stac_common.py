@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from affine import Affine
 
@@ -21,7 +21,14 @@ if TYPE_CHECKING:
 
     from cas_xr.models import TimeRange
 
-__all__ = ["in_time_range", "intersects", "load_items", "no_items_error", "precedence"]
+__all__ = [
+    "StacItemsSource",
+    "in_time_range",
+    "intersects",
+    "load_items",
+    "no_items_error",
+    "precedence",
+]
 
 # odc-stac names geographic dims latitude/longitude; sources always return y/x
 _DIMS = {"latitude": "y", "longitude": "x"}
@@ -255,3 +262,87 @@ def load_items(
 def _one_layer(item: pystac.Item, parsed: Any, index: int) -> str:
     """Group every tile of a static layer together (odc-stac ``groupby`` callable)."""
     return "static"
+
+
+class StacItemsSource:
+    """The ``open`` both STAC sources share: the matching items, loaded by :func:`load_items`.
+
+    A subclass (a frozen dataclass) has the fields ``endpoint``, ``collection``, ``asset``,
+    ``provider``, ``temporal`` and ``patch_url``, names its ``protocol`` for provenance,
+    and lists the candidate items of a request.
+    """
+
+    protocol: ClassVar[str]
+    endpoint: str
+    collection: str
+    asset: str
+    provider: str
+    temporal: bool
+    patch_url: Callable[[str], str] | None
+
+    def _candidates(
+        self, bbox: tuple[float, float, float, float] | None, time_range: TimeRange | None
+    ) -> Iterable[pystac.Item]:
+        """The items that may match the request (filtered again by :meth:`open`)."""
+        raise NotImplementedError
+
+    def _no_items(self) -> None:
+        """Called before the ``no_data`` error; may raise a more precise one."""
+
+    def open(
+        self,
+        *,
+        bbox: tuple[float, float, float, float] | None = None,
+        time_range: TimeRange | None = None,
+        chunks: int | None = None,
+    ) -> xr.DataArray:
+        """Open the asset for the items intersecting ``bbox`` and ``time_range``, lazily.
+
+        Parameters
+        ----------
+        bbox
+            ``(min_lon, min_lat, max_lon, max_lat)``; None for the whole collection.
+        time_range
+            Keep only items whose time intersects this range (ignored for static layers).
+        chunks
+            Dask chunk size in pixels along ``y`` and ``x`` (default: ``chunk_size`` setting).
+
+        Returns
+        -------
+        xarray.DataArray
+            Dask-backed, on the source grid; see :class:`~cas_xr.sources.Source`.
+
+        Raises
+        ------
+        SourceError
+            If the catalog or API cannot be read; ``kind="definition"`` when it has no
+            such collection, ``kind="no_data"`` when no item with the asset intersects the
+            request.
+        """
+        if not self.temporal:
+            time_range = None  # a static layer has no time axis to select from
+        items = [
+            it
+            for it in self._candidates(bbox, time_range)
+            if self.asset in it.assets and intersects(it, bbox) and in_time_range(it, time_range)
+        ]
+        if not items:
+            self._no_items()
+            raise no_items_error(
+                self.collection, bbox, time_range, provider=self.provider, url=self.endpoint
+            )
+        return load_items(
+            items,
+            asset=self.asset,
+            bbox=bbox,
+            temporal=self.temporal,
+            chunks=chunks,
+            patch_url=self.patch_url,
+            provider=self.provider,
+            provenance={
+                "protocol": self.protocol,
+                "endpoint": self.endpoint,
+                "collection": self.collection,
+                "asset": self.asset,
+            },
+        )

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from cas_xr._cache import SettingsBoundCache
 from cas_xr.errors import SourceError
-from cas_xr.sources._stac_common import in_time_range, intersects, load_items, no_items_error
+from cas_xr.sources._stac_common import StacItemsSource
 
 if TYPE_CHECKING:
     import pystac
-    import xarray as xr
 
     from cas_xr.catalog import DatasetDefinition, ProviderDefinition
     from cas_xr.models import TimeRange
@@ -25,7 +24,7 @@ _ITEMS: SettingsBoundCache[list[pystac.Item]] = SettingsBoundCache(
 
 
 @dataclass(frozen=True)
-class StaticStacSource:
+class StaticStacSource(StacItemsSource):
     """One asset of one collection of a static STAC catalog.
 
     Parameters
@@ -51,6 +50,7 @@ class StaticStacSource:
     Where items overlap, the newest item wins (ties by id), the first valid cell counting.
     """
 
+    protocol: ClassVar[str] = "stac_static"
     endpoint: str
     collection: str
     asset: str = "data"
@@ -86,62 +86,12 @@ class StaticStacSource:
                 url=self.endpoint,
                 kind="definition",
             )
-        items = sorted(child.get_items(recursive=True), key=lambda it: it.id)
-        return [it for it in items if self.asset in it.assets]
+        return sorted(child.get_items(recursive=True), key=lambda it: it.id)
 
-    def open(
-        self,
-        *,
-        bbox: tuple[float, float, float, float] | None = None,
-        time_range: TimeRange | None = None,
-        chunks: int | None = None,
-    ) -> xr.DataArray:
-        """Open the asset for the items intersecting ``bbox`` and ``time_range``, lazily.
-
-        Parameters
-        ----------
-        bbox
-            ``(min_lon, min_lat, max_lon, max_lat)``; None for the whole collection.
-        time_range
-            Keep only items whose time intersects this range (ignored for static layers).
-        chunks
-            Dask chunk size in pixels along ``y`` and ``x`` (default: ``chunk_size`` setting).
-
-        Returns
-        -------
-        xarray.DataArray
-            Dask-backed, on the source grid; see :class:`~cas_xr.sources.Source`.
-
-        Raises
-        ------
-        SourceError
-            If the catalog cannot be read or no item intersects the request
-            (``kind="no_data"``).
-        """
-        if not self.temporal:
-            time_range = None  # a static layer has no time axis to select from
-        items = [
-            it for it in self.items() if intersects(it, bbox) and in_time_range(it, time_range)
-        ]
-        if not items:
-            raise no_items_error(
-                self.collection, bbox, time_range, provider=self.provider, url=self.endpoint
-            )
-        return load_items(
-            items,
-            asset=self.asset,
-            bbox=bbox,
-            temporal=self.temporal,
-            chunks=chunks,
-            patch_url=self.patch_url,
-            provider=self.provider,
-            provenance={
-                "protocol": "stac_static",
-                "endpoint": self.endpoint,
-                "collection": self.collection,
-                "asset": self.asset,
-            },
-        )
+    def _candidates(
+        self, bbox: tuple[float, float, float, float] | None, time_range: TimeRange | None
+    ) -> list[pystac.Item]:
+        return self.items()
 
 
 def from_definition(provider: ProviderDefinition, dataset: DatasetDefinition) -> StaticStacSource:
