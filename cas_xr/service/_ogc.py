@@ -7,10 +7,11 @@ Field names are the standard's JSON names, camelCase included (``jobID``,
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from cas_xr.client._models import JobStatus  # the standard's states, one definition for both
 
 __all__ = [
     "CONFORMANCE",
@@ -118,16 +119,6 @@ class ProcessList(_Document):
 
     processes: list[ProcessSummary]
     links: list[Link]
-
-
-class JobStatus(StrEnum):
-    """The states of a job."""
-
-    ACCEPTED = "accepted"
-    RUNNING = "running"
-    SUCCESSFUL = "successful"
-    FAILED = "failed"
-    DISMISSED = "dismissed"
 
 
 class StatusInfo(_Document):
