@@ -1,7 +1,9 @@
 """cas_xr: catchment attributes from remote geodata, on xarray and Dask.
 
 The names in ``__all__`` are the stable surface (the CAS embedded Python API plus
-cas_xr's additions); deeper modules may change between minor versions.
+cas_xr's additions); deeper modules may change between minor versions. They load on
+first use (module ``__getattr__``), so ``import cas_xr`` only registers the ``.cas``
+accessor, and ``import cas_xr.zonal`` loads no catalog, engine or provider files.
 
 Examples
 --------
@@ -16,40 +18,96 @@ Examples
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from cas_xr import accessor as _accessor  # noqa: F401  (registers the .cas accessor)
-from cas_xr._open import open_dataset
-from cas_xr._show_versions import show_versions
-from cas_xr._sync import run_sync
 from cas_xr._version import __version__
-from cas_xr.batch import BatchFailureWarning, extract_cube, extract_table
-from cas_xr.catalog import discover, get_connector, list_datasets, list_providers
-from cas_xr.config import Settings, configure, get_settings
-from cas_xr.engine import batch_extract, extract
-from cas_xr.models import (
-    AggregationMethod,
-    AttributeRequest,
-    AttributeResponse,
-    AttributeResult,
-    BatchAttributeRequest,
-    BatchAttributeResponse,
-    BoundingBox,
-    Dataset,
-    DataType,
-    Geometry,
-    OutputMode,
-    QualityFlag,
-    RasterResampling,
-    RasterResult,
-    TemporalExtent,
-    TemporalType,
-    TimeRange,
-    Variable,
-)
-from cas_xr.raster import extract_raster
-from cas_xr.zonal import zonal  # the function; the module stays importable as cas_xr.zonal
+
+if TYPE_CHECKING:
+    from cas_xr import zonal
+    from cas_xr.catalog import discover, get_connector, list_datasets, list_providers
+    from cas_xr.config import Settings, configure, get_settings
+    from cas_xr.errors import BatchFailureWarning
+    from cas_xr.frontends import (
+        batch_extract,
+        batch_extract_sync,
+        extract,
+        extract_cube,
+        extract_raster,
+        extract_raster_sync,
+        extract_sync,
+        extract_table,
+        open_dataset,
+        show_versions,
+    )
+    from cas_xr.models import (
+        AggregationMethod,
+        AttributeRequest,
+        AttributeResponse,
+        AttributeResult,
+        BatchAttributeRequest,
+        BatchAttributeResponse,
+        BoundingBox,
+        Dataset,
+        DataType,
+        Geometry,
+        OutputMode,
+        QualityFlag,
+        RasterResampling,
+        RasterResult,
+        TemporalExtent,
+        TemporalType,
+        TimeRange,
+        Variable,
+    )
+
+#: Where each public name lives (loaded on first access).
+_HOMES = {
+    **dict.fromkeys(
+        (
+            "AggregationMethod",
+            "AttributeRequest",
+            "AttributeResponse",
+            "AttributeResult",
+            "BatchAttributeRequest",
+            "BatchAttributeResponse",
+            "BoundingBox",
+            "DataType",
+            "Dataset",
+            "Geometry",
+            "OutputMode",
+            "QualityFlag",
+            "RasterResampling",
+            "RasterResult",
+            "TemporalExtent",
+            "TemporalType",
+            "TimeRange",
+            "Variable",
+        ),
+        "cas_xr.models",
+    ),
+    **dict.fromkeys(("Settings", "configure", "get_settings"), "cas_xr.config"),
+    **dict.fromkeys(
+        ("discover", "get_connector", "list_datasets", "list_providers"), "cas_xr.catalog"
+    ),
+    **dict.fromkeys(
+        (
+            "batch_extract",
+            "batch_extract_sync",
+            "extract",
+            "extract_cube",
+            "extract_raster",
+            "extract_raster_sync",
+            "extract_sync",
+            "extract_table",
+            "open_dataset",
+            "show_versions",
+        ),
+        "cas_xr.frontends",
+    ),
+    "BatchFailureWarning": "cas_xr.errors",
+}
 
 __all__ = [
     "AggregationMethod",
@@ -93,23 +151,16 @@ __all__ = [
 ]
 
 
-def extract_sync(request: AttributeRequest | dict[str, Any]) -> AttributeResponse:
-    """Blocking :func:`extract`; raises RuntimeError inside a running event loop."""
-    return run_sync(extract(request), awaitable="extract")
+def __getattr__(name: str) -> Any:
+    if name == "zonal":  # the module, callable as the function (cas.zonal(...))
+        return importlib.import_module("cas_xr.zonal")
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'cas_xr' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
 
-def batch_extract_sync(request: BatchAttributeRequest | dict[str, Any]) -> BatchAttributeResponse:
-    """Blocking :func:`batch_extract`; raises RuntimeError inside a running event loop."""
-    return run_sync(batch_extract(request), awaitable="batch_extract")
-
-
-def extract_raster_sync(
-    dataset_id: str,
-    bbox: BoundingBox | tuple[float, float, float, float] | list[float] | dict[str, float],
-    output_dir: str | Path,
-    **kwargs: Any,
-) -> RasterResult:
-    """Blocking :func:`extract_raster`; raises RuntimeError inside a running event loop."""
-    return run_sync(
-        extract_raster(dataset_id, bbox, output_dir, **kwargs), awaitable="extract_raster"
-    )
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

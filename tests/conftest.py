@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cas_xr import config
+from cas_xr.config import _settings as config
 
 
 @pytest.fixture(autouse=True)

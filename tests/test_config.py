@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import cas_xr as cas
-from cas_xr import engine
-from cas_xr._cache import TTLCache
+from cas_xr.config._cache import TTLCache
 from cas_xr.errors import ConfigurationError
+from cas_xr.frontends import _responses as engine
 
 
 def test_defaults_match_the_contract():

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import cas_xr as cas
-from cas_xr import _scheduler
+from cas_xr.engine import _scheduler
 from cas_xr.errors import ConfigurationError
 
 distributed = pytest.importorskip("distributed")

@@ -22,7 +22,6 @@ from exactextract import exact_extract
 from exactextract.raster import NumPyRasterSource
 
 import cas_xr as cas
-from cas_xr import engine
 from cas_xr.catalog import Connector
 from cas_xr.errors import (
     LimitExceededError,
@@ -33,6 +32,7 @@ from cas_xr.errors import (
     UnknownDatasetError,
     UnknownProviderError,
 )
+from cas_xr.frontends import _responses as engine
 from cas_xr.zonal import COVERAGE_NOISE
 from tests._catalogs import make_catalog, provider_yaml
 
@@ -509,7 +509,7 @@ def test_chunks_a_source_could_not_read_flag_results_degraded(monkeypatch: pytes
 
 
 def test_class_shares_equal_up_to_rounding_are_ties_going_to_the_smallest_code():
-    from cas_xr._aggregate import _class_value
+    from cas_xr.engine._aggregate import _class_value
 
     classes = np.array([329.0, 336.0, 346.0])
     majority = np.array([0.4, 0.4 * (1 + 1e-15), 0.2])

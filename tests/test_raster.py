@@ -527,22 +527,22 @@ def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
         Path(path).write_bytes(b"II*\x00 half a tiff")
         raise OSError("disk full")
 
-    monkeypatch.setattr("cas_xr.raster.write_geotiff", half_then_fail)
+    monkeypatch.setattr("cas_xr.frontends._raster.write_geotiff", half_then_fail)
     with pytest.raises(OSError, match="disk full"):
         cas.extract_raster_sync("sample:elevation", U_BOX, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_timed_out_call_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    import cas_xr.raster
+    import cas_xr.frontends._raster
 
-    compute = cas_xr.raster._compute
+    compute = cas_xr.frontends._raster._compute
 
     def slow(da: xr.DataArray) -> xr.DataArray:
         time.sleep(1.0)
         return compute(da)
 
-    monkeypatch.setattr("cas_xr.raster._compute", slow)
+    monkeypatch.setattr("cas_xr.frontends._raster._compute", slow)
     cas.configure(request_timeout_s=0.2)
     with pytest.raises(RequestTimeoutError, match="request_timeout_s"):
         cas.extract_raster_sync("sample:elevation", U_BOX, tmp_path)

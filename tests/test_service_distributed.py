@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 import cas_xr as cas
-from cas_xr import _scheduler
+from cas_xr.engine import _scheduler
 from tests.test_service_support import POINT, LiveService, live_service, poll, square
 
 distributed = pytest.importorskip("distributed")

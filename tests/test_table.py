@@ -24,8 +24,8 @@ from affine import Affine
 from exactextract import exact_extract
 
 import cas_xr as cas
-from cas_xr import _store
-from cas_xr.batch._entries import Block, decode, encode
+from cas_xr.engine import _store
+from cas_xr.engine._entries import Block, decode, encode
 from cas_xr.errors import (
     BatchFailureWarning,
     ConfigurationError,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cas_xr.catalog._factories import build_source
-from cas_xr.catalog._schema import DatasetDefinition, ProviderDefinition
 from cas_xr.errors import UnknownDatasetError
 from cas_xr.models import Dataset
+from cas_xr.sources._definitions import DatasetDefinition, ProviderDefinition
 
 if TYPE_CHECKING:
     import xarray as xr

@@ -10,8 +10,8 @@ from cas_xr.errors import SourceError
 from cas_xr.models import Protocol
 
 if TYPE_CHECKING:
-    from cas_xr.catalog._schema import DatasetDefinition, ProviderDefinition
     from cas_xr.sources import Source
+    from cas_xr.sources._definitions import DatasetDefinition, ProviderDefinition
 
 __all__ = ["build_source"]
 

@@ -15,9 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 import cas_xr as cas
-from cas_xr._sync import run_sync
-from cas_xr.engine import batch_extract_reporting
 from cas_xr.errors import LimitExceededError
+from cas_xr.frontends import batch_extract_reporting, run_sync
 from cas_xr.models import (
     AttributeRequest,
     AttributeResponse,

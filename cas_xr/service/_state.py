@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from cas_xr._scheduler import current_scheduler
+from cas_xr.engine._scheduler import current_scheduler
 from cas_xr.errors import CasError
 from cas_xr.service._executor import JobContext, JobRunner, failure_message
 from cas_xr.service._jobs import JobRecord, JobStore

@@ -29,7 +29,7 @@ class Source(Protocol):
     each computed by a task that depends only on the task reading that chunk (so it
     costs no second read): None when the chunk was read, else the exception that made it
     nodata. The engine counts the elements of the chunks a computation reads
-    (:func:`cas_xr._lost.read_failures`): results over data with failed chunks are
+    (:func:`cas_xr.engine._failures.read_failures`): results over data with failed chunks are
     flagged DEGRADED, and when every chunk read failed the first error is raised.
     """
 

@@ -28,8 +28,8 @@ from cas_xr.sources._local_options import FORMATS, LocalOptions, is_url
 if TYPE_CHECKING:
     import xarray as xr
 
-    from cas_xr.catalog import DatasetDefinition, ProviderDefinition
     from cas_xr.models import TimeRange
+    from cas_xr.sources._definitions import DatasetDefinition, ProviderDefinition
 
 __all__ = ["FORMATS", "LocalOptions", "LocalSource", "from_definition"]
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from pystac_client import Client
 from pystac_client.conformance import ConformanceClasses
 
-from cas_xr._cache import SettingsBoundCache
+from cas_xr.config import SettingsBoundCache
 from cas_xr.errors import ProviderDefinitionError, SourceError
 from cas_xr.sources._stac_api_options import StacApiOptions
 from cas_xr.sources._stac_common import StacItemsSource
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
     import pystac
 
-    from cas_xr.catalog import DatasetDefinition, ProviderDefinition
     from cas_xr.models import TimeRange
+    from cas_xr.sources._definitions import DatasetDefinition, ProviderDefinition
 
 __all__ = ["StacApiOptions", "StacApiSource", "from_definition"]
 

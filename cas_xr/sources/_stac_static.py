@@ -6,15 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from cas_xr._cache import SettingsBoundCache
+from cas_xr.config import SettingsBoundCache
 from cas_xr.errors import SourceError
 from cas_xr.sources._stac_common import StacItemsSource
 
 if TYPE_CHECKING:
     import pystac
 
-    from cas_xr.catalog import DatasetDefinition, ProviderDefinition
     from cas_xr.models import TimeRange
+    from cas_xr.sources._definitions import DatasetDefinition, ProviderDefinition
 
 __all__ = ["StaticStacSource", "from_definition"]
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyproj
 from affine import Affine
 
-from cas_xr._cache import SettingsBoundCache
+from cas_xr.config import SettingsBoundCache
 from cas_xr.errors import ConfigurationError, ProviderDefinitionError, SourceError
 from cas_xr.sources._grid import lonlat_bounds_to_crs, snap_bounds
 from cas_xr.sources._wcs_describe import CoverageGrid, parse_describe
@@ -29,8 +29,8 @@ from cas_xr.sources._wcs_tiles import TileReader, tile_arrays
 if TYPE_CHECKING:
     import xarray as xr
 
-    from cas_xr.catalog import DatasetDefinition, ProviderDefinition
     from cas_xr.models import TimeRange
+    from cas_xr.sources._definitions import DatasetDefinition, ProviderDefinition
 
 __all__ = ["DescribedCoverage", "WcsOptions", "WcsSource", "from_definition"]
 

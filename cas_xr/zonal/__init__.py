@@ -1,10 +1,27 @@
 """Zonal statistics as xarray reductions: exact cell coverage and weighted statistics.
 
 Pure functions on xarray objects; no I/O and no network. :func:`zonal` is also bound
-as the ``.cas.zonal`` accessor.
+as the ``.cas.zonal`` accessor. The module itself is callable as :func:`zonal`, so that
+``cas_xr.zonal(...)`` works as well as ``cas_xr.zonal.zonal(...)``.
 """
+
+import inspect
+import sys
+import types
+from typing import Any
 
 from cas_xr.zonal._api import STATISTICS, zonal
 from cas_xr.zonal._codes import COVERAGE_NOISE
 
 __all__ = ["COVERAGE_NOISE", "STATISTICS", "zonal"]
+
+
+class _CallableModule(types.ModuleType):
+    """The ``cas_xr.zonal`` module, callable as :func:`zonal`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return zonal(*args, **kwargs)
+
+
+__signature__ = inspect.signature(zonal)
+sys.modules[__name__].__class__ = _CallableModule

@@ -24,8 +24,8 @@ from cas_xr.models import AggregationMethod, TimeRange, Variable
 if TYPE_CHECKING:
     import xarray as xr
 
-    from cas_xr._scheduler import Scheduler
     from cas_xr.catalog import Connector
+    from cas_xr.engine._scheduler import Scheduler
 
 __all__ = [
     "CLASS_STATISTICS",
@@ -224,8 +224,8 @@ def zonal_values(
     import geopandas as gpd
     import rioxarray  # noqa: F401  (registers .rio)
 
-    from cas_xr._lost import read_failures
-    from cas_xr._scheduler import current_scheduler
+    from cas_xr.engine._failures import read_failures
+    from cas_xr.engine._scheduler import current_scheduler
     from cas_xr.zonal import zonal
 
     scheduler = current_scheduler(settings)

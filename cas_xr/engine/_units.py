@@ -1,6 +1,6 @@
 """Units of work: one batch of geometries over one dataset, or several on the same grid.
 
-Each dataset is opened lazily around the batch (:func:`~cas_xr._aggregate.open_window`).
+Each dataset is opened lazily around the batch (:func:`~cas_xr.engine._aggregate.open_window`).
 Datasets that open on the very same grid (CRS, transform, shape, time steps, dtype and
 nodata) are stacked along a ``layer`` dimension into one :func:`~cas_xr.zonal.zonal`
 call, so the geometries are prepared and the cell coverage of each is computed once for
@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from cas_xr._aggregate import NO_READ_FUSION, class_codes, open_window
-from cas_xr._lost import read_failures
-from cas_xr.batch._entries import Block
-from cas_xr.batch._inputs import Target
+from cas_xr.engine._aggregate import NO_READ_FUSION, class_codes, open_window
+from cas_xr.engine._entries import Block
+from cas_xr.engine._failures import read_failures
+from cas_xr.engine._plan import Target
 from cas_xr.models import TimeRange
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     The arrays are the coverage fractions and pixel counts, the statistics (if any) and
     the class distribution (if asked), each of shape ``(geometry, layer, ...)`` with layer
     ``k`` holding member ``k``, then the count of failed chunks among those read (see
-    :func:`~cas_xr._lost.read_failures`) of each member whose source reports them.
+    :func:`~cas_xr.engine._failures.read_failures`) of each member whose source reports them.
 
     Compute the arrays together (``dask.compute(*arrays)``) so that they share the
     kernel's tasks; optimised one by one, each would run the kernel again.

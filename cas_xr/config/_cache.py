@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-from cas_xr.config import Settings, get_settings, settings_generation
+from cas_xr.config._settings import Settings, get_settings, settings_generation
 
 __all__ = ["SettingsBoundCache", "TTLCache"]
 

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from cas_xr._aggregate import class_label
-from cas_xr._quality import assess_quality
 from cas_xr._version import __version__
-from cas_xr.batch._entries import Block
-from cas_xr.batch._inputs import Plan, Target
-from cas_xr.batch._run import Failure, Outcome
+from cas_xr.engine._aggregate import class_label
+from cas_xr.engine._entries import Block
+from cas_xr.engine._plan import Plan, Target
+from cas_xr.engine._quality import assess_quality
+from cas_xr.engine._run import Failure, Outcome
 from cas_xr.models import AggregationMethod, QualityFlag
 
 if TYPE_CHECKING:

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cas_xr._lost import read_failures
 from cas_xr.catalog import resolve
 from cas_xr.config import Settings, get_settings
+from cas_xr.engine._failures import read_failures
 from cas_xr.errors import LimitExceededError, RequestTimeoutError, SourceError
 from cas_xr.models import BoundingBox, DataType, RasterResampling, RasterResult, TimeRange
 from cas_xr.mosaic import (

@@ -7,8 +7,8 @@ A dataset or geometry that fails at run time yields a MISSING result with ``erro
 warning; the response always has one result per (geometry, dataset).
 
 Results are cached in memory (``result_cache_ttl_s``, ``result_cache_max_entries``) and,
-when ``result_cache_dir`` is set, on disk (see :mod:`cas_xr._store`); the pixels are
-computed on the scheduler :func:`cas_xr._scheduler.current_scheduler` picks.
+when ``result_cache_dir`` is set, on disk (see :mod:`cas_xr.engine._store`); the pixels are
+computed on the scheduler :func:`cas_xr.engine._scheduler.current_scheduler` picks.
 """
 
 from __future__ import annotations
@@ -27,13 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from cas_xr._aggregate import GeometryValue, failure_kind, open_window, zonal_values
-from cas_xr._cache import SettingsBoundCache
-from cas_xr._progress import Silent, progress_bar
-from cas_xr._quality import assess_quality
-from cas_xr._store import digest, persistent_store
 from cas_xr.catalog import Connector, resolve
-from cas_xr.config import Settings, get_settings
+from cas_xr.config import Settings, SettingsBoundCache, get_settings
+from cas_xr.engine._aggregate import GeometryValue, failure_kind, open_window, zonal_values
+from cas_xr.engine._progress import Silent, progress_bar
+from cas_xr.engine._quality import assess_quality
+from cas_xr.engine._store import digest, persistent_store
 from cas_xr.errors import (
     InvalidGeometryError,
     LimitExceededError,

@@ -6,12 +6,12 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from cas_xr.batch._cube import assemble
-from cas_xr.batch._inputs import Plan, make_plan
-from cas_xr.batch._run import run
-from cas_xr.batch._table import table_of
 from cas_xr.config import get_settings
+from cas_xr.engine._cube import assemble
+from cas_xr.engine._plan import Plan, make_plan
+from cas_xr.engine._run import run
 from cas_xr.errors import BatchFailureWarning, QualityWarning
+from cas_xr.frontends._table import table_of
 from cas_xr.models import AggregationMethod, TimeRange
 
 if TYPE_CHECKING:

@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cas_xr._aggregate import failure_kind
-from cas_xr._cache import SettingsBoundCache
-from cas_xr._progress import ProgressBar, progress_bar
-from cas_xr._scheduler import Scheduler, current_scheduler
-from cas_xr._store import digest, persistent_store
-from cas_xr.batch._entries import Block, decode, encode
-from cas_xr.batch._inputs import Plan, Target
-from cas_xr.batch._units import (
+from cas_xr.config import SettingsBoundCache
+from cas_xr.engine._aggregate import failure_kind
+from cas_xr.engine._entries import Block, decode, encode
+from cas_xr.engine._plan import Plan, Target
+from cas_xr.engine._progress import ProgressBar, progress_bar
+from cas_xr.engine._scheduler import Scheduler, current_scheduler
+from cas_xr.engine._store import digest, persistent_store
+from cas_xr.engine._units import (
     Member,
     Recipe,
     Unit,

@@ -1,0 +1,33 @@
+"""Front ends: every public entry point, each a view of the engine's one pipeline.
+
+``extract``/``batch_extract`` (and their blocking twins) answer with the CAS response
+models, ``extract_cube``/``extract_table`` with the vector data cube or its table,
+``extract_raster`` writes pixels, ``open_dataset`` gives a dataset's lazy cube.
+"""
+
+from cas_xr.frontends._cubes import extract_cube, extract_table
+from cas_xr.frontends._open import open_dataset
+from cas_xr.frontends._raster import extract_raster
+from cas_xr.frontends._responses import batch_extract, batch_extract_reporting, extract
+from cas_xr.frontends._sync import (
+    batch_extract_sync,
+    extract_raster_sync,
+    extract_sync,
+    run_sync,
+)
+from cas_xr.frontends._versions import show_versions
+
+__all__ = [
+    "batch_extract",
+    "batch_extract_reporting",
+    "batch_extract_sync",
+    "extract",
+    "extract_cube",
+    "extract_raster",
+    "extract_raster_sync",
+    "extract_sync",
+    "extract_table",
+    "open_dataset",
+    "run_sync",
+    "show_versions",
+]

@@ -1,0 +1,104 @@
+"""Provider definitions as data: what a source needs to know of a provider and a dataset.
+
+The catalog parses provider files into these models (:mod:`cas_xr.catalog`) and builds
+sources from them; sources read them and never import the catalog.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cas_xr.models import BoundingBox, Dataset, Protocol, TemporalExtent, TemporalType, Variable
+
+__all__ = ["DatasetDefinition", "ProviderDefinition", "VariableDefinition"]
+
+
+class VariableDefinition(Variable):
+    """A :class:`~cas_xr.models.Variable` as written in a provider file (no unknown keys)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetDefinition(BaseModel):
+    """One dataset of a provider: where its pixels are and what they mean."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][\w.+-]*$")
+    description: str = ""
+    collection: str | None = Field(default=None, description="STAC collection (default: name)")
+    asset: str = Field(default="data", description="STAC asset key holding the raster")
+    coverage: str | None = Field(default=None, description="WCS coverage id (default: name)")
+    path: str | None = Field(
+        default=None,
+        description="local/zarr: file, glob or URL, relative to the provider endpoint if relative",
+    )
+    array: str | None = Field(
+        default=None, description="Zarr/NetCDF variable holding the data (default: the only one)"
+    )
+    band: int = Field(default=1, ge=1, description="1-based band of a multi-band file")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="protocol-specific options, merged over the provider's"
+    )
+    variables: list[VariableDefinition] = Field(min_length=1)
+    resolution_m: float | None = Field(default=None, gt=0)
+    crs: str = "EPSG:4326"
+    bbox: BoundingBox | None = None
+    temporal: TemporalExtent = Field(default_factory=TemporalExtent)
+    license: str | None = None
+    citation: str | None = None
+
+    @property
+    def is_temporal(self) -> bool:
+        """Whether the dataset has time steps."""
+        return self.temporal.temporal_type is not TemporalType.STATIC
+
+
+class ProviderDefinition(BaseModel):
+    """A provider: a slug, a protocol, an endpoint and its datasets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    name: str = ""
+    description: str = ""
+    protocol: Protocol
+    endpoint: str
+    license: str = ""
+    citation: str = ""
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="protocol-specific options (e.g. WCS version, storage_options, url signing)",
+    )
+    datasets: list[DatasetDefinition] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ProviderDefinition:
+        names = [d.name for d in self.datasets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"dataset names must be unique within a provider, repeated: {dupes}")
+        return self
+
+    def options_for(self, definition: DatasetDefinition) -> dict[str, Any]:
+        """The protocol options of one dataset (its own over the provider's)."""
+        return {**self.options, **definition.options}
+
+    def dataset_metadata(self, definition: DatasetDefinition) -> Dataset:
+        """The public :class:`~cas_xr.models.Dataset` for one of this provider's datasets."""
+        return Dataset(
+            id=f"{self.slug}:{definition.name}",
+            provider=self.slug,
+            name=definition.name,
+            description=definition.description,
+            variables=[Variable.model_validate(v.model_dump()) for v in definition.variables],
+            resolution_m=definition.resolution_m,
+            crs=definition.crs,
+            bbox=definition.bbox,
+            temporal=definition.temporal,
+            protocol=self.protocol,
+            license=definition.license or self.license,
+            citation=definition.citation or self.citation,
+        )
