@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy.typing as npt
 import xarray as xr
 
+from cas_xr.errors import ArgumentTypeError
+
 if TYPE_CHECKING:
     import os
 
@@ -57,7 +59,7 @@ class CasAccessor:
 
     def _array(self, method: str) -> xr.DataArray:
         if isinstance(self._obj, xr.Dataset):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f".cas.{method} works on a DataArray; select a variable, e.g. "
                 f"ds['elevation'].cas.{method}(...)"
             )

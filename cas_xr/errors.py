@@ -16,10 +16,13 @@ from contextlib import contextmanager
 from typing import Any
 
 __all__ = [
+    "ArgumentTypeError",
     "BatchFailureWarning",
     "CasError",
     "CasWarning",
     "ConfigurationError",
+    "EventLoopError",
+    "InvalidArgumentError",
     "InvalidDatasetIdError",
     "InvalidGeometryError",
     "LimitExceededError",
@@ -37,6 +40,21 @@ __all__ = [
 
 class CasError(Exception):
     """Base class of every error cas_xr raises on purpose."""
+
+
+class InvalidArgumentError(CasError, ValueError):
+    """An argument of a public function has a value cas_xr cannot use.
+
+    The message says what to pass instead.
+    """
+
+
+class ArgumentTypeError(CasError, TypeError):
+    """An argument of a public function has the wrong type (the message names the types)."""
+
+
+class EventLoopError(CasError, RuntimeError):
+    """A blocking ``*_sync`` function was called inside a running event loop."""
 
 
 class InvalidGeometryError(CasError, ValueError):

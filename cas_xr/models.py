@@ -7,7 +7,6 @@ fields (``geometry_crs``, ``AttributeResult.error``, ``Variable.class_names`` ..
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ __all__ = [
     "TemporalType",
     "TimeRange",
     "Variable",
+    "geometry_keys",
     "split_dataset_id",
 ]
 
@@ -284,16 +284,44 @@ class Geometry(BaseModel):
         """The number of positions (ring closures included)."""
         return sum(1 for _ in self.positions())
 
-    def geometry_hash(self) -> str:
-        """A stable hash of the coordinates (hex, 16 characters)."""
-        payload = json.dumps(self.__geo_interface__, separators=(",", ":"), sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    def geometry_hash(self, crs: str = "EPSG:4326") -> str:
+        """The geometry's key in ``crs`` (see :func:`geometry_keys`)."""
+        return geometry_keys([self.to_shapely()], crs)[0]
 
     def to_shapely(self) -> Any:
         """Return the shapely geometry."""
         import shapely.geometry
 
         return shapely.geometry.shape(self.__geo_interface__)
+
+
+def geometry_keys(geometries: Any, crs: Any) -> list[str]:
+    """The one key of each geometry: a digest of its coordinates (WKB) and its CRS.
+
+    Every entry point keys geometries this way (responses' ``geometry_hash``, the result
+    cache), so the same geometry in the same CRS has the same key wherever it comes from.
+
+    Parameters
+    ----------
+    geometries
+        Shapely geometries (None allowed).
+    crs
+        Their CRS (anything pyproj reads).
+
+    Returns
+    -------
+    list of str
+        32 hexadecimal characters each.
+    """
+    import numpy as np
+    import pyproj
+    import shapely
+
+    prefix = pyproj.CRS.from_user_input(crs).to_wkt().encode()
+    return [
+        hashlib.blake2b(prefix + (wkb or b""), digest_size=16).hexdigest()
+        for wkb in shapely.to_wkb(np.asarray(geometries, dtype=object))
+    ]
 
 
 @lru_cache(maxsize=64)
@@ -493,6 +521,7 @@ class AttributeResult(BaseModel):
     provenance: dict[str, Any] = Field(default_factory=dict)
     valid_range: tuple[float, float] | None = None
     error: ResultError | None = None
+    cached: bool = Field(default=False, description="whether the value came from the result cache")
 
 
 class AttributeResponse(BaseModel):

@@ -6,8 +6,8 @@ import pytest
 
 import cas_xr as cas
 from cas_xr.config._cache import TTLCache
+from cas_xr.engine._run import MEMORY as RESULT_MEMORY
 from cas_xr.errors import ConfigurationError
-from cas_xr.frontends import _responses as engine
 
 
 def test_defaults_match_the_contract():
@@ -73,12 +73,12 @@ def test_invalid_environment_value_is_a_clear_error(monkeypatch: pytest.MonkeyPa
 
 
 def test_configure_rebuilds_the_result_cache():
-    before = engine._RESULTS.current()
+    before = RESULT_MEMORY.current()
     assert before.ttl_s == 600
     cas.configure(provider_timeout_s=60, result_cache_ttl_s=3600)
-    after = engine._RESULTS.current()
+    after = RESULT_MEMORY.current()
     assert after is not before and after.ttl_s == 3600
-    assert engine._RESULTS.current() is after  # stable until the next change
+    assert RESULT_MEMORY.current() is after  # stable until the next change
 
 
 def test_ttl_cache_expiry_and_capacity():

@@ -157,7 +157,8 @@ def test_geometry_hash_is_stable_and_distinguishes():
     b = cas.Geometry.model_validate(shapely.Polygon(SQUARE[0]))
     c = cas.Geometry(type="Point", coordinates=[-96.5, 39.0])
     assert a.geometry_hash() == b.geometry_hash() != c.geometry_hash()
-    assert len(a.geometry_hash()) == 16
+    assert len(a.geometry_hash()) == 32
+    assert a.geometry_hash("EPSG:3857") != a.geometry_hash()  # the CRS is part of the key
     assert a.n_vertices == 5
 
 

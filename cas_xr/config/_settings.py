@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cas_xr.errors import ConfigurationError
+from cas_xr.errors import ArgumentTypeError, ConfigurationError
 
 __all__ = ["Settings", "configure", "get_settings", "settings_generation"]
 
@@ -148,7 +148,7 @@ def configure(**overrides: Any) -> Settings:
     global _settings, _overrides, _generation
     unknown = sorted(set(overrides) - set(Settings.model_fields))
     if unknown:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"configure() got unknown setting(s) {', '.join(unknown)}; valid names are: "
             f"{', '.join(sorted(Settings.model_fields))}"
         )

@@ -3,7 +3,8 @@
 Per dataset ``d`` the cube holds ``d`` (statistics along ``zonal_statistics``),
 ``d_distribution`` (along ``d_class``, when asked), ``d_coverage_fraction``,
 ``d_pixel_count`` and ``d_quality`` (CF flags), along ``geometry`` and, for temporal
-datasets, ``time`` (the union of the steps of every temporal dataset). Every attribute is
+datasets, ``time`` (the union of the steps of every temporal dataset; a dataset's coverage
+is NaN at the steps it does not have). Every attribute is
 a string, a number or a list, so the cube encodes to Zarr and netCDF as it is.
 """
 
@@ -19,11 +20,12 @@ import numpy as np
 import numpy.typing as npt
 
 from cas_xr._version import __version__
-from cas_xr.engine._aggregate import class_label
+from cas_xr.engine._classes import class_label
 from cas_xr.engine._entries import Block
-from cas_xr.engine._plan import Plan, Target
+from cas_xr.engine._plan import Plan
 from cas_xr.engine._quality import assess_quality
 from cas_xr.engine._run import Failure, Outcome
+from cas_xr.engine._targets import Target
 from cas_xr.models import AggregationMethod, QualityFlag
 
 if TYPE_CHECKING:
@@ -55,7 +57,7 @@ class _Values:
 def _is_temporal(target: Target, blocks: list[Block]) -> bool:
     if blocks:
         return blocks[0].times is not None
-    return bool(target.definition.is_temporal)
+    return target.is_temporal
 
 
 def _time_axis(outcome: Outcome) -> npt.NDArray[np.datetime64]:
@@ -92,6 +94,9 @@ def _values(
         if plan.distribution:
             out.dist[np.ix_(b.positions, t, np.searchsorted(classes, b.classes))] = b.dist
         out.degraded[b.positions] |= b.degraded
+    if temporal and blocks:  # steps of other datasets only: no coverage to speak of
+        own = np.unique(np.concatenate([b.times for b in blocks if b.times is not None]))
+        out.coverage[:, ~np.isin(times, own)] = np.nan
     for failure in outcome.failures:
         if failure.dataset_id in (None, target.dataset_id):
             out.failed[failure.positions] = True
@@ -136,14 +141,12 @@ def _quality(
 
 def _dataset_attrs(target: Target, provenance: dict[str, Any]) -> dict[str, Any]:
     """Attributes every variable of a dataset carries: where the numbers come from."""
-    metadata = target.connector.dataset(target.name)
     return {
         "dataset_id": target.dataset_id,
         "variable": target.variable.name,
-        "license": metadata.license or "",
-        "citation": metadata.citation or "",
+        **target.metadata(),
         "cas_provenance": json.dumps(
-            {"dataset": target.dataset_id, "provider": target.connector.slug, **provenance},
+            {"dataset": target.dataset_id, "provider": target.provider, **provenance},
             default=str,
         ),
     }

@@ -1,4 +1,6 @@
-"""Chunks a source could not read, counted over the chunks a computation reads.
+"""Failures: chunks a source could not read, failed results, and the warnings about them.
+
+Chunks a source could not read are counted over the chunks a computation reads.
 
 A source that survives failed chunks (see :class:`~cas_xr.sources.Source`) sets
 ``attrs["cas_failed_chunks"]``: one element per chunk, None or the error, each from a
@@ -14,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from cas_xr.errors import BatchFailureWarning, QualityWarning, SourceError
+
 if TYPE_CHECKING:
     import dask.array
     import xarray as xr
 
-__all__ = ["read_failures"]
+__all__ = ["failure_kind", "read_failures", "warn_summary"]
 
 
 def _needed_keys(collections: tuple[Any, ...]) -> set[Any]:
@@ -74,3 +78,62 @@ def read_failures(da: xr.DataArray, *collections: Any) -> dask.array.Array | Non
     name = f"read-failures-{tokenize(flags.name, keys)}"
     graph = HighLevelGraph.from_collections(name, {(name, 0): (_tally, keys)}, [flags])
     return dsa.Array(graph, name, chunks=((1,),), dtype=np.int64, meta=np.empty(0, np.int64))
+
+
+def failure_kind(err: BaseException) -> str:
+    """The machine-readable kind of a run-time failure (``SourceError.kind`` or the class)."""
+    return err.kind if isinstance(err, SourceError) else type(err).__name__
+
+
+def warn_summary(
+    failures: list[dict[str, Any]],
+    flagged: dict[tuple[str, str], list[Any]],
+    *,
+    failed: int,
+    results: int,
+    stacklevel: int,
+) -> None:
+    """Warn once about a request's failed results and once about its non-GOOD ones.
+
+    Parameters
+    ----------
+    failures
+        As in a cube's ``attrs["cas_failures"]``: ``dataset_id`` (None: every dataset),
+        ``kind``, ``message``, ``count``.
+    flagged
+        ``(dataset_id, flag) -> [count, a reason]`` of the results that are not GOOD.
+    failed
+        How many results failed.
+    results
+        The number of results of the request (geometries x datasets).
+    stacklevel
+        Of the warnings, counted from the caller of this function.
+    """
+    import warnings
+
+    if failures:
+        names = sorted({f"{f['dataset_id'] or 'every dataset'} ({f['kind']})" for f in failures})
+        parts = [
+            f"{f['dataset_id'] or 'every dataset'}: {f['count']} geometries ({f['kind']}: "
+            f"{f['message']})"
+            for f in failures
+        ]
+        warnings.warn(
+            BatchFailureWarning(
+                f"{failed} of {results} results failed at run time: {', '.join(names)}; they "
+                "are MISSING: " + "; ".join(parts) + " (details in each result's error, or "
+                "attrs['cas_failures'] of a cube or table)",
+                failures,
+            ),
+            stacklevel=stacklevel + 1,
+        )
+    if flagged:
+        parts = [
+            f"{d}: {flag}: {n} (e.g. {why})" for (d, flag), (n, why) in sorted(flagged.items())
+        ]
+        warnings.warn(
+            f"{sum(n for n, _ in flagged.values())} of {results} results are not GOOD; "
+            + "; ".join(parts),
+            QualityWarning,
+            stacklevel=stacklevel + 1,
+        )

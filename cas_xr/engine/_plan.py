@@ -1,15 +1,15 @@
-"""Validated inputs of a batch: geometries, datasets, statistics and spatial batches.
+"""The plan of a request: validated geometries, datasets, statistics, time and batches.
 
-Everything a caller can get wrong is checked here, before any pixel is read: the frame's
-CRS, dataset ids (resolved in the catalog), statistic names and the time range. A single
-geometry that cannot be computed (missing, of an unsupported type, invalid, too many
-vertices, across the antimeridian) does not stop the batch: it is set aside with its
-reason and gets MISSING results.
+Every front end makes its plan here, so everything a caller can get wrong is checked in
+one place, before any pixel is read: the geometries' CRS, dataset ids (resolved in the
+catalog) or cubes, statistic names and the time range. A single geometry that cannot be
+computed (missing, of an unsupported type, invalid, too many vertices, across the
+antimeridian) does not stop the request: it is set aside with its reason and gets
+MISSING results. Each geometry gets its one key (:func:`cas_xr.models.geometry_keys`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,36 +17,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from cas_xr.catalog import Connector, DatasetDefinition, resolve
 from cas_xr.config import Settings
-from cas_xr.errors import InvalidGeometryError, LimitExceededError
-from cas_xr.models import AggregationMethod, TimeRange, Variable
+from cas_xr.engine._targets import Target, targets_of
+from cas_xr.errors import (
+    ArgumentTypeError,
+    InvalidArgumentError,
+    InvalidGeometryError,
+    LimitExceededError,
+)
+from cas_xr.models import AggregationMethod, TimeRange, geometry_keys
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
-__all__ = ["Plan", "Problem", "Target", "make_plan"]
+__all__ = ["Plan", "Problem", "make_plan"]
 
 _KINDS = {"Polygon", "MultiPolygon", "Point"}
-
-
-@dataclass(frozen=True)
-class Target:
-    """One requested dataset, resolved in the catalog."""
-
-    dataset_id: str
-    connector: Connector
-    name: str
-
-    @property
-    def definition(self) -> DatasetDefinition:
-        """The catalog definition of the dataset."""
-        return self.connector.definition_of(self.name)
-
-    @property
-    def variable(self) -> Variable:
-        """The dataset's variable (units, nodata, valid range, class names)."""
-        return self.definition.variables[0]
 
 
 @dataclass(frozen=True)
@@ -62,8 +48,10 @@ class Problem:
 class Plan:
     """Everything a batch needs, validated.
 
-    ``series`` keeps the input order and index; ``batches`` are positions of computable
-    geometries in Hilbert order, cut into groups of at most ``batch_size``.
+    ``series`` keeps the input order and index; ``keys`` are the geometries' keys;
+    ``batches`` are positions of computable geometries in Hilbert order, cut into groups
+    of at most ``batch_size``. With ``latest_step``, temporal datasets keep only their
+    latest step (the CAS rule when no time range is given).
     """
 
     series: gpd.GeoSeries
@@ -71,9 +59,10 @@ class Plan:
     stats: list[str]
     time_range: TimeRange | None
     settings: Settings
-    hashes: list[bytes]
+    keys: list[str]
     batches: list[npt.NDArray[np.intp]]
     problems: list[Problem] = field(default_factory=list)
+    latest_step: bool = False
 
     @property
     def numeric(self) -> list[str]:
@@ -94,12 +83,12 @@ def _as_series(geometries: Any) -> gpd.GeoSeries:
     elif isinstance(geometries, gpd.GeoSeries):
         series = geometries
     else:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"geometries must be a GeoDataFrame or GeoSeries, got {type(geometries).__name__}; "
             "build one with geopandas (e.g. geopandas.read_file)"
         )
     if series.crs is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             "the geometries have no CRS; set one (GeoDataFrame.set_crs('EPSG:...')): cas_xr "
             "never assumes a CRS"
         )
@@ -109,22 +98,18 @@ def _as_series(geometries: Any) -> gpd.GeoSeries:
 def _stats(aggregation: Any) -> list[str]:
     from cas_xr.zonal._inputs import parse_stats
 
-    items = [aggregation] if isinstance(aggregation, str) else list(aggregation)
+    if isinstance(aggregation, str):
+        items = [aggregation]
+    elif isinstance(aggregation, Sequence):
+        items = list(aggregation)
+    else:
+        raise ArgumentTypeError(
+            "aggregation must be a statistic name or a list of them, e.g. 'mean' or "
+            f"['mean', 'p90'], got {type(aggregation).__name__}"
+        )
     names = list(dict.fromkeys(str(getattr(a, "value", a)).lower() for a in items))
     parse_stats(names)  # raises naming the valid statistics
     return names
-
-
-def _targets(dataset_ids: Any, settings: Settings) -> list[Target]:
-    ids = [dataset_ids] if isinstance(dataset_ids, str) else list(dict.fromkeys(dataset_ids))
-    if not ids:
-        raise ValueError("dataset_ids is empty; name at least one, e.g. 'sample:elevation'")
-    if len(ids) > settings.max_datasets_per_request:
-        raise LimitExceededError(
-            f"{len(ids)} datasets requested, more than max_datasets_per_request "
-            f"({settings.max_datasets_per_request}); split the batch or raise the setting"
-        )
-    return [Target(d, *resolve(d)) for d in ids]  # unknown ids fail before any work
 
 
 def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:
@@ -145,7 +130,6 @@ def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:
     rules = [
         (missing, InvalidGeometryError, "the geometry is missing (None)"),
         (unsupported, InvalidGeometryError, "only Polygon, MultiPolygon and Point are supported"),
-        (invalid, InvalidGeometryError, "invalid geometry; repair it, e.g. with make_valid()"),
         (
             too_big & ~invalid,
             LimitExceededError,
@@ -158,22 +142,21 @@ def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:
             "spans more than 180 degrees of longitude (crosses the antimeridian?); split it",
         ),
     ]
-    return [
+    problems = [
         Problem(error.__name__, message, np.flatnonzero(mask))
         for mask, error, message in rules
         if mask.any()
     ]
-
-
-def _hashes(series: gpd.GeoSeries) -> list[bytes]:
-    """A digest of each geometry's coordinates and CRS (the cache's geometry hash)."""
-    import shapely
-
-    crs = series.crs.to_wkt().encode()
-    return [
-        hashlib.blake2b(crs + (wkb or b""), digest_size=16).digest()
-        for wkb in shapely.to_wkb(series.to_numpy())
-    ]
+    reasons = shapely.is_valid_reason(values[invalid])
+    for reason in dict.fromkeys(reasons):
+        problems.append(
+            Problem(
+                InvalidGeometryError.__name__,
+                f"invalid geometry ({reason}); repair it, e.g. with shapely.make_valid",
+                np.flatnonzero(invalid)[reasons == reason],
+            )
+        )
+    return problems
 
 
 def _batches(
@@ -193,14 +176,32 @@ def _batches(
 
 def make_plan(
     geometries: Any,
-    dataset_ids: str | Sequence[str],
+    dataset_ids: Any,
     *,
     aggregation: str | AggregationMethod | Sequence[str | AggregationMethod],
     time_range: TimeRange | dict[str, Any] | Sequence[Any] | None,
     batch_size: int,
     settings: Settings,
+    latest_step: bool = False,
 ) -> Plan:
-    """Validate a batch and cut its geometries into spatially compact batches.
+    """Validate a request and cut its geometries into spatially compact batches.
+
+    Parameters
+    ----------
+    geometries
+        A GeoDataFrame or GeoSeries with a CRS.
+    dataset_ids
+        Ids, or ``{name: DataArray}`` entries (see :func:`targets_of`).
+    aggregation
+        One statistic name or several (:data:`cas_xr.zonal.STATISTICS`).
+    time_range
+        The steps of temporal datasets to use.
+    batch_size
+        Geometries per batch.
+    settings
+        The settings in effect (limits, weights, quality thresholds).
+    latest_step
+        Keep only the latest step of temporal datasets.
 
     Raises
     ------
@@ -214,10 +215,12 @@ def make_plan(
         For a malformed time range.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive number of geometries, got {batch_size}")
+        raise InvalidArgumentError(
+            f"batch_size must be a positive number of geometries, got {batch_size}"
+        )
     series = _as_series(geometries)
     stats = _stats(aggregation)
-    targets = _targets(dataset_ids, settings)
+    targets = targets_of(dataset_ids, settings)
     window = None if time_range is None else TimeRange.model_validate(time_range)
     problems = _problems(series, settings)
     bad = np.zeros(len(series), dtype=bool)
@@ -229,7 +232,8 @@ def make_plan(
         stats=stats,
         time_range=window,
         settings=settings,
-        hashes=_hashes(series),
+        keys=geometry_keys(series.to_numpy(), series.crs),
         batches=_batches(series, np.flatnonzero(~bad), batch_size),
         problems=problems,
+        latest_step=latest_step,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,12 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from cas_xr.config import SettingsBoundCache
-from cas_xr.engine._aggregate import failure_kind
 from cas_xr.engine._entries import Block, decode, encode
-from cas_xr.engine._plan import Plan, Target
+from cas_xr.engine._failures import failure_kind
+from cas_xr.engine._plan import Plan
 from cas_xr.engine._progress import ProgressBar, progress_bar
 from cas_xr.engine._scheduler import Scheduler, current_scheduler
 from cas_xr.engine._store import digest, persistent_store
+from cas_xr.engine._targets import Target
 from cas_xr.engine._units import (
     Member,
     Recipe,
@@ -36,9 +37,12 @@ from cas_xr.engine._units import (
     to_blocks,
 )
 
-__all__ = ["Failure", "Outcome", "run"]
+__all__ = ["MEMORY", "Failure", "Outcome", "Report", "run"]
 
-_VERSION = 1  # bump when what a cache entry means changes
+_VERSION = 2  # bump when what a cache entry means changes
+
+#: ``report(done, total)``: how many of a request's results (geometry x dataset) are made
+Report = Callable[[int, int], None]
 
 #: Cache entries (bytes) kept in memory, rebuilt by configure().
 MEMORY: SettingsBoundCache[bytes] = SettingsBoundCache(
@@ -66,31 +70,43 @@ class Outcome:
     computed: int = 0
     cached: int = 0
     scheduler: str = ""
+    #: per dataset id, the positions whose values came from the result cache
+    hits: dict[str, npt.NDArray[np.intp]] = field(default_factory=dict)
+
+
+def _steps(plan: Plan, target: Target) -> Any:
+    """The time steps a plan asks of ``target`` (None for static data: they have one)."""
+    if not target.is_temporal:
+        return None
+    tr = plan.time_range
+    if tr is not None:
+        return (tr.start.isoformat(), tr.end.isoformat())
+    return "latest" if plan.latest_step else "all"
 
 
 class _Cache:
-    """The two tiers of the result cache for one plan: memory, then disk."""
+    """The two tiers of the result cache for one plan: memory, then disk.
+
+    One key scheme for every entry point: a digest of the dataset (its definition, or a
+    cube's token), the statistics, the time steps, the weights, and the geometry's key.
+    """
 
     def __init__(self, plan: Plan) -> None:
         self.memory = MEMORY.current()
         self.disk = persistent_store()
-        tr = plan.time_range
-        common = (
-            tuple(plan.stats),
-            None if tr is None else (tr.start.isoformat(), tr.end.isoformat()),
-            plan.settings.zonal_weights,
-            plan.settings.area_weighted,
-        )
+        common = (tuple(plan.stats), plan.settings.zonal_weights, plan.settings.area_weighted)
         self.prefixes = {
             t.dataset_id: digest(
-                "batch", _VERSION, t.dataset_id, t.connector.definition.model_dump_json(), common
+                "result", _VERSION, t.dataset_id, t.fingerprint(), _steps(plan, t), common
             )
             for t in plan.targets
         }
 
-    def keys(self, target: Target, hashes: list[bytes]) -> list[bytes]:
+    def keys(self, target: Target, geometry_keys: list[str]) -> list[bytes]:
         prefix = self.prefixes[target.dataset_id]
-        return [hashlib.blake2b(prefix + h, digest_size=16).digest() for h in hashes]
+        return [
+            hashlib.blake2b(prefix + k.encode(), digest_size=16).digest() for k in geometry_keys
+        ]
 
     def get_many(self, keys: list[bytes]) -> dict[bytes, bytes]:
         found = {k: v for k in keys if (v := self.memory.get(k)) is not None}
@@ -114,11 +130,14 @@ class _Cache:
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Provenance of several units: lists are united, other values kept from the first."""
+    """Provenance of several units: lists united and sorted, others kept from the first.
+
+    Sorted, the provenance does not depend on how the geometries were grouped.
+    """
     out = dict(old)
     for key, value in new.items():
-        if isinstance(value, list) and isinstance(out.get(key), list):
-            out[key] = list(dict.fromkeys([*out[key], *value]))
+        if isinstance(value, list):
+            out[key] = sorted({*out.get(key, []), *value}, key=str)
         else:
             out.setdefault(key, value)
     return out
@@ -143,12 +162,13 @@ class _Runner:
         plan, todo = self.plan, 0
         computable = np.concatenate(plan.batches) if plan.batches else np.empty(0, np.intp)
         for target in plan.targets:
-            keys = self.cache.keys(target, plan.hashes)
+            keys = self.cache.keys(target, plan.keys)
             self.keys[target.dataset_id] = keys
             found = self.cache.get_many([keys[i] for i in computable])
             hits = [int(i) for i in computable if keys[i] in found]
             self.outcome.blocks[target.dataset_id] += decode(hits, [found[keys[i]] for i in hits])
-            missing = np.zeros(len(plan.hashes), dtype=bool)
+            self.outcome.hits[target.dataset_id] = np.asarray(hits, dtype=np.intp)
+            missing = np.zeros(len(plan.keys), dtype=bool)
             missing[computable] = True
             missing[hits] = False
             self.missing[target.dataset_id] = missing
@@ -192,7 +212,11 @@ class _Runner:
         members: list[Member] = []
         for target in targets:
             try:
-                members.append(open_member(target, bounds, self.plan.time_range))
+                members.append(
+                    open_member(
+                        target, bounds, self.plan.time_range, latest_step=self.plan.latest_step
+                    )
+                )
             except Exception as err:  # a dataset that cannot open is MISSING, not fatal
                 self._fail([target], positions, err)
         for members_on_grid in group(members, distribution=self.plan.distribution):
@@ -240,8 +264,41 @@ class _Runner:
         return self.outcome
 
 
-def run(plan: Plan) -> Outcome:
+class _Reporting:
+    """A progress bar that calls ``report(done, total)`` (counting cached results too)."""
+
+    def __init__(self, report: Report, done: int, total: int) -> None:
+        self.report, self.done, self.total = report, done, total
+        if done:
+            report(done, total)
+
+    def update(self, n: float = 1) -> None:
+        self.done += int(n)
+        self.report(self.done, self.total)
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        """Nothing to show."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def run(
+    plan: Plan, *, report: Report | None = None, min_bar: int = 0, desc: str = "cas_xr"
+) -> Outcome:
     """Compute every (geometry, dataset) result of ``plan`` that the cache does not hold.
+
+    Parameters
+    ----------
+    plan
+        The validated request.
+    report
+        Called as ``report(done, total)`` as results are made (cached ones first), instead
+        of showing a progress bar; an exception it raises stops the run.
+    min_bar
+        Show a progress bar (``progress`` setting) only from this many results to compute.
+    desc
+        The progress bar's label.
 
     Returns
     -------
@@ -252,7 +309,12 @@ def run(plan: Plan) -> Outcome:
     scheduler = current_scheduler(plan.settings)
     runner = _Runner(plan, scheduler)
     todo = runner.lookup()
-    bar = progress_bar(todo, desc=f"cas_xr ({scheduler.description})")
+    bar: ProgressBar
+    if report is not None:
+        total = len(plan.series) * len(plan.targets)
+        bar = _Reporting(report, total - todo, total)
+    else:
+        bar = progress_bar(todo if todo >= min_bar else 0, desc=f"{desc} ({scheduler.description})")
     try:
         outcome = runner.run(bar)
     finally:

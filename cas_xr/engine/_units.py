@@ -1,6 +1,6 @@
 """Units of work: one batch of geometries over one dataset, or several on the same grid.
 
-Each dataset is opened lazily around the batch (:func:`~cas_xr.engine._aggregate.open_window`).
+Each dataset is opened lazily around the batch (:meth:`Target.open`).
 Datasets that open on the very same grid (CRS, transform, shape, time steps, dtype and
 nodata) are stacked along a ``layer`` dimension into one :func:`~cas_xr.zonal.zonal`
 call, so the geometries are prepared and the cell coverage of each is computed once for
@@ -17,26 +17,37 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from cas_xr.engine._aggregate import NO_READ_FUSION, class_codes, open_window
 from cas_xr.engine._entries import Block
 from cas_xr.engine._failures import read_failures
-from cas_xr.engine._plan import Target
-from cas_xr.models import TimeRange
+from cas_xr.engine._targets import Target
+from cas_xr.errors import LimitExceededError
+from cas_xr.models import TimeRange, Variable
 
 if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
+    from cas_xr.engine._scheduler import Scheduler
+
 __all__ = [
+    "NO_READ_FUSION",
     "Member",
     "Recipe",
     "Unit",
+    "class_codes",
     "compute",
     "group",
     "lonlat_bounds",
     "open_member",
     "to_blocks",
 ]
+
+
+#: Dask settings under which to build zonal graphs: each window task is a ``Delayed`` whose
+#: array arguments are optimised on their own, and low-level fusion would then fuse a source
+#: chunk's read into every window that slices it, decoding the chunk once per window.
+NO_READ_FUSION = {"optimization.fuse.active": False}
+_MAX_CLASSES = 100_000
 
 
 @dataclass(frozen=True)
@@ -75,16 +86,53 @@ def lonlat_bounds(geometries: gpd.GeoSeries) -> tuple[float, ...]:
     return tuple(transformer.transform_bounds(x0, y0, x1, y1, densify_pts=21))
 
 
-def open_member(target: Target, bounds: tuple[float, ...], time_range: TimeRange | None) -> Member:
+def open_member(
+    target: Target, bounds: tuple[float, ...], time_range: TimeRange | None, *, latest_step: bool
+) -> Member:
     """Open ``target`` lazily over ``bounds`` (lon/lat) and ``time_range``."""
-    x0, y0, x1, y1 = bounds
-    da = open_window(target.connector, target.name, (x0, y0, x1, y1), time_range)
-    nodata = da.attrs.get("nodata")
-    if nodata is not None:
-        import rioxarray  # noqa: F401  (registers .rio)
+    return Member(target, target.open(bounds, time_range, latest_step=latest_step))
 
-        da = da.rio.write_nodata(nodata, encoded=False)
-    return Member(target, da)
+
+def class_codes(
+    da: xr.DataArray, variable: Variable, scheduler: Scheduler | None = None
+) -> npt.NDArray[np.float64]:
+    """The class codes of a class statistic: the catalog's, else the distinct values of ``da``.
+
+    Parameters
+    ----------
+    da
+        The dataset's cube.
+    variable
+        Catalog metadata (class names).
+    scheduler
+        Where to find the distinct values of ``da`` when they are needed (default: Dask's
+        current scheduler).
+
+    Raises
+    ------
+    LimitExceededError
+        If continuous data hold too many distinct values for a class statistic.
+    """
+    if variable.class_names:
+        return np.asarray(sorted(variable.class_names), dtype=np.float64)
+    import dask
+    import dask.array
+
+    data = da.data
+    if dask.is_dask_collection(data):  # the distinct values, found where the chunks are
+        lazy = dask.array.unique(data)
+        (distinct,) = dask.compute(lazy) if scheduler is None else scheduler.compute(lazy)
+    else:
+        distinct = np.unique(data)
+    values = np.asarray(distinct, dtype=np.float64)
+    nodata = da.attrs.get("nodata")
+    classes = values[~np.isnan(values) & (values != nodata if nodata is not None else True)]
+    if classes.size > _MAX_CLASSES:
+        raise LimitExceededError(
+            f"{classes.size} distinct values: too many for a class statistic of continuous data "
+            f"(at most {_MAX_CLASSES}); use mean, median, min, max, std or sum"
+        )
+    return classes
 
 
 def _grid(da: xr.DataArray) -> Hashable:
@@ -105,12 +153,17 @@ def _grid(da: xr.DataArray) -> Hashable:
 
 
 def group(members: list[Member], *, distribution: bool) -> list[list[Member]]:
-    """Members that can be stacked, together (each alone for class distributions)."""
+    """Members that can be stacked, together (each alone for class distributions and cubes).
+
+    A user's cube may use any dimension names, order and encoding, which
+    :func:`~cas_xr.zonal.zonal` sorts out for it alone.
+    """
     if distribution:
         return [[m] for m in members]
     groups: dict[Hashable, list[Member]] = {}
-    for member in members:
-        groups.setdefault(_grid(member.data), []).append(member)
+    for k, member in enumerate(members):
+        key = ("cube", k) if member.target.cube is not None else _grid(member.data)
+        groups.setdefault(key, []).append(member)
     return list(groups.values())
 
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cas_xr.config import get_settings
-from cas_xr.engine._cube import assemble
-from cas_xr.engine._plan import Plan, make_plan
-from cas_xr.engine._run import run
-from cas_xr.errors import BatchFailureWarning, QualityWarning
+from cas_xr.engine import Result, compute, make_plan, warn_summary
 from cas_xr.frontends._table import table_of
 from cas_xr.models import AggregationMethod, TimeRange
 
@@ -18,65 +15,40 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["BatchFailureWarning", "extract_cube", "extract_table"]
+__all__ = ["BATCH_SIZE", "extract_cube", "extract_table"]
 
 #: Geometries per batch unless told otherwise.
 BATCH_SIZE = 20_000
 
+_Datasets = str | Sequence[str | Mapping[str, Any]] | Mapping[str, Any]
 _Aggregation = str | AggregationMethod | Sequence[str | AggregationMethod]
 _TimeRangeLike = TimeRange | dict[str, Any] | Sequence[Any] | None
 
 
 def _compute(
     geometries: Any,
-    dataset_ids: str | Sequence[str],
+    dataset_ids: Any,
     aggregation: _Aggregation,
     time_range: _TimeRangeLike,
     batch_size: int,
-) -> tuple[Plan, xr.Dataset, dict[tuple[str, str], list[Any]]]:
+) -> Result:
+    """Plan and compute; warn about failed and non-GOOD results (at the caller's line)."""
     plan = make_plan(
         geometries, dataset_ids, aggregation=aggregation, time_range=time_range,
         batch_size=batch_size, settings=get_settings(),
     )  # fmt: skip
-    cube, reasons = assemble(plan, run(plan))
-    return plan, cube, reasons
-
-
-def _warn(cube: xr.Dataset, reasons: dict[tuple[str, str], list[Any]]) -> None:
-    """Summarise failures and non-GOOD results as warnings (called by the public functions)."""
-    import json
-
-    summary = json.loads(cube.attrs["cas_summary"])
-    failures = json.loads(cube.attrs["cas_failures"])
-    if failures:
-        parts = [
-            f"{f['dataset_id'] or 'every dataset'}: {f['count']} geometries ({f['kind']}: "
-            f"{f['message']})"
-            for f in failures
-        ]
-        warnings.warn(
-            BatchFailureWarning(
-                f"{summary['failed']} of {summary['results']} results failed and are MISSING; "
-                + "; ".join(parts)
-                + " (details in attrs['cas_failures'])",
-                failures,
-            ),
-            stacklevel=3,
-        )
-    if reasons:
-        parts = [
-            f"{d}: {flag}: {n} (e.g. {why})" for (d, flag), (n, why) in sorted(reasons.items())
-        ]
-        warnings.warn(
-            f"{sum(n for n, _ in reasons.values())} results are not GOOD; " + "; ".join(parts),
-            QualityWarning,
-            stacklevel=3,
-        )
+    result = compute(plan)
+    summary = json.loads(result.cube.attrs["cas_summary"])
+    warn_summary(
+        json.loads(result.cube.attrs["cas_failures"]), result.flagged,
+        failed=summary["failed"], results=summary["results"], stacklevel=3,
+    )  # fmt: skip
+    return result
 
 
 def extract_cube(
     geometries: Any,
-    dataset_ids: str | Sequence[str],
+    dataset_ids: _Datasets,
     *,
     aggregation: _Aggregation = "mean",
     time_range: _TimeRangeLike = None,
@@ -98,7 +70,13 @@ def extract_cube(
         A GeoDataFrame or GeoSeries with a CRS (the geometries' CRS; never assumed).
         Polygons, MultiPolygons and Points.
     dataset_ids
-        One id or several, e.g. ``["sample:elevation", "sample:clay_0-5cm"]``.
+        One id or several, e.g. ``["sample:elevation", "sample:clay_0-5cm"]``, and your
+        own cubes beside them as ``{name: DataArray}`` entries, e.g.
+        ``["sample:elevation", {"my_dem": dem}]`` (or a mapping ``{name: id or
+        DataArray}``). A cube is a DataArray with a CRS, ``(y, x)`` or ``(time, y, x)``
+        in any order and under any usual names; its name prefixes its results, and it
+        gets the same quality flags, failure isolation and caching (keyed on
+        ``dask.base.tokenize`` of the cube) as catalog datasets.
     aggregation
         One statistic or several: ``mean``, ``median``, ``min``, ``max``, ``std``,
         ``sum``, ``count``, ``majority``, ``minority``, ``unique``, quantiles such as
@@ -132,14 +110,12 @@ def extract_cube(
     LimitExceededError
         If more datasets are asked than ``max_datasets_per_request``.
     """
-    _, cube, reasons = _compute(geometries, dataset_ids, aggregation, time_range, batch_size)
-    _warn(cube, reasons)
-    return cube
+    return _compute(geometries, dataset_ids, aggregation, time_range, batch_size).cube
 
 
 def extract_table(
     geometries: Any,
-    dataset_ids: str | Sequence[str],
+    dataset_ids: _Datasets,
     *,
     aggregation: _Aggregation = "mean",
     time_range: _TimeRangeLike = None,
@@ -161,6 +137,5 @@ def extract_table(
         provenance per dataset, the settings, the summary and the failures;
         ``to_parquet`` keeps it in the GeoParquet file.
     """
-    plan, cube, reasons = _compute(geometries, dataset_ids, aggregation, time_range, batch_size)
-    _warn(cube, reasons)
-    return table_of(plan, cube, geometries)
+    result = _compute(geometries, dataset_ids, aggregation, time_range, batch_size)
+    return table_of(result.plan, result.cube, geometries)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cas_xr.catalog import resolve
+from cas_xr.errors import ArgumentTypeError, InvalidArgumentError
 from cas_xr.models import BoundingBox, TimeRange
 
 if TYPE_CHECKING:
@@ -70,9 +71,9 @@ def open_dataset(
     (('y', 'x'), 'm')
     """
     if chunks is not None and (isinstance(chunks, bool) or not isinstance(chunks, int)):
-        raise TypeError(f"chunks must be a number of cells (int) or None, got {chunks!r}")
+        raise ArgumentTypeError(f"chunks must be a number of cells (int) or None, got {chunks!r}")
     if chunks is not None and chunks < 1:
-        raise ValueError(f"chunks must be a positive number of cells, got {chunks}")
+        raise InvalidArgumentError(f"chunks must be a positive number of cells, got {chunks}")
     connector, name = resolve(dataset_id)
     box = None if bbox is None else BoundingBox.model_validate(bbox)
     period = None if time_range is None else TimeRange.model_validate(time_range)

@@ -23,7 +23,7 @@ import numpy as np
 from cas_xr.catalog import resolve
 from cas_xr.config import Settings, get_settings
 from cas_xr.engine._failures import read_failures
-from cas_xr.errors import LimitExceededError, RequestTimeoutError, SourceError
+from cas_xr.errors import InvalidArgumentError, LimitExceededError, RequestTimeoutError, SourceError
 from cas_xr.models import BoundingBox, DataType, RasterResampling, RasterResult, TimeRange
 from cas_xr.mosaic import (
     atomic_output,
@@ -74,7 +74,9 @@ class _Request:
 def _check_output_dir(output_dir: str | Path) -> Path:
     path = Path(output_dir)
     if not path.is_dir():
-        raise ValueError(f"output_dir {str(path)!r} is not an existing directory; create it first")
+        raise InvalidArgumentError(
+            f"output_dir {str(path)!r} is not an existing directory; create it first"
+        )
     return path
 
 
@@ -86,7 +88,7 @@ def _check_crs(crs: Any) -> str | None:
     try:
         pyproj.CRS.from_user_input(crs)
     except pyproj.exceptions.CRSError as err:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"target_crs {crs!r} is not recognised ({err}); use e.g. 'EPSG:3857' or WKT"
         ) from None
     return str(crs)
@@ -100,7 +102,9 @@ def _check_resolution(resolution: float | None) -> float | None:
     except (TypeError, ValueError):
         value = math.nan
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"target_resolution must be a positive number, got {resolution!r}")
+        raise InvalidArgumentError(
+            f"target_resolution must be a positive number, got {resolution!r}"
+        )
     return value
 
 
@@ -108,7 +112,9 @@ def _target(folder: Path, filename: str | None, default: str) -> Path:
     if filename is None:
         return folder / default
     if Path(filename).name != filename or filename in ("", ".", ".."):
-        raise ValueError(f"filename {filename!r} must be a plain file name, without folders")
+        raise InvalidArgumentError(
+            f"filename {filename!r} must be a plain file name, without folders"
+        )
     return folder / filename
 
 
@@ -178,7 +184,7 @@ def _compute(da: xr.DataArray) -> xr.DataArray:
 def _crs_name(grid: GeoBox) -> str:
     crs = grid.crs
     if crs is None:
-        raise ValueError("the output grid has no CRS")
+        raise InvalidArgumentError("the output grid has no CRS")
     return f"EPSG:{crs.epsg}" if crs.epsg else crs.to_wkt()
 
 

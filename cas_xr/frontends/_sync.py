@@ -7,6 +7,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cas_xr.errors import EventLoopError
 from cas_xr.frontends._raster import extract_raster
 from cas_xr.frontends._responses import batch_extract, extract
 from cas_xr.models import (
@@ -43,7 +44,7 @@ def run_sync(coro: Coroutine[Any, Any, T], *, awaitable: str) -> T:
     except RuntimeError:
         return asyncio.run(coro)
     coro.close()
-    raise RuntimeError(
+    raise EventLoopError(
         f"{awaitable}_sync() cannot run inside a running event loop (Jupyter, FastAPI, "
         f"asyncio code); use `await cas_xr.{awaitable}(...)` instead"
     )

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cas_xr.engine._cube import FLAGS
-from cas_xr.engine._plan import Plan
+from cas_xr.engine import FLAGS, Plan
 
 if TYPE_CHECKING:
     import geopandas as gpd

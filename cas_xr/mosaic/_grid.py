@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from affine import Affine
 
+from cas_xr.errors import InvalidArgumentError
+
 if TYPE_CHECKING:
     import xarray as xr
     from odc.geo.geobox import GeoBox
@@ -54,7 +56,9 @@ def transform_bbox(
     transformer = pyproj.Transformer.from_crs(src, dst, always_xy=True)
     xmin, ymin, xmax, ymax = transformer.transform_bounds(*bbox, densify_pts=DENSIFY_PTS)
     if not all(map(math.isfinite, (xmin, ymin, xmax, ymax))):
-        raise ValueError(f"the box {bbox} cannot be transformed from {src_crs} to {dst_crs}")
+        raise InvalidArgumentError(
+            f"the box {bbox} cannot be transformed from {src_crs} to {dst_crs}"
+        )
     return (xmin, ymin, xmax, ymax)
 
 
@@ -73,7 +77,7 @@ def crs_wkt(grid: GeoBox) -> str:
         If the grid has no CRS.
     """
     if grid.crs is None:
-        raise ValueError("the grid has no CRS")
+        raise InvalidArgumentError("the grid has no CRS")
     return grid.crs.to_wkt()
 
 
@@ -92,13 +96,15 @@ def grid_of(da: xr.DataArray) -> GeoBox:
 
     geobox = da.odc.geobox
     if geobox is None or da.odc.crs is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             "the cube has no CRS or no regular y/x grid; set one, e.g. with "
             "da.rio.write_crs('EPSG:4326')"
         )
     t, (rows, _) = geobox.transform, geobox.shape
     if t.b or t.d or t.a <= 0:
-        raise ValueError(f"only unrotated west-to-east grids are supported, got {tuple(t)[:6]}")
+        raise InvalidArgumentError(
+            f"only unrotated west-to-east grids are supported, got {tuple(t)[:6]}"
+        )
     if t.e > 0:
         return GeoBox(geobox.shape, Affine(t.a, 0.0, t.c, 0.0, -t.e, t.f + rows * t.e), geobox.crs)
     return geobox

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 from affine import Affine
 
+from cas_xr.errors import InvalidArgumentError
 from cas_xr.models import RasterResampling
 from cas_xr.mosaic._grid import (
     bounds_of,
@@ -76,9 +77,11 @@ def check_resampling(
         method = RasterResampling(resampling)
     except ValueError:
         choices = ", ".join(m.value for m in RasterResampling)
-        raise ValueError(f"unknown resampling {resampling!r}; choose one of {choices}") from None
+        raise InvalidArgumentError(
+            f"unknown resampling {resampling!r}; choose one of {choices}"
+        ) from None
     if categorical and method is not RasterResampling.NEAREST:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"resampling={method.value!r} would invent class codes in categorical data; "
             "use resampling='nearest'"
         )
@@ -111,7 +114,7 @@ def nodata_of(da: xr.DataArray, nodata: float | None = None) -> float | None:
     if kind in "iu":
         info = np.iinfo(da.dtype)
         if not (value.is_integer() and info.min <= value <= info.max):
-            raise ValueError(f"nodata {value} does not fit the cube's dtype {da.dtype}")
+            raise InvalidArgumentError(f"nodata {value} does not fit the cube's dtype {da.dtype}")
     return value
 
 
@@ -146,7 +149,7 @@ def _window(
     height, width = data.shape[-2:]
     r0, r1, c0, c1 = max(row, 0), min(row + rows, height), max(col, 0), min(col + cols, width)
     if r0 >= r1 or c0 >= c1:
-        raise ValueError("the box does not intersect the cube")
+        raise InvalidArgumentError("the box does not intersect the cube")
     part = data[..., r0:r1, c0:c1]
     pads = [(0, 0)] * (data.ndim - 2) + [(r0 - row, row + rows - r1), (c0 - col, col + cols - c1)]
     if not any(p for pair in pads for p in pair):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cas_xr.errors import MissingDependencyError
+from cas_xr.errors import InvalidArgumentError, MissingDependencyError
 from cas_xr.mosaic._grid import crs_wkt, grid_of
 from cas_xr.mosaic._regrid import is_categorical, nodata_of, north_up
 
@@ -59,15 +59,15 @@ def check_format(path: str | os.PathLike[str], format: str | None = None) -> str
     suffix = Path(path).suffix.lower()
     named = next((name for name, suffixes in FORMATS.items() if suffix in suffixes), None)
     if format is None and named is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"cannot tell the format of {str(path)!r} from its suffix; use .tif or .zarr, "
             f"or pass format= one of {sorted(FORMATS)}"
         )
     format = format or named
     if format not in FORMATS:
-        raise ValueError(f"unknown format {format!r}; choose one of {sorted(FORMATS)}")
+        raise InvalidArgumentError(f"unknown format {format!r}; choose one of {sorted(FORMATS)}")
     if named is not None and named != format:
-        raise ValueError(f"{str(path)!r} names a {named} file but format={format!r}")
+        raise InvalidArgumentError(f"{str(path)!r} names a {named} file but format={format!r}")
     if format == "zarr" and importlib.util.find_spec("zarr") is None:
         raise MissingDependencyError("Zarr output needs the zarr package: pip install zarr")
     return format
@@ -75,7 +75,9 @@ def check_format(path: str | os.PathLike[str], format: str | None = None) -> str
 
 def _check_target(target: Path, overwrite: bool) -> None:
     if not target.parent.is_dir():
-        raise ValueError(f"{str(target.parent)!r} is not an existing directory; create it first")
+        raise InvalidArgumentError(
+            f"{str(target.parent)!r} is not an existing directory; create it first"
+        )
     if (target.exists() or target.is_symlink()) and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True or choose another name")
 
@@ -203,7 +205,7 @@ def write_geotiff(
     from rasterio.io import MemoryFile
 
     if da.ndim not in (2, 3):
-        raise ValueError(f"a GeoTIFF holds 2-D or 3-D cubes, got dims {da.dims}")
+        raise InvalidArgumentError(f"a GeoTIFF holds 2-D or 3-D cubes, got dims {da.dims}")
     da = north_up(da)
     grid = grid_of(da)
     data = np.asarray(da.data).reshape(-1, *grid.shape)

@@ -1,0 +1,215 @@
+"""The datasets of a request: catalog datasets, or a user's own cubes.
+
+A :class:`Target` is what the rest of the pipeline needs of a dataset, whoever provides
+it: its name (the prefix of its results), its variable's metadata, whether it is
+temporal, a fingerprint for the result cache, and a way to open it around geometries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cas_xr.catalog import Connector, resolve
+from cas_xr.config import Settings
+from cas_xr.errors import (
+    ArgumentTypeError,
+    InvalidArgumentError,
+    InvalidDatasetIdError,
+    LimitExceededError,
+)
+from cas_xr.models import DataType, TimeRange, Variable
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["Target", "targets_of"]
+
+# pad the box so that cells east/south of an edge-touching point (the point rule) are read
+_BBOX_PAD_DEG = 1e-6
+
+
+@dataclass(frozen=True)
+class Target:
+    """One requested dataset: from the catalog (``connector``) or a user's ``cube``."""
+
+    dataset_id: str
+    connector: Connector | None
+    name: str
+    cube: xr.DataArray | None = None
+
+    @property
+    def variable(self) -> Variable:
+        """The dataset's variable (units, nodata, valid range, class names)."""
+        if self.connector is not None:
+            return self.connector.definition_of(self.name).variables[0]
+        attrs = self.cube.attrs if self.cube is not None else {}
+        valid = attrs.get("valid_range")
+        return Variable(
+            name=self.name if self.cube is None or self.cube.name is None else str(self.cube.name),
+            units=str(attrs.get("units", "")),
+            description=str(attrs.get("long_name", "")),
+            data_type=DataType.CONTINUOUS,
+            valid_range=None if valid is None else (float(valid[0]), float(valid[1])),
+        )
+
+    @property
+    def provider(self) -> str:
+        """The provider slug, or ``"user"`` for a user's cube."""
+        return self.connector.slug if self.connector is not None else "user"
+
+    @property
+    def is_temporal(self) -> bool:
+        """Whether the dataset has time steps."""
+        if self.connector is not None:
+            return bool(self.connector.definition_of(self.name).is_temporal)
+        return self.cube is not None and "time" in self.cube.dims
+
+    def metadata(self) -> dict[str, str]:
+        """License and citation (empty for a user's cube)."""
+        if self.connector is None:
+            return {"license": "", "citation": ""}
+        dataset = self.connector.dataset(self.name)
+        return {"license": dataset.license or "", "citation": dataset.citation or ""}
+
+    def fingerprint(self) -> str:
+        """What the cache must know of the dataset: its definition, or the cube's token."""
+        if self.connector is not None:
+            return self.connector.definition.model_dump_json()
+        from dask.base import tokenize
+
+        return f"cube:{tokenize(self.cube)}"
+
+    def open(
+        self, bounds: tuple[float, ...], time_range: TimeRange | None, *, latest_step: bool
+    ) -> xr.DataArray:
+        """The dataset around the lon/lat ``bounds``, lazily, with the steps to use.
+
+        Parameters
+        ----------
+        bounds
+            ``(min_lon, min_lat, max_lon, max_lat)`` of the geometries; padded slightly so
+            that a point on the edge of the box still reads the cell it belongs to.
+        time_range
+            The steps to keep (temporal datasets).
+        latest_step
+            Keep only the latest step (the CAS rule without a time range).
+        """
+        if self.cube is not None:
+            da = self.cube
+            if "time" in da.dims:
+                da = da.transpose("time", ...)
+                if time_range is not None:
+                    start, end = (_naive(t) for t in (time_range.start, time_range.end))
+                    da = da.sel(time=slice(start, end))
+        else:
+            assert self.connector is not None
+            x0, y0, x1, y1 = bounds
+            pad = _BBOX_PAD_DEG
+            box = (float(x0) - pad, float(y0) - pad, float(x1) + pad, float(y1) + pad)
+            da = self.connector.open(self.name, bbox=box, time_range=time_range)
+            nodata = da.attrs.get("nodata")
+            if nodata is not None:
+                import rioxarray  # noqa: F401  (registers .rio)
+
+                da = da.rio.write_nodata(nodata, encoded=False)
+        if latest_step and "time" in da.dims and da.sizes["time"] > 1:
+            da = da.isel(time=[-1])
+        return da
+
+
+def _naive(stamp: Any) -> Any:
+    """A timestamp comparable with a cube's (numpy datetime64) time coordinate."""
+    import pandas as pd
+
+    value = pd.Timestamp(stamp)
+    return value.tz_convert("UTC").tz_localize(None) if value.tzinfo else value
+
+
+def _check_cube(name: str, cube: Any) -> xr.DataArray:
+    import xarray as xr
+
+    if isinstance(cube, xr.Dataset):
+        raise ArgumentTypeError(
+            f"dataset {name!r} is an xarray.Dataset; pass one variable, e.g. ds[{name!r}] or "
+            "ds['<variable>']"
+        )
+    if not isinstance(cube, xr.DataArray):
+        raise ArgumentTypeError(
+            f"dataset {name!r} must be a dataset id (str) or an xarray.DataArray, got "
+            f"{type(cube).__name__}"
+        )
+    if ":" in name or not name:
+        raise InvalidDatasetIdError(
+            f"{name!r} cannot name a cube: use a non-empty name without ':' (ids with ':' "
+            "are catalog datasets)"
+        )
+    spatial = [d for d in cube.dims if d != "time"]
+    if len(spatial) != 2:
+        raise InvalidArgumentError(
+            f"cube {name!r} has dimensions {tuple(cube.dims)}; extract_table/extract_cube "
+            "take (y, x) or (time, y, x) in any order and naming: select the others first, "
+            "e.g. da.sel(band=1) (or use da.cas.zonal, which keeps every dimension)"
+        )
+    import rioxarray  # noqa: F401  (registers .rio)
+
+    if cube.rio.crs is None:
+        raise InvalidArgumentError(
+            f"cube {name!r} has no CRS; set one (da.rio.write_crs('EPSG:...')): cas_xr never "
+            "assumes a CRS"
+        )
+    return cube
+
+
+def _entries(datasets: Any) -> list[tuple[str, Any]]:
+    """``(name, id or cube)`` pairs of ``datasets``, in order."""
+    if isinstance(datasets, str):
+        return [(datasets, datasets)]
+    if isinstance(datasets, Mapping):
+        return [(str(k), v) for k, v in datasets.items()]
+    if not isinstance(datasets, Sequence):
+        raise ArgumentTypeError(
+            "dataset_ids must be an id, a list of ids, or name -> cube mappings in the list "
+            f"(e.g. ['sample:elevation', {{'my_dem': dataarray}}]), got {type(datasets).__name__}"
+        )
+    out: list[tuple[str, Any]] = []
+    for item in datasets:
+        if isinstance(item, Mapping):
+            out += [(str(k), v) for k, v in item.items()]
+        else:
+            out.append((item if isinstance(item, str) else repr(item), item))
+    return out
+
+
+def targets_of(datasets: Any, settings: Settings) -> list[Target]:
+    """Resolve the requested datasets (catalog ids, or ``{name: DataArray}`` entries).
+
+    Raises
+    ------
+    ValueError
+        For an empty list, or a cube of unsupported dimensions.
+    TypeError
+        For an entry that is neither an id nor a DataArray.
+    InvalidDatasetIdError, UnknownProviderError, UnknownDatasetError
+        For a malformed or unknown dataset id (before any work).
+    LimitExceededError
+        For more datasets than ``max_datasets_per_request``.
+    """
+    entries = list(dict(_entries(datasets)).items())  # a repeated name counts once
+    if not entries:
+        raise InvalidArgumentError(
+            "dataset_ids is empty; name at least one, e.g. 'sample:elevation'"
+        )
+    if len(entries) > settings.max_datasets_per_request:
+        raise LimitExceededError(
+            f"{len(entries)} datasets requested, more than max_datasets_per_request "
+            f"({settings.max_datasets_per_request}); split the request or raise the setting"
+        )
+    targets = []
+    for name, value in entries:
+        if isinstance(value, str):
+            targets.append(Target(value, *resolve(value)))  # unknown ids fail before any work
+        else:
+            targets.append(Target(name, None, name, _check_cube(name, value)))
+    return targets
