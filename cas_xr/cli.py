@@ -1,14 +1,18 @@
 """The ``cas-xr`` command line.
 
-Sub-commands: ``extract`` (statistics of GeoJSON geometries as JSON, CSV or GeoParquet),
-``providers``, ``datasets``, ``demo`` (every sample dataset for the sample catchments,
-offline), ``serve`` (the OGC API - Processes service), ``client`` (talk to a service),
-``version`` and ``show-versions``.
+Sub-commands: ``extract`` (statistics of geometries as a table: JSON, GeoJSON, CSV or
+GeoParquet), ``providers``, ``datasets``, ``demo`` (every sample dataset for the sample
+catchments, offline), ``serve`` (the OGC API - Processes service), ``client`` (talk to a
+service), ``version`` and ``show-versions``.
 
-Input errors (bad arguments, JSON, geometries, dataset ids, time ranges, limits) exit with
+``extract`` is a view of :func:`cas_xr.extract_table`: the geometries are read into a
+GeoDataFrame (GeoJSON, or any file GDAL reads) and computed in one call.
+
+Input errors (bad arguments, files, geometries, dataset ids, time ranges, limits) exit with
 status 2 and run-time failures with 1, each after one ``error: ...`` line on stderr;
-``--debug`` adds the traceback. A dataset that fails at run time does not fail the command:
-its result is MISSING with ``error`` set, and the response warnings go to stderr.
+``--debug`` adds the traceback. A dataset or geometry that fails does not fail the command
+(unless no geometry can be computed): its results are MISSING in the ``<dataset>_quality``
+column, and the warnings go to stderr.
 """
 
 from __future__ import annotations
@@ -20,16 +24,15 @@ import os
 import sys
 import time
 import traceback
-import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 
 import cas_xr as cas
-from cas_xr._tables import response_rows
 from cas_xr.errors import (
     CasError,
     CasWarning,
@@ -40,22 +43,28 @@ from cas_xr.errors import (
 )
 from cas_xr.models import (
     AggregationMethod,
-    AttributeRequest,
     AttributeResponse,
     AttributeResult,
     BatchAttributeRequest,
-    BatchAttributeResponse,
     Dataset,
-    Geometry,
     TimeRange,
 )
 from cas_xr.sample import sample_catchments_path
 
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
+
 __all__ = ["main"]
 
-_BATCH_SIZE = 1000
-_FORMATS = ("json", "csv", "parquet")
-_SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".parquet": "parquet", ".geoparquet": "parquet"}
+_FORMATS = ("json", "geojson", "csv", "parquet")
+_SUFFIX_FORMATS = {
+    ".json": "json",
+    ".geojson": "geojson",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".geoparquet": "parquet",
+}
 _TOP_CLASSES = 3
 
 
@@ -142,42 +151,92 @@ def _print_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
 
 # -- extract: input -----------------------------------------------------------------------
 
-
-def _read_file(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _UsageError(
-            f"geometry file {path!r} not found; GEOMETRY is a GeoJSON file, @file or inline "
-            'GeoJSON such as \'{"type": "Point", "coordinates": [-96.5, 39.0]}\''
-        ) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise _UsageError(f"cannot read geometry file {path!r}: {err}") from None
+_GEOJSON_SUFFIXES = (".json", ".geojson")
+_RESERVED = ("feature", "time")  # the table's own columns: input position, time step
 
 
-def _read_geojson(spec: str) -> dict[str, Any]:
-    """Parse GEOMETRY: inline JSON, ``@file`` or a file path."""
+def _source(spec: str) -> tuple[str | bytes, str, bool]:
+    """GEOMETRY (inline GeoJSON, @file or a path) as GDAL reads it, its name, is it GeoJSON."""
     if spec.lstrip().startswith(("{", "[")):
-        text, source = spec, "the inline GEOMETRY"
-    else:
-        path = spec.removeprefix("@")
-        text, source = _read_file(path), repr(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise _UsageError(f"invalid JSON in {source}: {err}") from None
-    if not isinstance(data, dict) or "type" not in data:
+        try:
+            data = json.loads(spec)
+        except json.JSONDecodeError as err:
+            raise _UsageError(f"invalid JSON in the inline GEOMETRY: {err}") from None
+        if not isinstance(data, dict) or "type" not in data:
+            raise _UsageError(
+                "the inline GEOMETRY is not a GeoJSON object (a Geometry, Feature or "
+                "FeatureCollection)"
+            )
+        return spec.encode(), "the inline GEOMETRY", True
+    path = spec.removeprefix("@")
+    if not Path(path).exists():
         raise _UsageError(
-            f"{source} is not a GeoJSON object (a Geometry, Feature or FeatureCollection)"
+            f"geometry file {path!r} not found; GEOMETRY is a file GDAL reads (GeoJSON, "
+            'GeoPackage, Shapefile...), @file, or inline GeoJSON such as \'{"type": "Point", '
+            '"coordinates": [-96.5, 39.0]}\''
         )
-    return data
+    return path, repr(path), path.lower().endswith(_GEOJSON_SUFFIXES)
 
 
-def _collection_features(data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    features = data.get("features")
-    if not isinstance(features, list) or not features:
-        raise _UsageError("the FeatureCollection has no features")
-    return features
+def _json_text(value: Any) -> Any:
+    """A nested property value (object or array) as JSON text; others as they are."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    return json.dumps(value) if isinstance(value, dict | list) else value
+
+
+def _labels(frame: gpd.GeoDataFrame) -> list[str]:
+    """How rows are named in messages: the ``id`` column, else ``#position``."""
+    import pandas as pd
+
+    ids = frame["id"] if "id" in frame.columns else [None] * len(frame)
+    return [f"#{i}" if pd.isna(fid) else str(fid) for i, fid in enumerate(ids)]
+
+
+def _read_geometries(spec: str, crs: str | None) -> gpd.GeoDataFrame:
+    """GEOMETRY as a GeoDataFrame: properties as columns, index ``feature`` (0, 1...).
+
+    GeoJSON coordinates are in ``crs`` (default EPSG:4326); another file is read in the
+    CRS it declares (``crs`` must then agree), else in ``crs``.
+    """
+    import pyogrio
+    import pyproj
+    import shapely
+    from pyogrio.errors import DataLayerError, DataSourceError
+
+    try:
+        wanted = None if crs is None else pyproj.CRS.from_user_input(crs)
+    except pyproj.exceptions.CRSError as err:
+        raise _UsageError(f"--geometry-crs {crs!r} is not recognised ({err})") from None
+    source, name, geojson = _source(spec)
+    unreadable = (DataSourceError, DataLayerError, shapely.errors.ShapelyError)
+    try:
+        frame = pyogrio.read_dataframe(source)
+    except unreadable as err:
+        raise _UsageError(f"cannot read {name}: {err}") from None
+    declared = None if geojson else frame.crs
+    if declared is not None and wanted is not None and not declared.equals(wanted):
+        raise _UsageError(
+            f"{name} is in {declared.to_string()}, not --geometry-crs {crs}; leave "
+            "--geometry-crs out (the file's CRS is used) or reproject the file"
+        )
+    if declared is None:
+        frame = frame.set_crs(wanted or "EPSG:4326", allow_override=True)
+    if frame.empty:
+        raise _UsageError(f"{name} has no features")
+    missing = [
+        label for label, gone in zip(_labels(frame), frame.geometry.isna(), strict=True) if gone
+    ]
+    if missing:
+        raise _UsageError(f"{name}: feature(s) {', '.join(missing)} have no geometry")
+    columns = [c for c in frame.columns if c != frame.geometry.name]
+    for column in columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].map(_json_text)
+    renamed = {c: f"properties.{c}" for c in _RESERVED if c in columns}
+    return frame.rename(columns=renamed).rename_axis("feature")
 
 
 def _time_range(text: str) -> TimeRange:
@@ -206,35 +265,31 @@ def _output_format(fmt: str | None, output: Path | None) -> str:
 # -- extract: run -------------------------------------------------------------------------
 
 
-def _batch_requests(
-    features: Sequence[Mapping[str, Any]], options: Mapping[str, Any]
-) -> list[BatchAttributeRequest]:
-    """Split into requests of at most 1,000 geometries, all validated before any work."""
-    starts = range(0, len(features), _BATCH_SIZE)
-    requests = []
-    for start in starts:
-        chunk = features[start : start + _BATCH_SIZE]
-        try:
-            requests.append(BatchAttributeRequest.model_validate({**options, "geometries": chunk}))
-        except ValidationError as err:
-            where = f"features {start}-{start + len(chunk) - 1}: " if len(starts) > 1 else ""
-            raise _UsageError(where + _validation_message(err)) from None
-    return requests
+def _cas_warnings(caught: Sequence[warnings.WarningMessage]) -> list[str]:
+    """The messages of cas_xr's warnings; other warnings go on (shown with --debug)."""
+    messages = []
+    for w in caught:
+        if issubclass(w.category, CasWarning):
+            messages.append(_one_line(str(w.message)))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return messages
 
 
-def _run_batches(requests: Sequence[BatchAttributeRequest]) -> BatchAttributeResponse:
-    """Run the requests one after the other; one response per geometry, in order."""
-    started = time.perf_counter()
-    batches = [cas.batch_extract_sync(r) for r in requests]
-    if len(batches) == 1:
-        return batches[0]
-    responses = [r for b in batches for r in b.responses]
-    return BatchAttributeResponse(
-        request_id=uuid.uuid4().hex,
-        responses=responses,
-        total_geometries=len(responses),
-        total_results=sum(b.total_results for b in batches),
-        elapsed_ms=(time.perf_counter() - started) * 1000,
+def _refuse_uncomputable(table: gpd.GeoDataFrame, labels: Sequence[str]) -> None:
+    """Raise if every geometry is at fault; else the table has them as MISSING."""
+    problems = [f for f in table.attrs["cas_xr"]["failures"] if f["dataset_id"] is None]
+    faulty = {i for f in problems for i in f["index"]}
+    if len(faulty) < len(labels):
+        return
+    error = (
+        LimitExceededError
+        if all(f["kind"] == LimitExceededError.__name__ for f in problems)
+        else InvalidGeometryError
+    )
+    raise error(
+        "no geometry can be computed: "
+        + "; ".join(f"{', '.join(labels[i] for i in f['index'])}: {f['message']}" for f in problems)
     )
 
 
@@ -245,50 +300,68 @@ def _emit(text: str, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
 
 
-def _write_table(
-    rows: list[dict[str, Any]],
-    features: Sequence[Mapping[str, Any]],
-    fmt: str,
-    output: Path | None,
-    crs: str,
-) -> None:
-    import pandas as pd
+def _json_value(value: Any) -> Any:
+    """A JSON value for what ``json`` cannot write: numpy scalars, timestamps."""
+    import numpy as np
 
-    if fmt == "csv":
-        _emit(pd.DataFrame(rows).to_csv(index=False), output)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as dicts (missing values None), for ``json.dumps(default=_json_value)``."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def _geojson(flat: gpd.GeoDataFrame, metadata: Mapping[str, Any]) -> str:
+    """A FeatureCollection in EPSG:4326 (RFC 7946); the metadata as member ``cas_xr``."""
+    import shapely
+
+    records = _records(flat.drop(columns=flat.geometry.name))
+    shapes = shapely.to_geojson(flat.geometry.to_crs("EPSG:4326").to_numpy())
+    features = [
+        {"type": "Feature", "properties": props, "geometry": json.loads(shape)}
+        for props, shape in zip(records, shapes, strict=True)
+    ]
+    document = {"type": "FeatureCollection", "features": features, "cas_xr": metadata}
+    return json.dumps(document, default=_json_value) + "\n"
+
+
+def _write_table(table: gpd.GeoDataFrame, fmt: str, output: Path | None) -> None:
+    """Write the table with its index as columns (``feature``, and ``time`` when long)."""
+    flat = table.reset_index()
+    metadata = table.attrs["cas_xr"]
+    if fmt == "parquet":
+        flat.attrs = {"cas_xr": metadata}
+        flat.to_parquet(output)
         return
-    import geopandas as gpd
-
-    shapes = {i: Geometry.model_validate(f).to_shapely() for i, f in enumerate(features)}
-    geometry = [shapes[row["feature"]] for row in rows]
-    gpd.GeoDataFrame(rows, geometry=geometry, crs=crs).to_parquet(output)
+    if fmt == "geojson":
+        _emit(_geojson(flat, metadata), output)
+        return
+    rows = flat.drop(columns=flat.geometry.name)
+    if fmt == "csv":
+        _emit(rows.to_csv(index=False), output)
+        return
+    document = {"rows": _records(rows), "cas_xr": metadata}
+    _emit(json.dumps(document, indent=2, default=_json_value) + "\n", output)
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    data = _read_geojson(args.geometry)
     fmt = _output_format(args.format, args.output)
-    options = {
-        "dataset_ids": args.dataset_ids,
-        "aggregation": args.aggregation,
-        "time_range": args.time_range,
-        "geometry_crs": args.geometry_crs,
-    }
-    response: AttributeResponse | BatchAttributeResponse
-    if data["type"] == "FeatureCollection":
-        features = _collection_features(data)
-        response = _run_batches(_batch_requests(features, options))
-        responses = response.responses
-    else:
-        features = [data]
-        response = cas.extract_sync(AttributeRequest.model_validate({**options, "geometry": data}))
-        responses = [response]
-    labels = [_label(i, f) for i, f in enumerate(features)]
-    _report_warnings(labels, (r.warnings for r in responses))
-    if fmt == "json":
-        _emit(response.model_dump_json(indent=2) + "\n", args.output)
-    else:
-        rows = response_rows(responses, features)
-        _write_table(rows, features, fmt, args.output, args.geometry_crs)
+    frame = _read_geometries(args.geometry, args.geometry_crs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CasWarning)
+        table = cas.extract_table(
+            frame, args.dataset_ids, aggregation=args.aggregation, time_range=args.time_range
+        )
+    notes = _cas_warnings(caught)
+    _refuse_uncomputable(table, _labels(frame))
+    if notes:
+        print(f"warnings ({len(notes)}):", *(f"  {n}" for n in notes), sep="\n", file=sys.stderr)
+    _write_table(table, fmt, args.output)
     if args.output is not None:
         print(f"wrote {fmt} to {args.output}", file=sys.stderr)
     return 0
@@ -398,7 +471,7 @@ def _run_demo(features: Sequence[Mapping[str, Any]]) -> list[list[AttributeRespo
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    features = _collection_features(json.loads(sample_catchments_path().read_text("utf-8")))
+    features = json.loads(sample_catchments_path().read_text("utf-8"))["features"]
     labels = [_label(i, f) for i, f in enumerate(features)]
     class_names = {
         (ds.id, v.name): v.class_names for ds in cas.list_datasets("sample") for v in ds.variables
@@ -571,16 +644,19 @@ def _add_extract(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> N
     p = sub.add_parser(
         "extract",
         parents=[common],
-        help="statistics of GeoJSON geometries for one or more datasets",
+        help="statistics of geometries for one or more datasets, as a table",
         description=(
-            "Statistics of a Geometry or Feature (one request) or of a FeatureCollection "
-            "(batches of up to 1,000 geometries, results in feature order)."
+            "Statistics of geometries (GeoJSON, or any file GDAL reads: GeoPackage, "
+            "Shapefile...) as a table: one row per geometry, in input order, with the "
+            "input's properties and per dataset d the columns d_<statistic>, "
+            "d_coverage_fraction, d_pixel_count and d_quality. With a temporal dataset the "
+            "table is long: one row per geometry and time step."
         ),
     )
     p.add_argument(
         "geometry",
         metavar="GEOMETRY",
-        help="a GeoJSON file path, @file, or inline GeoJSON",
+        help="a file path (GeoJSON, GeoPackage...), @file, or inline GeoJSON",
     )
     p.add_argument(
         "-d",
@@ -605,14 +681,14 @@ def _add_extract(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> N
     )
     p.add_argument(
         "--geometry-crs",
-        default="EPSG:4326",
-        help="the CRS of the input coordinates (default: EPSG:4326)",
+        help="the CRS of GeoJSON coordinates (default: EPSG:4326); other files are read in "
+        "the CRS they declare",
     )
     p.add_argument(
         "--format",
         choices=_FORMATS,
-        help="output format (default: from the --output suffix, else json); "
-        "csv and parquet have one row per geometry and dataset",
+        help="output format (default: from the --output suffix, else json): json (rows and "
+        "metadata), geojson (EPSG:4326), csv (rows), parquet (GeoParquet, with metadata)",
     )
     p.add_argument("-o", "--output", type=Path, metavar="PATH", help="write here, not to stdout")
     p.set_defaults(run=_cmd_extract)

@@ -45,15 +45,23 @@ def csv_rows(text: str) -> list[dict[str, str]]:
 # -- extract ------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _no_progress_bars() -> None:
+    cas.configure(progress=False)  # stderr holds only the command's own lines
+
+
 def test_extract_inline_point_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "extract", POINT, "-d", "sample:elevation")
     assert code == 0
     assert err == ""
-    (result,) = json.loads(out)["results"]
-    assert isinstance(result["value"], float)
-    assert math.isfinite(result["value"])
-    assert result["units"] == "m"
-    assert result["quality"] == "good"
+    document = json.loads(out)
+    (row,) = document["rows"]
+    assert row["feature"] == 0
+    assert isinstance(row["sample:elevation_mean"], float)
+    assert math.isfinite(row["sample:elevation_mean"])
+    assert row["sample:elevation_quality"] == "good"
+    assert row["sample:elevation_pixel_count"] == 1
+    assert document["cas_xr"]["datasets"]["sample:elevation"]["units"] == "m"
 
 
 @pytest.mark.parametrize("prefix", ["@", ""])
@@ -64,8 +72,10 @@ def test_extract_feature_from_file(
     path.write_text(json.dumps(FEATURES[1]))
     code, out, _ = run(capsys, "extract", f"{prefix}{path}", "-d", "sample:clay_0-5cm")
     assert code == 0
-    response = json.loads(out)  # one Feature: a single AttributeResponse, not a batch
-    assert [r["units"] for r in response["results"]] == ["g/kg"]
+    document = json.loads(out)
+    (row,) = document["rows"]  # the feature's properties are columns
+    assert (row["id"], row["name"]) == ("K02", FEATURES[1]["properties"]["name"])
+    assert document["cas_xr"]["datasets"]["sample:clay_0-5cm"]["units"] == "g/kg"
 
 
 def test_extract_collection_to_csv(capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,14 +83,39 @@ def test_extract_collection_to_csv(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, *argv, "--format", "csv")
     assert code == 0
     rows = csv_rows(out)
-    assert len(rows) == len(FEATURES) * 2
-    assert [r["id"] for r in rows[::2]] == IDS
-    assert [r["dataset_id"] for r in rows[:2]] == ["sample:elevation", "sample:clay_0-5cm"]
+    assert len(rows) == len(FEATURES)  # one row per geometry, every dataset in columns
+    assert [r["id"] for r in rows] == IDS
+    assert [r["feature"] for r in rows] == [str(i) for i in range(len(FEATURES))]
     assert rows[0]["name"] == FEATURES[0]["properties"]["name"]
-    assert {r["units"] for r in rows} == {"m", "g/kg"}
-    assert {r["quality"] for r in rows if r["id"] == "K06"} == {"partial"}
-    # the partial results are reported from the response warnings, not as Python warnings
-    assert "K06: sample:elevation: partial" in err
+    assert {"sample:elevation_mean", "sample:clay_0-5cm_coverage_fraction"} <= set(rows[0])
+    k06 = rows[IDS.index("K06")]
+    assert k06["sample:elevation_quality"] == k06["sample:clay_0-5cm_quality"] == "partial"
+    assert {r["sample:elevation_quality"] for r in rows if r["id"] != "K06"} == {"good"}
+    # the pipeline's warnings go to stderr as lines, not as Python warnings
+    assert err.startswith("warnings (1):\n  2 results are not GOOD")
+    assert "sample:elevation: partial: 1 (e.g. coverage 0.444" in err
+
+
+def test_extract_is_a_view_of_extract_table(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import geopandas as gpd
+
+    calls: list[int] = []
+    real = cas.extract_table
+
+    def counting(frame: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(len(frame))
+        return real(frame, *args, **kwargs)
+
+    monkeypatch.setattr(cas, "extract_table", counting)
+    code, out, _ = run(capsys, "extract", str(CATCHMENTS), "-d", "sample:elevation")
+    assert code == 0
+    assert calls == [len(FEATURES)]  # one call for the whole collection
+    with pytest.warns(cas.errors.QualityWarning):
+        expected = real(gpd.read_file(CATCHMENTS), "sample:elevation")
+    rows = json.loads(out)["rows"]
+    assert [r["sample:elevation_mean"] for r in rows] == expected["sample:elevation_mean"].tolist()
 
 
 def test_extract_csv_to_output_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -93,58 +128,80 @@ def test_extract_csv_to_output_file(capsys: pytest.CaptureFixture[str], tmp_path
     assert f"wrote csv to {out_path}" in err
     rows = csv_rows(out_path.read_text())
     assert [r["id"] for r in rows] == IDS
-    assert all(r["error"] == "" for r in rows)
+    assert all(r["sample:elevation_mean"] for r in rows)
 
 
-def test_extract_collection_to_geoparquet(
+def test_extract_temporal_to_geoparquet_is_long(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     import geopandas as gpd
+    import pandas as pd
     import shapely
 
     out_path = tmp_path / "attributes.parquet"
     argv = ("extract", str(CATCHMENTS), "-d", "sample:elevation", "-d", "sample:precipitation")
-    code, _, _ = run(capsys, *argv, "--output", str(out_path))
+    code, _, _ = run(capsys, *argv, "--time-range", "2022-03-01/2022-05-31", "-o", str(out_path))
     assert code == 0
     frame = gpd.read_parquet(out_path)
-    assert len(frame) == len(FEATURES) * 2
+    steps = pd.to_datetime(["2022-03-01", "2022-04-01", "2022-05-01"])
+    assert len(frame) == len(FEATURES) * len(steps)  # one row per geometry and time step
+    assert list(frame["time"][:3]) == list(steps)
+    assert list(frame["id"][::3]) == IDS
     assert frame.crs.to_epsg() == 4326
-    assert list(frame["id"][::2]) == IDS
-    assert frame["value"].dtype == "float64"
-    assert set(frame["units"]) == {"m", "mm/month"}
+    assert frame["sample:precipitation_mean"].dtype.kind == "f"
+    static = frame.groupby("feature")["sample:elevation_mean"].nunique()
+    assert (static == 1).all()  # a static dataset repeats along time
     expected = shapely.geometry.shape(FEATURES[3]["geometry"])
-    assert frame.geometry.iloc[6].equals(expected)  # K04, first dataset
-    assert frame["timestamp"].notna().sum() == len(FEATURES)  # precipitation only
+    assert frame.geometry.iloc[9].equals(expected)  # K04, first step
+    metadata = frame.attrs["cas_xr"]
+    assert metadata["datasets"]["sample:precipitation"]["units"] == "mm/month"
+    assert metadata["summary"]["geometries"] == len(FEATURES)
 
 
-def test_extract_distribution_values_are_json(capsys: pytest.CaptureFixture[str]) -> None:
+def test_extract_geojson_keeps_geometries_and_metadata(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out_path = tmp_path / "attributes.geojson"
+    code, _, _ = run(
+        capsys, "extract", str(CATCHMENTS), "-d", "sample:elevation", "-o", str(out_path)
+    )
+    assert code == 0
+    document = json.loads(out_path.read_text())
+    assert document["type"] == "FeatureCollection"
+    assert [f["properties"]["id"] for f in document["features"]] == IDS
+    assert [f["geometry"] for f in document["features"]] == [f["geometry"] for f in FEATURES]
+    assert document["cas_xr"]["datasets"]["sample:elevation"]["units"] == "m"
+
+
+def test_extract_distribution_columns(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ("extract", str(CATCHMENTS), "-d", "sample:land_cover", "--format", "csv")
     code, out, _ = run(capsys, *argv, "--aggregation", "distribution")
     assert code == 0
-    shares = json.loads(csv_rows(out)[0]["value"])
+    row = csv_rows(out)[0]
+    prefix = "sample:land_cover_distribution_"
+    shares = {k.removeprefix(prefix): float(v) for k, v in row.items() if k.startswith(prefix)}
     assert "cropland" in shares
     assert sum(shares.values()) == pytest.approx(1.0)
 
 
-def test_extract_splits_collections_into_batches(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_extract_geopackage_in_its_own_crs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    sizes: list[int] = []
-    real = cas.batch_extract_sync
+    import geopandas as gpd
 
-    def counting(request: cas.BatchAttributeRequest) -> cas.BatchAttributeResponse:
-        sizes.append(len(request.geometries))
-        return real(request)
-
-    monkeypatch.setattr(cli, "_BATCH_SIZE", 3)
-    monkeypatch.setattr(cas, "batch_extract_sync", counting)
-    code, out, _ = run(capsys, "extract", str(CATCHMENTS), "-d", "sample:elevation")
-    assert code == 0
-    assert sizes == [3, 3, 1]
-    batch = json.loads(out)
-    assert batch["total_geometries"] == len(FEATURES)
-    hashes = [cas.Geometry.model_validate(f).geometry_hash() for f in FEATURES]
-    assert [r["geometry_hash"] for r in batch["responses"]] == hashes
+    path = tmp_path / "catchments.gpkg"
+    gpd.read_file(CATCHMENTS).to_crs("EPSG:3857").to_file(path)
+    values = []
+    for source in (str(CATCHMENTS), str(path)):
+        code, out, _ = run(capsys, "extract", source, "-d", "sample:elevation", "--format", "csv")
+        assert code == 0
+        rows = csv_rows(out)
+        assert [r["id"] for r in rows] == IDS
+        values.append([float(r["sample:elevation_mean"]) for r in rows])
+    assert values[1] == pytest.approx(values[0], rel=1e-6)
+    code, _, err = run(capsys, "extract", str(path), *ELEVATION, "--geometry-crs", "EPSG:4326")
+    assert code == 2
+    assert "is in EPSG:3857, not --geometry-crs EPSG:4326" in err
 
 
 def test_extract_geometry_crs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -158,7 +215,7 @@ def test_extract_geometry_crs(capsys: pytest.CaptureFixture[str]) -> None:
             capsys, "extract", geometry, "-d", "sample:elevation", "--geometry-crs", crs
         )
         assert code == 0
-        values.append(json.loads(out)["results"][0]["value"])
+        values.append(json.loads(out)["rows"][0]["sample:elevation_mean"])
     assert values[0] == pytest.approx(values[1])
 
 
@@ -166,17 +223,52 @@ def test_extract_runtime_failure_gives_missing_result(capsys: pytest.CaptureFixt
     nowhere = '{"type": "Point", "coordinates": [0, 0]}'
     code, out, err = run(capsys, "extract", nowhere, "-d", "sample:elevation")
     assert code == 0
-    (result,) = json.loads(out)["results"]
-    assert result["value"] is None
-    assert result["quality"] == "missing"
-    assert result["error"]["kind"] == "no_data"
-    assert "#0: sample:elevation: failed (no_data)" in err
+    document = json.loads(out)
+    (row,) = document["rows"]
+    assert row["sample:elevation_mean"] is None
+    assert row["sample:elevation_quality"] == "missing"
+    (failure,) = document["cas_xr"]["failures"]
+    assert (failure["dataset_id"], failure["kind"], failure["index"]) == (
+        "sample:elevation",
+        "no_data",
+        [0],
+    )
+    assert "1 of 1 results failed and are MISSING; sample:elevation: 1 geometries (no_data" in err
 
 
-def test_debug_shows_python_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+def test_extract_isolates_faulty_geometries(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    line = {"type": "LineString", "coordinates": [[-96.5, 39.0], [-96.4, 39.1]]}
+    features = [*FEATURES[:2], {"type": "Feature", "properties": {"id": "L"}, "geometry": line}]
+    path = tmp_path / "three.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    code, out, err = run(capsys, "extract", str(path), *ELEVATION, "--format", "csv")
+    assert code == 0
+    quality = [r["sample:elevation_quality"] for r in csv_rows(out)]
+    assert quality == ["good", "good", "missing"]
+    assert "(InvalidGeometryError: only Polygon, MultiPolygon and Point are supported)" in err
+
+
+def test_debug_shows_python_warnings(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import warnings
+
+    real = cas.extract_table
+
+    def noisy(*args: Any, **kwargs: Any) -> Any:
+        warnings.warn("a library's own warning", DeprecationWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cas, "extract_table", noisy)
+    code, _, err = run(capsys, "extract", str(CATCHMENTS), "-d", "sample:elevation")
+    assert code == 0
+    assert "python warning" not in err
+    assert "1 results are not GOOD" in err  # cas_xr's warnings are always shown
     code, _, err = run(capsys, "--debug", "extract", str(CATCHMENTS), "-d", "sample:elevation")
     assert code == 0
-    assert "python warning: QualityWarning: 1 of 7 results are not GOOD" in err
+    assert "python warning: DeprecationWarning: a library's own warning" in err
 
 
 # -- catalog and versions -----------------------------------------------------------------
@@ -278,22 +370,18 @@ OPEN_RING = '{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]
         (
             ["extract", '{"type": "LineString", "coordinates": [[0, 0], [1, 1]]}', *ELEVATION],
             2,
-            "geometry type 'LineString' is not supported",
+            "no geometry can be computed: #0: only Polygon, MultiPolygon and Point are supported",
         ),
         (
             ["extract", OPEN_RING, *ELEVATION],
             2,
-            "the ring is not closed",
-        ),
-        (
-            ["extract", '{"type": "Point", "coordinates": [200, 0]}', *ELEVATION],
-            2,
-            "outside longitude -180..180",
+            "cannot read the inline GEOMETRY: IllegalArgumentException: Points of LinearRing do "
+            "not form a closed linestring",
         ),
         (
             ["extract", '{"type": "FeatureCollection", "features": []}', *ELEVATION],
             2,
-            "the FeatureCollection has no features",
+            "the inline GEOMETRY has no features",
         ),
         (["extract", POINT, "-d", "elevation"], 2, "not of the form 'provider:name'"),
         (["extract", POINT, "-d", "sample:nope"], 2, "provider 'sample' has no dataset 'nope'"),
@@ -335,28 +423,16 @@ def test_invalid_json_in_file(capsys: pytest.CaptureFixture[str], tmp_path: Path
     path.write_text('{"type": "Feature", "geometry": ')
     code, _, err = run(capsys, "extract", f"@{path}", *ELEVATION)
     assert code == 2
-    assert f"error: invalid JSON in '{path}'" in err
+    assert f"error: cannot read '{path}': Failed to read GeoJSON data" in err
 
 
-@pytest.mark.parametrize(
-    ("batch_size", "where"),
-    [(1000, "BatchAttributeRequest: geometries.2: "), (2, "features 2-2: invalid Batch")],
-)
-def test_invalid_feature_in_collection(
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    batch_size: int,
-    where: str,
-) -> None:
-    monkeypatch.setattr(cli, "_BATCH_SIZE", batch_size)
+def test_feature_without_geometry(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     features = [*FEATURES[:2], {"type": "Feature", "properties": {}, "geometry": None}]
     path = tmp_path / "three.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     code, _, err = run(capsys, "extract", str(path), *ELEVATION)
     assert code == 2
-    assert where in err
-    assert "the GeoJSON Feature has no geometry" in err
+    assert err == f"error: '{path}': feature(s) #2 have no geometry\n"
 
 
 def test_vertex_limit(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -369,16 +445,16 @@ def test_vertex_limit(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     path.write_text(json.dumps({"type": "Polygon", "coordinates": [[*ring, ring[0]]]}))
     code, _, err = run(capsys, "extract", f"@{path}", *ELEVATION)
     assert code == 2
-    assert "more than max_polygon_vertices" in err
+    assert "no geometry can be computed: #0: more than max_polygon_vertices" in err
 
 
 def test_runtime_error_exits_1(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def too_slow(request: Any) -> None:
+    def too_slow(*args: Any, **kwargs: Any) -> None:
         raise RequestTimeoutError("the request took longer than request_timeout_s (1 s)")
 
-    monkeypatch.setattr(cas, "extract_sync", too_slow)
+    monkeypatch.setattr(cas, "extract_table", too_slow)
     code, _, err = run(capsys, "extract", POINT, *ELEVATION)
     assert code == 1
     assert err == "error: the request took longer than request_timeout_s (1 s)\n"
@@ -387,10 +463,10 @@ def test_runtime_error_exits_1(
 def test_unexpected_error_has_traceback_only_with_debug(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(request: Any) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cas, "extract_sync", broken)
+    monkeypatch.setattr(cas, "extract_table", broken)
     code, _, err = run(capsys, "extract", POINT, *ELEVATION)
     assert code == 1
     assert err == "error: unexpected RuntimeError: boom (rerun with --debug)\n"

@@ -7,15 +7,46 @@ Examples
 >>> ProcessRequest(duration=2).inputs
 {'duration': 2}
 
-Imports only httpx, pydantic and cas_xr's contract (models and errors): no GDAL-based
-package.
+The documents it sends and receives are :mod:`cas_xr.ogc`'s, the ones the service
+writes; they are re-exported here. Imports only httpx, pydantic and cas_xr's contract
+(models, errors and the OGC documents): no GDAL-based package.
 """
 
-from cas_xr.client import _models
 from cas_xr.client._client import AsyncClient, Client
 from cas_xr.client._config import ClientConfig
 from cas_xr.client._errors import ClientError
-from cas_xr.client._models import *  # noqa: F403  (the documents: _models.__all__)
+from cas_xr.ogc import (
+    Capabilities,
+    ConformanceDeclaration,
+    InputDescription,
+    JobList,
+    JobResults,
+    JobStatus,
+    Link,
+    OutputDescription,
+    ProcessDescription,
+    ProcessList,
+    ProcessRequest,
+    ProcessSummary,
+    StatusInfo,
+)
 
-__all__ = ["AsyncClient", "Client", "ClientConfig", "ClientError"]
-__all__ += _models.__all__
+__all__ = [
+    "AsyncClient",
+    "Capabilities",
+    "Client",
+    "ClientConfig",
+    "ClientError",
+    "ConformanceDeclaration",
+    "InputDescription",
+    "JobList",
+    "JobResults",
+    "JobStatus",
+    "Link",
+    "OutputDescription",
+    "ProcessDescription",
+    "ProcessList",
+    "ProcessRequest",
+    "ProcessSummary",
+    "StatusInfo",
+]

@@ -16,7 +16,8 @@ from urllib.parse import quote
 import httpx
 
 from cas_xr.client._errors import ClientError
-from cas_xr.client._models import (
+from cas_xr.models import AttributeRequest, BatchAttributeRequest
+from cas_xr.ogc import (
     Capabilities,
     ConformanceDeclaration,
     JobList,
@@ -27,7 +28,6 @@ from cas_xr.client._models import (
     ProcessRequest,
     StatusInfo,
 )
-from cas_xr.models import AttributeRequest, BatchAttributeRequest
 
 __all__ = [
     "LONG_POLL_S",

@@ -19,7 +19,13 @@ from cas_xr.client._calls import (
 )
 from cas_xr.client._config import ClientConfig
 from cas_xr.client._errors import ClientError
-from cas_xr.client._models import (
+from cas_xr.models import (
+    AttributeRequest,
+    AttributeResponse,
+    BatchAttributeRequest,
+    BatchAttributeResponse,
+)
+from cas_xr.ogc import (
     Capabilities,
     ConformanceDeclaration,
     JobList,
@@ -28,12 +34,6 @@ from cas_xr.client._models import (
     ProcessList,
     ProcessRequest,
     StatusInfo,
-)
-from cas_xr.models import (
-    AttributeRequest,
-    AttributeResponse,
-    BatchAttributeRequest,
-    BatchAttributeResponse,
 )
 
 __all__ = ["AsyncClient", "Client"]

@@ -32,11 +32,11 @@ logger = logging.getLogger("cas_xr.service")
 JobFunction = Callable[["JobContext"], dict[str, Any]]
 
 
-class JobCancelledError(Exception):
+class JobCancelledError(CasError):
     """The job was dismissed, or the server is stopping."""
 
 
-class ProcessFailureError(Exception):
+class ProcessFailureError(CasError):
     """A process failed in a way it expects; the message is shown as the job's message."""
 
 
@@ -47,7 +47,7 @@ def failure_message(err: BaseException) -> str:
     failures) carry messages written for users (local paths in them redacted); anything
     else is logged with its traceback and reported without details.
     """
-    if isinstance(err, CasError | ProcessFailureError | ValueError | TimeoutError):
+    if isinstance(err, CasError | ValueError | TimeoutError):
         return redact_text(str(err)) or type(err).__name__
     logger.error("job failed unexpectedly", exc_info=err)
     return f"the job failed with an internal error ({type(err).__name__}); see the server log"

@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cas_xr.service._ogc import JobStatus
+from cas_xr.ogc import ACTIVE, JobStatus
 
-__all__ = ["ACTIVE", "JobRecord", "JobStore"]
-
-ACTIVE = frozenset({JobStatus.ACCEPTED, JobStatus.RUNNING})
+__all__ = ["JobRecord", "JobStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);

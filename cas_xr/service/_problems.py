@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from cas_xr.errors import (
+    CasError,
     InvalidDatasetIdError,
     InvalidGeometryError,
     LimitExceededError,
@@ -54,7 +55,7 @@ _OGC = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
 _CAS = "urn:cas-xr:problem:"
 
 
-class ServiceError(Exception):
+class ServiceError(CasError):
     """An error the service answers with a problem response; the message is the detail.
 
     Parameters
@@ -90,11 +91,11 @@ class JobDismissedError(ServiceError):
     """The job was dismissed before it finished: it has no results."""
 
 
-class InvalidInputError(ServiceError):
+class InvalidInputError(ServiceError, ValueError):
     """Unknown, missing or ill-typed process inputs."""
 
 
-class RasterNotServedError(ServiceError):
+class RasterNotServedError(ServiceError, ValueError):
     """Raster output was asked for; it is only available in-process."""
 
 

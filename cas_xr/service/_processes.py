@@ -26,14 +26,15 @@ from cas_xr.models import (
     OutputMode,
     split_dataset_id,
 )
-from cas_xr.service._executor import JobContext
-from cas_xr.service._ogc import (
+from cas_xr.ogc import (
+    REL,
     InputDescription,
     Link,
     OutputDescription,
     ProcessDescription,
     ProcessSummary,
 )
+from cas_xr.service._executor import JobContext
 from cas_xr.service._options import ServiceOptions
 from cas_xr.service._problems import InvalidInputError, RasterNotServedError
 from cas_xr.service._schema import type_schema
@@ -155,11 +156,12 @@ class Process:
             "description": self.description,
             "version": cas.__version__,
             "jobControlOptions": job_control,
+            "outputTransmission": ["value"],
             "links": [
                 Link(href=href, rel="self", type="application/json", title="process description"),
                 Link(
                     href=f"{href}/execution",
-                    rel="http://www.opengis.net/def/rel/ogc/1.0/execute",
+                    rel=REL["execute"],
                     type="application/json",
                     title="execute",
                 ),

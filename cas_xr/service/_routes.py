@@ -14,22 +14,23 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from cas_xr.errors import RequestTimeoutError
-from cas_xr.service._jobs import ACTIVE, JobRecord
-from cas_xr.service._ogc import (
-    CONFORMANCE,
+from cas_xr.ogc import (
+    ACTIVE,
     REL,
+    Capabilities,
     ConformanceDeclaration,
-    Execute,
     JobList,
     JobResults,
     JobStatus,
-    LandingPage,
     Link,
     Problem,
     ProcessDescription,
     ProcessList,
+    ProcessRequest,
     StatusInfo,
+    StrictProcessRequest,
 )
+from cas_xr.service._jobs import JobRecord
 from cas_xr.service._problems import (
     JobDismissedError,
     JobFailedError,
@@ -38,13 +39,19 @@ from cas_xr.service._problems import (
 )
 from cas_xr.service._state import ServiceState
 
-__all__ = ["api_routes", "public_routes"]
+__all__ = ["CONFORMANCE", "api_routes", "public_routes"]
 
+_CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
+#: The conformance classes this service implements.
+CONFORMANCE = [
+    _CONF + name
+    for name in ("core", "ogc-process-description", "json", "oas30", "job-list", "dismiss")
+]
 _JSON = "application/json"
 _OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 _ProcessID = Annotated[str, Path(alias="processID", description="A process id.")]
 _STRING = {"type": "string"}
-_NO_BODY = Execute()  # a request without a body has no inputs
+_NO_BODY = ProcessRequest()  # a request without a body has no inputs
 _JobID = Annotated[str, Path(alias="jobId", description="A job id such as job_0.")]
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+)", re.IGNORECASE)
 _MAX_WAIT_S = 10  # the longest a status request waits for its job (Prefer: wait=N)
@@ -92,11 +99,11 @@ def public_routes() -> APIRouter:
     """The landing page and the conformance declaration (never behind authentication)."""
     router = APIRouter(tags=["Capabilities"])
 
-    @router.get("/", response_model=LandingPage, response_model_exclude_none=True)
-    def get_capabilities(request: Request) -> LandingPage:
+    @router.get("/", response_model=Capabilities, response_model_exclude_none=True)
+    def get_capabilities(request: Request) -> Capabilities:
         """The landing page: what this service is, and links to its resources."""
         base = _base(request)
-        return LandingPage(
+        return Capabilities(
             title="cas_xr attribute service",
             description=(
                 "Zonal statistics (catchment attributes) with units, quality flags and "
@@ -187,7 +194,7 @@ def api_routes(state: ServiceState) -> APIRouter:
     async def execute_process(
         request: Request,
         process_id: _ProcessID,
-        execute: Annotated[Execute, Body()] = _NO_BODY,
+        execute: Annotated[StrictProcessRequest, Body()] = _NO_BODY,
         prefer: Annotated[
             str | None, Header(description="'respond-async' asks for a job (201)")
         ] = None,
@@ -201,7 +208,7 @@ def api_routes(state: ServiceState) -> APIRouter:
         respond_async = "respond-async" in (prefer or "").lower()
         if state.options.sync_execute and not respond_async:
             await _wait(record.job_id, done, f"{base}jobs/{record.job_id}")
-            return JSONResponse(_results(record.job_id, raw=execute.response == "raw"))
+            return JSONResponse(_results(record.job_id, raw=execute.response != "document"))
         headers = {"Location": f"{base}jobs/{record.job_id}"}
         if respond_async and state.options.sync_execute:
             headers["Preference-Applied"] = "respond-async"

@@ -10,9 +10,9 @@ from typing import Any
 
 from cas_xr.engine._scheduler import current_scheduler
 from cas_xr.errors import CasError
+from cas_xr.ogc import JobStatus
 from cas_xr.service._executor import JobContext, JobRunner, failure_message
 from cas_xr.service._jobs import JobRecord, JobStore
-from cas_xr.service._ogc import JobStatus
 from cas_xr.service._options import ServiceOptions
 from cas_xr.service._problems import NoSuchProcessError
 from cas_xr.service._processes import Process
