@@ -79,7 +79,8 @@ def test_every_front_end_gives_the_same_numbers_from_one_cache(
     source = tmp_path / "catchments.geojson"
     frame.to_file(source, driver="GeoJSON")
     out = tmp_path / "out.parquet"
-    command = [sys.executable, "-m", "cas_xr", "extract", str(source), *IDS, "-o", str(out)]
+    datasets = [arg for d in IDS for arg in ("-d", d)]
+    command = [sys.executable, "-m", "cas_xr", "extract", str(source), *datasets, "-o", str(out)]
     subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
     cli = gpd.read_parquet(out)
     np.testing.assert_array_equal(cli[columns].to_numpy(), expected)

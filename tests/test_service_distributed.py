@@ -22,7 +22,7 @@ from tests.test_service_support import POINT, LiveService, live_service, poll, s
 distributed = pytest.importorskip("distributed")
 
 IDS = ["sample:elevation", "sample:clay_0-5cm", "sample:land_cover"]
-_ZONAL_TASKS = ("window_task", "point_task")  # the prefixes of cas_xr.zonal's kernel tasks
+_ZONAL_TASKS = ("window_task", "point_task", "compute_unit")  # zonal kernels; units
 
 
 @pytest.fixture(scope="module")

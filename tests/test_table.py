@@ -450,3 +450,18 @@ def test_configure_rebuilds_the_persistent_store(tmp_path: Path):
         warnings.simplefilter("error")
         cas.configure(result_cache_dir=None)
     assert _store.persistent_store() is None
+
+
+def test_a_missing_geometry_is_missing_in_the_cube_and_the_table():
+    frame = gpd.GeoDataFrame(
+        {"name": ["box", "none"]},
+        geometry=[shapely.box(-96.6, 39.0, -96.55, 39.05), None],
+        crs="EPSG:4326",
+    )
+    with pytest.warns(BatchFailureWarning, match="the geometry is missing"):
+        table = cas.extract_table(frame, "sample:elevation")
+    assert table["sample:elevation_quality"].tolist() == ["good", "missing"]
+    assert table.geometry.iloc[1] is None  # the input's geometry, kept
+    with pytest.warns(BatchFailureWarning):
+        cube = cas.extract_cube(frame, "sample:elevation")
+    assert cube.sizes["geometry"] == 2 and cube["geometry"].values[1].is_empty

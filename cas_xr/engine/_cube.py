@@ -222,6 +222,15 @@ def _dataset_vars(
     return data, coords
 
 
+def _geometries(plan: Plan) -> npt.NDArray[np.object_]:
+    """The input geometries, a missing one (None) as an empty geometry (xvec needs one)."""
+    import shapely
+
+    geometries = plan.series.to_numpy().copy()
+    geometries[shapely.is_missing(geometries)] = shapely.from_wkt("GEOMETRYCOLLECTION EMPTY")
+    return geometries
+
+
 def assemble(plan: Plan, outcome: Outcome) -> tuple[xr.Dataset, dict[tuple[str, str], list[Any]]]:
     """The vector data cube of a run, and ``(dataset, flag) -> [count, a reason]``.
 
@@ -236,7 +245,7 @@ def assemble(plan: Plan, outcome: Outcome) -> tuple[xr.Dataset, dict[tuple[str, 
 
     times = _time_axis(outcome)
     data: dict[str, Any] = {}
-    coords: dict[str, Any] = {"geometry": plan.series.to_numpy()}
+    coords: dict[str, Any] = {"geometry": _geometries(plan)}
     reasons: dict[tuple[str, str], list[Any]] = {}
     counts = dict.fromkeys((f.value for f in FLAGS), 0)
     temporal = False

@@ -30,7 +30,7 @@ from cas_xr.engine._units import (
     Member,
     Recipe,
     Unit,
-    compute,
+    compute_unit,
     group,
     lonlat_bounds,
     open_member,
@@ -240,7 +240,7 @@ class _Runner:
             self.plan.stats, settings.zonal_weights, settings.area_weighted,
             self.scheduler.task_scheduler,
         )  # fmt: skip
-        jobs = ((unit, compute, (unit, recipe)) for unit in units)
+        jobs = ((unit, compute_unit, (unit, recipe)) for unit in units)
         for unit, result, error in self.scheduler.unordered(jobs):
             if error is not None or result is None:
                 if retry and len(unit.members) > 1:

@@ -4,7 +4,7 @@ Each dataset is opened lazily around the batch (:meth:`Target.open`).
 Datasets that open on the very same grid (CRS, transform, shape, time steps, dtype and
 nodata) are stacked along a ``layer`` dimension into one :func:`~cas_xr.zonal.zonal`
 call, so the geometries are prepared and the cell coverage of each is computed once for
-all of them. :func:`compute` builds a unit's graph and computes it in one call, so on a
+all of them. :func:`compute_unit` builds a unit's graph and computes it in one call, so on a
 cluster a unit is one task: the workers build the graphs, the client only plans.
 """
 
@@ -35,7 +35,7 @@ __all__ = [
     "Recipe",
     "Unit",
     "class_codes",
-    "compute",
+    "compute_unit",
     "group",
     "lonlat_bounds",
     "open_member",
@@ -235,7 +235,7 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     return arrays, meta
 
 
-def compute(unit: Unit, recipe: Recipe) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def compute_unit(unit: Unit, recipe: Recipe) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Build a unit's graph and compute it (a task: in a local thread or on a worker).
 
     Returns
