@@ -15,6 +15,7 @@ same retries, timeouts and providers as the client.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import socket
 import sys
@@ -120,6 +121,17 @@ class Scheduler:
     def _local_unordered(
         self, jobs: Iterator[tuple[K, Callable[..., T], tuple[Any, ...]]], in_flight: int
     ) -> Iterator[tuple[K, T | None, BaseException | None]]:
+        first = _take(jobs, 2)
+        if len(first) < 2:  # a single job runs here: no pool to start
+            for key, func, args in first:
+                try:
+                    result = func(*args)
+                except Exception as err:  # the job's failure is reported, not raised
+                    yield key, None, err
+                else:
+                    yield key, result, None
+            return
+        jobs = itertools.chain(first, jobs)
         pending: dict[Future[T], K] = {}
         # warnings.catch_warnings is not thread-safe: library code (xarray's) entering it in
         # two threads at once may leave one thread's filters behind; keep the caller's

@@ -158,7 +158,7 @@ def group(members: list[Member], *, distribution: bool) -> list[list[Member]]:
     A user's cube may use any dimension names, order and encoding, which
     :func:`~cas_xr.zonal.zonal` sorts out for it alone.
     """
-    if distribution:
+    if distribution or len(members) < 2:
         return [[m] for m in members]
     groups: dict[Hashable, list[Member]] = {}
     for k, member in enumerate(members):
