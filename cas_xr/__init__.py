@@ -62,52 +62,8 @@ if TYPE_CHECKING:
         Variable,
     )
 
-#: Where each public name lives (loaded on first access).
-_HOMES = {
-    **dict.fromkeys(
-        (
-            "AggregationMethod",
-            "AttributeRequest",
-            "AttributeResponse",
-            "AttributeResult",
-            "BatchAttributeRequest",
-            "BatchAttributeResponse",
-            "BoundingBox",
-            "DataType",
-            "Dataset",
-            "Geometry",
-            "OutputMode",
-            "QualityFlag",
-            "RasterResampling",
-            "RasterResult",
-            "TemporalExtent",
-            "TemporalType",
-            "TimeRange",
-            "Variable",
-        ),
-        "cas_xr.models",
-    ),
-    **dict.fromkeys(("Settings", "configure", "get_settings"), "cas_xr.config"),
-    **dict.fromkeys(
-        ("discover", "get_connector", "list_datasets", "list_providers"), "cas_xr.catalog"
-    ),
-    **dict.fromkeys(
-        (
-            "batch_extract",
-            "batch_extract_sync",
-            "extract",
-            "extract_cube",
-            "extract_raster",
-            "extract_raster_sync",
-            "extract_sync",
-            "extract_table",
-            "open_dataset",
-            "show_versions",
-        ),
-        "cas_xr.frontends",
-    ),
-    "BatchFailureWarning": "cas_xr.errors",
-}
+#: Where the public names live, searched in this order (each module's ``__all__``).
+_HOMES = ("cas_xr.models", "cas_xr.errors", "cas_xr.config", "cas_xr.catalog", "cas_xr.frontends")
 
 __all__ = [
     "AggregationMethod",
@@ -154,12 +110,14 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name == "zonal":  # the module, callable as the function (cas.zonal(...))
         return importlib.import_module("cas_xr.zonal")
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'cas_xr' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
+    if name in __all__:
+        for home in _HOMES:
+            module = importlib.import_module(home)
+            if name in module.__all__:
+                value = getattr(module, name)
+                globals()[name] = value  # later lookups skip __getattr__
+                return value
+    raise AttributeError(f"module 'cas_xr' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
