@@ -20,7 +20,7 @@ import numpy.typing as npt
 from cas_xr.catalog import Connector, DatasetDefinition, resolve
 from cas_xr.config import Settings
 from cas_xr.errors import InvalidGeometryError, LimitExceededError
-from cas_xr.models import AggregationMethod, TimeRange, Variable
+from cas_xr.models import AggregationMethod, TimeRange, Variable, crosses_antimeridian
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -140,8 +140,7 @@ def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:
     too_big = checkable & (vertices > settings.max_polygon_vertices)
     wide = np.zeros(len(values), dtype=bool)
     if series.crs.is_geographic:
-        bounds = shapely.bounds(values)
-        wide = checkable & (bounds[:, 2] - bounds[:, 0] > 180.0)
+        wide = checkable & crosses_antimeridian(values)
     rules = [
         (missing, InvalidGeometryError, "the geometry is missing (None)"),
         (unsupported, InvalidGeometryError, "only Polygon, MultiPolygon and Point are supported"),
@@ -155,7 +154,7 @@ def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:
         (
             wide & ~invalid & ~too_big,
             InvalidGeometryError,
-            "spans more than 180 degrees of longitude (crosses the antimeridian?); split it",
+            "crosses the antimeridian; split it at +/-180 into a MultiPolygon",
         ),
     ]
     return [
