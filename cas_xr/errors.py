@@ -20,10 +20,14 @@ __all__ = [
     "CasError",
     "CasWarning",
     "ConfigurationError",
+    "InvalidArgumentError",
     "InvalidDatasetIdError",
     "InvalidGeometryError",
+    "InvalidStatisticError",
     "LimitExceededError",
+    "MissingCRSError",
     "MissingDependencyError",
+    "MissingDimensionError",
     "ProviderDefinitionError",
     "QualityWarning",
     "RequestTimeoutError",
@@ -31,6 +35,7 @@ __all__ = [
     "SourceWarning",
     "UnknownDatasetError",
     "UnknownProviderError",
+    "UnsupportedGridError",
     "strict",
 ]
 
@@ -41,6 +46,32 @@ class CasError(Exception):
 
 class InvalidGeometryError(CasError, ValueError):
     """A geometry is not a valid Point, Polygon or MultiPolygon in the stated CRS."""
+
+
+class InvalidArgumentError(CasError, ValueError):
+    """An argument cannot be used; the message names the values or forms accepted."""
+
+
+class InvalidStatisticError(InvalidArgumentError, TypeError):
+    """``stats`` names an unknown statistic or is not a name or a sequence of names.
+
+    Also a ``TypeError``, as a value of the wrong type (``stats=3``) is one.
+    """
+
+
+class MissingCRSError(CasError, ValueError):
+    """A raster or a set of geometries has no CRS; cas_xr never assumes one."""
+
+
+class MissingDimensionError(CasError, ValueError):
+    """A raster cube has no recognisable spatial (x and y) dimensions.
+
+    The message names the dimensions it has and how to name them (``x_dim=``/``y_dim=``).
+    """
+
+
+class UnsupportedGridError(CasError, ValueError):
+    """A raster grid cannot be used as it is (rotated, no coordinates...); reproject it."""
 
 
 class InvalidDatasetIdError(CasError, ValueError):
