@@ -93,6 +93,24 @@ def test_every_order_of_time_band_y_x_gives_the_same_numbers():
             assert got == pytest.approx(ref[EE[name]], rel=1e-6), (i, name)
 
 
+def test_a_dataset_with_variables_in_different_orders():
+    cube = _cube()
+    geoms = gpd.GeoSeries(POLYGONS, crs=UTM)
+    expected = _canonical(zonal(cube, geoms, STATS).compute())
+    ds = xr.Dataset(
+        {
+            "a": cube.transpose("x", "time", "y", "band"),
+            "b": cube.transpose("band", "y", "x", "time"),
+        }
+    ).rename(x="lon", y="lat")
+    with raise_if_dask_computes():
+        lazy = zonal(ds, geoms, STATS)
+    result = lazy.compute()
+    for name in ("a", "b"):
+        got = result[name].transpose("geometry", "time", "band", "zonal_statistics")
+        xr.testing.assert_identical(got.rename(name), expected.rename(name))
+
+
 def test_an_x_y_ordered_array_is_not_read_as_y_x():
     layer = _cube().isel(time=0, band=0).drop_vars(["time", "band"])
     polygon = [shapely.box(0.5, 0.5, 16.5, 7.2)]
