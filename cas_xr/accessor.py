@@ -6,14 +6,15 @@ Dask. The accessor keeps no state (xarray builds it per object).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-import numpy.typing as npt
 import xarray as xr
 
 from cas_xr.errors import ArgumentTypeError
+from cas_xr.zonal import zonal
 
 if TYPE_CHECKING:
     import os
@@ -21,6 +22,23 @@ if TYPE_CHECKING:
     from cas_xr.models import RasterResampling
 
 __all__ = ["CasAccessor"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _bind(func: Callable[Concatenate[Any, _P], _R]) -> Callable[Concatenate[Any, _P], _R]:
+    """A method that calls the free function ``func`` on the accessor's object.
+
+    The method keeps ``func``'s name, docstring and signature (after the data argument),
+    so the accessor never restates them.
+    """
+
+    @functools.wraps(func)
+    def method(self: Any, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return func(self._obj, *args, **kwargs)
+
+    return method
 
 
 @xr.register_dataset_accessor("cas")
@@ -37,25 +55,8 @@ class CasAccessor:
     def __init__(self, obj: xr.DataArray | xr.Dataset) -> None:
         self._obj = obj
 
-    def zonal(
-        self,
-        geometries: Any,
-        stats: str | Sequence[str] = ("mean",),
-        *,
-        crs: Any = None,
-        weights: str = "exact",
-        area_weighted: bool = False,
-        classes: npt.ArrayLike | Mapping[int, str] | None = None,
-        nodata: float | None = None,
-        **kwargs: Any,
-    ) -> xr.Dataset:
-        """Zonal statistics of this cube; see :func:`cas_xr.zonal.zonal` for every argument."""
-        from cas_xr.zonal import zonal
-
-        return zonal(
-            self._obj, geometries, stats, crs=crs, weights=weights, area_weighted=area_weighted,
-            classes=classes, nodata=nodata, **kwargs,
-        )  # fmt: skip
+    zonal = _bind(zonal)
+    """Zonal statistics of this cube: :func:`cas_xr.zonal.zonal` with the cube as ``obj``."""
 
     def _array(self, method: str) -> xr.DataArray:
         if isinstance(self._obj, xr.Dataset):

@@ -25,8 +25,11 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidDatasetIdError",
     "InvalidGeometryError",
+    "InvalidStatisticError",
     "LimitExceededError",
+    "MissingCRSError",
     "MissingDependencyError",
+    "MissingDimensionError",
     "ProviderDefinitionError",
     "QualityWarning",
     "RequestTimeoutError",
@@ -34,6 +37,7 @@ __all__ = [
     "SourceWarning",
     "UnknownDatasetError",
     "UnknownProviderError",
+    "UnsupportedGridError",
     "strict",
 ]
 
@@ -59,6 +63,28 @@ class EventLoopError(CasError, RuntimeError):
 
 class InvalidGeometryError(CasError, ValueError):
     """A geometry is not a valid Point, Polygon or MultiPolygon in the stated CRS."""
+
+
+class InvalidStatisticError(InvalidArgumentError, TypeError):
+    """``stats`` names an unknown statistic or is not a name or a sequence of names.
+
+    Also a ``TypeError``, as a value of the wrong type (``stats=3``) is one.
+    """
+
+
+class MissingCRSError(CasError, ValueError):
+    """A raster or a set of geometries has no CRS; cas_xr never assumes one."""
+
+
+class MissingDimensionError(CasError, ValueError):
+    """A raster cube has no recognisable spatial (x and y) dimensions.
+
+    The message names the dimensions it has and how to name them (``x_dim=``/``y_dim=``).
+    """
+
+
+class UnsupportedGridError(CasError, ValueError):
+    """A raster grid cannot be used as it is (rotated, no coordinates...); reproject it."""
 
 
 class InvalidDatasetIdError(CasError, ValueError):

@@ -13,9 +13,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "DATASET_ID_PATTERN",
@@ -39,6 +43,7 @@ __all__ = [
     "TemporalType",
     "TimeRange",
     "Variable",
+    "crosses_antimeridian",
     "geometry_keys",
     "split_dataset_id",
 ]
@@ -343,10 +348,68 @@ def _check_crs(crs: str) -> str:
     return crs
 
 
+def crosses_antimeridian(geometries: Any) -> npt.NDArray[np.bool_]:
+    """Which lon/lat geometries have a ring that crosses the antimeridian.
+
+    The one rule cas_xr applies to geographic geometries (the request models, the batch
+    inputs and :func:`cas_xr.zonal.zonal` all call it). A ring crosses the antimeridian
+    (or, in 0..360 longitudes, the prime meridian) when one of its edges jumps more than
+    180 degrees of longitude between two vertices that lie neither on a seam (a multiple
+    of 180 degrees: +/-180, 0, 360) nor on a pole: such an edge is the short way across
+    the seam drawn the long way round the lon/lat plane. Geometries already split at the
+    seam (a MultiPolygon with parts on both sides) and rings that run along it or along
+    a pole (polar caps such as ``box(-180, 60, 180, 90)`` or ``box(0, 60, 360, 90)``) do
+    not cross it. Vectorised, and only the geometries wider than 180 degrees (the only
+    ones that can cross) have their vertices looked at.
+
+    Parameters
+    ----------
+    geometries
+        A shapely geometry or an array-like of them (``None`` allowed), in degrees of
+        longitude (x) and latitude (y).
+
+    Returns
+    -------
+    numpy.ndarray
+        One bool per geometry (points and ``None`` give False).
+
+    Examples
+    --------
+    >>> import shapely
+    >>> crosses_antimeridian([
+    ...     shapely.box(179, 0, -179, 1),  # drawn across +/-180
+    ...     shapely.MultiPolygon([shapely.box(179, 0, 180, 1), shapely.box(-180, 0, -179, 1)]),
+    ...     shapely.box(-180, 60, 180, 90),  # a polar cap
+    ... ]).tolist()
+    [True, False, False]
+    """
+    import numpy as np
+    import shapely
+
+    geoms = np.atleast_1d(np.asarray(geometries, dtype=object))
+    out = np.zeros(geoms.size, dtype=bool)
+    bounds = shapely.bounds(geoms)
+    wide = np.flatnonzero(bounds[:, 2] - bounds[:, 0] > 180.0)  # only these can jump 180
+    if not wide.size:
+        return out
+    parts, part_of = shapely.get_parts(geoms[wide], return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    xy, ring_of = shapely.get_coordinates(rings, return_index=True)
+    seam = np.abs(xy[:, 0] - 180.0 * np.round(xy[:, 0] / 180.0)) <= 1e-9
+    fixed = seam | (np.abs(np.abs(xy[:, 1]) - 90.0) <= 1e-9)
+    jump = (
+        (np.abs(np.diff(xy[:, 0])) > 180.0)
+        & (ring_of[1:] == ring_of[:-1])
+        & ~fixed[1:]
+        & ~fixed[:-1]
+    )
+    out[wide[part_of[ring_part[ring_of[1:][jump]]]]] = True
+    return out
+
+
 def _check_geographic_range(geometry: Geometry, crs: str, where: str) -> None:
     if not _is_geographic(crs):
         return
-    lons = []
     for x, y in geometry.positions():
         if not (-180.0 <= x <= 180.0 and -90.0 <= y <= 90.0):
             raise ValueError(
@@ -354,11 +417,10 @@ def _check_geographic_range(geometry: Geometry, crs: str, where: str) -> None:
                 f"-90..90 of the geographic CRS {crs}; are the coordinates in another CRS "
                 "(set geometry_crs) or in lat/lon order (GeoJSON is lon, lat)?"
             )
-        lons.append(x)
-    if not geometry.is_point and max(lons) - min(lons) > 180.0:
+    if not geometry.is_point and crosses_antimeridian(geometry.to_shapely())[0]:
         raise ValueError(
-            f"{where}: the polygon spans {max(lons) - min(lons):.1f} degrees of longitude, so it "
-            "probably crosses the antimeridian; split it at +/-180 into a MultiPolygon"
+            f"{where}: a ring of the polygon crosses the antimeridian (an edge jumps more "
+            "than 180 degrees of longitude); split it at +/-180 into a MultiPolygon"
         )
 
 

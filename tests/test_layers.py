@@ -130,7 +130,7 @@ def _calls_of(name: str) -> dict[str, int]:
 def test_zonal_is_called_from_one_engine_module():
     """The accessor binds the function; every entry point reaches it through the engine."""
     callers = {m for m in _calls_of("zonal") if not m.startswith("cas_xr.zonal")}
-    assert callers == {"cas_xr.engine._units", "cas_xr.accessor"}
+    assert callers == {"cas_xr.engine._units"}
 
 
 def test_the_old_twins_are_gone():

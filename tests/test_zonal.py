@@ -397,23 +397,23 @@ def test_bad_arguments(kwargs: dict, error: type[Exception], message: str):
 
 
 def test_bad_geometries_and_crs():
-    from cas_xr.errors import InvalidGeometryError
+    from cas_xr.errors import InvalidGeometryError, MissingCRSError, MissingDimensionError
 
     da = _grid()
-    with pytest.raises(ValueError, match="no CRS"):
+    with pytest.raises(MissingCRSError, match="no CRS"):
         zonal(da, [shapely.box(0, 0, 1, 1)])
     with pytest.raises(InvalidGeometryError, match="LineString"):
         zonal(da, [shapely.LineString([(0, 0), (1, 1)])], crs="EPSG:32633")
     bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2), (0, 0)])
     with pytest.raises(InvalidGeometryError, match="make_valid"):
         zonal(da, [bowtie], crs="EPSG:32633")
-    with pytest.raises(ValueError, match="raster has no CRS"):
+    with pytest.raises(MissingCRSError, match="raster has no CRS"):
         zonal(da.drop_vars("spatial_ref"), [shapely.box(0, 0, 1, 1)], crs="EPSG:32633")
     across = shapely.box(-179.5, 0, 179.5, 1)
     with pytest.raises(InvalidGeometryError, match="antimeridian"):
         zonal(da.rio.write_crs("EPSG:4326"), [across], crs="EPSG:4326")
-    with pytest.raises(ValueError, match="'y' and 'x'"):
-        zonal(da.rename(y="lat", x="lon"), [shapely.box(0, 0, 1, 1)], crs="EPSG:32633")
+    with pytest.raises(MissingDimensionError, match="x_dim=..., y_dim="):
+        zonal(da.rename(y="row", x="col"), [shapely.box(0, 0, 1, 1)], crs="EPSG:32633")
 
 
 def test_same_numbers_on_a_distributed_local_cluster():

@@ -25,7 +25,7 @@ from cas_xr.errors import (
     InvalidGeometryError,
     LimitExceededError,
 )
-from cas_xr.models import AggregationMethod, TimeRange, geometry_keys
+from cas_xr.models import AggregationMethod, TimeRange, crosses_antimeridian, geometry_keys
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -125,8 +125,7 @@ def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:
     too_big = checkable & (vertices > settings.max_polygon_vertices)
     wide = np.zeros(len(values), dtype=bool)
     if series.crs.is_geographic:
-        bounds = shapely.bounds(values)
-        wide = checkable & (bounds[:, 2] - bounds[:, 0] > 180.0)
+        wide = checkable & crosses_antimeridian(values)
     rules = [
         (missing, InvalidGeometryError, "the geometry is missing (None)"),
         (unsupported, InvalidGeometryError, "only Polygon, MultiPolygon and Point are supported"),
@@ -139,7 +138,7 @@ def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:
         (
             wide & ~invalid & ~too_big,
             InvalidGeometryError,
-            "spans more than 180 degrees of longitude (crosses the antimeridian?); split it",
+            "crosses the antimeridian; split it at +/-180 into a MultiPolygon",
         ),
     ]
     problems = [

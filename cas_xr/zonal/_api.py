@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from cas_xr.errors import InvalidArgumentError
 from cas_xr.zonal import _codes as K
 from cas_xr.zonal._codes import COVERAGE_NOISE
+from cas_xr.zonal._dims import on_grid
+from cas_xr.zonal._encoding import encoding_of
 from cas_xr.zonal._inputs import (
     STATISTICS,
     Geometries,
@@ -43,14 +46,23 @@ def zonal(
     classes: npt.ArrayLike | Mapping[int, str] | None = None,
     nodata: float | None = None,
     chunks: int | None = None,
+    x_dim: Hashable | None = None,
+    y_dim: Hashable | None = None,
 ) -> xr.Dataset:
     """Zonal statistics of a raster cube over polygons and points, lazily.
 
     Parameters
     ----------
     obj
-        A DataArray or Dataset with ``y`` and ``x`` dimensions (other dimensions such as
-        ``time`` and ``band`` are kept) and a CRS readable by rioxarray.
+        A DataArray or Dataset with two spatial dimensions, in any position, and a CRS
+        readable by rioxarray. The spatial dimensions are ``x_dim``/``y_dim`` when given,
+        else found by rioxarray (``x``/``y``, ``longitude``/``latitude``, CF ``axis`` or
+        ``standard_name``, ``rio.set_spatial_dims``), odc-geo (``lon``/``lat``,
+        ``xc``/``yc``) or CF ``units`` (``degrees_east``/``degrees_north``). Other
+        dimensions (``time``, ``band`` ...) are kept, in their order. Nothing is computed
+        to reorder them. On a geographic grid, longitudes may run 0..360 or -180..180
+        whatever the convention of the geometries: each part of a geometry is counted
+        where the grid holds it.
     geometries
         A GeoSeries/GeoDataFrame (its CRS and index are used), shapely geometries, GeoJSON
         mappings or a FeatureCollection. Polygons, MultiPolygons and Points.
@@ -71,14 +83,22 @@ def zonal(
         Class values (or ``{code: name}``) of the ``distribution``; default from
         ``attrs["class_names"]`` / ``attrs["flag_values"]``.
     nodata
-        Missing-value marker; default from rioxarray (``_FillValue``/``nodata`` attrs).
-        NaN is always missing.
+        Missing-value marker, in stored units (before any scaling), compared with the
+        stored values in their own dtype. Default: the ``_FillValue`` and
+        ``missing_value`` attributes, else rioxarray's ``rio.nodata``. NaN is always
+        missing. Values still packed (``scale_factor``/``add_offset`` in ``attrs``, as
+        ``rioxarray.open_rasterio`` and ``xarray`` with ``mask_and_scale=False`` leave
+        them; rioxarray's per-band ``scales``/``offsets`` along ``band``) are unpacked
+        to float64 lazily, inside the tasks; data already decoded are used as they are.
     chunks
         Side, in cells, of the window one task reads: geometries are grouped in Hilbert
         order into windows of at most ``chunks x chunks`` cells (shared among the layers),
         which bounds a task's memory; a geometry larger than that is read whole. Default:
         the input's Dask chunks along ``y`` and ``x`` (aligned with the source tiles),
         else 2048.
+    x_dim, y_dim
+        Names of the spatial dimensions, when the rules above cannot tell (e.g.
+        ``x_dim="easting", y_dim="northing"``).
 
     Returns
     -------
@@ -89,13 +109,23 @@ def zonal(
         ``v_distribution`` along ``class`` (if asked), ``v_coverage_fraction`` and
         ``v_pixel_count``. For a DataArray the extra variables drop the ``v_`` prefix.
         Dask-backed: nothing is computed until ``.compute()``.
+
+    Raises
+    ------
+    cas_xr.errors.CasError
+        Every error raised on purpose derives from it and from the matching built-in:
+        ``MissingDimensionError`` (no recognisable x/y; names the dims and
+        ``x_dim=``/``y_dim=``), ``MissingCRSError`` (raster or geometries without a CRS),
+        ``InvalidStatisticError`` (``stats`` not a name or list of names),
+        ``InvalidGeometryError``, ``InvalidArgumentError``, ``UnsupportedGridError``.
     """
     import xarray as xr
     import xvec  # noqa: F401  (registers .xvec)
 
     if weights not in _MODES:
-        raise ValueError(f"weights must be one of {sorted(_MODES)}, got {weights!r}")
+        raise InvalidArgumentError(f"weights must be one of {sorted(_MODES)}, got {weights!r}")
     spec = parse_stats(stats)
+    obj = on_grid(obj, x_dim=x_dim, y_dim=y_dim)
     variables = variables_of(obj)
     geo = prepare_geometries(obj, geometries, crs)
     row_factor = row_factors(obj, geo.transform, geo.raster_crs, area_weighted)
@@ -104,9 +134,9 @@ def zonal(
         if spec.distribution
         else np.empty(0)
     )
-    nodatas = [nodata if nodata is not None else v.rio.nodata for v in variables.values()]
+    encodings = [encoding_of(v, nodata) for v in variables.values()]
     arrays = lazy_arrays(
-        geo, list(variables.values()), nodatas, row_factor, _MODES[weights], spec, class_codes,
+        geo, list(variables.values()), encodings, row_factor, _MODES[weights], spec, class_codes,
         window_cells_of(variables.values(), chunks),
     )  # fmt: skip
     out = _to_dataset(geo, variables, isinstance(obj, xr.DataArray), spec, arrays, class_codes)
@@ -129,12 +159,11 @@ def _to_dataset(
 ) -> xr.Dataset:
     """Name, reshape and label the kernel outputs as a vector data cube."""
     import dask.array as dsa
-    import shapely
     import xarray as xr
 
     stats_arr, count_arr, pixel_arr, dist_arr = arrays
     ngeom = len(geo.kinds)
-    areas = shapely.area(geo.shapes)  # planar, in the raster CRS, like the cell area
+    areas = geo.areas
     cell_area = abs(geo.transform.a * geo.transform.e)
     scale = np.divide(cell_area, areas, out=np.zeros(ngeom), where=areas > 0)
     coverage = dsa.clip(count_arr * scale[:, None], 0.0, 1.0)

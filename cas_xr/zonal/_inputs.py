@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from cas_xr.errors import InvalidGeometryError
+from cas_xr.errors import (
+    InvalidArgumentError,
+    InvalidGeometryError,
+    InvalidStatisticError,
+    MissingCRSError,
+    MissingDimensionError,
+    UnsupportedGridError,
+)
 from cas_xr.zonal import _codes as K
 
 if TYPE_CHECKING:
@@ -45,6 +52,7 @@ _CODES = {
 }  # fmt: skip
 _QUANTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
 _EARTH_RADIUS_M = 6_371_008.8
+_POINT = 0  # shapely type id
 #: Window side (cells) of a task over an in-memory (NumPy-backed) raster.
 DEFAULT_CHUNKS = 2048
 
@@ -57,14 +65,34 @@ class Stats:
     distribution: bool
 
 
+_ACCEPTED = (
+    f"a statistic name or a list of names, each one of {', '.join(STATISTICS)} or a quantile "
+    "such as 'p10' or 'p90'"
+)
+
+
+def _names(stats: Any) -> list[str]:
+    if isinstance(stats, str):
+        return [stats]
+    if isinstance(stats, Iterable) and not isinstance(stats, Mapping | bytes):
+        names = list(stats)
+        wrong = [n for n in names if not isinstance(n, str)]
+        if not wrong:
+            return names
+        raise InvalidStatisticError(
+            f"stats holds {wrong[0]!r} ({type(wrong[0]).__name__}); give {_ACCEPTED}"
+        )
+    raise InvalidStatisticError(f"stats={stats!r} ({type(stats).__name__}); give {_ACCEPTED}")
+
+
 def parse_stats(stats: str | Sequence[str]) -> Stats:
-    names = [stats] if isinstance(stats, str) else list(stats)
+    names = _names(stats)
     if not names:
-        raise ValueError(f"stats is empty; choose from {', '.join(STATISTICS)} or pNN")
+        raise InvalidStatisticError(f"stats is empty; give {_ACCEPTED}")
     labels: list[str] = []
     codes: list[int] = [K.COUNT]  # always first: coverage needs it
     qs: list[float] = [0.0]
-    for name in dict.fromkeys(str(n).lower() for n in names):
+    for name in dict.fromkeys(n.lower() for n in names):
         if name == "distribution":
             continue
         match = _QUANTILE.match(name)
@@ -75,42 +103,57 @@ def parse_stats(stats: str | Sequence[str]) -> Stats:
             codes.append(K.QUANTILE)
             qs.append(float(match[1]) / 100)
         else:
-            raise ValueError(
-                f"unknown statistic {name!r}; choose from {', '.join(STATISTICS)} or a "
-                "quantile such as 'p10' or 'p90'"
-            )
+            raise InvalidStatisticError(f"unknown statistic {name!r}; give {_ACCEPTED}")
         labels.append(name)
-    wants_distribution = any(str(n).lower() == "distribution" for n in names)
+    wants_distribution = any(n.lower() == "distribution" for n in names)
     return Stats(labels, np.asarray(codes, np.int64), np.asarray(qs), wants_distribution)
 
 
-def _as_geoseries(geometries: Any, crs: Any) -> gpd.GeoSeries:
+def _series(geometries: Any) -> gpd.GeoSeries:
+    """The geometries as a GeoSeries (with the CRS they carry, if any)."""
     import geopandas as gpd
     import shapely
 
     if isinstance(geometries, gpd.GeoDataFrame):
-        series = geometries.geometry
-    elif isinstance(geometries, gpd.GeoSeries):
-        series = geometries
-    elif isinstance(geometries, Mapping) and geometries.get("type") == "FeatureCollection":
-        series = gpd.GeoSeries.from_features(geometries["features"], crs=crs)
-    else:
-        items = [geometries] if isinstance(geometries, shapely.Geometry | Mapping) else geometries
-        shapes = [
-            g if isinstance(g, shapely.Geometry) or g is None else shapely.geometry.shape(g)
-            for g in items
-        ]
-        series = gpd.GeoSeries(shapes, crs=crs)
+        return geometries.geometry
+    if isinstance(geometries, gpd.GeoSeries):
+        return geometries
+    if isinstance(geometries, Mapping) and geometries.get("type") == "FeatureCollection":
+        try:
+            return gpd.GeoSeries.from_features(geometries["features"])
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            raise InvalidGeometryError(f"cannot read the FeatureCollection ({err})") from None
+    if isinstance(geometries, shapely.Geometry | Mapping):
+        return gpd.GeoSeries([_shape(geometries)])
+    if isinstance(geometries, Iterable) and not isinstance(geometries, str | bytes):
+        return gpd.GeoSeries([_shape(g) for g in geometries])
+    raise InvalidGeometryError(
+        f"geometries={str(geometries)[:80]!r} ({type(geometries).__name__}); give a "
+        "GeoSeries/GeoDataFrame, shapely geometries, GeoJSON mappings or a FeatureCollection"
+    )
+
+
+def _as_geoseries(geometries: Any, crs: Any) -> gpd.GeoSeries:
+    import pyproj
+    import shapely
+
+    series = _series(geometries)
     if crs is not None:
+        try:
+            wanted = pyproj.CRS.from_user_input(crs)
+        except pyproj.exceptions.CRSError as err:
+            raise InvalidArgumentError(
+                f"crs={crs!r} is not a CRS ({err}); use e.g. 'EPSG:4326' or a WKT string"
+            ) from None
         if series.crs is None:
-            series = series.set_crs(crs)
-        elif not series.crs.equals(crs):
-            raise ValueError(
+            series = series.set_crs(wanted)
+        elif not series.crs.equals(wanted):
+            raise InvalidArgumentError(
                 f"the geometries carry CRS {series.crs.to_string()} but crs={crs!r} was given; "
                 "drop crs= or reproject the geometries (GeoSeries.to_crs)"
             )
     if series.crs is None:
-        raise ValueError(
+        raise MissingCRSError(
             "the geometries have no CRS; pass crs=... (e.g. 'EPSG:4326') or a GeoSeries "
             "with a CRS; cas_xr never assumes one"
         )
@@ -127,12 +170,14 @@ def _as_geoseries(geometries: Any, crs: Any) -> gpd.GeoSeries:
             f"geometry types {sorted(bad)} are not supported; use Polygon, MultiPolygon or Point"
         )
     if series.crs.is_geographic:
-        spans = (series.bounds["maxx"] - series.bounds["minx"]).to_numpy()
-        wide = np.flatnonzero(spans > 180.0)
-        if wide.size:
+        from cas_xr.models import crosses_antimeridian
+
+        across = np.flatnonzero(crosses_antimeridian(series.to_numpy()))
+        if across.size:
             raise InvalidGeometryError(
-                f"geometries at positions {wide[:10].tolist()} span more than 180 degrees of "
-                "longitude, so they probably cross the antimeridian; split them at +/-180"
+                f"geometries at positions {across[:10].tolist()} cross the antimeridian (a "
+                "ring has an edge jumping more than 180 degrees of longitude); split them at "
+                "+/-180 into MultiPolygons"
             )
     invalid = np.flatnonzero(~series.is_valid.to_numpy())
     if invalid.size:
@@ -144,12 +189,26 @@ def _as_geoseries(geometries: Any, crs: Any) -> gpd.GeoSeries:
     return series
 
 
+def _shape(geometry: Any) -> Any:
+    import shapely
+
+    if geometry is None or isinstance(geometry, shapely.Geometry):
+        return geometry
+    try:
+        return shapely.geometry.shape(geometry)
+    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.ShapelyError) as err:
+        raise InvalidGeometryError(
+            f"cannot read {str(geometry)[:80]!r} as a geometry ({err}); give shapely "
+            "geometries, GeoJSON mappings, a FeatureCollection or a GeoSeries"
+        ) from None
+
+
 def _raster_crs(obj: xr.DataArray | xr.Dataset) -> Any:
     import rioxarray  # noqa: F401  (registers .rio)
 
     crs = obj.rio.crs
     if crs is None:
-        raise ValueError(
+        raise MissingCRSError(
             "the raster has no CRS; set one with obj.rio.write_crs('EPSG:...') (cas_xr never "
             "assumes a CRS)"
         )
@@ -157,14 +216,18 @@ def _raster_crs(obj: xr.DataArray | xr.Dataset) -> Any:
 
 
 def _grid(obj: xr.DataArray | xr.Dataset) -> tuple[Affine, tuple[int, int]]:
-    if "y" not in obj.dims or "x" not in obj.dims:
-        raise ValueError(
-            f"zonal() needs 'y' and 'x' dimensions, got {tuple(obj.dims)}; rename them, e.g. "
-            "obj.rename(latitude='y', longitude='x')"
-        )
-    transform = obj.rio.transform(recalc=True)
+    """The affine transform and ``(rows, cols)`` of a cube with ``y``/``x`` dims."""
+    from rioxarray.exceptions import RioXarrayError
+
+    try:
+        transform = obj.rio.transform(recalc=True)
+    except (RioXarrayError, IndexError, KeyError, ValueError) as err:
+        raise UnsupportedGridError(
+            f"cannot read the grid of the raster from its x/y coordinates ({err}); zonal() "
+            "needs 1-D, evenly spaced x and y coordinates"
+        ) from None
     if transform.b or transform.d:
-        raise ValueError("rotated grids are not supported; reproject the raster first")
+        raise UnsupportedGridError("rotated grids are not supported; reproject the raster first")
     return transform, (obj.sizes["y"], obj.sizes["x"])
 
 
@@ -175,7 +238,7 @@ def row_factors(
     if not area_weighted:
         return np.ones(rows)
     if not crs.is_geographic:
-        raise ValueError(
+        raise InvalidArgumentError(
             "area_weighted=True applies to geographic (lon/lat) grids; on a projected grid "
             "every cell already has the same area"
         )
@@ -200,20 +263,19 @@ def layers_of(var: xr.DataArray) -> tuple[list[Hashable], dict[Hashable, Any]]:
     return lead, {d: var[d].values if d in var.coords else np.arange(var.sizes[d]) for d in lead}
 
 
-def _point_cells(series: gpd.GeoSeries, transform: Affine) -> npt.NDArray[np.int64]:
-    """Row and column of the cell holding each point (-1, -1 for other geometries).
+def _point_cells(
+    shapes: npt.NDArray[Any], is_point: npt.NDArray[np.bool_], transform: Affine
+) -> npt.NDArray[np.int64]:
+    """Row and column of the cell holding each (non-empty) point; -1, -1 for the others.
 
     A point on a cell edge (to within float noise) belongs to the cell east of a vertical
     edge and south of a horizontal one, whichever way the y axis runs.
     """
     import shapely
 
-    out = np.full((len(series), 2), -1, dtype=np.int64)
-    is_point = (series.geom_type == "Point").to_numpy()
+    out = np.full((len(shapes), 2), -1, dtype=np.int64)
     if is_point.any():
-        uv = np.round(
-            cell_units(transform)(shapely.get_coordinates(series[is_point].to_numpy())), 9
-        )
+        uv = np.round(cell_units(transform)(shapely.get_coordinates(shapes[is_point])), 9)
         out[is_point, 1] = np.floor(uv[:, 0]).astype(np.int64)
         rows = np.floor(uv[:, 1]) if transform.e < 0 else np.ceil(uv[:, 1]) - 1
         out[is_point, 0] = rows.astype(np.int64)
@@ -221,9 +283,11 @@ def _point_cells(series: gpd.GeoSeries, transform: Affine) -> npt.NDArray[np.int
 
 
 def _bounds_in_cells(
-    series: gpd.GeoSeries, to_cells: Any, shape: tuple[int, int]
+    shapes: npt.NDArray[Any], to_cells: Any, shape: tuple[int, int]
 ) -> npt.NDArray[np.int64]:
-    b = np.nan_to_num(series.bounds.to_numpy())  # missing/empty geometries: 0-size windows
+    import shapely
+
+    b = np.nan_to_num(shapely.bounds(shapes))  # empty geometries: 0-size windows
     corners = np.concatenate([to_cells(b[:, [0, 1]]), to_cells(b[:, [2, 3]])], axis=1)
     u0, u1 = np.minimum(corners[:, 0], corners[:, 2]), np.maximum(corners[:, 0], corners[:, 2])
     v0, v1 = np.minimum(corners[:, 1], corners[:, 3]), np.maximum(corners[:, 1], corners[:, 3])
@@ -238,18 +302,23 @@ def classes_of(var: xr.DataArray, classes: Any) -> npt.NDArray[np.float64]:
     if classes is None:
         classes = var.attrs.get("class_names") or var.attrs.get("flag_values")
     if classes is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"'distribution' needs the class values of {var.name!r}: pass classes=[...] (or a "
             "{code: name} mapping), or set attrs['class_names'] / attrs['flag_values']"
         )
     codes = list(classes.keys()) if isinstance(classes, Mapping) else list(np.ravel(classes))
-    return np.unique(np.asarray(codes, dtype=np.float64))
+    try:
+        return np.unique(np.asarray(codes, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"the classes of {var.name!r} must be numbers (the stored codes), got {codes[:5]}"
+        ) from None
 
 
 def window_cells_of(variables: Any, chunks: int | None) -> int:
     if chunks is not None:
         if chunks < 1:
-            raise ValueError(f"chunks must be a positive number of cells, got {chunks}")
+            raise InvalidArgumentError(f"chunks must be a positive number of cells, got {chunks}")
         return chunks * chunks
     for var in variables:
         if var.chunks is not None:
@@ -267,7 +336,9 @@ def variables_of(obj: xr.DataArray | xr.Dataset) -> dict[Hashable, xr.DataArray]
         variables = dict(obj.data_vars)
     variables = {k: v for k, v in variables.items() if "y" in v.dims and "x" in v.dims}
     if not variables:
-        raise ValueError("obj has no variable with 'y' and 'x' dimensions")
+        raise MissingDimensionError(
+            "no variable of the Dataset has both spatial dimensions; select or build one"
+        )
     return variables
 
 
@@ -276,7 +347,8 @@ class Geometries:
     """Geometries on the raster grid: kinds, point cells and windows in cell units."""
 
     series: gpd.GeoSeries
-    shapes: npt.NDArray[Any]  # in the raster CRS
+    shapes: npt.NDArray[Any]  # in the raster CRS, on the grid's longitudes
+    areas: npt.NDArray[np.float64]  # in the raster CRS, before any longitude shift
     raster_crs: Any
     transform: Affine
     kinds: npt.NDArray[np.int64]
@@ -289,14 +361,24 @@ class Geometries:
 
 
 def prepare_geometries(obj: xr.DataArray | xr.Dataset, geometries: Any, crs: Any) -> Geometries:
+    import shapely
+
+    from cas_xr.zonal._longitudes import match_longitudes
+
     raster_crs = _raster_crs(obj)
     transform, shape = _grid(obj)
     series = _as_geoseries(geometries, crs)
     native = series.to_crs(raster_crs) if not series.crs.equals(raster_crs) else series
-    is_point = (native.geom_type == "Point").to_numpy()
+    shapes = native.to_numpy()
+    areas = shapely.area(shapes)  # planar, in the raster CRS, like the cell area
+    if raster_crs.is_geographic:
+        edges = sorted((transform.c, transform.c + transform.a * shape[1]))
+        shapes = match_longitudes(shapes, edges[0], edges[1])
+    empty = shapely.is_empty(shapes)
+    is_point = (shapely.get_type_id(shapes) == _POINT) & ~empty
     kinds = np.where(is_point, K.KIND_POINT, K.KIND_POLYGON).astype(np.int64)
-    bounds = _bounds_in_cells(native, cell_units(transform), shape)
-    points = _point_cells(native, transform)
+    bounds = _bounds_in_cells(shapes, cell_units(transform), shape)
+    points = _point_cells(shapes, is_point, transform)
     outside = np.where(
         is_point,
         (points[:, 0] < 0)
@@ -305,5 +387,5 @@ def prepare_geometries(obj: xr.DataArray | xr.Dataset, geometries: Any, crs: Any
         | (points[:, 1] >= shape[1]),
         (bounds[:, 1] <= bounds[:, 0]) | (bounds[:, 3] <= bounds[:, 2]),
     )
-    kinds[outside | native.is_empty.to_numpy()] = K.KIND_EMPTY
-    return Geometries(series, native.to_numpy(), raster_crs, transform, kinds, points, bounds)
+    kinds[outside | empty] = K.KIND_EMPTY
+    return Geometries(series, shapes, areas, raster_crs, transform, kinds, points, bounds)

@@ -141,7 +141,7 @@ def _summarise(
 @njit(cache=True, nogil=True)  # releases the GIL: windows run in parallel on threads
 def zonal_kernel(
     values: npt.NDArray[np.floating | np.integer],
-    nodata: float,
+    nodata: np.floating | np.integer,
     use_nodata: bool,
     coords: npt.NDArray[np.float64],
     ring_offsets: npt.NDArray[np.int64],
@@ -166,7 +166,8 @@ def zonal_kernel(
     values
         ``(layers, rows, cols)`` window.
     nodata, use_nodata
-        Cells equal to ``nodata`` (when ``use_nodata``) and NaN cells are not valid.
+        Cells equal to ``nodata`` (when ``use_nodata``; a scalar of ``values``' dtype,
+        compared before any cast) and NaN cells are not valid.
     coords, ring_offsets, geom_ring_offsets
         Polygon rings in window cell units (:func:`~cas_xr.zonal._coverage.polygon_rings`).
     row_factor
@@ -224,8 +225,11 @@ def zonal_kernel(
                     weight = buf[i, j]
                     if weight <= 0.0:
                         continue
-                    v = float(values[layer, r0 + i, c0 + j])
-                    if np.isnan(v) or (use_nodata and v == nodata):
+                    raw = values[layer, r0 + i, c0 + j]
+                    if use_nodata and raw == nodata:  # in the stored dtype: exact
+                        continue
+                    v = float(raw)
+                    if np.isnan(v):
                         continue
                     x[n] = v
                     w[n] = weight

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cas_xr.zonal import _codes as K
+from cas_xr.zonal._encoding import Encoding
 from cas_xr.zonal._inputs import Geometries, Stats, cell_units
 from cas_xr.zonal._partition import partition
 
@@ -20,30 +20,29 @@ __all__ = ["lazy_arrays"]
 
 
 def _layer_stack(
-    windows: Sequence[npt.NDArray[Any]], nodatas: Sequence[float | None]
-) -> tuple[npt.NDArray[Any], float, bool]:
-    """All layers of all variables as one ``(layers, rows, cols)`` array, plus its nodata.
+    windows: Sequence[npt.NDArray[Any]], encodings: Sequence[Encoding]
+) -> tuple[npt.NDArray[Any], Any, bool]:
+    """All layers of all variables as one ``(layers, rows, cols)`` array, plus its marker.
 
-    A single variable is passed through without a copy (the kernel skips its nodata);
-    several are stacked as float64 with their nodata turned into NaN.
+    A single unpacked variable with at most one missing-value marker is passed through
+    without a copy (the kernel skips the marker, compared in the stored dtype); otherwise
+    the variables are decoded to float64 with NaN for missing cells and stacked.
     """
-    if len(windows) == 1:
+    if len(windows) == 1 and not encodings[0].packed and len(encodings[0].missing) <= 1:
         arr = np.asarray(windows[0])
-        nodata = nodatas[0]
-        use = nodata is not None and not math.isnan(nodata)
-        return arr.reshape(-1, *arr.shape[-2:]), float(nodata) if use else np.nan, use  # type: ignore[arg-type]
-    stacked = []
-    for window, nodata in zip(windows, nodatas, strict=True):
-        arr = np.asarray(window, dtype=np.float64).reshape(-1, *np.shape(window)[-2:])
-        if nodata is not None and not math.isnan(nodata):
-            arr = np.where(arr == nodata, np.nan, arr)
-        stacked.append(arr)
-    return np.concatenate(stacked), np.nan, False
+        arr = arr.reshape(-1, *arr.shape[-2:])
+        if encodings[0].missing:
+            return arr, encodings[0].missing[0], True
+        return arr, arr.dtype.type(0), False
+    stacked = [
+        e.decode(w).reshape(-1, *np.shape(w)[-2:]) for w, e in zip(windows, encodings, strict=True)
+    ]
+    return np.concatenate(stacked), np.float64(0.0), False
 
 
 def _window_task(
     windows: Sequence[npt.NDArray[Any]],
-    nodatas: Sequence[float | None],
+    encodings: Sequence[Encoding],
     rings: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]],
     row_factor: npt.NDArray[np.float64],
     mode: int,
@@ -55,7 +54,7 @@ def _window_task(
     """One partition of polygons: run the compiled kernel once over every layer."""
     from cas_xr.zonal._kernel import zonal_kernel  # compiled on first use
 
-    values, nodata, use_nodata = _layer_stack(windows, nodatas)
+    values, nodata, use_nodata = _layer_stack(windows, encodings)
     coords, ring_offsets, geom_ring_offsets = rings
     return zonal_kernel(
         values, nodata, use_nodata, coords, ring_offsets, geom_ring_offsets, row_factor, mode,
@@ -65,19 +64,19 @@ def _window_task(
 
 def _point_task(
     values: Sequence[npt.NDArray[Any]],
-    nodatas: Sequence[float | None],
+    encodings: Sequence[Encoding],
     stats: Stats,
     classes: npt.NDArray[np.float64],
 ) -> tuple[
     npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]
 ]:
     """Statistics of points: each takes its one cell with weight 1."""
-    columns = []
-    for arr, nodata in zip(values, nodatas, strict=True):
-        arr = np.asarray(arr, dtype=np.float64).reshape(len(arr), -1)  # (points, layers)
-        if nodata is not None and not math.isnan(nodata):
-            arr = np.where(arr == nodata, np.nan, arr)
-        columns.append(arr)
+    columns = [  # (points, layers): decoded with the leading dims first, the points last
+        np.moveaxis(e.decode(np.moveaxis(np.asarray(arr), 0, -1), cells=1), -1, 0).reshape(
+            len(arr), -1
+        )
+        for arr, e in zip(values, encodings, strict=True)
+    ]
     v = np.concatenate(columns, axis=1)
     valid = ~np.isnan(v)
     one = {
@@ -95,7 +94,7 @@ _Outputs = list[Any]  # stats (g, layers, codes), count (g, layers), pixels (g, 
 def _polygon_parts(
     geo: Geometries,
     variables: list[xr.DataArray],
-    nodatas: list[float | None],
+    encodings: list[Encoding],
     row_factor: npt.NDArray[np.float64],
     mode: int,
     spec: Stats,
@@ -118,7 +117,7 @@ def _polygon_parts(
         rings = polygon_rings(geo.shapes[idx], lambda xy, o=offset: to_cells(xy) - o)
         windows = [v.data[..., r0:r1, c0:c1] for v in variables]
         task = dask.delayed(_window_task, pure=True)(
-            windows, nodatas, rings, row_factor[r0:r1], mode, spec, class_codes
+            windows, encodings, rings, row_factor[r0:r1], mode, spec, class_codes
         )
         parts.append((idx, task))
     return parts
@@ -127,7 +126,7 @@ def _polygon_parts(
 def _point_part(
     geo: Geometries,
     variables: list[xr.DataArray],
-    nodatas: list[float | None],
+    encodings: list[Encoding],
     spec: Stats,
     class_codes: npt.NDArray[np.float64],
 ) -> list[tuple[npt.NDArray[np.intp], Any]]:
@@ -142,13 +141,13 @@ def _point_part(
     gathered = [
         dsa.moveaxis(dsa.asarray(v.data), (-2, -1), (0, 1)).vindex[rows, cols] for v in variables
     ]
-    return [(points, dask.delayed(_point_task, pure=True)(gathered, nodatas, spec, class_codes))]
+    return [(points, dask.delayed(_point_task, pure=True)(gathered, encodings, spec, class_codes))]
 
 
 def lazy_arrays(
     geo: Geometries,
     variables: list[xr.DataArray],
-    nodatas: list[float | None],
+    encodings: list[Encoding],
     row_factor: npt.NDArray[np.float64],
     mode: int,
     spec: Stats,
@@ -165,8 +164,8 @@ def lazy_arrays(
     layers = sum(int(np.prod(v.shape[:-2])) for v in variables)
     budget = max(window_cells // max(layers, 1), 1)
     parts = [
-        *_polygon_parts(geo, variables, nodatas, row_factor, mode, spec, class_codes, budget),
-        *_point_part(geo, variables, nodatas, spec, class_codes),
+        *_polygon_parts(geo, variables, encodings, row_factor, mode, spec, class_codes, budget),
+        *_point_part(geo, variables, encodings, spec, class_codes),
     ]
     empty = np.flatnonzero(geo.empty)
     inverse = np.argsort(np.concatenate([idx for idx, _ in parts] + [empty]))
