@@ -44,6 +44,16 @@ def test_a_cube_in_x_y_order_gives_the_same_numbers(grid: dict[str, Path]):
     np.testing.assert_array_equal(table["xy_max"], table["yx_max"])
 
 
+def test_a_dataset_gives_one_dataset_per_variable(grid: dict[str, Path]):
+    frame = _polygons(5)
+    cube = _cube(grid["a"])
+    double = cube.where(cube != cube.rio.nodata) * 2.0  # nodata as NaN
+    ds = xr.Dataset({"height": cube, "double": double})
+    table = cas.extract_table(frame, {"ds": ds}, aggregation="max")
+    assert set(table.attrs["cas_xr"]["datasets"]) == {"ds.height", "ds.double"}
+    np.testing.assert_allclose(table["ds.double_max"], 2 * table["ds.height_max"], rtol=1e-12)
+
+
 def test_a_cube_is_cached_by_its_token(grid: dict[str, Path]):
     frame = _polygons(8)
     cube = _cube(grid["a"])
@@ -77,9 +87,7 @@ def test_a_failing_cube_is_missing_and_the_rest_of_the_batch_succeeds(grid: dict
 def test_bad_cubes_are_refused_before_any_work(grid: dict[str, Path]):
     frame = _polygons(2)
     cube = _cube(grid["a"])
-    with pytest.raises(TypeError, match="xarray.Dataset; pass one variable"):
-        cas.extract_table(frame, [{"mine": cube.to_dataset()}])
-    with pytest.raises(TypeError, match="dataset id .* or an xarray.DataArray"):
+    with pytest.raises(TypeError, match="dataset id .*, an xarray.DataArray or an xarray.Dataset"):
         cas.extract_table(frame, [{"mine": np.zeros((2, 2))}])
     with pytest.raises(InvalidDatasetIdError, match="without ':'"):
         cas.extract_table(frame, [{"my:dem": cube}])

@@ -130,15 +130,10 @@ def _naive(stamp: Any) -> Any:
 def _check_cube(name: str, cube: Any) -> xr.DataArray:
     import xarray as xr
 
-    if isinstance(cube, xr.Dataset):
-        raise ArgumentTypeError(
-            f"dataset {name!r} is an xarray.Dataset; pass one variable, e.g. ds[{name!r}] or "
-            "ds['<variable>']"
-        )
     if not isinstance(cube, xr.DataArray):
         raise ArgumentTypeError(
-            f"dataset {name!r} must be a dataset id (str) or an xarray.DataArray, got "
-            f"{type(cube).__name__}"
+            f"dataset {name!r} must be a dataset id (str), an xarray.DataArray or an "
+            f"xarray.Dataset, got {type(cube).__name__}"
         )
     if ":" in name or not name:
         raise InvalidDatasetIdError(
@@ -206,10 +201,24 @@ def targets_of(datasets: Any, settings: Settings) -> list[Target]:
             f"{len(entries)} datasets requested, more than max_datasets_per_request "
             f"({settings.max_datasets_per_request}); split the request or raise the setting"
         )
+    import xarray as xr
+
     targets = []
     for name, value in entries:
         if isinstance(value, str):
             targets.append(Target(value, *resolve(value)))  # unknown ids fail before any work
+        elif isinstance(value, xr.Dataset):  # one dataset per variable: "<name>.<variable>"
+            if not value.data_vars:
+                raise InvalidArgumentError(f"dataset {name!r} is an xarray.Dataset without data")
+            for var, da in value.data_vars.items():
+                key = f"{name}.{var}"
+                targets.append(Target(key, None, key, _check_cube(key, da)))
         else:
             targets.append(Target(name, None, name, _check_cube(name, value)))
+    if len(targets) > settings.max_datasets_per_request:
+        raise LimitExceededError(
+            f"{len(targets)} datasets requested (the variables of a Dataset count one each), "
+            f"more than max_datasets_per_request ({settings.max_datasets_per_request}); split "
+            "the request or raise the setting"
+        )
     return targets
