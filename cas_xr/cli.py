@@ -34,10 +34,13 @@ from pydantic import ValidationError
 
 import cas_xr as cas
 from cas_xr.errors import (
+    ArgumentTypeError,
     CasError,
     CasWarning,
+    InvalidArgumentError,
     InvalidDatasetIdError,
     InvalidGeometryError,
+    InvalidRequestError,
     LimitExceededError,
     UnknownProviderError,
 )
@@ -74,6 +77,8 @@ class _UsageError(Exception):
 
 _INPUT_ERRORS = (
     _UsageError,
+    InvalidArgumentError,
+    ArgumentTypeError,
     InvalidGeometryError,
     InvalidDatasetIdError,
     UnknownProviderError,
@@ -106,6 +111,8 @@ def _validation_message(err: ValidationError) -> str:
 
 def _describe(err: Exception) -> tuple[int, str]:
     """Return the exit status and the one-line message for an exception."""
+    if isinstance(err, InvalidRequestError) and isinstance(err.__cause__, ValidationError):
+        err = err.__cause__
     if isinstance(err, ValidationError):
         return 2, _one_line(_validation_message(err))
     code = 2 if isinstance(err, _INPUT_ERRORS) else 1

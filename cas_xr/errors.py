@@ -25,11 +25,13 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidDatasetIdError",
     "InvalidGeometryError",
+    "InvalidRequestError",
     "InvalidStatisticError",
     "LimitExceededError",
     "MissingCRSError",
     "MissingDependencyError",
     "MissingDimensionError",
+    "OutputExistsError",
     "ProviderDefinitionError",
     "QualityWarning",
     "RequestTimeoutError",
@@ -51,6 +53,18 @@ class InvalidArgumentError(CasError, ValueError):
 
     The message says what to pass instead.
     """
+
+
+class InvalidRequestError(InvalidArgumentError):
+    """A request, bounding box or time range does not validate.
+
+    The message lists every invalid field; pydantic's ``ValidationError`` is the
+    ``__cause__``.
+    """
+
+
+class OutputExistsError(CasError, FileExistsError):
+    """The output file exists (pass ``overwrite=True`` or another name)."""
 
 
 class ArgumentTypeError(CasError, TypeError):

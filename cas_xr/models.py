@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -46,7 +46,10 @@ __all__ = [
     "crosses_antimeridian",
     "geometry_keys",
     "split_dataset_id",
+    "validated",
 ]
+
+_M = TypeVar("_M", bound="BaseModel")
 
 
 class AggregationMethod(StrEnum):
@@ -298,6 +301,24 @@ class Geometry(BaseModel):
         import shapely.geometry
 
         return shapely.geometry.shape(self.__geo_interface__)
+
+
+def validated(model: type[_M], value: Any) -> _M:
+    """``model.model_validate(value)``, failing with a :class:`~cas_xr.errors.CasError`.
+
+    Raises
+    ------
+    InvalidRequestError
+        Listing every invalid field (pydantic's ``ValidationError`` as its cause).
+    """
+    from pydantic import ValidationError
+
+    from cas_xr.errors import InvalidRequestError
+
+    try:
+        return model.model_validate(value)
+    except ValidationError as err:
+        raise InvalidRequestError(str(err)) from err
 
 
 def geometry_keys(geometries: Any, crs: Any) -> list[str]:

@@ -25,6 +25,8 @@ import cas_xr as cas
 from cas_xr.catalog import Connector
 from cas_xr.engine._run import MEMORY as RESULT_MEMORY
 from cas_xr.errors import (
+    CasError,
+    InvalidRequestError,
     LimitExceededError,
     QualityWarning,
     RequestTimeoutError,
@@ -356,8 +358,10 @@ def test_unknown_ids_fail_before_any_work(monkeypatch: pytest.MonkeyPatch):
         cas.extract_sync({"geometry": POINT, "dataset_ids": ["sample:elevation", "nasa:dem"]})
     with pytest.raises(UnknownDatasetError, match="no dataset 'slope'"):
         cas.extract_sync({"geometry": POINT, "dataset_ids": ["sample:slope"]})
-    with pytest.raises(pydantic.ValidationError, match="provider:name"):
+    with pytest.raises(InvalidRequestError, match="provider:name") as raised:
         cas.extract_sync({"geometry": POINT, "dataset_ids": ["elevation"]})
+    assert isinstance(raised.value.__cause__, pydantic.ValidationError)
+    assert isinstance(raised.value, CasError) and isinstance(raised.value, ValueError)
 
 
 def test_limits_apply_in_the_facade():

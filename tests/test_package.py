@@ -102,8 +102,9 @@ def test_extract_raster_bad_input(tmp_path: Path):
     import pydantic
 
     bbox = (-112.05, 41.95, -111.95, 42.05)
-    with pytest.raises(pydantic.ValidationError, match="min_lon"):
+    with pytest.raises(errors.InvalidRequestError, match="min_lon") as raised:
         cas.extract_raster_sync("sample:elevation", (-111.95, 41.95, -112.05, 42.05), tmp_path)
+    assert isinstance(raised.value.__cause__, pydantic.ValidationError)
     with pytest.raises(errors.UnknownDatasetError):
         cas.extract_raster_sync("sample:slope", bbox, tmp_path)
     with pytest.raises(ValueError, match="not an existing directory"):

@@ -25,7 +25,13 @@ from cas_xr.errors import (
     InvalidGeometryError,
     LimitExceededError,
 )
-from cas_xr.models import AggregationMethod, TimeRange, crosses_antimeridian, geometry_keys
+from cas_xr.models import (
+    AggregationMethod,
+    TimeRange,
+    crosses_antimeridian,
+    geometry_keys,
+    validated,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -220,7 +226,7 @@ def make_plan(
     series = _as_series(geometries)
     stats = _stats(aggregation)
     targets = targets_of(dataset_ids, settings)
-    window = None if time_range is None else TimeRange.model_validate(time_range)
+    window = None if time_range is None else validated(TimeRange, time_range)
     problems = _problems(series, settings)
     bad = np.zeros(len(series), dtype=bool)
     for problem in problems:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from cas_xr.catalog import resolve
 from cas_xr.errors import ArgumentTypeError, InvalidArgumentError
-from cas_xr.models import BoundingBox, TimeRange
+from cas_xr.models import BoundingBox, TimeRange, validated
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -75,8 +75,8 @@ def open_dataset(
     if chunks is not None and chunks < 1:
         raise InvalidArgumentError(f"chunks must be a positive number of cells, got {chunks}")
     connector, name = resolve(dataset_id)
-    box = None if bbox is None else BoundingBox.model_validate(bbox)
-    period = None if time_range is None else TimeRange.model_validate(time_range)
+    box = None if bbox is None else validated(BoundingBox, bbox)
+    period = None if time_range is None else validated(TimeRange, time_range)
     return connector.open(
         name,
         bbox=None if box is None else box.as_tuple(),

@@ -23,8 +23,21 @@ import numpy as np
 from cas_xr.catalog import resolve
 from cas_xr.config import Settings, get_settings
 from cas_xr.engine._failures import read_failures
-from cas_xr.errors import InvalidArgumentError, LimitExceededError, RequestTimeoutError, SourceError
-from cas_xr.models import BoundingBox, DataType, RasterResampling, RasterResult, TimeRange
+from cas_xr.errors import (
+    InvalidArgumentError,
+    LimitExceededError,
+    OutputExistsError,
+    RequestTimeoutError,
+    SourceError,
+)
+from cas_xr.models import (
+    BoundingBox,
+    DataType,
+    RasterResampling,
+    RasterResult,
+    TimeRange,
+    validated,
+)
 from cas_xr.mosaic import (
     atomic_output,
     check_format,
@@ -331,7 +344,7 @@ async def extract_raster(
     file at the target path.
     """
     started = time.perf_counter()
-    box = BoundingBox.model_validate(bbox)
+    box = validated(BoundingBox, bbox)
     connector, name = resolve(dataset_id)
     variable = connector.definition_of(name).variables[0]
     method = check_resampling(resampling, categorical=variable.data_type is DataType.CATEGORICAL)
@@ -339,13 +352,13 @@ async def extract_raster(
     folder = _check_output_dir(output_dir)
     target = _target(folder, filename, f"{connector.slug}_{name}{_SUFFIXES[fmt]}")
     if (target.exists() or target.is_symlink()) and not overwrite:
-        raise FileExistsError(f"{target} exists; pass overwrite=True or another filename")
+        raise OutputExistsError(f"{target} exists; pass overwrite=True or another filename")
     request = _Request(
         dataset_id=dataset_id,
         connector=connector,
         name=name,
         bbox=box.as_tuple(),
-        time_range=None if time_range is None else TimeRange.model_validate(time_range),
+        time_range=None if time_range is None else validated(TimeRange, time_range),
         resampling=method,
         resolution=_check_resolution(target_resolution),
         crs=_check_crs(target_crs),

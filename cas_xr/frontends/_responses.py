@@ -50,6 +50,7 @@ from cas_xr.models import (
     OutputMode,
     QualityFlag,
     ResultError,
+    validated,
 )
 
 __all__ = ["Report", "batch_extract", "batch_extract_reporting", "extract"]
@@ -293,7 +294,7 @@ async def extract(request: AttributeRequest | dict[str, Any]) -> AttributeRespon
     RequestTimeoutError
         If the request takes longer than ``request_timeout_s``.
     """
-    request = AttributeRequest.model_validate(request)
+    request = validated(AttributeRequest, request)
     if request.output is OutputMode.RASTER:
         raise InvalidArgumentError(
             "extract() computes statistics; for output='raster' call "
@@ -325,7 +326,7 @@ async def batch_extract(request: BatchAttributeRequest | dict[str, Any]) -> Batc
     UnknownDatasetError, LimitExceededError, RequestTimeoutError
         As for :func:`extract`.
     """
-    return await _batch(BatchAttributeRequest.model_validate(request), None)
+    return await _batch(validated(BatchAttributeRequest, request), None)
 
 
 async def batch_extract_reporting(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cas_xr.errors import InvalidArgumentError, MissingDependencyError
+from cas_xr.errors import InvalidArgumentError, MissingDependencyError, OutputExistsError
 from cas_xr.mosaic._grid import crs_wkt, grid_of
 from cas_xr.mosaic._regrid import is_categorical, nodata_of, north_up
 
@@ -79,7 +79,7 @@ def _check_target(target: Path, overwrite: bool) -> None:
             f"{str(target.parent)!r} is not an existing directory; create it first"
         )
     if (target.exists() or target.is_symlink()) and not overwrite:
-        raise FileExistsError(f"{target} exists; pass overwrite=True or choose another name")
+        raise OutputExistsError(f"{target} exists; pass overwrite=True or choose another name")
 
 
 def _reserve(target: Path, directory: bool) -> Path:

@@ -21,7 +21,9 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from cas_xr.errors import (
+    ArgumentTypeError,
     CasError,
+    InvalidArgumentError,
     InvalidDatasetIdError,
     InvalidGeometryError,
     LimitExceededError,
@@ -123,6 +125,8 @@ PROBLEM_TABLE: tuple[tuple[type[Exception], int, str, str], ...] = (
     (ValidationError, 400, _CAS + "invalid-input", "Invalid input"),
     (RequestValidationError, 400, _CAS + "invalid-request", "Invalid request"),
     (InvalidGeometryError, 400, _CAS + "invalid-input", "Invalid input"),
+    (InvalidArgumentError, 400, _CAS + "invalid-input", "Invalid input"),
+    (ArgumentTypeError, 400, _CAS + "invalid-input", "Invalid input"),
     (InvalidDatasetIdError, 400, _CAS + "invalid-dataset-id", "Invalid dataset id"),
     (UnknownProviderError, 400, _CAS + "unknown-dataset", "Unknown dataset"),
     (LimitExceededError, 400, _CAS + "limit-exceeded", "Limit exceeded"),
