@@ -92,7 +92,7 @@ def test_extract_collection_to_csv(capsys: pytest.CaptureFixture[str]) -> None:
     assert k06["sample:elevation_quality"] == k06["sample:clay_0-5cm_quality"] == "partial"
     assert {r["sample:elevation_quality"] for r in rows if r["id"] != "K06"} == {"good"}
     # the pipeline's warnings go to stderr as lines, not as Python warnings
-    assert err.startswith("warnings (1):\n  2 results are not GOOD")
+    assert err.startswith("warnings (1):\n  2 of 14 results are not GOOD")
     assert "sample:elevation: partial: 1 (e.g. coverage 0.444" in err
 
 
@@ -233,7 +233,8 @@ def test_extract_runtime_failure_gives_missing_result(capsys: pytest.CaptureFixt
         "no_data",
         [0],
     )
-    assert "1 of 1 results failed and are MISSING; sample:elevation: 1 geometries (no_data" in err
+    assert "1 of 1 results failed at run time: sample:elevation (no_data)" in err
+    assert "sample:elevation: 1 geometries (no_data" in err
 
 
 def test_extract_isolates_faulty_geometries(
@@ -265,7 +266,7 @@ def test_debug_shows_python_warnings(
     code, _, err = run(capsys, "extract", str(CATCHMENTS), "-d", "sample:elevation")
     assert code == 0
     assert "python warning" not in err
-    assert "1 results are not GOOD" in err  # cas_xr's warnings are always shown
+    assert "1 of 7 results are not GOOD" in err  # cas_xr's warnings are always shown
     code, _, err = run(capsys, "--debug", "extract", str(CATCHMENTS), "-d", "sample:elevation")
     assert code == 0
     assert "python warning: DeprecationWarning: a library's own warning" in err
