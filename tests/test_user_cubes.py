@@ -96,3 +96,17 @@ def test_bad_cubes_are_refused_before_any_work(grid: dict[str, Path]):
     no_crs = xr.DataArray(np.zeros((4, 4)), dims=("y", "x"))
     with pytest.raises(ValueError, match="no CRS"):
         cas.extract_table(frame, [{"mine": no_crs}])
+
+
+def test_a_packed_cube_is_unpacked_and_judged_in_its_units(grid: dict[str, Path]):
+    frame = _polygons(6)
+    cube = _cube(grid["a"])
+    plain = cas.extract_table(frame, {"plain": cube.assign_attrs(valid_range=[0.0, 500.0])})
+    packed = (cube.where(cube != cube.rio.nodata) * 100).round().fillna(-32768).astype("int32")
+    packed = packed.rio.write_nodata(-32768).assign_attrs(
+        scale_factor=0.01, add_offset=0.0, valid_range=[0, 50_000]
+    )
+    table = cas.extract_table(frame, {"packed": packed})
+    np.testing.assert_allclose(table["packed_mean"], plain["plain_mean"], atol=0.005)  # rounding
+    assert table["packed_quality"].tolist() == plain["plain_quality"].tolist()
+    assert "suspect" in table["packed_quality"].tolist()  # some means lie above 500

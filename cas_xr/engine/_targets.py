@@ -46,6 +46,9 @@ class Target:
             return self.connector.definition_of(self.name).variables[0]
         attrs = self.cube.attrs if self.cube is not None else {}
         valid = attrs.get("valid_range")
+        if valid is not None:  # CF: in the stored (packed) units; the values are unpacked
+            scale, offset = float(attrs.get("scale_factor", 1)), float(attrs.get("add_offset", 0))
+            valid = sorted(float(v) * scale + offset for v in valid)
         return Variable(
             name=self.name if self.cube is None or self.cube.name is None else str(self.cube.name),
             units=str(attrs.get("units", "")),
