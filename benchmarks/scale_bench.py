@@ -228,18 +228,19 @@ def _row(m: Measurement, catchments: int, best_rate: float, reference: Any) -> d
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = size_parser(__doc__, SIZES, "xvec cluster")
+    parser = size_parser(__doc__, SIZES, "xvec cluster exactextract")
     args = parser.parse_args(argv)
     paths = prepare(args.data, args.size)
     rasters, geoms, provider = paths["rasters"], paths["geoms"], paths["provider"]
     s = SIZES[args.size]
     work = f"{s['catchments']:,} catchments x {len(DATASETS)} datasets of {s['cells']:,}^2 cells"
 
-    runs = [
+    ee = [
         measure(work, f"exactextract ({strategy})", run_exactextract, rasters, geoms, strategy)
         for strategy in ("feature-sequential", "raster-sequential")
+        if "exactextract" not in args.skip
     ]
-    runs.append(measure(work, "cas_xr extract_table (threads)", run_threads, provider, geoms))
+    runs = [*ee, measure(work, "cas_xr extract_table (threads)", run_threads, provider, geoms)]
     if "cluster" not in args.skip:
         runs.append(
             measure(work, "cas_xr extract_table (LocalCluster 2x1)", run_cluster, provider, geoms)
@@ -251,10 +252,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if "xvec" not in args.skip:
         runs.append(measure(work, "xvec zonal_stats (exactextract)", run_xvec, rasters, geoms))
 
-    ee = [m for m in runs[:2] if m.error is None]
-    best = min(ee, key=lambda m: m.seconds) if ee else runs[0]
-    reference = (best.result or {}).get("values")
-    rows = [_row(m, s["catchments"], s["catchments"] / best.seconds, reference) for m in runs]
+    best = min((m for m in ee if m.error is None), key=lambda m: m.seconds, default=None)
+    best_rate = s["catchments"] / best.seconds if best else float("nan")
+    reference = (best.result or {}).get("values") if best else None
+    rows = [_row(m, s["catchments"], best_rate, reference) for m in runs]
     print_table(f"batch extraction, size={args.size} ({work}), {os.cpu_count()} cores", rows)
     return rows
 

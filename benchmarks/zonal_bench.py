@@ -249,7 +249,7 @@ def _row(m: Measurement, exactextract_s: float, read_s: float, reference: Any) -
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = size_parser(__doc__, SIZES, "xvec rasterstats")
+    parser = size_parser(__doc__, SIZES, "xvec rasterstats exactextract")
     args = parser.parse_args(argv)
     paths = {k: str(v) for k, v in prepare(args.data, args.size).items()}
     rows: list[dict[str, Any]] = []
@@ -266,8 +266,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 workload, f"exactextract ({s})", run_exactextract, paths[raster], paths[geoms], s
             )
             for s in ("feature-sequential", "raster-sequential")
+            if "exactextract" not in args.skip
         ]
-        best = min((m for m in ee if m.error is None), key=lambda m: m.seconds, default=ee[0])
+        best = min((m for m in ee if m.error is None), key=lambda m: m.seconds, default=None)
         runs = [
             measure(workload, "cas_xr exact", run_cas_xr, paths[raster], paths[geoms], "exact"),
             measure(workload, "cas_xr center", run_cas_xr, paths[raster], paths[geoms], "center"),
@@ -289,7 +290,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 limit,
             )
             runs.append(rs)
-        rows += [_row(m, best.seconds, read[raster].seconds, best.result) for m in runs]
+        ee_s, reference = (best.seconds, best.result) if best else (float("nan"), None)
+        rows += [_row(m, ee_s, read[raster].seconds, reference) for m in runs]
     # points: exactextract returns NaN for points, so the anchor is xarray's .sel(nearest)
     sel = measure("W1d", "xarray .sel(nearest)", run_sel_nearest, paths["w1"], paths["d"])
     ours = measure("W1d", "cas_xr points", run_cas_xr, paths["w1"], paths["d"], "exact")
