@@ -338,11 +338,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data", type=Path, default=Path(os.environ.get("CAS_BENCH_DATA", "/tmp/cas_xr_bench"))
     )
-    parser.add_argument("--out", type=Path, help="report folder (default: a new one in /tmp)")
+    parser.add_argument(
+        "--out", type=Path, help="report folder (default: a new one in /tmp; none with --from-runs)"
+    )
     parser.add_argument("--run-timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary checkouts")
     parser.add_argument(
-        "--from-runs", type=Path, help="only report again from an earlier run's runs.json"
+        "--from-runs", type=Path, help="only print the report again from a saved runs.json"
     )
     return parser
 
@@ -357,8 +359,10 @@ def main(argv: list[str] | None = None) -> int:
         _parser().error(f"--bench takes a comma-separated subset of {sorted(BENCHES)}")
     if args.from_runs:
         saved = json.loads(args.from_runs.read_text(encoding="utf-8"))
+        if isinstance(saved, list):  # the first version saved the runs alone
+            saved = {"header": f"(runs of {args.from_runs})", "runs": saved}
         present = [n for n in names if any(run["bench"] == n for run in saved["runs"])]
-        return _report(args, present, saved, args.from_runs.parent)
+        return _report(args, present, saved, args.out)  # written only if --out is given
     out = args.out or Path(tempfile.gettempdir()) / "cas_xr_compare" / time.strftime(
         "%Y%m%d-%H%M%S"
     )
@@ -426,8 +430,10 @@ def _measure(
                 one(name, revs[label], args.size, anchors, f"r{r + 1}")
 
 
-def _report(args: argparse.Namespace, names: list[str], saved: dict[str, Any], out: Path) -> int:
-    """Print and save the median tables and the comparison; the exit status."""
+def _report(
+    args: argparse.Namespace, names: list[str], saved: dict[str, Any], out: Path | None
+) -> int:
+    """Print the median tables and the comparison (and save them in ``out``); the exit status."""
     runs: Runs = {name: {"base": [], "head": []} for name in names}
     for run in saved["runs"]:
         if run["tag"] != "warmup" and run["bench"] in runs:
@@ -445,9 +451,11 @@ def _report(args: argparse.Namespace, names: list[str], saved: dict[str, Any], o
     verdict = "FAIL" if failed else "PASS"
     parts.append(f"**{verdict}**: every cas_xr row at most {args.threshold}x base: {not failed}\n")
     report = "\n".join(parts)
-    (out / "report.md").write_text(report, encoding="utf-8")
     print(report)
-    print(f"(report, rows and logs in {out})", file=sys.stderr)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text(report, encoding="utf-8")
+        print(f"(report, rows and logs in {out})", file=sys.stderr)
     return 1 if failed else 0
 
 

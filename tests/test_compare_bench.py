@@ -137,11 +137,15 @@ def test_report_again_from_saved_runs(compare: ModuleType, tmp_path: Path):
         ],
     }
     (tmp_path / "runs.json").write_text(json.dumps(saved), encoding="utf-8")
-    status = compare.main(["--from-runs", str(tmp_path / "runs.json"), "--bench", "service"])
-    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    again = ["--from-runs", str(tmp_path / "runs.json")]
+    status = compare.main([*again, "--bench", "service", "--out", str(tmp_path / "again")])
+    report = (tmp_path / "again" / "report.md").read_text(encoding="utf-8")
     assert status == 1  # wall time 1.2x base; the warm-up runs are not counted
     assert "## service: base, median of 3 runs" in report
     assert (
         "| wall_s | 10.00 | 12.00 | 1.20 | FAIL | 10.00 10.00 10.00 | 12.00 12.00 12.00 |" in report
     )
-    assert compare.main(["--from-runs", str(tmp_path / "runs.json"), "--threshold", "1.25"]) == 0
+    assert compare.main([*again, "--threshold", "1.25"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "runs.json"]  # no --out
+    (tmp_path / "runs.json").write_text(json.dumps(saved["runs"]), encoding="utf-8")
+    assert compare.main(again) == 1  # the first version's runs.json: the runs alone
