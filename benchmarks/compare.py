@@ -15,13 +15,14 @@ measured runs use, and shows early that the scripts work with both revisions. Th
 each of ``--rounds`` rounds, each benchmark runs for both revisions one after the other
 (base first in odd rounds, head first in even ones). The report gives each revision's
 median table (per row and column, over the rounds that ran the row: ``n``) and, for every
-cas_xr row, the base and head medians of the timed columns, head/base and PASS or FAIL
-against ``--threshold``. A row also fails when any of its runs errored, lost a job or
-disagreed with the reference. ``--anchors first`` runs the other tools (exactextract,
-xvec, rasterstats ...) in round 1 only, where the benchmark can skip them.
+cas_xr row, the base and head medians of the timed columns, head/base, every run's value
+and PASS or FAIL against ``--threshold``. A row also fails when any of its runs errored,
+lost a job or disagreed with the reference. ``--anchors first`` runs the other tools
+(exactextract, xvec, rasterstats) in round 1 only, ``none`` never.
 
-The report, every run's rows (``runs.json``) and output (``*.log``) are written to ``--out``.
-Exit status: 0 if every row passes, 1 if one fails, 2 if a run could not complete.
+The report, every run's rows (``runs.json``, which ``--from-runs`` reports again) and
+output (``*.log``) are written to ``--out``. Exit status: 0 if every row passes, 1 if one
+fails, 2 if a run could not complete. Timings and noise: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -254,10 +255,13 @@ def _comparison(
     base = _median_rows(bench, base_runs)
     head = _median_rows(bench, head_runs)
     problems: dict[tuple[str, Key], list[str]] = {}
+    each: dict[tuple[str, Key, str], list[str]] = {}  # every run's value, to show the spread
     for label, runs in (("base", base_runs), ("head", head_runs)):
         for rows in runs:
             for key, row in _keyed(bench, rows):
                 problems.setdefault((label, key), []).extend(bench.problems(row))
+                for column in bench.timed:
+                    each.setdefault((label, key, column), []).append(_fmt(row.get(column)))
     out = []
     for key in dict.fromkeys([*base, *head]):
         b, h = base.get(key, {}), head.get(key, {})
@@ -280,6 +284,8 @@ def _comparison(
                     "head": h.get(column, float("nan")),
                     "head/base": ratio,
                     "verdict": "PASS" if ratio <= threshold and not notes else "FAIL",
+                    "base runs": " ".join(each.get(("base", key, column), [])),
+                    "head runs": " ".join(each.get(("head", key, column), [])),
                     "problems": "; ".join(notes),
                 }
             )
@@ -332,18 +338,31 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data", type=Path, default=Path(os.environ.get("CAS_BENCH_DATA", "/tmp/cas_xr_bench"))
     )
-    parser.add_argument("--out", type=Path, help="report folder (default: a new one in /tmp)")
+    parser.add_argument(
+        "--out", type=Path, help="report folder (default: a new one in /tmp; none with --from-runs)"
+    )
     parser.add_argument("--run-timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary checkouts")
+    parser.add_argument(
+        "--from-runs", type=Path, help="only print the report again from a saved runs.json"
+    )
     return parser
+
+
+Runs = dict[str, dict[str, list[list[dict[str, Any]]]]]  # rows by benchmark, revision, round
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     names = [n.strip() for n in args.bench.split(",") if n.strip()]
-    unknown = sorted(set(names) - set(BENCHES))
-    if unknown or not names:
+    if not names or set(names) - set(BENCHES):
         _parser().error(f"--bench takes a comma-separated subset of {sorted(BENCHES)}")
+    if args.from_runs:
+        saved = json.loads(args.from_runs.read_text(encoding="utf-8"))
+        if isinstance(saved, list):  # the first version saved the runs alone
+            saved = {"header": f"(runs of {args.from_runs})", "runs": saved}
+        present = [n for n in names if any(run["bench"] == n for run in saved["runs"])]
+        return _report(args, present, saved, args.out)  # written only if --out is given
     out = args.out or Path(tempfile.gettempdir()) / "cas_xr_compare" / time.strftime(
         "%Y%m%d-%H%M%S"
     )
@@ -354,19 +373,22 @@ def main(argv: list[str] | None = None) -> int:
             scripts = revs[args.scripts].tree / "benchmarks"
         else:
             scripts = Path(args.scripts).resolve()
-        header = (
-            f"base {args.base} = {revs['base'].sha[:10]}, head {args.head} = "
-            f"{revs['head'].sha[:10]}; scripts: {args.scripts}; size={args.size}, "
-            f"{args.rounds} rounds, anchors: {args.anchors}; {os.cpu_count()} cores, "
-            f"{time.strftime('%Y-%m-%d %H:%M')}"
-        )
-        print(header, file=sys.stderr)
+        saved = {
+            "header": (
+                f"base {args.base} = {revs['base'].sha[:10]}, head {args.head} = "
+                f"{revs['head'].sha[:10]}; scripts: {args.scripts}; size={args.size}, "
+                f"{args.rounds} rounds, anchors: {args.anchors}; {os.cpu_count()} cores, "
+                f"{time.strftime('%Y-%m-%d %H:%M')}"
+            ),
+            "runs": [],
+        }
+        print(saved["header"], file=sys.stderr)
         try:
-            runs = _measure(args, names, revs, scripts, out)
+            _measure(args, names, revs, scripts, out, saved)
         except RunFailed as exc:
             print(f"\nstopped: {exc}\n(logs in {out})", file=sys.stderr)
             return 2
-    return _report(args, names, runs, header, out)
+    return _report(args, names, saved, out)
 
 
 def _measure(
@@ -375,31 +397,25 @@ def _measure(
     revs: dict[str, Revision],
     scripts: Path,
     out: Path,
-) -> dict[str, dict[str, list[list[dict[str, Any]]]]]:
-    """Warm every revision up, then run the rounds; each run's rows by benchmark and label."""
-    runs: dict[str, dict[str, list[list[dict[str, Any]]]]] = {
-        name: {"base": [], "head": []} for name in names
-    }
-    record: list[dict[str, Any]] = []
+    saved: dict[str, Any],
+) -> None:
+    """Warm every revision up, then run the rounds; each run is added to ``runs.json``."""
     started = time.perf_counter()
 
-    def one(name: str, rev: Revision, size: str, anchors: bool, tag: str) -> list[dict[str, Any]]:
+    def one(name: str, rev: Revision, size: str, anchors: bool, tag: str) -> None:
         bench = BENCHES[name]
         argv = bench.argv(size, args.data)
         if not anchors and bench.anchors:
             argv += ["--skip", *bench.anchors]
-        rows, seconds = _run(
-            rev, scripts, bench, argv, out / f"{name}_{rev.label}_{tag}", args.run_timeout
-        )
-        record.append(
-            {"bench": name, "rev": rev.label, "tag": tag, "seconds": seconds, "rows": rows}
-        )
-        (out / "runs.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+        path = out / f"{name}_{rev.label}_{tag}"
+        rows, seconds = _run(rev, scripts, bench, argv, path, args.run_timeout)
+        run = {"bench": name, "rev": rev.label, "tag": tag, "seconds": seconds, "rows": rows}
+        saved["runs"].append(run)
+        (out / "runs.json").write_text(json.dumps(saved, indent=1), encoding="utf-8")
         total = (time.perf_counter() - started) / 60
         print(
             f"  {name} {rev.label} {tag}: {seconds:.0f} s (total {total:.1f} min)", file=sys.stderr
         )
-        return rows
 
     print("warm-up (smoke size, not measured):", file=sys.stderr)
     for name in names:
@@ -411,34 +427,35 @@ def _measure(
         print(f"round {r + 1} of {args.rounds} ({order[0]} first):", file=sys.stderr)
         for name in names:
             for label in order:
-                runs[name][label].append(one(name, revs[label], args.size, anchors, f"r{r + 1}"))
-    return runs
+                one(name, revs[label], args.size, anchors, f"r{r + 1}")
 
 
 def _report(
-    args: argparse.Namespace,
-    names: list[str],
-    runs: dict[str, dict[str, list[list[dict[str, Any]]]]],
-    header: str,
-    out: Path,
+    args: argparse.Namespace, names: list[str], saved: dict[str, Any], out: Path | None
 ) -> int:
-    """Print and save the median tables and the comparison; the exit status."""
-    parts = [f"# benchmarks, base vs head\n\n{header}\n"]
+    """Print the median tables and the comparison (and save them in ``out``); the exit status."""
+    runs: Runs = {name: {"base": [], "head": []} for name in names}
+    for run in saved["runs"]:
+        if run["tag"] != "warmup" and run["bench"] in runs:
+            runs[run["bench"]][run["rev"]].append(run["rows"])
+    parts = [f"# benchmarks, base vs head\n\n{saved['header']}\n"]
     failed = False
     for name in names:
-        bench = BENCHES[name]
-        for label in ("base", "head"):
-            table = list(_median_rows(bench, runs[name][label]).values())
-            parts.append(f"## {name}: {label}, median of {args.rounds}\n\n{markdown(table)}")
-        comparison = _comparison(bench, runs[name]["base"], runs[name]["head"], args.threshold)
-        failed |= any(row["verdict"] != "PASS" for row in comparison)
+        bench, base, head = BENCHES[name], runs[name]["base"], runs[name]["head"]
+        for label, label_runs in (("base", base), ("head", head)):
+            table = markdown(list(_median_rows(bench, label_runs).values()))
+            parts.append(f"## {name}: {label}, median of {len(label_runs)} runs\n\n{table}")
+        comparison = _comparison(bench, base, head, args.threshold)
+        failed |= not comparison or any(row["verdict"] != "PASS" for row in comparison)
         parts.append(f"## {name}: head/base (threshold {args.threshold})\n\n{markdown(comparison)}")
     verdict = "FAIL" if failed else "PASS"
     parts.append(f"**{verdict}**: every cas_xr row at most {args.threshold}x base: {not failed}\n")
     report = "\n".join(parts)
-    (out / "report.md").write_text(report, encoding="utf-8")
     print(report)
-    print(f"(report, rows and logs in {out})", file=sys.stderr)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text(report, encoding="utf-8")
+        print(f"(report, rows and logs in {out})", file=sys.stderr)
     return 1 if failed else 0
 
 

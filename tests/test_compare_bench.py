@@ -7,6 +7,7 @@ a warm-up and three rounds per revision); its usage is in ``benchmarks/README.md
 from __future__ import annotations
 
 import importlib
+import json
 import math
 from pathlib import Path
 from types import ModuleType
@@ -118,3 +119,33 @@ def test_markdown_and_command_line(compare: ModuleType):
                                  "| a\\|b | 12.35 | 3e-12 | - |"]  # fmt: skip
     with pytest.raises(SystemExit):
         compare.main(["--bench", "zonal,raster"])  # raster_bench is not compared
+
+
+def test_report_again_from_saved_runs(compare: ModuleType, tmp_path: Path):
+    def run(rev: str, tag: str, wall: float) -> dict[str, Any]:
+        row = {"requests": 200, "errors": 0, "lost_jobs": 0, "p50_s": 1.0, "p95_s": 2.0,
+               "wall_s": wall}  # fmt: skip
+        return {"bench": "service", "rev": rev, "tag": tag, "seconds": wall, "rows": [row]}
+
+    saved = {
+        "header": "base x = 1, head y = 2",
+        "runs": [run("base", "warmup", 99.0), run("head", "warmup", 1.0)]
+        + [
+            run(rev, f"r{i}", wall)
+            for i in (1, 2, 3)
+            for rev, wall in (("base", 10.0), ("head", 12.0))
+        ],
+    }
+    (tmp_path / "runs.json").write_text(json.dumps(saved), encoding="utf-8")
+    again = ["--from-runs", str(tmp_path / "runs.json")]
+    status = compare.main([*again, "--bench", "service", "--out", str(tmp_path / "again")])
+    report = (tmp_path / "again" / "report.md").read_text(encoding="utf-8")
+    assert status == 1  # wall time 1.2x base; the warm-up runs are not counted
+    assert "## service: base, median of 3 runs" in report
+    assert (
+        "| wall_s | 10.00 | 12.00 | 1.20 | FAIL | 10.00 10.00 10.00 | 12.00 12.00 12.00 |" in report
+    )
+    assert compare.main([*again, "--threshold", "1.25"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "runs.json"]  # no --out
+    (tmp_path / "runs.json").write_text(json.dumps(saved["runs"]), encoding="utf-8")
+    assert compare.main(again) == 1  # the first version's runs.json: the runs alone
