@@ -136,22 +136,22 @@ class Scheduler:
         # warnings.catch_warnings is not thread-safe: library code (xarray's) entering it in
         # two threads at once may leave one thread's filters behind; keep the caller's
         filters, show = warnings.filters, warnings.showwarning
-        with ThreadPoolExecutor(in_flight, thread_name_prefix="cas_xr-batch") as pool:
-            try:
-                for key, func, args in _take(jobs, in_flight):
-                    pending[pool.submit(func, *args)] = key
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        key = pending.pop(future)
-                        for next_key, func, args in _take(jobs, 1):
-                            pending[pool.submit(func, *args)] = next_key
-                        error = future.exception()
-                        yield key, None if error else future.result(), error
-            finally:
-                for future in pending:
-                    future.cancel()
-                warnings.filters, warnings.showwarning = filters, show
+        pool = _shared_pool()
+        try:
+            for key, func, args in _take(jobs, in_flight):
+                pending[pool.submit(func, *args)] = key
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    key = pending.pop(future)
+                    for next_key, func, args in _take(jobs, 1):
+                        pending[pool.submit(func, *args)] = next_key
+                    error = future.exception()
+                    yield key, None if error else future.result(), error
+        finally:
+            for future in pending:
+                future.cancel()
+            warnings.filters, warnings.showwarning = filters, show
 
     def _distributed_unordered(
         self, jobs: Iterator[tuple[K, Callable[..., T], tuple[Any, ...]]], in_flight: int
@@ -181,6 +181,23 @@ class Scheduler:
         finally:
             if pending:
                 self.client.cancel(list(pending))
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    """The threads that run local jobs, kept from run to run.
+
+    Dask's threaded scheduler keeps a pool of workers per calling thread: jobs on new
+    threads would start (and tear down) a new Dask pool every run.
+    """
+    with _POOL_LOCK:
+        if not _POOL:
+            workers = min(32, (os.cpu_count() or 1) + 4)
+            _POOL.append(ThreadPoolExecutor(workers, thread_name_prefix="cas_xr-batch"))
+        return _POOL[0]
 
 
 def _take(jobs: Iterator[Any], count: int) -> list[Any]:
