@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydantic
 import pyproj
 import pystac
 import pytest
@@ -36,6 +35,7 @@ from affine import Affine
 import cas_xr as cas
 from cas_xr import mosaic
 from cas_xr.errors import (
+    InvalidRequestError,
     LimitExceededError,
     MissingDependencyError,
     RequestTimeoutError,
@@ -562,9 +562,9 @@ def test_sync_twin_refuses_a_running_loop(tmp_path: Path):
 
 DEM = "sample:elevation"
 BAD_INPUT = {
-    "inverted": ((DEM, (-111.95, 41.95, -112.05, 42.05)), {}, pydantic.ValidationError, "min_lon"),
-    "out-of-range": ((DEM, (-112.0, 41.9, -111.9, 95.0)), {}, pydantic.ValidationError, "max_lat"),
-    "three-numbers": ((DEM, (1, 2, 3)), {}, pydantic.ValidationError, "4 numbers"),
+    "inverted": ((DEM, (-111.95, 41.95, -112.05, 42.05)), {}, InvalidRequestError, "min_lon"),
+    "out-of-range": ((DEM, (-112.0, 41.9, -111.9, 95.0)), {}, InvalidRequestError, "max_lat"),
+    "three-numbers": ((DEM, (1, 2, 3)), {}, InvalidRequestError, "4 numbers"),
     "unknown-dataset": (("sample:slope", U_BOX), {}, UnknownDatasetError, "no dataset 'slope'"),
     "unknown-provider": (("nowhere:dem", U_BOX), {}, UnknownProviderError, "nowhere"),
     "bad-resampling": ((DEM, U_BOX), {"resampling": "lanczos"}, ValueError, "unknown resampling"),
