@@ -14,6 +14,7 @@ import asyncio
 import functools
 import json
 import math
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from cas_xr.config import get_settings
+from cas_xr.config import Settings, get_settings
 from cas_xr.engine import (
     CLASS_STATISTICS,
     FLAGS,
@@ -77,7 +78,9 @@ _DEGRADED = FLAGS.index(QualityFlag.DEGRADED)
 _Request = AttributeRequest | BatchAttributeRequest
 
 
-def _plan(request: _Request, geometries: Sequence[Geometry], batch_size: int) -> Plan:
+def _plan(
+    request: _Request, geometries: Sequence[Geometry], batch_size: int, settings: Settings
+) -> Plan:
     """The request's plan; a geometry over a limit fails the request (as in CAS)."""
     import geopandas as gpd
 
@@ -86,7 +89,7 @@ def _plan(request: _Request, geometries: Sequence[Geometry], batch_size: int) ->
     plan = make_plan(
         series, request.dataset_ids,
         aggregation="distribution" if method in CLASS_STATISTICS else method.value,
-        time_range=request.time_range, batch_size=batch_size, settings=get_settings(),
+        time_range=request.time_range, batch_size=batch_size, settings=settings,
         latest_step=request.time_range is None,
     )  # fmt: skip
     for problem in plan.problems:
@@ -123,6 +126,7 @@ class _View:
         cube, d = result.cube, target.dataset_id
         n = len(result.plan.series)
         self.target, self.method, self.variable = target, method, target.variable
+        self.settings = result.plan.settings
         self.coverage = cube[f"{d}_coverage_fraction"].values.reshape(n, -1)
         self.pixels = cube[f"{d}_pixel_count"].values.reshape(n, -1)
         self.degraded = (cube[f"{d}_quality"].values.reshape(n, -1) == _DEGRADED).any(axis=1)
@@ -159,7 +163,7 @@ class _View:
         value, coverage, pixels, last = self.value(g)
         flag, reason = assess_quality(
             value, coverage, aggregation=method, valid_range=variable.valid_range,
-            settings=get_settings(), degraded=bool(self.degraded[g]),
+            settings=self.settings, degraded=bool(self.degraded[g]),
         )  # fmt: skip
         result = AttributeResult(
             dataset_id=target.dataset_id,
@@ -256,7 +260,7 @@ async def _responses(
 ) -> list[AttributeResponse]:
     settings = get_settings()
     groups = max(_MIN_GROUP, math.ceil(len(geometries) / _PROGRESS_STEPS))
-    plan = _plan(request, geometries, BATCH_SIZE if report is None else groups)
+    plan = _plan(request, geometries, BATCH_SIZE if report is None else groups, settings)
     run = functools.partial(compute, plan, report=report, min_bar=_BAR_MIN_RESULTS, desc=desc)
     try:
         async with asyncio.timeout(settings.request_timeout_s):
@@ -350,8 +354,6 @@ async def batch_extract_reporting(
 
 
 async def _batch(request: BatchAttributeRequest, report: Report | None) -> BatchAttributeResponse:
-    import time
-
     started = time.perf_counter()
     responses = await _responses(request, request.geometries, report, "batch_extract")
     return BatchAttributeResponse(
