@@ -243,10 +243,10 @@ def compute_unit(unit: Unit, recipe: Recipe) -> tuple[tuple[Any, ...], dict[str,
     tuple
         The computed arrays and the coordinates, for :func:`to_blocks`.
     """
-    import dask
+    from cas_xr.sources._reads import compute
 
     arrays, meta = build(unit, recipe)
-    return tuple(dask.compute(*arrays, scheduler=recipe.scheduler)), meta
+    return compute(*arrays, scheduler=recipe.scheduler), meta
 
 
 def to_blocks(

@@ -10,9 +10,11 @@ errors are retried up to ``http_retries`` times with exponential backoff
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -21,7 +23,7 @@ import requests
 from cas_xr.config import get_settings, settings_generation
 from cas_xr.errors import SourceError
 
-__all__ = ["RETRY_STATUS", "Retryable", "fetch", "with_retries"]
+__all__ = ["RETRY_STATUS", "Retryable", "fetch", "fetch_range", "io_pool", "with_retries"]
 
 #: HTTP statuses worth retrying.
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -29,6 +31,7 @@ _T = TypeVar("_T")
 _lock = threading.Lock()
 _semaphores: dict[tuple[int, str], threading.BoundedSemaphore] = {}
 _local = threading.local()
+_pool: list[ThreadPoolExecutor] = []
 
 
 class Retryable(Exception):
@@ -170,3 +173,57 @@ def fetch(
         raise Retryable("http", message, float(after) if after.isdigit() else None)
 
     return with_retries(attempt, url=url, provider=provider)
+
+
+def io_pool() -> ThreadPoolExecutor:
+    """The process's threads for remote reads, apart from the compute threads.
+
+    Reads submitted here are bounded per host by ``max_concurrent_requests_per_host``
+    (inside :func:`with_retries`), not by the number of threads that compute.
+    """
+    with _lock:
+        if not _pool:
+            workers = max(32, 4 * (os.cpu_count() or 1))
+            _pool.append(ThreadPoolExecutor(workers, thread_name_prefix="cas_xr-io"))
+        return _pool[0]
+
+
+def fetch_range(url: str, first: int, last: int, *, provider: str = "") -> tuple[bytes, int]:
+    """Bytes ``first..last`` (inclusive) of ``url`` and the resource's size.
+
+    Parameters
+    ----------
+    url
+        The URL.
+    first, last
+        The byte range; a range past the end is cut at the end, as HTTP does.
+    provider
+        Provider slug, named in errors.
+
+    Returns
+    -------
+    tuple
+        The bytes and the size of the whole resource.
+
+    Raises
+    ------
+    SourceError
+        As :func:`fetch`; ``kind="not_found"`` for a 404, ``"read"`` when the range is
+        not satisfiable.
+    """
+    response = fetch(
+        url, provider=provider, headers={"Range": f"bytes={first}-{last}"}, accept_status=(404, 416)
+    )
+    if response.status_code == 404:
+        raise SourceError("not found (HTTP 404)", provider=provider, url=url, kind="not_found")
+    if response.status_code == 416:
+        raise SourceError(
+            f"bytes {first}-{last} are past the end of the file", provider=provider, url=url,
+            kind="read",
+        )  # fmt: skip
+    if response.status_code == 206:
+        total = response.headers.get("Content-Range", "").rpartition("/")[2]
+        size = int(total) if total.isdigit() else -1
+        return response.content, size if size >= 0 else first + len(response.content)
+    body = response.content  # a server that ignores ranges sends the whole file
+    return body[first : last + 1], len(body)

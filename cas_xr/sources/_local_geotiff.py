@@ -23,9 +23,11 @@ import numpy as np
 from affine import Affine
 
 from cas_xr.errors import SourceError
+from cas_xr.sources._cog import CogHeader, CogReader, cog_reader
 from cas_xr.sources._local_options import CHECK_PATH, NOT_FOUND, is_url
 
 if TYPE_CHECKING:
+    import dask.array
     import xarray as xr
 
     from cas_xr.sources._local import LocalSource
@@ -124,32 +126,90 @@ def open_geotiff(
     import rioxarray  # noqa: F401  (registers .rio)
     import xarray as xr
 
-    rasters = [_describe(source, f) for f in files]
-    raster = rasters[0] if len(rasters) == 1 else _mosaic(source, rasters)
+    cog = _remote_cog(source, files)
+    if cog is not None and cog[1].geo is not None:
+        raster = _from_header(files[0], source.band, cog[1])
+    else:
+        rasters = [_describe(source, f) for f in files]
+        raster = rasters[0] if len(rasters) == 1 else _mosaic(source, rasters)
     crs = raster.crs if raster.crs else source._fallback_crs()
     rows, cols = source._window(raster.transform, raster.shape, crs, bbox)
     t, env = raster.transform, source._env()
     window = t @ Affine.translation(cols.start, rows.start)
-    data = dask.array.map_blocks(
-        _read_block,
-        chunks=(
-            _aligned(rows.start, rows.stop - rows.start, size),
-            _aligned(cols.start, cols.stop - cols.start, size),
-        ),
-        dtype=raster.dtype,
-        meta=np.empty((0, 0), dtype=raster.dtype),
-        name=f"cas-local-{dask.base.tokenize(raster, rows, cols, size, env)}",
-        raster=raster,
-        origin=(rows.start, cols.start),
-        env=env,
-        label=source.path,
-        provider=source.provider or None,
-    )
+    if cog is not None:
+        data = _tile_array(cog[0], rows, cols, cog[1].tile, np.dtype(raster.dtype))
+    else:
+        data = dask.array.map_blocks(
+            _read_block,
+            chunks=(
+                _aligned(rows.start, rows.stop - rows.start, size),
+                _aligned(cols.start, cols.stop - cols.start, size),
+            ),
+            dtype=raster.dtype,
+            meta=np.empty((0, 0), dtype=raster.dtype),
+            name=f"cas-local-{dask.base.tokenize(raster, rows, cols, size, env)}",
+            raster=raster,
+            origin=(rows.start, cols.start),
+            env=env,
+            label=source.path,
+            provider=source.provider or None,
+        )
     y = t.f + t.e * (np.arange(rows.start, rows.stop) + 0.5)
     x = t.c + t.a * (np.arange(cols.start, cols.stop) + 0.5)
     da = xr.DataArray(data, dims=("y", "x"), coords={"y": y, "x": x})
     da = da.rio.write_crs(crs).rio.write_transform(window)
     return source._with_nodata(da, raster.nodata)
+
+
+def _from_header(target: str, band: int, header: CogHeader) -> _Raster:
+    """The grid of a COG as its GeoKeys give it (without asking GDAL)."""
+    from rasterio.crs import CRS
+
+    assert header.geo is not None
+    return _Raster(
+        target=target,
+        band=band,
+        crs=CRS.from_epsg(header.geo.epsg),
+        transform=header.geo.transform,
+        shape=header.shape,
+        dtype=str(header.dtype),
+        nodata=header.geo.nodata,
+    )
+
+
+def _remote_cog(source: LocalSource, files: Sequence[str]) -> tuple[CogReader, CogHeader] | None:
+    """The range reader of one COG over HTTP(S), when it can read it (else GDAL reads)."""
+    if len(files) != 1 or urlsplit(source.path).scheme not in ("http", "https") or source.gdal:
+        return None
+    return cog_reader(source.path, source.band, source.provider)
+
+
+def _tile_array(
+    reader: CogReader, rows: slice, cols: slice, tile: tuple[int, int], dtype: np.dtype[Any]
+) -> dask.array.Array:
+    """The window ``rows, cols`` of a COG, one read task per internal tile it overlaps."""
+    import dask.array as dsa
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = f"cas-cog-{tokenize(reader, rows, cols)}"
+    edges = [
+        list(
+            itertools.pairwise(
+                itertools.accumulate(_aligned(a.start, a.stop - a.start, n), initial=a.start)
+            )
+        )
+        for a, n in ((rows, tile[0]), (cols, tile[1]))
+    ]
+    graph: dict[Any, Any] = {
+        (name, i, j): (reader, slice(r0, r1), slice(c0, c1))
+        for (i, (r0, r1)), (j, (c0, c1)) in itertools.product(*map(enumerate, edges))
+    }
+    chunks = tuple(tuple(b - a for a, b in e) for e in edges)
+    return dsa.Array(
+        HighLevelGraph.from_collections(name, graph), name, chunks=chunks, dtype=dtype,
+        meta=np.empty((0, 0), dtype),
+    )  # fmt: skip
 
 
 def _mosaic(source: LocalSource, rasters: Sequence[_Raster]) -> _Raster:

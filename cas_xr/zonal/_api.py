@@ -166,10 +166,11 @@ def _to_dataset(
     areas = geo.areas
     cell_area = abs(geo.transform.a * geo.transform.e)
     scale = np.divide(cell_area, areas, out=np.zeros(ngeom), where=areas > 0)
-    coverage = dsa.clip(count_arr * scale[:, None], 0.0, 1.0)
+    rows = (count_arr.chunks[0], (1,))  # aligned with the outputs: nothing to rechunk
+    coverage = dsa.clip(count_arr * dsa.from_array(scale[:, None], chunks=rows), 0.0, 1.0)
     # float noise of summing many cell fractions: within COVERAGE_NOISE of full is full
     coverage = dsa.where(coverage > 1.0 - COVERAGE_NOISE, 1.0, coverage)
-    is_point = (geo.kinds == K.KIND_POINT)[:, None]
+    is_point = dsa.from_array((geo.kinds == K.KIND_POINT)[:, None], chunks=rows)
     coverage = dsa.where(is_point, (pixel_arr > 0).astype(np.float64), coverage)
     keep = list(range(1, spec.codes.size))  # column 0 is the count coverage needs
     data_vars: dict[Hashable, Any] = {}

@@ -12,6 +12,7 @@ from cas_xr.zonal import _codes as K
 from cas_xr.zonal._encoding import Encoding
 from cas_xr.zonal._inputs import Geometries, Stats, cell_units
 from cas_xr.zonal._partition import partition
+from cas_xr.zonal._sparse import window_of
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -115,7 +116,11 @@ def _polygon_parts(
         idx = polygons[members]
         offset = np.array([c0, r0])
         rings = polygon_rings(geo.shapes[idx], lambda xy, o=offset: to_cells(xy) - o)
-        windows = [v.data[..., r0:r1, c0:c1] for v in variables]
+        window = (r0, r1, c0, c1)
+        windows = [
+            window_of(v, e, window, geo.shapes[idx], to_cells)
+            for v, e in zip(variables, encodings, strict=True)
+        ]
         task = dask.delayed(_window_task, pure=True)(
             windows, encodings, rings, row_factor[r0:r1], mode, spec, class_codes
         )

@@ -1,0 +1,340 @@
+"""Cloud-Optimized GeoTIFFs over HTTP: only the tiles asked for, in merged range requests.
+
+GDAL reads a window of a remote COG one Dask task at a time, so the requests in flight are
+bounded by the compute threads, and it reads every tile under the window. Here a COG's
+header (its first IFD: tile grid, offsets and byte counts) is read once per process with
+a few range requests and kept; a window, or many windows at once
+(:meth:`CogReader.read_many`), is read by fetching exactly the tiles it overlaps. Tiles
+close together in the file (gaps of at most :data:`MAX_GAP` bytes) are fetched in one
+range request; the requests run on the I/O threads of :mod:`cas_xr.sources._http`, at most
+``max_concurrent_requests_per_host`` at once per host and process, with its retries and
+deadline. tifffile decodes the tiles (with imagecodecs), as GDAL would.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from affine import Affine
+
+from cas_xr.errors import SourceError
+from cas_xr.sources._http import fetch_range, io_pool
+
+__all__ = ["MAX_GAP", "CogHeader", "CogReader", "Geo", "cog_reader"]
+
+#: Largest gap (bytes) between two tiles fetched in one range request.
+MAX_GAP = 64 * 1024
+#: Largest merged range request (bytes), so that big reads still run in parallel.
+_MAX_RANGE = 4 * 1024 * 1024
+#: Header bytes read at once (a COG's IFDs come first).
+_HEADER_BLOCK = 64 * 1024
+_HEADERS_KEPT = 256
+
+_Window = tuple[slice, slice]
+
+
+class _RangeFile(io.RawIOBase):
+    """A read-only file over HTTP range requests, in cached blocks (for the header)."""
+
+    def __init__(self, url: str, provider: str) -> None:
+        self.url, self.provider = url, provider
+        self.blocks: dict[int, bytes] = {}
+        self.pos = 0
+        self.size = -1
+        self._block(0)  # learns the size
+
+    def _block(self, n: int) -> bytes:
+        if n not in self.blocks:
+            start = n * _HEADER_BLOCK
+            data, size = fetch_range(
+                self.url, start, start + _HEADER_BLOCK - 1, provider=self.provider
+            )
+            self.blocks[n], self.size = data, size
+        return self.blocks[n]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = base + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        end = min(self.pos + len(view), self.size)
+        done = 0
+        while self.pos + done < end:
+            at = self.pos + done
+            block = self._block(at // _HEADER_BLOCK)
+            piece = block[at % _HEADER_BLOCK : at % _HEADER_BLOCK + end - at]
+            if not piece:
+                break
+            view[done : done + len(piece)] = piece
+            done += len(piece)
+        self.pos += done
+        return done
+
+
+@dataclass(frozen=True)
+class Geo:
+    """Where a GeoTIFF lies, from its GeoKeys: EPSG code, transform and nodata."""
+
+    epsg: int
+    transform: Affine
+    nodata: float | None
+
+
+_USER_DEFINED = 32767
+
+
+def _geo(page: Any) -> Geo | None:
+    """The grid of a plain north-up GeoTIFF with an EPSG code; None for anything else.
+
+    Anything else (a rotation, a user-defined CRS, pixel-is-point) is left to GDAL.
+    """
+    keys = page.geotiff_tags or {}
+    scale, tie = keys.get("ModelPixelScale"), keys.get("ModelTiepoint")
+    if "ModelTransformation" in keys or scale is None or tie is None or len(tie) < 6:
+        return None
+    if int(keys.get("GTRasterTypeGeoKey", 1)) != 1:  # pixel-is-point: GDAL shifts it
+        return None
+    code = keys.get("ProjectedCSTypeGeoKey", keys.get("GeographicTypeGeoKey"))
+    if code is None or int(code) == _USER_DEFINED:
+        return None
+    sx, sy = float(scale[0]), float(scale[1])
+    i, j, x, y = (float(v) for v in (tie[0], tie[1], tie[3], tie[4]))
+    text = page.tags.valueof(42113)  # GDAL_NODATA
+    nodata = float(text.strip("\x00 ")) if text else None
+    return Geo(int(code), Affine(sx, 0.0, x - i * sx, 0.0, -sy, y + j * sy), nodata)
+
+
+@dataclass
+class CogHeader:
+    """What reading tiles needs from a COG's first IFD, and its grid (``geo``)."""
+
+    shape: tuple[int, int]
+    tile: tuple[int, int]
+    samples: int
+    separate: bool
+    dtype: np.dtype[Any]
+    offsets: npt.NDArray[np.int64]
+    counts: npt.NDArray[np.int64]
+    page: Any  # tifffile's TiffPage: decodes the tiles
+    geo: Geo | None
+
+    @property
+    def across(self) -> int:
+        return -(-self.shape[1] // self.tile[1])
+
+    @property
+    def down(self) -> int:
+        return -(-self.shape[0] // self.tile[0])
+
+
+_HEADERS: OrderedDict[str, CogHeader] = OrderedDict()
+_LOCK = threading.Lock()
+
+
+def _parse(url: str, provider: str) -> CogHeader:
+    import tifffile
+
+    handle = _RangeFile(url, provider)
+    try:
+        tif = tifffile.TiffFile(io.BufferedReader(handle), name=url.rsplit("/", 1)[-1])
+        page = tif.pages.first
+        if not page.is_tiled:
+            raise ValueError("the GeoTIFF is not tiled")
+        page.decode  # noqa: B018  (raises NotImplementedError for an unsupported codec)
+        return CogHeader(
+            shape=(page.imagelength, page.imagewidth),
+            tile=(page.tilelength, page.tilewidth),
+            samples=page.samplesperpixel,
+            separate=page.planarconfig == 2,
+            dtype=np.dtype(page.dtype),
+            offsets=np.asarray(page.dataoffsets, dtype=np.int64),
+            counts=np.asarray(page.databytecounts, dtype=np.int64),
+            page=page,
+            geo=_geo(page),
+        )
+    except SourceError:
+        raise
+    except Exception as err:  # tifffile's many errors: not a COG this reader can read
+        raise ValueError(f"{err.__class__.__name__}: {err}") from err
+
+
+def _header(url: str, provider: str) -> CogHeader:
+    """The header of ``url``, read once per process (the last few hundred files kept)."""
+    with _LOCK:
+        if url in _HEADERS:
+            _HEADERS.move_to_end(url)
+            return _HEADERS[url]
+    header = _parse(url, provider)
+    with _LOCK:
+        _HEADERS[url] = header
+        while len(_HEADERS) > _HEADERS_KEPT:
+            _HEADERS.popitem(last=False)
+    return header
+
+
+@dataclass(frozen=True)
+class CogReader:
+    """Reads windows of one band of a remote COG (picklable: workers read the header anew).
+
+    Parameters
+    ----------
+    url
+        The file's HTTP(S) URL.
+    band
+        1-based band number.
+    provider
+        Provider slug, named in errors.
+    """
+
+    url: str
+    band: int
+    provider: str = ""
+
+    @property
+    def _header(self) -> CogHeader:
+        return _header(self.url, self.provider)
+
+    def __call__(self, rows: slice, cols: slice) -> npt.NDArray[Any]:
+        """The cells ``rows, cols`` of the band."""
+        return self.read_many([(rows, cols)])[0]
+
+    def read_many(self, windows: Sequence[_Window]) -> list[npt.NDArray[Any]]:
+        """The cells of each window, fetching each tile they overlap once.
+
+        Raises
+        ------
+        SourceError
+            When a range cannot be fetched (after the retries) or a tile does not decode.
+        """
+        header = self._header
+        wanted = sorted({t for w in windows for t in self._tiles(header, w)})
+        tiles = self._fetch(header, wanted)
+        return [self._paste(header, w, tiles) for w in windows]
+
+    def _tiles(self, header: CogHeader, window: _Window) -> list[int]:
+        """Indices (in the offsets) of the tiles under ``window``."""
+        rows, cols = window
+        th, tw = header.tile
+        plane = (self.band - 1) * header.across * header.down if header.separate else 0
+        return [
+            plane + i * header.across + j
+            for i in range(rows.start // th, -(-rows.stop // th))
+            for j in range(cols.start // tw, -(-cols.stop // tw))
+        ]
+
+    def _fetch(self, header: CogHeader, wanted: list[int]) -> dict[int, npt.NDArray[Any]]:
+        """Decoded tiles by index, fetched in merged ranges on the I/O threads."""
+        futures: list[Future[dict[int, npt.NDArray[Any]]]] = [
+            io_pool().submit(self._fetch_range, header, group) for group in _merged(header, wanted)
+        ]
+        tiles: dict[int, npt.NDArray[Any]] = {}
+        for future in futures:
+            tiles.update(future.result())
+        return tiles
+
+    def _fetch_range(self, header: CogHeader, group: list[int]) -> dict[int, npt.NDArray[Any]]:
+        present = [k for k in group if header.counts[k] > 0]
+        out: dict[int, npt.NDArray[Any]] = {k: self._empty(header) for k in group}
+        if not present:
+            return out
+        start = int(header.offsets[present[0]])
+        stop = int(header.offsets[present[-1]] + header.counts[present[-1]])
+        data, _ = fetch_range(self.url, start, stop - 1, provider=self.provider)
+        decode = header.page.decode
+        for k in present:
+            at = int(header.offsets[k]) - start
+            try:
+                tile, _, _ = decode(data[at : at + int(header.counts[k])], k)
+            except Exception as err:  # a codec's error: the bytes are not a valid tile
+                raise SourceError(
+                    f"tile {k} does not decode ({err.__class__.__name__}: {err})",
+                    provider=self.provider or None,
+                    url=self.url,
+                    kind="read",
+                ) from err
+            out[k] = self._band(header, tile)
+        return out
+
+    def _band(self, header: CogHeader, tile: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """The tile's cells of the band, ``(rows, cols)``."""
+        cells = tile.reshape(tile.shape[-3:])  # (rows, cols, contiguous samples)
+        return cells[..., 0 if header.separate else self.band - 1]
+
+    def _empty(self, header: CogHeader) -> npt.NDArray[Any]:
+        """A sparse tile (no bytes in the file): GDAL reads it as zeros (or nodata)."""
+        nodata = header.geo.nodata if header.geo is not None else None
+        return np.full(header.tile, nodata if nodata is not None else 0, dtype=header.dtype)
+
+    def _paste(
+        self, header: CogHeader, window: _Window, tiles: dict[int, npt.NDArray[Any]]
+    ) -> npt.NDArray[Any]:
+        rows, cols = window
+        th, tw = header.tile
+        out = np.empty((rows.stop - rows.start, cols.stop - cols.start), dtype=header.dtype)
+        plane = (self.band - 1) * header.across * header.down if header.separate else 0
+        for i in range(rows.start // th, -(-rows.stop // th)):
+            r0, r1 = max(rows.start, i * th), min(rows.stop, (i + 1) * th)
+            for j in range(cols.start // tw, -(-cols.stop // tw)):
+                c0, c1 = max(cols.start, j * tw), min(cols.stop, (j + 1) * tw)
+                tile = tiles[plane + i * header.across + j]
+                out[r0 - rows.start : r1 - rows.start, c0 - cols.start : c1 - cols.start] = tile[
+                    r0 - i * th : r1 - i * th, c0 - j * tw : c1 - j * tw
+                ]
+        return out
+
+
+def _merged(header: CogHeader, wanted: list[int]) -> list[list[int]]:
+    """``wanted`` tiles in groups of one range request each, in file order."""
+    order = sorted(wanted, key=lambda k: int(header.offsets[k]))
+    groups: list[list[int]] = []
+    end = start = -1
+    for k in order:
+        offset, count = int(header.offsets[k]), int(header.counts[k])
+        if groups and offset - end <= MAX_GAP and offset + count - start <= _MAX_RANGE:
+            groups[-1].append(k)
+            end = max(end, offset + count)
+            continue
+        groups.append([k])
+        start, end = offset, offset + count
+    return groups
+
+
+def cog_reader(url: str, band: int, provider: str) -> tuple[CogReader, CogHeader] | None:
+    """A reader of ``url`` and its header, or None when this reader cannot read it.
+
+    The header is read (once per process). None when the file is not a tiled GeoTIFF
+    whose codec tifffile decodes, or has fewer bands than ``band``: GDAL reads it then.
+    The header's ``geo`` (None when GDAL must tell) and ``tile`` shape describe the grid.
+
+    Raises
+    ------
+    SourceError
+        When the file cannot be fetched at all.
+    """
+    try:
+        header = _header(url, provider)
+    except ValueError:
+        return None
+    bands = header.samples
+    if band > bands:
+        return None
+    return CogReader(url, band, provider), header
