@@ -177,21 +177,31 @@ def _plan(request: _Request, settings: Settings) -> tuple[xr.DataArray, GeoBox]:
 
 
 def _compute(da: xr.DataArray) -> xr.DataArray:
-    """Read the cells (one Dask computation); fail if the source lost any chunk."""
+    """Read the cells (one Dask computation); fail if the source lost any chunk.
+
+    Without a Dask cluster the reads are batched (:func:`~cas_xr.sources._reads.compute`):
+    a remote source's chunks are fetched many at a time, in merged requests.
+    """
     import dask
+
+    from cas_xr.engine._scheduler import current_scheduler
+    from cas_xr.sources._reads import compute
 
     failed = read_failures(da, da)
     da.attrs.pop("cas_failed_chunks", None)
-    if failed is None:
-        return da.compute()
-    values, lost = dask.compute(da, failed)
-    if int(np.sum(lost)):
+    arrays = [da.data] if failed is None else [da.data, failed]
+    scheduler = current_scheduler(get_settings())
+    if scheduler.client is None:
+        values = compute(*arrays, scheduler=scheduler.local)
+    else:
+        values = dask.compute(*arrays)
+    if failed is not None and int(np.sum(values[1])):
         raise SourceError(
-            f"{int(np.sum(lost))} chunk(s) of the source could not be read; raster mode "
+            f"{int(np.sum(values[1]))} chunk(s) of the source could not be read; raster mode "
             "writes no file with holes: retry later",
             kind="read",
         )
-    return values
+    return da.copy(data=values[0])
 
 
 def _crs_name(grid: GeoBox) -> str:

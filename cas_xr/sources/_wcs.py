@@ -1,10 +1,12 @@
-"""An OGC WCS (2.0.1 or 1.0.0) coverage opened lazily: one GetCoverage request per Dask chunk.
+"""An OGC WCS (2.0.1 or 1.0.0) coverage opened lazily: GetCoverage requests of the chunks used.
 
 The coverage's grid comes from DescribeCoverage, checked (and its dtype and nodata
 learned) with one small GetCoverage of its corner; both are cached for
 ``metadata_cache_ttl_s``. ``open()`` snaps the box outward onto that grid and cuts it into
-tiles of at most ``tile_size`` cells a side; each tile is one Dask chunk, fetched only on
-``.compute()`` with a request for exactly its cells, and checked to be on the asked grid.
+Dask chunks of 256 cells a side. A chunk is fetched only when a computation needs it, with
+a request for exactly its cells, checked to be on the asked grid; computed through
+:func:`~cas_xr.sources._reads.compute`, the chunks needed are fetched together, neighbours
+in one request of at most ``tile_size`` cells a side, several requests in flight.
 A tile the server still answers with an HTTP error after the retries becomes nodata and
 is reported in ``attrs["cas_failed_chunks"]`` (see :mod:`cas_xr.sources._wcs_tiles`).
 """
@@ -39,6 +41,11 @@ _PROBE_CELLS = 2  # the corner request that checks the described grid (2 avoids 
 
 def _num(value: float) -> str:
     return format(value, ".15g")
+
+
+#: Chunk side (cells) of a coverage's Dask array: what a computation that needs a chunk
+#: requests, merged with its neighbours up to ``tile_size``.
+_BLOCK = 256
 
 
 def _lengths(n: int, size: int) -> tuple[int, ...]:
@@ -243,7 +250,9 @@ class WcsSource:
         time_range
             Unused: static coverages have no time axis.
         chunks
-            Chunk size in cells; never more than ``tile_size`` (one request per chunk).
+            Chunk size in cells (default 256); never more than ``tile_size``. Only the
+            chunks a computation needs are requested; neighbouring ones are requested
+            together, up to ``tile_size`` cells a side (see :func:`~cas_xr.sources._reads.compute`).
 
         Returns
         -------
@@ -275,7 +284,7 @@ class WcsSource:
             )
         coverage = self.describe()
         transform, (rows, cols) = self._window(coverage.grid, bbox, coverage.crs)
-        size = min(chunks or self.tile_size, self.tile_size)
+        size = min(chunks or _BLOCK, self.tile_size)
         blocks = (_lengths(rows, size), _lengths(cols, size))
         reader = TileReader(self, coverage, transform)
         data, failed = tile_arrays(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,61 @@ class TileReader:
             )
         same_nodata(tile.data, tile.nodata, self.coverage.nodata)
         return tile.data, None
+
+    def read_many(self, windows: Sequence[tuple[slice, slice]]) -> list[_Read]:
+        """What :meth:`__call__` returns for each window, in few concurrent requests.
+
+        Neighbouring windows are requested together, as rectangles of at most
+        ``tile_size`` cells a side; the requests run at once on the I/O threads (at most
+        ``max_concurrent_requests_per_host`` in flight per host).
+        """
+        from cas_xr.sources._http import io_pool
+
+        rectangles = _rectangles(windows, self.source.tile_size)
+        futures = [io_pool().submit(self, rows, cols) for rows, cols, _ in rectangles]
+        out: list[_Read | None] = [None] * len(windows)
+        for (rows, cols, members), future in zip(rectangles, futures, strict=True):
+            data, error = future.result()
+            for k in members:
+                r, c = windows[k]
+                out[k] = (
+                    data[r.start - rows.start : r.stop - rows.start,
+                         c.start - cols.start : c.stop - cols.start],
+                    error,
+                )  # fmt: skip
+        return [read for read in out if read is not None]
+
+
+def _rectangles(
+    windows: Sequence[tuple[slice, slice]], most: int
+) -> list[tuple[slice, slice, list[int]]]:
+    """Windows of one chunk grid merged into rectangles of at most ``most`` cells a side.
+
+    Windows side by side in a row of chunks join into runs; runs over the same columns
+    in consecutive rows join into rectangles.
+    """
+    order = sorted(range(len(windows)), key=lambda k: (windows[k][0].start, windows[k][1].start))
+    runs: list[tuple[slice, slice, list[int]]] = []
+    for k in order:
+        rows, cols = windows[k]
+        if runs:
+            r, c, members = runs[-1]
+            if r == rows and c.stop == cols.start and cols.stop - c.start <= most:
+                runs[-1] = (r, slice(c.start, cols.stop), [*members, k])
+                continue
+        runs.append((rows, cols, [k]))
+    rectangles: list[tuple[slice, slice, list[int]]] = []
+    open_by_cols: dict[tuple[int, int], int] = {}
+    for rows, cols, members in runs:
+        at = open_by_cols.get((cols.start, cols.stop))
+        if at is not None:
+            r, c, held = rectangles[at]
+            if r.stop == rows.start and rows.stop - r.start <= most:
+                rectangles[at] = (slice(r.start, rows.stop), c, [*held, *members])
+                continue
+        open_by_cols[(cols.start, cols.stop)] = len(rectangles)
+        rectangles.append((rows, cols, members))
+    return rectangles
 
 
 def _error_block(read: _Read) -> npt.NDArray[np.object_]:
