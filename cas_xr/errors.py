@@ -152,6 +152,7 @@ class SourceError(CasError):
         url: str | None = None,
         kind: str = "source",
     ) -> None:
+        self.message = message
         self.provider = provider
         self.url = url
         self.kind = kind

@@ -26,7 +26,7 @@ import numpy.typing as npt
 from affine import Affine
 
 from cas_xr.errors import SourceError
-from cas_xr.sources._http import fetch_range, io_pool
+from cas_xr.sources._http import fetch_range, io_pool, public_url
 
 __all__ = ["MAX_GAP", "CogHeader", "CogReader", "Geo", "cog_reader"]
 
@@ -225,9 +225,24 @@ class CogReader:
         SourceError
             When a range cannot be fetched (after the retries) or a tile does not decode.
         """
+        return self.collect(windows, self.submit(windows))
+
+    def submit(self, windows: Sequence[_Window]) -> list[Future[dict[int, npt.NDArray[Any]]]]:
+        """Start fetching the tiles under ``windows`` (merged ranges, on the I/O threads)."""
         header = self._header
         wanted = sorted({t for w in windows for t in self._tiles(header, w)})
-        tiles = self._fetch(header, wanted)
+        return [
+            io_pool().submit(self._fetch_range, header, group) for group in _merged(header, wanted)
+        ]
+
+    def collect(
+        self, windows: Sequence[_Window], fetches: list[Future[dict[int, npt.NDArray[Any]]]]
+    ) -> list[npt.NDArray[Any]]:
+        """The cells of each window, once the fetches :meth:`submit` started are done."""
+        tiles: dict[int, npt.NDArray[Any]] = {}
+        for fetch in fetches:
+            tiles.update(fetch.result())
+        header = self._header
         return [self._paste(header, w, tiles) for w in windows]
 
     def _tiles(self, header: CogHeader, window: _Window) -> list[int]:
@@ -240,16 +255,6 @@ class CogReader:
             for i in range(rows.start // th, -(-rows.stop // th))
             for j in range(cols.start // tw, -(-cols.stop // tw))
         ]
-
-    def _fetch(self, header: CogHeader, wanted: list[int]) -> dict[int, npt.NDArray[Any]]:
-        """Decoded tiles by index, fetched in merged ranges on the I/O threads."""
-        futures: list[Future[dict[int, npt.NDArray[Any]]]] = [
-            io_pool().submit(self._fetch_range, header, group) for group in _merged(header, wanted)
-        ]
-        tiles: dict[int, npt.NDArray[Any]] = {}
-        for future in futures:
-            tiles.update(future.result())
-        return tiles
 
     def _fetch_range(self, header: CogHeader, group: list[int]) -> dict[int, npt.NDArray[Any]]:
         present = [k for k in group if header.counts[k] > 0]
@@ -266,9 +271,10 @@ class CogReader:
                 tile, _, _ = decode(data[at : at + int(header.counts[k])], k)
             except Exception as err:  # a codec's error: the bytes are not a valid tile
                 raise SourceError(
-                    f"tile {k} does not decode ({err.__class__.__name__}: {err})",
+                    f"cannot read the asset (corrupt or truncated?): tile {k} does not decode "
+                    f"({err.__class__.__name__}: {err})",
                     provider=self.provider or None,
-                    url=self.url,
+                    url=public_url(self.url),
                     kind="read",
                 ) from err
             out[k] = self._band(header, tile)

@@ -16,14 +16,16 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from cas_xr.config import get_settings, settings_generation
 from cas_xr.errors import SourceError
 
-__all__ = ["RETRY_STATUS", "Retryable", "fetch", "fetch_range", "io_pool", "with_retries"]
+__all__ = [
+    "RETRY_STATUS", "Retryable", "fetch", "fetch_range", "io_pool", "public_url", "with_retries",
+]  # fmt: skip
 
 #: HTTP statuses worth retrying.
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -52,6 +54,11 @@ class Retryable(Exception):
         self.kind = kind
         self.message = message
         self.retry_after = retry_after
+
+
+def public_url(url: str) -> str:
+    """``url`` without its query and fragment (signed URLs carry tokens there)."""
+    return urlunsplit(urlsplit(url)._replace(query="", fragment=""))
 
 
 def _semaphore(host: str) -> threading.BoundedSemaphore:
@@ -208,17 +215,24 @@ def fetch_range(url: str, first: int, last: int, *, provider: str = "") -> tuple
     Raises
     ------
     SourceError
-        As :func:`fetch`; ``kind="not_found"`` for a 404, ``"read"`` when the range is
-        not satisfiable.
+        As :func:`fetch`, naming the URL without its query; ``kind="not_found"`` for a
+        404, ``"read"`` when the range is not satisfiable.
     """
-    response = fetch(
-        url, provider=provider, headers={"Range": f"bytes={first}-{last}"}, accept_status=(404, 416)
-    )
+    shown = public_url(url)
+    try:
+        response = fetch(
+            url, provider=provider, headers={"Range": f"bytes={first}-{last}"},
+            accept_status=(404, 416),
+        )  # fmt: skip
+    except SourceError as err:  # said again without the URL's query (a signing token)
+        query = urlsplit(url).query
+        said = err.message.replace(query, "") if query else err.message
+        raise SourceError(said, provider=provider, url=shown, kind=err.kind) from None
     if response.status_code == 404:
-        raise SourceError("not found (HTTP 404)", provider=provider, url=url, kind="not_found")
+        raise SourceError("not found (HTTP 404)", provider=provider, url=shown, kind="not_found")
     if response.status_code == 416:
         raise SourceError(
-            f"bytes {first}-{last} are past the end of the file", provider=provider, url=url,
+            f"bytes {first}-{last} are past the end of the file", provider=provider, url=shown,
             kind="read",
         )  # fmt: skip
     if response.status_code == 206:

@@ -14,6 +14,7 @@ from cas_xr.config import get_settings
 from cas_xr.errors import SourceError
 from cas_xr.sources._base import gdal_options
 from cas_xr.sources._grid import lonlat_bounds_to_crs, snap_bounds
+from cas_xr.sources._stac_tiles import tiled_items
 
 if TYPE_CHECKING:
     import pystac
@@ -225,6 +226,8 @@ def load_items(
 
     Notes
     -----
+    A static layer whose items are COGs over HTTP on one lattice is read by tile
+    (:func:`~cas_xr.sources._stac_tiles.tiled_items`); anything else by odc-stac.
     The output GeoBox is the first item's grid clipped to ``bbox`` (or extended to every
     item) and snapped outward to whole cells; given explicitly, odc-stac neither re-anchors
     nor resamples aligned tiles.
@@ -235,6 +238,17 @@ def load_items(
     from cas_xr.sources._stac_reader import NamingDriver
 
     settings = get_settings()
+    ordered = sorted(items, key=precedence)
+    tiled = None
+    if not temporal and bbox is not None:
+        tiled = tiled_items(
+            ordered, asset=asset, bounds=lambda crs: lonlat_bounds_to_crs(bbox, crs),
+            patch_url=patch_url, provider=provider,
+        )  # fmt: skip
+    if tiled is not None:
+        da = _on_grid(*tiled)
+        da.attrs["cas_provenance"] = {**provenance, "items": [it.id for it in items]}
+        return da
     grid = _item_grid(items[0], asset, patch_url)
     bounds = (
         _union_bounds(items, asset, grid) if bbox is None else lonlat_bounds_to_crs(bbox, grid.crs)
@@ -243,7 +257,7 @@ def load_items(
     size = chunks or settings.chunk_size
     odc.stac.configure_rio(**gdal_options(settings))
     loaded = odc.stac.load(
-        sorted(items, key=precedence),
+        ordered,
         bands=[asset],
         geobox=GeoBox(shape, transform, grid.crs),
         chunks={"x": size, "y": size},
@@ -256,6 +270,20 @@ def load_items(
     if not temporal:
         da = da.isel(time=0, drop=True)
     da.attrs["cas_provenance"] = {**provenance, "items": [it.id for it in items]}
+    return da
+
+
+def _on_grid(data: Any, transform: Affine, crs: str, nodata: float | None) -> xr.DataArray:
+    """A layer read by tile, as odc-stac would label it: cell centres, CRS and nodata."""
+    import rioxarray  # noqa: F401  (registers .rio)
+    import xarray as xr
+    from rioxarray.rioxarray import affine_to_coords
+
+    rows, cols = data.shape
+    coords = affine_to_coords(transform, cols, rows)
+    da = xr.DataArray(data, dims=("y", "x"), coords={"y": coords["y"], "x": coords["x"]})
+    da = da.rio.write_crs(crs).rio.write_transform(transform)
+    da.attrs["nodata"] = nodata
     return da
 
 

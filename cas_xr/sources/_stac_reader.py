@@ -9,11 +9,12 @@ failed". :class:`NamingDriver` is that driver with readers that turn rasterio er
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from odc.loader import RioDriver, RioReader
 
 from cas_xr.errors import SourceError
+from cas_xr.sources._http import public_url
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,11 +23,6 @@ if TYPE_CHECKING:
     from odc.loader.types import RasterLoadParams, RasterSource, ReaderSubsetSelection
 
 __all__ = ["NamingDriver", "public_url"]
-
-
-def public_url(url: str) -> str:
-    """``url`` without its query and fragment (signed URLs carry tokens there)."""
-    return urlunsplit(urlsplit(url)._replace(query="", fragment=""))
 
 
 def _unsigned(text: str, url: str) -> str:

@@ -1,0 +1,215 @@
+"""STAC items whose assets are COGs over HTTP on one grid, read by tile (not by odc-stac).
+
+odc-stac reads each chunk of each item with GDAL in its own Dask task: every tile under
+the chunk, a round trip at a time per compute thread, and a header read per item and
+task. When every item of a static layer is a COG on the same lattice (one CRS and cell
+size, whole-cell offsets), as the tiles of a global DEM are, :func:`tiled_items` builds
+the cube from :class:`~cas_xr.sources._cog.CogReader` s instead: one Dask chunk per
+internal tile of the first item, each read task reads only its cells, and
+:func:`~cas_xr.sources._reads.compute` fetches the tiles a computation needs together.
+Where items overlap, the first valid cell in precedence order wins, as with odc-stac.
+Anything else (time steps, reprojection, assets GDAL must read) stays with odc-stac.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import numpy.typing as npt
+from affine import Affine
+
+from cas_xr.sources._cog import CogHeader, CogReader, cog_reader
+from cas_xr.sources._grid import snap_bounds
+from cas_xr.sources._http import io_pool
+
+if TYPE_CHECKING:
+    import dask.array
+    import pystac
+
+__all__ = ["MosaicReader", "tiled_items"]
+
+_Window = tuple[slice, slice]
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One item: its reader and where its first cell lies on the output grid."""
+
+    reader: CogReader
+    row: int
+    col: int
+    shape: tuple[int, int]
+
+    def clip(self, window: _Window) -> tuple[_Window, _Window] | None:
+        """``window``'s overlap with the item: in the item's cells, and in the window's."""
+        rows, cols = window
+        r0, r1 = max(rows.start, self.row), min(rows.stop, self.row + self.shape[0])
+        c0, c1 = max(cols.start, self.col), min(cols.stop, self.col + self.shape[1])
+        if r0 >= r1 or c0 >= c1:
+            return None
+        own = (slice(r0 - self.row, r1 - self.row), slice(c0 - self.col, c1 - self.col))
+        there = (
+            slice(r0 - rows.start, r1 - rows.start),
+            slice(c0 - cols.start, c1 - cols.start),
+        )
+        return own, there
+
+
+@dataclass(frozen=True)
+class MosaicReader:
+    """Reads windows of the output grid from the items under them (a Dask read task).
+
+    Parameters
+    ----------
+    parts
+        The items in precedence order.
+    dtype
+        The output's dtype.
+    nodata
+        The missing-value marker: cells holding it (or NaN) are not valid.
+    """
+
+    parts: tuple[_Part, ...]
+    dtype: str
+    nodata: float | None
+
+    def __call__(self, rows: slice, cols: slice) -> npt.NDArray[Any]:
+        """The cells ``rows, cols`` of the output grid."""
+        return self.read_many([(rows, cols)])[0]
+
+    def read_many(self, windows: Sequence[_Window]) -> list[npt.NDArray[Any]]:
+        """The cells of each window; every item's tiles are fetched at once."""
+        jobs = []
+        for part in self.parts:
+            clipped = [(k, c) for k, w in enumerate(windows) if (c := part.clip(w)) is not None]
+            if clipped:
+                own = [c[0] for _, c in clipped]
+                jobs.append((part, clipped, own, part.reader.submit(own)))
+        dtype = np.dtype(self.dtype)
+        fill = self.nodata if self.nodata is not None else (np.nan if dtype.kind == "f" else 0)
+        out = [
+            np.full((w[0].stop - w[0].start, w[1].stop - w[1].start), fill, dtype=dtype)
+            for w in windows
+        ]
+        valid = [np.zeros(o.shape, dtype=bool) for o in out]
+        for part, clipped, own, fetches in jobs:
+            pieces = part.reader.collect(own, fetches)
+            for (k, (_, there)), piece in zip(clipped, pieces, strict=True):
+                good = self._valid(piece) & ~valid[k][there]
+                out[k][there][good] = piece[good]
+                valid[k][there] |= good
+        return out
+
+    def _valid(self, values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+        ok = ~np.isnan(values) if values.dtype.kind == "f" else np.ones(values.shape, bool)
+        if self.nodata is not None:
+            ok &= values != np.asarray(self.nodata).astype(values.dtype)
+        return ok
+
+
+def _href(item: pystac.Item, asset: str, patch_url: Callable[[str], str] | None) -> str:
+    href = item.assets[asset].get_absolute_href() or item.assets[asset].href
+    return patch_url(href) if patch_url else href
+
+
+def _nodata(item: pystac.Item, asset: str, header: CogHeader) -> float | None:
+    """The asset's nodata as STAC's raster extension states it (as odc-stac takes it)."""
+    bands = item.assets[asset].extra_fields.get("raster:bands") or []
+    if bands and "nodata" in bands[0]:
+        value = bands[0]["nodata"]
+        return float(value) if value is not None else None
+    return header.geo.nodata if header.geo is not None else None
+
+
+def tiled_items(
+    items: Sequence[pystac.Item],
+    *,
+    asset: str,
+    bounds: Callable[[str], tuple[float, float, float, float]],
+    patch_url: Callable[[str], str] | None,
+    provider: str,
+) -> tuple[dask.array.Array, Affine, str, float | None] | None:
+    """The fused layer of ``items`` read by tile, or None when odc-stac must read them.
+
+    Parameters
+    ----------
+    items
+        The items in precedence order.
+    asset
+        Asset key of the raster (one band).
+    bounds
+        The box to cover, in the given CRS (e.g. ``"EPSG:4326"``).
+    patch_url
+        Rewrites (e.g. signs) asset URLs.
+    provider
+        Provider slug, named in errors.
+
+    Returns
+    -------
+    tuple or None
+        The Dask array ``(y, x)``, the transform of its first cell, its CRS and nodata.
+    """
+    hrefs = [_href(it, asset, patch_url) for it in items]
+    if any(urlsplit(h).scheme not in ("http", "https") for h in hrefs):
+        return None
+    opened = list(io_pool().map(lambda h: cog_reader(h, 1, provider), hrefs))
+    if any(o is None or o[1].geo is None for o in opened):
+        return None
+    readers = [o for o in opened if o is not None]
+    first = readers[0][1]
+    assert first.geo is not None
+    t0 = first.geo.transform
+    for _, header in readers:
+        assert header.geo is not None
+        t = header.geo.transform
+        off = ((t.c - t0.c) / t0.a, (t.f - t0.f) / t0.e)
+        if (
+            header.geo.epsg != first.geo.epsg
+            or (t.a, t.e) != (t0.a, t0.e)
+            or any(abs(v - round(v)) > 1e-6 for v in off)
+            or header.dtype != first.dtype
+        ):
+            return None
+    crs = f"EPSG:{first.geo.epsg}"
+    transform, shape = snap_bounds(t0, bounds(crs))
+    r0, c0 = round((transform.f - t0.f) / t0.e), round((transform.c - t0.c) / t0.a)
+    parts = []
+    for reader, header in readers:
+        assert header.geo is not None
+        t = header.geo.transform
+        row = round((t.f - transform.f) / t0.e)
+        col = round((t.c - transform.c) / t0.a)
+        parts.append(_Part(reader, row, col, header.shape))
+    nodata = _nodata(items[0], asset, first)
+    mosaic = MosaicReader(tuple(parts), str(first.dtype), nodata)
+    return _tile_array(mosaic, shape, first.tile, (r0, c0)), transform, crs, nodata
+
+
+def _tile_array(
+    reader: MosaicReader, shape: tuple[int, int], tile: tuple[int, int], origin: tuple[int, int]
+) -> dask.array.Array:
+    """One read task per chunk; chunk edges on the first item's tile edges."""
+    import dask.array as dsa
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = f"cas-stac-tiles-{tokenize(reader, shape, tile, origin)}"
+    edges = []
+    for n, size, start in zip(shape, tile, origin, strict=True):
+        cuts = range(size - start % size, n, size)
+        edges.append(list(itertools.pairwise([0, *cuts, n])))
+    graph: dict[Any, Any] = {
+        (name, i, j): (reader, slice(a, b), slice(c, d))
+        for (i, (a, b)), (j, (c, d)) in itertools.product(*map(enumerate, edges))
+    }
+    chunks = tuple(tuple(b - a for a, b in e) for e in edges)
+    dtype = np.dtype(reader.dtype)
+    return dsa.Array(
+        HighLevelGraph.from_collections(name, graph), name, chunks=chunks, dtype=dtype,
+        meta=np.empty((0, 0), dtype),
+    )  # fmt: skip
