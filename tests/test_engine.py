@@ -395,10 +395,13 @@ def test_results_are_cached_until_configure(opened: list[Any]):
     first = cas.extract_sync(request)
     second = cas.extract_sync(request)
     assert len(opened) == 1 and not first.results[0].cached and second.results[0].cached
-    unchanged = {"cached", "elapsed_ms"}  # a cached result reports this call's time
+    unchanged = {"cached", "elapsed_ms", "provenance"}  # a cached result reports this call's time
     assert first.results[0].model_dump(exclude=unchanged) == second.results[0].model_dump(
         exclude=unchanged
     )
+    computed = second.results[0].provenance.pop("computed_elapsed_ms")  # and the original's
+    assert 0 < computed <= first.elapsed_ms
+    assert second.results[0].provenance == first.results[0].provenance
     cas.configure(result_cache_ttl_s=0)  # rebuilt and disabled
     cas.extract_sync(request)
     cas.extract_sync(request)

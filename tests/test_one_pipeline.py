@@ -56,6 +56,12 @@ def test_every_front_end_gives_the_same_numbers_from_one_cache(
     # 2. batch_extract: every result from the cache, the same numbers and geometry keys
     batch = cas.batch_extract_sync({"geometries": geometries, "dataset_ids": IDS})
     assert all(r.cached for resp in batch.responses for r in resp.results)
+    # a cached result reports this call's time, and the original computation's apart
+    for resp, first in zip(batch.responses, single, strict=True):
+        for cached, computed in zip(resp.results, first.results, strict=True):
+            assert "computed_elapsed_ms" not in computed.provenance
+            assert 0 < cached.provenance["computed_elapsed_ms"] <= first.elapsed_ms
+            assert cached.elapsed_ms <= batch.elapsed_ms
     np.testing.assert_array_equal(_values(batch.responses), expected)
     assert [r.geometry_hash for r in batch.responses] == [r.geometry_hash for r in single]
 

@@ -391,6 +391,8 @@ def test_engine_results_persist_across_sessions(opened: list[Any], tmp_path: Pat
     first = cas.extract_sync(request)
     second = cas.extract_sync(request)
     assert len(opened) == 2 and all(r.cached for r in second.results)
+    for r in second.results:  # the original computation's time, kept on disk
+        assert 0 < r.provenance.pop("computed_elapsed_ms") <= first.elapsed_ms
     unchanged = {"cached", "elapsed_ms"}  # a cached result reports this call's time
     assert [r.model_dump(exclude=unchanged) for r in second.results] == [
         r.model_dump(exclude=unchanged) for r in first.results

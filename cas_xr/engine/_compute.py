@@ -6,9 +6,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-
 from cas_xr.engine._cube import assemble
 from cas_xr.engine._plan import Plan
 from cas_xr.engine._run import Report, run
@@ -33,7 +30,8 @@ class Result:
         ``(dataset_id, flag) -> [count, a reason]`` of the cube's results that are not
         GOOD, for the warning.
     hits
-        Per dataset id, the positions whose values came from the result cache.
+        Per dataset id, the positions whose values came from the result cache, and the
+        milliseconds the call that computed each took to have it.
     elapsed_ms
         Wall time of the run.
     """
@@ -41,7 +39,7 @@ class Result:
     plan: Plan
     cube: xr.Dataset
     flagged: dict[tuple[str, str], list[Any]]
-    hits: dict[str, npt.NDArray[np.intp]]
+    hits: dict[str, dict[int, float]]
     elapsed_ms: float
 
 

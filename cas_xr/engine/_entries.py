@@ -18,7 +18,7 @@ import numpy.typing as npt
 __all__ = ["Block", "decode", "encode"]
 
 _HEADER = struct.Struct("<BBIII")  # version, has time, steps, statistics, classes
-_VERSION = 1
+_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,9 @@ class Block:
         ``(classes,)`` class codes of ``dist``.
     degraded
         Whether some source chunks could not be read (treated as nodata).
+    computed_ms
+        ``(n,)`` milliseconds the call that computed each value took until it had it
+        (kept in the cache, so a cached result can say what its computation cost).
     """
 
     positions: npt.NDArray[np.intp]
@@ -53,6 +56,7 @@ class Block:
     times: npt.NDArray[np.datetime64] | None
     classes: npt.NDArray[np.float64]
     degraded: bool = False
+    computed_ms: npt.NDArray[np.float64] | None = None
 
 
 def encode(block: Block) -> list[bytes]:
@@ -64,11 +68,13 @@ def encode(block: Block) -> list[bytes]:
         prefix.append(block.times.astype("datetime64[ns]").view(np.int64).tobytes())
     prefix.append(block.classes.astype(np.float64).tobytes())
     head = b"".join(prefix)
+    computed = block.computed_ms if block.computed_ms is not None else np.zeros(n)
     columns = (
         block.stats.astype(np.float64),
         block.coverage.astype(np.float64),
         block.pixels.astype(np.int64),
         block.dist.astype(np.float64),
+        np.asarray(computed, dtype=np.float64),
     )
     rows = np.concatenate(
         [np.ascontiguousarray(c).reshape(n, -1).view(np.uint8) for c in columns], axis=1
@@ -106,7 +112,7 @@ def _block(signature: bytes, positions: list[int], bodies: list[bytes]) -> Block
     classes = np.frombuffer(signature, np.float64, ncls, offset)
     n = len(bodies)
     flat = np.frombuffer(b"".join(bodies), np.uint8).reshape(n, -1)
-    sizes = [steps * nstats, steps, steps, steps * ncls]
+    sizes = [steps * nstats, steps, steps, steps * ncls, 1]
     cuts = np.cumsum([0, *sizes]) * 8
     columns = [flat[:, a:b] for a, b in itertools.pairwise(cuts)]
     return Block(
@@ -117,4 +123,5 @@ def _block(signature: bytes, positions: list[int], bodies: list[bytes]) -> Block
         dist=columns[3].copy().view(np.float64).reshape(n, steps, ncls),
         times=times,
         classes=classes.copy(),
+        computed_ms=columns[4].copy().view(np.float64).reshape(n),
     )

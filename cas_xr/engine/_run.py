@@ -9,8 +9,10 @@ fails is retried dataset by dataset; what still fails becomes MISSING with its e
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +41,7 @@ from cas_xr.engine._units import (
 
 __all__ = ["MEMORY", "Failure", "Outcome", "Report", "run"]
 
-_VERSION = 2  # bump when what a cache entry means changes
+_VERSION = 3  # bump when what a cache entry means changes
 
 #: ``report(done, total)``: how many of a request's results (geometry x dataset) are made
 Report = Callable[[int, int], None]
@@ -70,8 +72,9 @@ class Outcome:
     computed: int = 0
     cached: int = 0
     scheduler: str = ""
-    #: per dataset id, the positions whose values came from the result cache
-    hits: dict[str, npt.NDArray[np.intp]] = field(default_factory=dict)
+    #: per dataset id, the positions whose values came from the result cache, and the
+    #: milliseconds the call that computed each took to have it
+    hits: dict[str, dict[int, float]] = field(default_factory=dict)
 
 
 def _steps(plan: Plan, target: Target) -> Any:
@@ -129,6 +132,10 @@ class _Cache:
             self.disk.put_many(items)
 
 
+def _computed_ms(block: Block) -> npt.NDArray[np.float64]:
+    return block.computed_ms if block.computed_ms is not None else np.zeros(block.positions.size)
+
+
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """Provenance of several units: lists united and sorted, others kept from the first.
 
@@ -154,6 +161,7 @@ class _Runner:
         )
         self.missing: dict[str, npt.NDArray[np.bool_]] = {}
         self.keys: dict[str, list[bytes]] = {}
+        self.started = time.perf_counter()
 
     # -- cache ------------------------------------------------------------------------
 
@@ -166,8 +174,13 @@ class _Runner:
             self.keys[target.dataset_id] = keys
             found = self.cache.get_many([keys[i] for i in computable])
             hits = [int(i) for i in computable if keys[i] in found]
-            self.outcome.blocks[target.dataset_id] += decode(hits, [found[keys[i]] for i in hits])
-            self.outcome.hits[target.dataset_id] = np.asarray(hits, dtype=np.intp)
+            blocks = decode(hits, [found[keys[i]] for i in hits])
+            self.outcome.blocks[target.dataset_id] += blocks
+            self.outcome.hits[target.dataset_id] = {
+                int(p): float(ms)
+                for b in blocks
+                for p, ms in zip(b.positions, _computed_ms(b), strict=True)
+            }
             missing = np.zeros(len(plan.keys), dtype=bool)
             missing[computable] = True
             missing[hits] = False
@@ -249,7 +262,9 @@ class _Runner:
                     self._fail([m.target for m in unit.members], unit.positions, error)
                 continue
             blocks = to_blocks(unit, recipe, *result)
-            for member, (target, block) in zip(unit.members, blocks, strict=True):
+            so_far = np.full(unit.positions.size, (time.perf_counter() - self.started) * 1000)
+            for member, (target, computed) in zip(unit.members, blocks, strict=True):
+                block = dataclasses.replace(computed, computed_ms=so_far)
                 self.outcome.blocks[target.dataset_id].append(block)
                 self._store(member, block)
             self.outcome.computed += unit.results

@@ -137,7 +137,7 @@ class _View:
             self.classes = cube[f"{d}_class"].values
         else:
             self.steps = cube[d].values.reshape(n, self.times.size)
-        self.hits = set(result.hits.get(d, np.empty(0)).tolist())
+        self.hits = result.hits.get(d, {})
         provenance = json.loads(cube[f"{d}_quality"].attrs["cas_provenance"])
         self.provenance = {**provenance, "license": target.metadata()["license"]}
 
@@ -177,7 +177,11 @@ class _View:
             timestamp=None if last is None else _timestamp(last),
             provider=target.provider,
             elapsed_ms=elapsed_ms,
-            provenance=self.provenance,
+            provenance=(
+                {**self.provenance, "computed_elapsed_ms": self.hits[g]}
+                if g in self.hits
+                else self.provenance
+            ),
             valid_range=variable.valid_range,
             cached=g in self.hits,
         )

@@ -1,0 +1,234 @@
+"""Remote reads: only the tiles (or chunks) geometries touch, merged, bounded in flight.
+
+Every server here is real (a range server on 127.0.0.1 that counts what it sends); the
+tiles a read needs come from the file's own tile offsets and shapely, and the statistics
+are compared with the same computation on the local file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+import xarray as xr
+from affine import Affine
+
+import cas_xr as cas
+from cas_xr.sources._cog import MAX_GAP
+from cas_xr.testing import (
+    StacCollectionSpec,
+    StacItemSpec,
+    make_cog,
+    make_stac_catalog,
+    serve_with_latency,
+    tiff_tiles,
+    tiles_requested,
+)
+
+# 1,024 x 1,024 float32 cells of 0.001 degree from lon 10, lat 50 down; 128-cell tiles
+N, TILE = 1024, 128
+GRID = Affine(0.001, 0.0, 10.0, 0.0, -0.001, 50.0)
+ROUND_TRIP = 0.02
+
+
+def _values() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:N, 0:N]
+    noise = rng.normal(0.0, 1.0, (N, N))
+    return (np.sin(xx / 40.0) * np.cos(yy / 55.0) * 100.0 + noise).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def cog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("remote")
+    return make_cog(folder / "dem.tif", _values(), transform=GRID, crs="EPSG:4326", blocksize=TILE)
+
+
+def _sparse(n: int, seed: int) -> gpd.GeoSeries:
+    """``n`` quadrilaterals of about 60 x 60 cells at random places."""
+    rng = np.random.default_rng(seed)
+    shapes = []
+    for r, c in rng.integers(0, N - 70, (n, 2)):
+        x, y = 10.0 + c * 0.001, 50.0 - r * 0.001
+        shapes.append(
+            shapely.Polygon(
+                [(x, y), (x + 0.06, y - 0.005), (x + 0.055, y - 0.06), (x - 0.003, y - 0.057)]
+            )
+        )
+    return gpd.GeoSeries(shapes, crs="EPSG:4326")
+
+
+def _touched(geometries: gpd.GeoSeries) -> set[tuple[int, int]]:
+    """The internal tiles some geometry intersects (shapely, on the tile boxes)."""
+    out = set()
+    for i, j in itertools.product(range(N // TILE), repeat=2):
+        x0, y0 = GRID * (j * TILE, (i + 1) * TILE)
+        x1, y1 = GRID * ((j + 1) * TILE, i * TILE)
+        if shapely.intersects(shapely.box(x0, y0, x1, y1), geometries.to_numpy()).any():
+            out.add((i, j))
+    return out
+
+
+def _local_provider(tmp_path: Path, path: str, slug: str) -> str:
+    file = tmp_path / f"{slug}.yaml"
+    file.write_text(
+        f"""slug: {slug}
+protocol: local
+endpoint: {tmp_path}
+license: CC0-1.0
+datasets:
+  - name: dem
+    path: {path}
+    variables:
+      - {{name: dem, units: m}}
+""",
+        encoding="utf-8",
+    )
+    return str(file)
+
+
+def _tiles_of(server, cog: Path) -> set[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    records = [r for r in server.records if r.path.split("?")[0].endswith(cog.name)]
+    return tiles_requested(records, tiff_tiles(cog))
+
+
+def _gaps(server, cog: Path) -> list[int]:  # type: ignore[no-untyped-def]
+    """The gaps between the tiles inside each range the server sent (bytes)."""
+    spans = sorted(tiff_tiles(cog).values())
+    gaps = []
+    for record in server.records:
+        for first, last in record.ranges:
+            inside = [(o, n) for o, n in spans if n and first <= o and o + n - 1 <= last]
+            gaps += [b[0] - (a[0] + a[1]) for a, b in itertools.pairwise(inside)]
+    return gaps
+
+
+def test_sparse_set_over_http_reads_exactly_the_tiles_it_touches(cog: Path, tmp_path: Path):
+    geometries = _sparse(6, seed=1)
+    with serve_with_latency(cog.parent, round_trip=ROUND_TRIP) as server:
+        url = server.url + cog.name
+        cas.configure(
+            provider_files=[
+                _local_provider(tmp_path, url, "remote"),
+                _local_provider(tmp_path, str(cog), "disk"),
+            ]
+        )
+        remote = cas.extract_table(geometries, ["remote:dem"], aggregation=["mean", "max"])
+        requested = _tiles_of(server, cog)
+        gaps = _gaps(server, cog)
+    touched = _touched(geometries)
+    assert len(touched) < (N // TILE) ** 2 / 2  # sparse: most tiles are not needed
+    assert requested == touched
+    assert all(gap <= MAX_GAP for gap in gaps)
+    disk = cas.extract_table(geometries, ["disk:dem"], aggregation=["mean", "max"])
+    for stat in ("mean", "max"):
+        np.testing.assert_allclose(
+            remote[f"remote:dem_{stat}"], disk[f"disk:dem_{stat}"], rtol=0, atol=1e-12
+        )
+    assert (remote["remote:dem_quality"] == "good").all()
+
+
+def test_second_call_reuses_the_header_and_reads_one_tile(cog: Path, tmp_path: Path):
+    with serve_with_latency(cog.parent, round_trip=ROUND_TRIP) as server:
+        cas.configure(provider_files=[_local_provider(tmp_path, server.url + cog.name, "r")])
+        cas.extract_table(_sparse(2, seed=3), ["r:dem"])
+        server.reset()
+        x, y = GRID * (5 * TILE + 20, 2 * TILE + 20)  # well inside tile (2, 5)
+        inside = gpd.GeoSeries([shapely.box(x, y - 0.05, x + 0.05, y)], crs="EPSG:4326")
+        cas.extract_table(inside, ["r:dem"])
+        assert server.requests == 1
+        assert _tiles_of(server, cog) == {(2, 5)}
+
+
+def test_requests_in_flight_are_bounded_per_host(cog: Path, tmp_path: Path):
+    geometries = _sparse(40, seed=5)  # touches most tiles: many requests to make
+    with serve_with_latency(cog.parent, round_trip=0.05) as server:
+        cas.configure(
+            provider_files=[_local_provider(tmp_path, server.url + cog.name, "r")],
+            max_concurrent_requests_per_host=3,
+        )
+        cas.extract_table(geometries, ["r:dem"])
+        assert server.requests > 6
+        assert 2 <= server.peak_in_flight <= 3  # concurrent, never past the cap
+
+
+def test_stac_static_over_http_reads_the_touched_tiles_of_each_item(tmp_path: Path):
+    values = _values()
+    half = N // 2  # two items side by side, the west one first in precedence
+    west = make_cog(tmp_path / "west.tif", values[:, :half], transform=GRID, crs="EPSG:4326",
+                    blocksize=TILE, nodata=-9999.0)  # fmt: skip
+    east = make_cog(tmp_path / "east.tif", values[:, half:],
+                    transform=GRID @ Affine.translation(half, 0), crs="EPSG:4326",
+                    blocksize=TILE, nodata=-9999.0)  # fmt: skip
+    items = [StacItemSpec("west", west), StacItemSpec("east", east)]
+    make_stac_catalog(tmp_path, [StacCollectionSpec("dem", "two tiles", items)])
+    geometries = _sparse(5, seed=11)
+    with serve_with_latency(tmp_path, round_trip=ROUND_TRIP) as server:
+        body = f"""slug: {{slug}}
+protocol: stac_static
+endpoint: {{endpoint}}
+license: CC0-1.0
+datasets:
+  - name: dem
+    collection: dem
+    variables:
+      - {{{{name: dem, units: m, nodata_value: -9999}}}}
+"""
+        files = []
+        for slug, endpoint in (
+            ("http", server.url + "catalog.json"),
+            ("disk", tmp_path / "catalog.json"),
+        ):
+            path = tmp_path / f"{slug}.yaml"
+            path.write_text(body.format(slug=slug, endpoint=endpoint), encoding="utf-8")
+            files.append(str(path))
+        cas.configure(provider_files=files)
+        remote = cas.extract_table(geometries, ["http:dem"])
+        requested = {("west", t) for t in _tiles_of(server, west)} | {
+            ("east", t) for t in _tiles_of(server, east)
+        }
+    touched = set()
+    for name, transform, width in (
+        ("west", GRID, half),
+        ("east", GRID @ Affine.translation(half, 0), half),
+    ):
+        for i, j in itertools.product(range(N // TILE), range(width // TILE)):
+            x0, y0 = transform * (j * TILE, (i + 1) * TILE)
+            x1, y1 = transform * ((j + 1) * TILE, i * TILE)
+            if shapely.intersects(shapely.box(x0, y0, x1, y1), geometries.to_numpy()).any():
+                touched.add((name, (i, j)))
+    assert requested == touched
+    disk = cas.extract_table(geometries, ["disk:dem"])
+    np.testing.assert_allclose(remote["http:dem_mean"], disk["disk:dem_mean"], rtol=0, atol=1e-12)
+
+
+def test_zarr_over_http_reads_only_the_chunks_touched(tmp_path: Path):
+    pytest.importorskip("aiohttp")  # fsspec's HTTP file system
+    lat = 50.0 - 0.001 * (np.arange(N) + 0.5)
+    lon = 10.0 + 0.001 * (np.arange(N) + 0.5)
+    ds = xr.Dataset({"dem": (("lat", "lon"), _values())}, coords={"lat": lat, "lon": lon})
+    ds["crs"] = xr.DataArray(0, attrs={"crs_wkt": rasterio.crs.CRS.from_epsg(4326).to_wkt()})
+    ds["dem"].attrs["grid_mapping"] = "crs"
+    ds.to_zarr(tmp_path / "dem.zarr", zarr_format=2, encoding={"dem": {"chunks": (TILE, TILE)}})
+    geometries = _sparse(4, seed=13)
+    with serve_with_latency(tmp_path, round_trip=ROUND_TRIP) as server:
+        files = []
+        for slug, path in (("http", server.url + "dem.zarr"), ("disk", tmp_path / "dem.zarr")):
+            files.append(_local_provider(tmp_path, str(path), slug))
+            text = Path(files[-1]).read_text(encoding="utf-8")
+            Path(files[-1]).write_text(text.replace("path:", "array: dem\n    path:"), "utf-8")
+        cas.configure(provider_files=files)
+        remote = cas.extract_table(geometries, ["http:dem"])
+        chunks = {
+            tuple(int(k) for k in r.path.rsplit("/", 1)[1].split("."))
+            for r in server.records
+            if r.path.startswith("/dem.zarr/dem/") and r.path[-1].isdigit()
+        }
+    assert chunks == _touched(geometries)
+    disk = cas.extract_table(geometries, ["disk:dem"])
+    np.testing.assert_allclose(remote["http:dem_mean"], disk["disk:dem_mean"], rtol=0, atol=1e-12)
