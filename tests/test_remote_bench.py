@@ -39,7 +39,7 @@ def test_remote_benchmark_smoke(
     for row in rows:
         assert np.isfinite(row["wall_s"]), row
         assert row["requests"] > 0 and row["mb_read"] > 0 and row["peak_in_flight"] >= 1, row
-        assert 0 < row["mb_floor"], row
+        assert row["mb_floor"] > 0, row
         assert row["agreement"] < 1e-6, row  # means of ~100-150 against exactextract's
         if row["tool"] != "cas_xr wcs":  # the file's tiles: nobody reads less than them
             assert row["mb_read"] >= row["mb_floor"], row
