@@ -125,6 +125,18 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
 
 
+def print_markdown(title: str, rows: list[dict[str, Any]]) -> None:
+    """Print rows (dicts with the same keys) as a markdown table under a ``##`` title."""
+    if not rows:
+        return
+    keys = list(rows[0])
+    print(f"\n## {title}\n")
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for row in rows:
+        print("| " + " | ".join(_fmt(row.get(k)) for k in keys) + " |")
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if value != value:  # NaN

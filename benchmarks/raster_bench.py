@@ -1,13 +1,15 @@
 """Raster mode benchmark (issue 5): mosaic a box across 4 of 16 COG tiles into a COG.
 
 Usage: python benchmarks/raster_bench.py [--size smoke|full] [--repeat N] [--data DIR]
-       [--skip TOOL ...]
+       [--skip TOOL ...] [--round-trip-ms MS]
 
 16 float32 COG tiles (4 x 4, EPSG:32633, 30 m, DEFLATE, 512-cell blocks, overviews, a few
 nodata holes) make one N x N mosaic; a lon/lat box around the centre of the mosaic covers
 parts of the 4 central tiles. Every tool writes the box, on the tiles' grid, to a COG with
 the same creation options (DEFLATE with predictor, 512-cell blocks, average overviews, all
-CPUs): cas_xr's ``extract_raster`` (through a static STAC catalog of the tiles),
+CPUs): cas_xr's ``extract_raster`` (through a static STAC catalog of the tiles, from the
+disk and over HTTP from ``cas_xr.testing.serve_with_latency`` with ``--round-trip-ms``,
+150 by default, per request; ``requests`` and ``mb_read`` are counted at that server),
 ``gdalbuildvrt`` + ``gdal_translate``, ``rioxarray.merge.merge_arrays``,
 ``rasterio.merge.merge`` and ``odc.stac.load``. Each runs in a fresh process, ``--repeat``
 times, round-robin, and the fastest run is reported: ``wall_s`` is its work after the
@@ -80,13 +82,7 @@ def prepare(data: Path, size: str) -> dict[str, Any]:
             )  # fmt: skip
             items.append(StacItemSpec(id=path.stem, href=path, datetime=dt.datetime(2024, 1, 1)))
         make_stac_catalog(root, [StacCollectionSpec("tiles", "benchmark tiles", items)])
-    provider = root / "bench.yaml"
-    provider.write_text(
-        f"slug: bench\nprotocol: stac_static\nendpoint: {catalog}\nlicense: CC0-1.0\n"
-        "datasets:\n  - name: tiles\n    variables:\n"
-        f"      - {{name: height, units: m, nodata_value: {NODATA}}}\n",
-        encoding="utf-8",
-    )
+    provider = _provider(root / "bench.yaml", "bench", str(catalog))
     # a lon/lat box around the centre, half a tile each way: parts of the 4 central tiles
     centre_x, centre_y = X0 + side / 2 * RES, Y0 - side / 2 * RES
     half = n / 2 * RES
@@ -94,11 +90,21 @@ def prepare(data: Path, size: str) -> dict[str, Any]:
     return {
         "tiles": [str(p) for p in tiles],
         "catalog": str(catalog),
-        "provider": str(provider),
+        "provider": provider,
         "bbox": bbox,
         "bounds": _window_bounds(bbox, side),
         "out": str(root / "out"),
     }
+
+
+def _provider(path: Path, slug: str, catalog: str) -> str:
+    path.write_text(
+        f"slug: {slug}\nprotocol: stac_static\nendpoint: {catalog}\nlicense: CC0-1.0\n"
+        "datasets:\n  - name: tiles\n    variables:\n"
+        f"      - {{name: height, units: m, nodata_value: {NODATA}}}\n",
+        encoding="utf-8",
+    )
+    return str(path)
 
 
 def _to_lonlat(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
@@ -177,16 +183,25 @@ def _start_up() -> None:
     pystac.Item.from_dict(item, migrate=True)  # loads the extension registry once
 
 
-def run_cas_xr(job: dict[str, Any]) -> dict[str, Any]:
+def _extract_raster(job: dict[str, Any], provider: str, slug: str) -> dict[str, Any]:
     import cas_xr as cas
 
     _start_up()
-    cas.configure(provider_files=[job["provider"]])
+    cas.configure(provider_files=[provider])
     cas.discover()  # the catalog: read once per process
-    _fresh(job["out"], "bench_tiles.tif")  # extract_raster's default name
+    _fresh(job["out"], f"{slug}_tiles.tif")  # extract_raster's default name
     started = (time.perf_counter(), _cpu())
-    result = cas.extract_raster_sync("bench:tiles", job["bbox"], job["out"])
+    result = cas.extract_raster_sync(f"{slug}:tiles", job["bbox"], job["out"])
     return _timed(started, result.path)
+
+
+def run_cas_xr(job: dict[str, Any]) -> dict[str, Any]:
+    return _extract_raster(job, job["provider"], "bench")
+
+
+def run_cas_xr_http(job: dict[str, Any]) -> dict[str, Any]:
+    """The same, with the catalog and tiles served over HTTP at a set round trip."""
+    return _extract_raster(job, job["provider_http"], "bench_http")
 
 
 def run_gdal(job: dict[str, Any]) -> dict[str, Any]:
@@ -246,8 +261,10 @@ def run_odc_stac(job: dict[str, Any]) -> dict[str, Any]:
     return _timed(started, path)
 
 
+HTTP_TOOL = "cas_xr extract_raster over HTTP"
 TOOLS = {
     "cas_xr extract_raster": run_cas_xr,
+    HTTP_TOOL: run_cas_xr_http,
     "gdalbuildvrt + gdal_translate": run_gdal,
     "rioxarray merge_arrays": run_merge_arrays,
     "rasterio.merge.merge": run_rasterio_merge,
@@ -274,6 +291,7 @@ def _row(
         data, transform = _read(m.result["path"])
         same_grid = data.shape == reference[0].shape and transform.almost_equals(reference[1])
         differing = str(int((data != reference[0]).sum())) if same_grid else "other grid"
+    counted = (m.result or {}).get("counted", {})
     return {
         "tool": m.tool,
         "wall_s": seconds,
@@ -281,6 +299,8 @@ def _row(
         "cpu_s": m.result["cpu_seconds"] if m.result else float("nan"),
         "with_start_up_s": m.seconds,
         "peak_rss_mb": m.peak_rss_mb,
+        "requests": counted.get("requests"),
+        "mb_read": counted["bytes"] / 1e6 if counted else None,
         "cells_differing": differing,
         "error": m.error_line,
     }
@@ -292,28 +312,52 @@ def _best(runs: list[Measurement]) -> Measurement:
     return min(ok, key=lambda m: m.result["seconds"]) if ok else runs[0]
 
 
+def _measure(tool: str, func: Any, job: dict[str, Any], server: Any) -> Measurement:
+    """Measure one tool; the HTTP row also gets the requests and bytes its server answered."""
+    if tool != HTTP_TOOL:
+        return measure("4 of 16 tiles", tool, func, job)
+    server.reset()
+    m = measure("4 of 16 tiles", tool, func, job)
+    server.wait_idle()
+    if m.result is not None:
+        m.result["counted"] = {"requests": server.requests, "bytes": server.bytes_sent}
+    return m
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    from cas_xr.testing import serve_with_latency
+
     parser = size_parser(__doc__, SIZES, "e.g. gdal")
     parser.add_argument("--repeat", type=int, default=1, help="runs per tool; the best counts")
+    parser.add_argument(
+        "--round-trip-ms", type=float, default=150, help="round trip of the HTTP row (ms)"
+    )
     args = parser.parse_args(argv)
     job = prepare(args.data, args.size)
     tools = {k: v for k, v in TOOLS.items() if not any(s in k for s in args.skip)}
     if "gdalbuildvrt + gdal_translate" in tools and not shutil.which("gdal_translate"):
         raise SystemExit("gdal_translate is not installed (apt install gdal-bin) or --skip gdal")
-    rounds = [
-        [measure("4 of 16 tiles", tool, func, job) for tool, func in tools.items()]
-        for _ in range(args.repeat)
-    ]
+    root = Path(job["catalog"]).parent
+    with serve_with_latency(root, round_trip=args.round_trip_ms / 1000) as server:
+        http = Path(job["provider"]).with_name("bench_http.yaml")
+        job["provider_http"] = _provider(http, "bench_http", f"{server.url}catalog.json")
+        rounds = [
+            [_measure(tool, func, job, server) for tool, func in tools.items()]
+            for _ in range(args.repeat)
+        ]
     runs = [_best(list(per_tool)) for per_tool in zip(*rounds, strict=True)]
     ours = runs[0]
     reference = _read(ours.result["path"]) if ours.result else None
-    others = [m.result["seconds"] for m in runs[1:] if m.result]
+    others = [m.result["seconds"] for m in runs if m.result and not m.tool.startswith("cas_xr")]
     fastest = min(others, default=float("nan"))
     rows = [_row(m, reference, fastest) for m in runs]
     xmin, ymin, xmax, ymax = job["bounds"]
     cells = f"{round((ymax - ymin) / RES)} x {round((xmax - xmin) / RES)}"
     side = SIZES[args.size]
-    title = f"raster mosaic, size={args.size} ({side}^2 in 16 tiles, box {cells} cells)"
+    title = (
+        f"raster mosaic, size={args.size} ({side}^2 in 16 tiles, box {cells} cells, "
+        f"HTTP round trip {args.round_trip_ms:g} ms)"
+    )
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print_table(f"{title}, best of {args.repeat}, {os.cpu_count()} cores, load {load}", rows)
     return rows

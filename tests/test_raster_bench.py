@@ -30,3 +30,5 @@ def test_raster_benchmark_smoke(
     assert [r["tool"] for r in rows] == list(bench.TOOLS)
     assert all(r["cells_differing"] == "0" for r in rows), rows  # one mosaic, every tool
     assert all(np.isfinite(r["wall_s"]) for r in rows)
+    http = {r["tool"]: r for r in rows}[bench.HTTP_TOOL]  # counted at its server
+    assert http["requests"] > 0 and http["mb_read"] > 0, http

@@ -7,11 +7,15 @@ extensions included, loadable with ``odc.stac.load``) and :func:`serve_folder` s
 directory over HTTP with byte ranges so that GDAL's ``/vsicurl/`` can read it;
 :func:`serve_stac_api` runs a real STAC API (rustac) over a collection, e.g. one read from
 such a catalog with :func:`read_static_collection`; :func:`serve_wcs` serves GeoTIFFs as
-WCS 1.0.0/2.0.1 coverages with MapServer.
+WCS 1.0.0/2.0.1 coverages with MapServer. :func:`serve_with_latency` serves a folder, or
+relays to another server, with a set round trip and bandwidth and counts the requests and
+byte ranges asked; :func:`tiff_tiles` and :func:`tiles_requested` map those ranges onto a
+GeoTIFF's internal tiles.
 """
 
 from cas_xr.testing._cog import SUPPORTED_DTYPES, make_cog
 from cas_xr.testing._dask import raise_if_dask_computes
+from cas_xr.testing._latency import LatencyHTTPServer, RequestRecord, serve_with_latency
 from cas_xr.testing._mapserver import (
     MAP_ALIAS,
     MapServerNotFoundError,
@@ -27,14 +31,17 @@ from cas_xr.testing._stac import (
     make_stac_catalog,
 )
 from cas_xr.testing._stac_api import StacApiServerError, read_static_collection, serve_stac_api
+from cas_xr.testing._tiff import tiff_tiles, tiles_requested
 
 __all__ = [
     "COG_MEDIA_TYPE",
     "MAP_ALIAS",
     "SUPPORTED_DTYPES",
+    "LatencyHTTPServer",
     "MapServerNotFoundError",
     "RangeHTTPServer",
     "RangeRequestHandler",
+    "RequestRecord",
     "StacApiServerError",
     "StacCollectionSpec",
     "StacItemSpec",
@@ -47,4 +54,7 @@ __all__ = [
     "serve_folder",
     "serve_stac_api",
     "serve_wcs",
+    "serve_with_latency",
+    "tiff_tiles",
+    "tiles_requested",
 ]
