@@ -460,3 +460,23 @@ def test_accessor_on_an_opened_sample_dataset_keeps_catalog_metadata():
         "elevation-K-west",
         "elevation-K-east",
     }
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_eager_small_path_agrees_with_the_graph(seed: int):
+    rng = np.random.default_rng(seed)
+    da = _raster(rng, integer=bool(seed % 2), ascending=seed == 4)
+    cube = xr.concat([da, da * 2], dim="layer")  # two layers, chunked like the raster
+    shapes = [*_polygons(rng, da, 8), shapely.Point(float(da.x[2]), float(da.y[3]))]
+    geometries = gpd.GeoSeries([*shapes, shapely.Polygon()], crs="EPSG:32633")
+    stats = ["mean", "std", "median", "p90", "majority", "distribution"]
+    classes = [1.0, 2.0, 3.0, 4.0, 5.0]
+    lazy = zonal(cube, geometries, stats, classes=classes)
+    with raise_if_dask_computes(max_computes=1):  # one computation: the reads and kernels
+        eager = zonal(cube, geometries, stats, classes=classes, eager_cells=10**9)
+    assert lazy["v"].chunks is not None and eager["v"].chunks is None  # computed, numpy
+    lazy = lazy.compute()
+    for name in lazy.data_vars:
+        np.testing.assert_allclose(eager[name].values, lazy[name].values, rtol=0, atol=1e-12)
+    small = zonal(cube, geometries, stats, classes=classes, eager_cells=1)  # too big: lazy
+    assert small["v"].chunks is not None

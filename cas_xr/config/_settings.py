@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     max_concurrent_requests_per_host: int = Field(default=8, ge=1)
     http_retries: int = Field(default=5, ge=0)
     gdal_http_max_retry: int = Field(default=5, ge=0)
+    small_request_cells: int = Field(default=4_194_304, ge=0)
 
     # service settings (cas_xr additions)
     sync_execute: bool = False

@@ -251,7 +251,7 @@ class _Runner:
         settings = self.plan.settings
         recipe = Recipe(
             self.plan.stats, settings.zonal_weights, settings.area_weighted,
-            self.scheduler.task_scheduler,
+            self.scheduler.task_scheduler, settings.small_request_cells,
         )  # fmt: skip
         jobs = ((unit, compute_unit, (unit, recipe)) for unit in units)
         for unit, result, error in self.scheduler.unordered(jobs):

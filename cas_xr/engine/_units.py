@@ -175,6 +175,7 @@ class Recipe:
     weights: str
     area_weighted: bool
     scheduler: str  # the Dask scheduler of a unit's own graph
+    small_cells: int = 0  # a unit whose windows hold at most this many cells runs eagerly
 
     @property
     def numeric(self) -> bool:
@@ -214,11 +215,14 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     ).rename("v")  # fmt: skip
     crs = first.data.rio.crs
     classes = class_codes(first.data, first.target.variable) if recipe.distribution else None
+    # a source that reports failed chunks is counted over the graph: it stays lazy
+    flagged = any("cas_failed_chunks" in m.data.attrs for m in unit.members)
     with dask.config.set(NO_READ_FUSION):
         cube = zonal(
             stacked, unit.geometries, recipe.stats, weights=recipe.weights,
             area_weighted=recipe.area_weighted and bool(crs.is_geographic),
             classes=classes, nodata=first.data.attrs.get("nodata"),
+            eager_cells=0 if flagged else recipe.small_cells,
         )  # fmt: skip
     failed = [read_failures(m.data, cube) for m in unit.members]
     arrays = [cube["coverage_fraction"].data, cube["pixel_count"].data]
@@ -238,14 +242,22 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
 def compute_unit(unit: Unit, recipe: Recipe) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Build a unit's graph and compute it (a task: in a local thread or on a worker).
 
+    A unit whose windows hold at most ``recipe.small_cells`` cells is computed while it
+    is built, in this thread, without a Dask graph (see :func:`~cas_xr.zonal.zonal`'s
+    ``eager_cells``); on a cluster that happens on the worker that runs the unit.
+
     Returns
     -------
     tuple
         The computed arrays and the coordinates, for :func:`to_blocks`.
     """
+    import dask
+
     from cas_xr.sources._reads import compute
 
     arrays, meta = build(unit, recipe)
+    if not any(dask.is_dask_collection(a) for a in arrays):  # a small unit: already computed
+        return tuple(arrays), meta
     return compute(*arrays, scheduler=recipe.scheduler), meta
 
 

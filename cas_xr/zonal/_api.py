@@ -48,6 +48,7 @@ def zonal(
     chunks: int | None = None,
     x_dim: Hashable | None = None,
     y_dim: Hashable | None = None,
+    eager_cells: int = 0,
 ) -> xr.Dataset:
     """Zonal statistics of a raster cube over polygons and points, lazily.
 
@@ -99,6 +100,11 @@ def zonal(
     x_dim, y_dim
         Names of the spatial dimensions, when the rules above cannot tell (e.g.
         ``x_dim="easting", y_dim="northing"``).
+    eager_cells
+        Compute at once, in this thread, when the geometries' windows hold at most this
+        many cells in all (over every layer): the cells are read together and the kernel
+        runs without a Dask graph, for small requests where building the graph would
+        cost more than the work. The result then holds numpy arrays. Default 0: lazy.
 
     Returns
     -------
@@ -137,7 +143,7 @@ def zonal(
     encodings = [encoding_of(v, nodata) for v in variables.values()]
     arrays = lazy_arrays(
         geo, list(variables.values()), encodings, row_factor, _MODES[weights], spec, class_codes,
-        window_cells_of(variables.values(), chunks),
+        window_cells_of(variables.values(), chunks), eager_cells=eager_cells,
     )  # fmt: skip
     out = _to_dataset(geo, variables, isinstance(obj, xr.DataArray), spec, arrays, class_codes)
     if spec.distribution:
@@ -166,12 +172,19 @@ def _to_dataset(
     areas = geo.areas
     cell_area = abs(geo.transform.a * geo.transform.e)
     scale = np.divide(cell_area, areas, out=np.zeros(ngeom), where=areas > 0)
-    rows = (count_arr.chunks[0], (1,))  # aligned with the outputs: nothing to rechunk
-    coverage = dsa.clip(count_arr * dsa.from_array(scale[:, None], chunks=rows), 0.0, 1.0)
+    lazy = isinstance(count_arr, dsa.Array)
+    xp: Any = dsa if lazy else np
+
+    def column(a: npt.NDArray[Any]) -> Any:  # aligned with the outputs: nothing to rechunk
+        return (
+            dsa.from_array(a[:, None], chunks=(count_arr.chunks[0], (1,))) if lazy else a[:, None]
+        )
+
+    coverage = xp.clip(count_arr * column(scale), 0.0, 1.0)
     # float noise of summing many cell fractions: within COVERAGE_NOISE of full is full
-    coverage = dsa.where(coverage > 1.0 - COVERAGE_NOISE, 1.0, coverage)
-    is_point = dsa.from_array((geo.kinds == K.KIND_POINT)[:, None], chunks=rows)
-    coverage = dsa.where(is_point, (pixel_arr > 0).astype(np.float64), coverage)
+    coverage = xp.where(coverage > 1.0 - COVERAGE_NOISE, 1.0, coverage)
+    is_point = column(geo.kinds == K.KIND_POINT)
+    coverage = xp.where(is_point, (pixel_arr > 0).astype(np.float64), coverage)
     keep = list(range(1, spec.codes.size))  # column 0 is the count coverage needs
     data_vars: dict[Hashable, Any] = {}
     coords: dict[Hashable, Any] = {"geometry": geo.series.to_numpy()}

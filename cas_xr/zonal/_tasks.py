@@ -158,11 +158,16 @@ def lazy_arrays(
     spec: Stats,
     class_codes: npt.NDArray[np.float64],
     window_cells: int,
+    *,
+    eager_cells: int = 0,
 ) -> _Outputs:
     """Every geometry's outputs as dask arrays in input order (see ``_Outputs``).
 
     Layers run over every variable's leading dims; ``window_cells`` bounds the cells a
-    polygon task reads per layer.
+    polygon task reads per layer. When the windows hold at most ``eager_cells`` cells in
+    all, the outputs are computed here, in this thread, and returned as numpy arrays: the
+    cells are read at once (:func:`~cas_xr.sources._reads.compute`, synchronously) and
+    the kernel runs on each window, with no Dask arrays around them.
     """
     import dask.array as dsa
 
@@ -180,6 +185,16 @@ def lazy_arrays(
         ((layers,), np.int64, 0),
         ((layers, class_codes.size), np.float64, 0.0),
     ]
+    if _cells(geo, layers) <= eager_cells:
+        from cas_xr.sources._reads import compute
+
+        done = compute(*[task for _, task in parts], scheduler="synchronous")
+        eager = []
+        for k, (tail, dtype, fill) in enumerate(outputs):
+            pieces = [np.asarray(result[k], dtype=dtype) for result in done]
+            pieces.append(np.broadcast_to(np.asarray(fill, dtype=dtype), (empty.size, *tail)))
+            eager.append(np.concatenate(pieces, axis=0)[inverse])
+        return eager
     arrays = []
     for k, (tail, dtype, fill) in enumerate(outputs):
         pieces = [dsa.from_delayed(task[k], (len(idx), *tail), dtype=dtype) for idx, task in parts]
@@ -188,3 +203,10 @@ def lazy_arrays(
             pieces.append(dsa.from_array(filled))
         arrays.append(dsa.concatenate(pieces, axis=0)[inverse])
     return arrays
+
+
+def _cells(geo: Geometries, layers: int) -> int:
+    """Cells under the geometries' windows, over every layer (what the kernel reads)."""
+    rows = geo.bounds[:, 1] - geo.bounds[:, 0]
+    cols = geo.bounds[:, 3] - geo.bounds[:, 2]
+    return int(np.sum(np.clip(rows, 0, None) * np.clip(cols, 0, None))) * layers
