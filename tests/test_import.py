@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-#: Loaded on first use only: the compiler, GDAL, the cluster, STAC loading, YAML, the catalog.
+#: Loaded on first use only: the compiler, GDAL, the cluster, STAC loading, YAML, the
+#: service, the catalog, the engine and the readers.
 HEAVY = [
     "numba",
     "rasterio",
@@ -19,8 +20,11 @@ HEAVY = [
     "odc",
     "yaml",
     "exactextract",
+    "fastapi",
+    "uvicorn",
     "cas_xr.catalog",
     "cas_xr.engine",
+    "cas_xr.sources",
 ]
 
 
