@@ -2,8 +2,10 @@
 
 The names in ``__all__`` are the stable surface (the CAS embedded Python API plus
 cas_xr's additions); deeper modules may change between minor versions. They load on
-first use (module ``__getattr__``), so ``import cas_xr`` only registers the ``.cas``
-accessor, and ``import cas_xr.zonal`` loads no catalog, engine or provider files.
+first use (module ``__getattr__``), so ``import cas_xr`` loads neither numba, GDAL nor
+the catalog, and ``import cas_xr.zonal`` loads no catalog, engine or provider files. The
+``.cas`` accessor is registered as soon as xarray is imported (at once if it already is),
+so ``import cas_xr.client`` and the command line's ``--help`` do not load xarray.
 
 Examples
 --------
@@ -21,7 +23,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from cas_xr import accessor as _accessor  # noqa: F401  (registers the .cas accessor)
+import wrapt
+
 from cas_xr._version import __version__
 
 if TYPE_CHECKING:
@@ -105,6 +108,10 @@ __all__ = [
     "show_versions",
     "zonal",
 ]
+
+
+# the .cas accessor: registered when xarray is imported (at once if it already is)
+wrapt.register_post_import_hook(lambda _: importlib.import_module("cas_xr.accessor"), "xarray")
 
 
 def __getattr__(name: str) -> Any:

@@ -1,20 +1,22 @@
 """The ``.cas`` accessor on DataArrays and Datasets: a thin binding of cas_xr's free functions.
 
 Nothing here touches the network: it works on any raster cube already in memory or on
-Dask. The accessor keeps no state (xarray builds it per object).
+Dask. The accessor keeps no state (xarray builds it per object). ``import cas_xr`` loads
+this module as soon as xarray is imported (or at once if it already is), so the accessor
+is there whichever comes first; the bound functions load on first use.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+import importlib
+import types
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
 from cas_xr.errors import ArgumentTypeError
-from cas_xr.zonal import zonal
 
 if TYPE_CHECKING:
     import os
@@ -23,22 +25,21 @@ if TYPE_CHECKING:
 
 __all__ = ["CasAccessor"]
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
+class _Bound:
+    """A method that calls the free function ``module:name`` on the accessor's object.
 
-def _bind(func: Callable[Concatenate[Any, _P], _R]) -> Callable[Concatenate[Any, _P], _R]:
-    """A method that calls the free function ``func`` on the accessor's object.
-
-    The method keeps ``func``'s name, docstring and signature (after the data argument),
-    so the accessor never restates them.
+    The function is imported on first use (this module may load while xarray itself is
+    being imported) and the method keeps its name, docstring and signature, so the
+    accessor never restates them.
     """
 
-    @functools.wraps(func)
-    def method(self: Any, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        return func(self._obj, *args, **kwargs)
+    def __init__(self, target: str) -> None:
+        self._module, _, self._name = target.partition(":")
 
-    return method
+    def __get__(self, accessor: CasAccessor | None, owner: type | None = None) -> Any:
+        func = getattr(importlib.import_module(self._module), self._name)
+        return func if accessor is None else types.MethodType(func, accessor._obj)
 
 
 @xr.register_dataset_accessor("cas")
@@ -55,7 +56,7 @@ class CasAccessor:
     def __init__(self, obj: xr.DataArray | xr.Dataset) -> None:
         self._obj = obj
 
-    zonal = _bind(zonal)
+    zonal = _Bound("cas_xr.zonal:zonal")
     """Zonal statistics of this cube: :func:`cas_xr.zonal.zonal` with the cube as ``obj``."""
 
     def _array(self, method: str) -> xr.DataArray:

@@ -25,7 +25,7 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -46,10 +46,11 @@ from cas_xr.errors import (
 )
 from cas_xr.models import (
     AggregationMethod,
-    AttributeResponse,
     AttributeResult,
     BatchAttributeRequest,
+    BatchAttributeResponse,
     Dataset,
+    QualityFlag,
     TimeRange,
 )
 from cas_xr.sample import sample_catchments_path
@@ -148,12 +149,18 @@ def _report_warnings(labels: Sequence[str], warning_lists: Iterable[Iterable[str
         print(f"warnings ({len(lines)}):", *lines, sep="\n", file=sys.stderr)
 
 
+def _print_row(cells: Sequence[str], widths: Sequence[int]) -> None:
+    """One line of a table, written at once (a reader of a pipe sees it as it comes)."""
+    line = "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
+    print(line, flush=True)
+
+
 def _print_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     table = [list(header), *(list(r) for r in rows)]
     widths = [max(len(cell) for cell in column) for column in zip(*table, strict=True)]
     table.insert(1, ["-" * w for w in widths])
     for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        _print_row(row, widths)
 
 
 # -- extract: input -----------------------------------------------------------------------
@@ -440,15 +447,18 @@ def _format_value(result: AttributeResult, class_names: Mapping[int, str] | None
     return f"{value:.2f}"
 
 
+_DEMO_HEADER = ("catchment", "dataset", "statistic", "units", "quality", "coverage", "value")
+
+
 def _demo_row(label: str, result: AttributeResult, names: Mapping[int, str] | None) -> list[str]:
     return [
         label,
         result.dataset_id,
         result.aggregation.value,
-        _format_value(result, names),
         result.units,
         result.quality.value,
         f"{result.coverage_fraction:.2f}",
+        _format_value(result, names),
     ]
 
 
@@ -459,47 +469,56 @@ def _quality_counts(results: Iterable[AttributeResult]) -> str:
     return ", ".join(f"{flag} {n}" for flag, n in sorted(counts.items()))
 
 
-def _run_demo(features: Sequence[Mapping[str, Any]]) -> list[list[AttributeResponse]]:
-    """For each catchment, its response of each demo run."""
-    runs = [
-        cas.batch_extract_sync(
-            BatchAttributeRequest.model_validate(
-                {
-                    "geometries": features,
-                    "dataset_ids": ids,
-                    "aggregation": aggregation,
-                    "time_range": time_range,
-                }
-            )
-        )
-        for aggregation, ids, time_range in _DEMO_RUNS
+def _demo_runs(features: Sequence[Mapping[str, Any]]) -> Iterator[BatchAttributeResponse]:
+    """The response of each demo run, computed as it is asked for."""
+    for aggregation, ids, time_range in _DEMO_RUNS:
+        request = {
+            "geometries": features,
+            "dataset_ids": ids,
+            "aggregation": aggregation,
+            "time_range": time_range,
+        }
+        yield cas.batch_extract_sync(BatchAttributeRequest.model_validate(request))
+
+
+def _demo_widths(labels: Sequence[str], units: Iterable[str]) -> list[int]:
+    """Column widths known before any result (the value, last, is not padded)."""
+    known = [
+        labels,
+        [i for _, ids, _ in _DEMO_RUNS for i in ids],
+        [aggregation.value for aggregation, _, _ in _DEMO_RUNS],
+        list(units),
+        [flag.value for flag in QualityFlag],
+        ["1.00"],
+        [],
     ]
-    return [list(group) for group in zip(*(run.responses for run in runs), strict=True)]
+    return [
+        max(map(len, [title, *cells])) for title, cells in zip(_DEMO_HEADER, known, strict=True)
+    ]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     features = json.loads(sample_catchments_path().read_text("utf-8"))["features"]
     labels = [_label(i, f) for i, f in enumerate(features)]
-    class_names = {
-        (ds.id, v.name): v.class_names for ds in cas.list_datasets("sample") for v in ds.variables
-    }
+    print(f"cas_xr demo: {len(features)} sample catchments (synthetic data, offline)\n", flush=True)
+    datasets = cas.list_datasets("sample")
+    class_names = {(ds.id, v.name): v.class_names for ds in datasets for v in ds.variables}
+    widths = _demo_widths(labels, (v.units for ds in datasets for v in ds.variables))
+    _print_row(_DEMO_HEADER, widths)
+    _print_row(["-" * w for w in widths], widths)
     started = time.perf_counter()
-    per_catchment = _run_demo(features)
+    flat: list[AttributeResult] = []
+    warned: list[list[str]] = [[] for _ in features]
+    for run in _demo_runs(features):
+        for label, response, notes in zip(labels, run.responses, warned, strict=True):
+            for r in response.results:
+                _print_row(_demo_row(label, r, class_names.get((r.dataset_id, r.variable))), widths)
+            flat += response.results
+            notes += response.warnings
     elapsed = time.perf_counter() - started
-    results = [[r for response in rs for r in response.results] for rs in per_catchment]
-    print(f"cas_xr demo: {len(features)} sample catchments (synthetic data, offline)\n")
-    _print_table(
-        ("catchment", "dataset", "statistic", "value", "units", "quality", "coverage"),
-        (
-            _demo_row(label, r, class_names.get((r.dataset_id, r.variable)))
-            for label, rs in zip(labels, results, strict=True)
-            for r in rs
-        ),
-    )
-    flat = [r for rs in results for r in rs]
     print(f"\n{len(flat)} results in {elapsed:.1f} s; quality: {_quality_counts(flat)}")
     print(f"precipitation: the mean of the monthly totals {_DEMO_YEAR[0]}..{_DEMO_YEAR[1]}")
-    _report_warnings(labels, ([w for r in rs for w in r.warnings] for rs in per_catchment))
+    _report_warnings(labels, warned)
     return 0
 
 

@@ -327,11 +327,22 @@ def test_show_versions_and_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "demo")
     assert code == 0
-    table = [line.split() for line in out.splitlines() if line[:1] in {"K", "U"}]
-    assert [row[0] for row in table[::5]] == IDS
+    lines = out.splitlines()
+    assert lines[0].startswith("cas_xr demo: 7 sample catchments")
+    assert lines[2].split() == [
+        "catchment", "dataset", "statistic", "units", "quality", "coverage", "value"
+    ]  # fmt: skip
+    table = [line.split() for line in lines if line[:1] in {"K", "U"}]
+    # rows stream run by run: each dataset and statistic for every catchment, in order
+    for dataset, statistic in [
+        ("sample:elevation", "mean"), ("sample:clay_0-5cm", "mean"),
+        ("sample:land_cover", "distribution"), ("sample:land_cover", "majority"),
+        ("sample:precipitation", "mean"),
+    ]:  # fmt: skip
+        assert [row[0] for row in table if row[1:3] == [dataset, statistic]] == IDS
     majority = next(row for row in table if row[0] == "K02" and row[2] == "majority")
-    assert majority[3:5] == ["herbaceous_wetland", "(90)"]
-    assert "%" in next(row for row in table if row[2] == "distribution")[4]
+    assert majority[3:] == ["class", "good", "1.00", "herbaceous_wetland", "(90)"]
+    assert "%" in next(row for row in table if row[2] == "distribution")[7]
     assert "K06: sample:precipitation: partial" in err
 
 

@@ -1,9 +1,7 @@
-"""The facade, the error tree, warnings and import lightness."""
+"""The facade, the error tree and warnings (import lightness: test_import.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -26,17 +24,6 @@ def test_all_holds_the_documented_surface():
     for name in cas.__all__:
         assert hasattr(cas, name), name
     assert cas.__version__.count(".") == 2
-
-
-def test_import_is_light():
-    code = (
-        "import sys, cas_xr\n"
-        "heavy = ['rasterio', 'odc.stac', 'odc.geo', 'distributed', 'fastapi', 'uvicorn',"
-        " 'exactextract', 'cas_xr.sources', 'cas_xr.catalog.providers']\n"
-        "print([m for m in heavy if m in sys.modules])\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_error_tree():

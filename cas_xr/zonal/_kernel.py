@@ -1,147 +1,82 @@
-"""The fused zonal kernel: weights once per geometry, every statistic for every layer.
+"""The zonal kernel's entry: values cast to a dtype family, compiled once per family.
 
-For each geometry the weights of the cells under it are computed once (exact coverage,
-centre-in-polygon or all-touched) and reused for every leading index (time step, band,
-variable) of the window; statistics are accumulated in float64.
+Compiling is what a first run pays for, so the kernel exists in few specialisations: the
+values are cast, exactly, to one of four dtype families first (``float32`` holds every
+integer of up to 16 bits, ``float64`` those of 32 bits; 64-bit integers keep their own),
+and each family is compiled on first use in this process, or loaded from numba's cache
+(beside the package, or in ``NUMBA_CACHE_DIR``) if an earlier run compiled it. A
+compilation that does happen is announced on stderr, with progress, once.
 """
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
-from cas_xr.zonal._codes import (
-    COUNT,
-    MAJORITY,
-    MAX,
-    MEAN,
-    MIN,
-    MINORITY,
-    MODE_ALL_TOUCHED,
-    MODE_CENTER,
-    QUANTILE,
-    STD,
-    SUM,
-    UNIQUE,
-)
-from cas_xr.zonal._coverage import centre_coverage, exact_coverage, geometry_window
+from cas_xr.errors import InvalidArgumentError
+from cas_xr.zonal._announce import announced_compilation
 
-__all__ = ["zonal_kernel"]
+__all__ = ["family_of", "zonal_kernel"]
+
+_FAMILIES = {
+    **dict.fromkeys(("bool", "int8", "uint8", "int16", "uint16", "float16"), "float32"),
+    **dict.fromkeys(("float32",), "float32"),
+    **dict.fromkeys(("int32", "uint32", "float64"), "float64"),
+    **dict.fromkeys(("int64",), "int64"),
+    **dict.fromkeys(("uint64",), "uint64"),
+}
+_kernels: dict[str, Any] = {}
+_lock = threading.Lock()
 
 
-@njit(cache=True)
-def _pooled(
-    x: npt.NDArray[np.float64], a: npt.NDArray[np.float64], n: int
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Distinct values of x[:n] (sorted) and the summed weights a of each."""
-    order = np.argsort(x[:n], kind="mergesort")
-    values = np.empty(n)
-    weights = np.empty(n)
-    m = -1
-    for i in range(n):
-        v = x[order[i]]
-        if m < 0 or v != values[m]:
-            m += 1
-            values[m] = v
-            weights[m] = 0.0
-        weights[m] += a[order[i]]
-    return values[: m + 1], weights[: m + 1]
+def family_of(dtype: np.dtype[Any]) -> str:
+    """The family a dtype is cast to: a dtype that holds each of its values exactly.
+
+    Parameters
+    ----------
+    dtype
+        The stored dtype of the values.
+
+    Returns
+    -------
+    str
+        ``"float32"``, ``"float64"``, ``"int64"`` or ``"uint64"``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When the values are not real numbers.
+    """
+    try:
+        return _FAMILIES[np.dtype(dtype).name]
+    except KeyError:
+        if dtype.kind == "f":  # wider floats: the kernel computes in float64 anyway
+            return "float64"
+        raise InvalidArgumentError(
+            f"zonal statistics need real numbers, got values of dtype {dtype}; cast the "
+            "variable (e.g. da.astype('float64')) or pick a numeric one"
+        ) from None
 
 
-@njit(cache=True)
-def _quantile(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64], q: float) -> float:
-    """Weighted quantile (exactextract's definition) of pooled, sorted values."""
-    n = values.size
-    if n == 1:
-        return values[0]
-    s = np.empty(n)
-    cum = 0.0
-    for k in range(n):
-        s[k] = k * weights[k] + (n - 1) * cum
-        cum += weights[k]
-    h = q * s[n - 1]
-    upper = np.searchsorted(s, h, side="right")
-    if upper == 0:
-        return values[0]
-    if upper >= n:
-        return values[n - 1]
-    lower = upper - 1
-    return values[lower] + (h - s[lower]) / (s[upper] - s[lower]) * (values[upper] - values[lower])
+def _kernel(family: str) -> Any:
+    kernel = _kernels.get(family)
+    if kernel is None:
+        with _lock:  # one thread compiles; the others wait for it, then share it
+            kernel = _kernels.get(family)
+            if kernel is None:
+                with announced_compilation():
+                    from cas_xr.zonal._compiled import kernel_for
+
+                    kernel = _kernels[family] = kernel_for(family)
+    return kernel
 
 
-@njit(cache=True)
-def _summarise(
-    x: npt.NDArray[np.float64],
-    w: npt.NDArray[np.float64],
-    a: npt.NDArray[np.float64],
-    n: int,
-    codes: npt.NDArray[np.int64],
-    qs: npt.NDArray[np.float64],
-    classes: npt.NDArray[np.float64],
-    need_pooled: bool,
-    out: npt.NDArray[np.float64],
-    dist: npt.NDArray[np.float64],
-) -> None:
-    """Every requested statistic of n valid cells (x values, w coverage, a stat weights)."""
-    count = 0.0
-    total = 0.0
-    asum = 0.0
-    axsum = 0.0
-    lo = np.inf
-    hi = -np.inf
-    for i in range(n):
-        count += w[i]
-        total += x[i] * w[i]
-        asum += a[i]
-        axsum += x[i] * a[i]
-        lo = min(lo, x[i])
-        hi = max(hi, x[i])
-    mean = axsum / asum
-    spread = 0.0
-    for i in range(n):
-        spread += a[i] * (x[i] - mean) ** 2
-    if need_pooled:
-        values, weights = _pooled(x, a, n)
-    else:
-        values, weights = x[:0], a[:0]
-    for s in range(codes.size):
-        code = codes[s]
-        if code == COUNT:
-            out[s] = count
-        elif code == SUM:
-            out[s] = total
-        elif code == MEAN:
-            out[s] = mean
-        elif code == MIN:
-            out[s] = lo
-        elif code == MAX:
-            out[s] = hi
-        elif code == STD:
-            out[s] = np.sqrt(spread / asum)
-        elif code == QUANTILE:
-            out[s] = _quantile(values, weights, qs[s])
-        elif code == UNIQUE:
-            out[s] = values.size
-        elif code in (MAJORITY, MINORITY):
-            best = 0
-            for k in range(1, values.size):  # strict comparison: ties keep the smaller value
-                if (code == MAJORITY and weights[k] > weights[best]) or (
-                    code == MINORITY and weights[k] < weights[best]
-                ):
-                    best = k
-            out[s] = values[best]
-    if classes.size:
-        for k in range(values.size):
-            j = np.searchsorted(classes, values[k])
-            if j < classes.size and classes[j] == values[k]:
-                dist[j] = weights[k] / asum
-
-
-@njit(cache=True, nogil=True)  # releases the GIL: windows run in parallel on threads
 def zonal_kernel(
-    values: npt.NDArray[np.floating | np.integer],
-    nodata: np.floating | np.integer,
+    values: npt.NDArray[Any],
+    nodata: Any,
     use_nodata: bool,
     coords: npt.NDArray[np.float64],
     ring_offsets: npt.NDArray[np.int64],
@@ -154,90 +89,25 @@ def zonal_kernel(
     empty_row: npt.NDArray[np.float64],
     noise: float,
 ) -> tuple[
-    npt.NDArray[np.float64],
-    npt.NDArray[np.float64],
-    npt.NDArray[np.int64],
-    npt.NDArray[np.float64],
+    npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]
 ]:
     """Zonal statistics of every polygon for every leading index of ``values``.
 
-    Parameters
-    ----------
-    values
-        ``(layers, rows, cols)`` window.
-    nodata, use_nodata
-        Cells equal to ``nodata`` (when ``use_nodata``; a scalar of ``values``' dtype,
-        compared before any cast) and NaN cells are not valid.
-    coords, ring_offsets, geom_ring_offsets
-        Polygon rings in window cell units (:func:`~cas_xr.zonal._coverage.polygon_rings`).
-    row_factor
-        Per-row multiplier of the weights of weighted statistics (true cell area).
-    mode
-        ``MODE_EXACT``, ``MODE_CENTER`` or ``MODE_ALL_TOUCHED``.
-    codes, qs
-        The statistics to compute (and the quantile of each ``QUANTILE`` code).
-    classes
-        Sorted class values of the distribution (empty: no distribution).
-    noise
-        Exact coverage below this is dropped (:data:`~cas_xr.zonal.COVERAGE_NOISE`).
-    empty_row
-        The statistics of a geometry without valid cells (:func:`~cas_xr.zonal._codes.empty_stats`).
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        ``stats (g, layers, codes)`` (``empty_row`` without valid cells),
-        ``count (g, layers)`` (sum of valid coverage), ``pixels (g, layers)`` (valid cells
-        with weight > 0) and ``dist (g, layers, classes)`` (area fraction of each class).
+    The arguments and results are those of the compiled kernel
+    (:func:`cas_xr.zonal._compiled._zonal_kernel`), but ``values`` may have any real
+    dtype and layout: it is cast to its family (:func:`family_of`), with ``nodata``,
+    which keeps the comparison with the marker exact.
     """
-    ngeom = geom_ring_offsets.size - 1
-    nlayers, nrows, ncols = values.shape
-    stats = np.empty((ngeom, nlayers, codes.size))
-    stats[:, :, :] = empty_row
-    count = np.zeros((ngeom, nlayers))
-    pixels = np.zeros((ngeom, nlayers), dtype=np.int64)
-    dist = np.zeros((ngeom, nlayers, classes.size))
-    need_pooled = classes.size > 0
-    for code in codes:
-        need_pooled |= code in (QUANTILE, MAJORITY, MINORITY, UNIQUE)
-    for g in range(ngeom):
-        first, last = geom_ring_offsets[g], geom_ring_offsets[g + 1]
-        if first == last:
-            continue
-        r0, r1, c0, c1 = geometry_window(
-            coords, ring_offsets[first], ring_offsets[last], nrows, ncols
-        )
-        buf = np.empty((r1 - r0, c1 - c0))
-        if mode == MODE_CENTER:
-            centre_coverage(buf, r0, c0, coords, ring_offsets, first, last)
-        else:
-            exact_coverage(buf, r0, c0, coords, ring_offsets, first, last, noise)
-            if mode == MODE_ALL_TOUCHED:
-                buf[:, :] = np.where(buf > 0.0, 1.0, 0.0)
-        size = buf.size
-        x = np.empty(size)
-        w = np.empty(size)
-        a = np.empty(size)
-        for layer in range(nlayers):
-            n = 0
-            for i in range(r1 - r0):
-                for j in range(c1 - c0):
-                    weight = buf[i, j]
-                    if weight <= 0.0:
-                        continue
-                    raw = values[layer, r0 + i, c0 + j]
-                    if use_nodata and raw == nodata:  # in the stored dtype: exact
-                        continue
-                    v = float(raw)
-                    if np.isnan(v):
-                        continue
-                    x[n] = v
-                    w[n] = weight
-                    a[n] = weight * row_factor[r0 + i]
-                    n += 1
-            if n == 0:
-                continue
-            pixels[g, layer] = n
-            _summarise(x, w, a, n, codes, qs, classes, need_pooled, stats[g, layer], dist[g, layer])
-            count[g, layer] = stats[g, layer, 0] if codes[0] == COUNT else w[:n].sum()
-    return stats, count, pixels, dist
+    family = family_of(values.dtype)
+    kernel = _kernel(family)
+    f8 = np.float64
+    return kernel(
+        np.ascontiguousarray(values, dtype=family), np.dtype(family).type(nodata),
+        bool(use_nodata), np.ascontiguousarray(coords, dtype=f8),
+        np.ascontiguousarray(ring_offsets, dtype=np.int64),
+        np.ascontiguousarray(geom_ring_offsets, dtype=np.int64),
+        np.ascontiguousarray(row_factor, dtype=f8), int(mode),
+        np.ascontiguousarray(codes, dtype=np.int64), np.ascontiguousarray(qs, dtype=f8),
+        np.ascontiguousarray(classes, dtype=f8), np.ascontiguousarray(empty_row, dtype=f8),
+        float(noise),
+    )  # fmt: skip
