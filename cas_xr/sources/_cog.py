@@ -1,4 +1,4 @@
-"""Cloud-Optimized GeoTIFFs over HTTP: only the tiles asked for, in merged range requests.
+"""Cloud-Optimized GeoTIFFs by tile: only the tiles asked for, in merged range requests.
 
 GDAL reads a window of a remote COG one Dask task at a time, so the requests in flight are
 bounded by the compute threads, and it reads every tile under the window. Here a COG's
@@ -8,18 +8,21 @@ a few range requests and kept; a window, or many windows at once
 close together in the file (gaps of at most :data:`MAX_GAP` bytes) are fetched in one
 range request; the requests run on the I/O threads of :mod:`cas_xr.sources._http`, at most
 ``max_concurrent_requests_per_host`` at once per host and process, with its retries and
-deadline. tifffile decodes the tiles (with imagecodecs), as GDAL would.
+deadline. tifffile decodes the tiles (with imagecodecs), as GDAL would. Local files are
+read the same way (``os.pread``), with the header kept while the file is unchanged.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -146,49 +149,78 @@ class CogHeader:
         return -(-self.shape[0] // self.tile[0])
 
 
-_HEADERS: OrderedDict[str, CogHeader] = OrderedDict()
+_HEADERS: OrderedDict[tuple[Any, ...], CogHeader] = OrderedDict()
 _LOCK = threading.Lock()
+
+
+def _is_local(url: str) -> bool:
+    return urlsplit(url).scheme not in ("http", "https")
 
 
 def _parse(url: str, provider: str) -> CogHeader:
     import tifffile
 
-    handle = _RangeFile(url, provider)
     try:
-        tif = tifffile.TiffFile(io.BufferedReader(handle), name=url.rsplit("/", 1)[-1])
-        page = tif.pages.first
-        if not page.is_tiled:
-            raise ValueError("the GeoTIFF is not tiled")
-        page.decode  # noqa: B018  (raises NotImplementedError for an unsupported codec)
-        return CogHeader(
-            shape=(page.imagelength, page.imagewidth),
-            tile=(page.tilelength, page.tilewidth),
-            samples=page.samplesperpixel,
-            separate=page.planarconfig == 2,
-            dtype=np.dtype(page.dtype),
-            offsets=np.asarray(page.dataoffsets, dtype=np.int64),
-            counts=np.asarray(page.databytecounts, dtype=np.int64),
-            page=page,
-            geo=_geo(page),
-        )
+        if _is_local(url):
+            with tifffile.TiffFile(url) as local:
+                return _header_of(local.pages.first)
+        tif = tifffile.TiffFile(io.BufferedReader(_RangeFile(url, provider)), name="remote.tif")
+        return _header_of(tif.pages.first)
     except SourceError:
         raise
     except Exception as err:  # tifffile's many errors: not a COG this reader can read
         raise ValueError(f"{err.__class__.__name__}: {err}") from err
 
 
+def _header_of(page: Any) -> CogHeader:
+    if not page.is_tiled:
+        raise ValueError("the GeoTIFF is not tiled")
+    page.decode  # noqa: B018  (raises NotImplementedError for an unsupported codec)
+    return CogHeader(
+        shape=(page.imagelength, page.imagewidth),
+        tile=(page.tilelength, page.tilewidth),
+        samples=page.samplesperpixel,
+        separate=page.planarconfig == 2,
+        dtype=np.dtype(page.dtype),
+        offsets=np.asarray(page.dataoffsets, dtype=np.int64),
+        counts=np.asarray(page.databytecounts, dtype=np.int64),
+        page=page,
+        geo=_geo(page),
+    )
+
+
+def _key(url: str) -> tuple[Any, ...]:
+    """What names a file's header: its URL, or a local file's path, size and time."""
+    if _is_local(url):
+        stat = os.stat(url)
+        return (url, stat.st_size, stat.st_mtime_ns)
+    return (url,)
+
+
 def _header(url: str, provider: str) -> CogHeader:
-    """The header of ``url``, read once per process (the last few hundred files kept)."""
+    """The header of ``url``, read once per process (the last few hundred files kept).
+
+    A local file rewritten since is read again (its size or time changed).
+    """
+    key = _key(url)
     with _LOCK:
-        if url in _HEADERS:
-            _HEADERS.move_to_end(url)
-            return _HEADERS[url]
+        if key in _HEADERS:
+            _HEADERS.move_to_end(key)
+            return _HEADERS[key]
     header = _parse(url, provider)
     with _LOCK:
-        _HEADERS[url] = header
+        _HEADERS[key] = header
         while len(_HEADERS) > _HEADERS_KEPT:
             _HEADERS.popitem(last=False)
     return header
+
+
+def _read(url: str, start: int, stop: int, provider: str) -> bytes:
+    """Bytes ``start..stop - 1`` of a local file or a URL."""
+    if _is_local(url):
+        with open(url, "rb") as file:
+            return os.pread(file.fileno(), stop - start, start)
+    return fetch_range(url, start, stop - 1, provider=provider)[0]
 
 
 @dataclass(frozen=True)
@@ -263,7 +295,7 @@ class CogReader:
             return out
         start = int(header.offsets[present[0]])
         stop = int(header.offsets[present[-1]] + header.counts[present[-1]])
-        data, _ = fetch_range(self.url, start, stop - 1, provider=self.provider)
+        data = _read(self.url, start, stop, self.provider)
         decode = header.page.decode
         for k in present:
             at = int(header.offsets[k]) - start
@@ -328,7 +360,8 @@ def cog_reader(url: str, band: int, provider: str) -> tuple[CogReader, CogHeader
     """A reader of ``url`` and its header, or None when this reader cannot read it.
 
     The header is read (once per process). None when the file is not a tiled GeoTIFF
-    whose codec tifffile decodes, or has fewer bands than ``band``: GDAL reads it then.
+    whose codec tifffile decodes, has fewer bands than ``band`` or is a local file that
+    cannot be opened: GDAL reads it then (and says what is wrong).
     The header's ``geo`` (None when GDAL must tell) and ``tile`` shape describe the grid.
 
     Raises
@@ -338,7 +371,7 @@ def cog_reader(url: str, band: int, provider: str) -> tuple[CogReader, CogHeader
     """
     try:
         header = _header(url, provider)
-    except ValueError:
+    except (ValueError, OSError):  # not one this reader reads, or a local file missing
         return None
     bands = header.samples
     if band > bands:

@@ -226,7 +226,7 @@ def load_items(
 
     Notes
     -----
-    A static layer whose items are COGs over HTTP on one lattice is read by tile
+    A static layer whose items are COGs (local or over HTTP) on one lattice is read by tile
     (:func:`~cas_xr.sources._stac_tiles.tiled_items`); anything else by odc-stac.
     The output GeoBox is the first item's grid clipped to ``bbox`` (or extended to every
     item) and snapped outward to whole cells; given explicitly, odc-stac neither re-anchors

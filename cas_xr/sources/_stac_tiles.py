@@ -1,4 +1,4 @@
-"""STAC items whose assets are COGs over HTTP on one grid, read by tile (not by odc-stac).
+"""STAC items whose assets are COGs on one grid, read by tile (not by odc-stac).
 
 odc-stac reads each chunk of each item with GDAL in its own Dask task: every tile under
 the chunk, a round trip at a time per compute thread, and a header read per item and
@@ -155,8 +155,8 @@ def tiled_items(
         The Dask array ``(y, x)``, the transform of its first cell, its CRS and nodata.
     """
     hrefs = [_href(it, asset, patch_url) for it in items]
-    if any(urlsplit(h).scheme not in ("http", "https") for h in hrefs):
-        return None
+    if any(urlsplit(h).scheme not in ("http", "https", "") for h in hrefs):
+        return None  # s3://, gs://... : GDAL's /vsi drivers, through odc-stac
     opened = list(io_pool().map(lambda h: cog_reader(h, 1, provider), hrefs))
     if any(o is None or o[1].geo is None for o in opened):
         return None
