@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import geopandas as gpd
 import numpy as np
@@ -23,10 +25,13 @@ import cas_xr as cas
 from cas_xr.sources._cog import MAX_GAP
 from cas_xr.sources._stac_static import StaticStacSource
 from cas_xr.testing import (
+    MapServerNotFoundError,
     StacCollectionSpec,
     StacItemSpec,
+    find_mapserv,
     make_cog,
     make_stac_catalog,
+    serve_wcs,
     serve_with_latency,
     tiff_tiles,
     tiles_requested,
@@ -266,3 +271,52 @@ def test_overlapping_items_over_http_fuse_as_odc_stac_does(tmp_path: Path):
     assert opened.attrs["nodata"] == on_disk.attrs["nodata"]
     np.testing.assert_array_equal(opened.x, on_disk.x)
     np.testing.assert_array_equal(opened.y, on_disk.y)
+
+
+@pytest.fixture(scope="module")
+def mapserv() -> str:
+    try:
+        return find_mapserv()
+    except MapServerNotFoundError as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the WCS test server cannot start: {err}")
+        pytest.skip(str(err))
+
+
+def test_wcs_requests_the_touched_chunks_merged_and_in_parallel(
+    mapserv: str, cog: Path, tmp_path: Path
+):
+    geometries = _sparse(6, seed=17)
+    with (
+        serve_wcs({"dem": cog}) as wcs,
+        serve_with_latency(
+            upstream="http://" + urlsplit(wcs.url).netloc, round_trip=0.05
+        ) as server,
+    ):
+        (tmp_path / "wcs.yaml").write_text(
+            f"""slug: wcs
+protocol: wcs
+endpoint: {server.proxied(wcs.url)}
+license: CC0-1.0
+options: {{tile_size: 1024}}
+datasets:
+  - name: dem
+    coverage: dem
+    variables:
+      - {{name: dem, units: m}}
+""",
+            encoding="utf-8",
+        )
+        cas.configure(
+            provider_files=[tmp_path / "wcs.yaml", _local_provider(tmp_path, str(cog), "disk")]
+        )
+        cas.extract_table(geometries[:1], ["wcs:dem"])  # describes the coverage: not counted
+        server.reset()
+        remote = cas.extract_table(geometries, ["wcs:dem"])
+        coverages = [r for r in server.records if "GetCoverage" in r.path]
+        peak = server.peak_in_flight
+    blocks = _touched(geometries)  # the 128-cell chunks the geometries touch
+    assert 1 <= len(coverages) <= len(blocks) < (N // TILE) ** 2 / 2
+    assert peak >= 2  # several requests in flight
+    disk = cas.extract_table(geometries, ["disk:dem"])
+    np.testing.assert_allclose(remote["wcs:dem_mean"], disk["disk:dem_mean"], rtol=0, atol=1e-9)

@@ -3,7 +3,7 @@
 The coverage's grid comes from DescribeCoverage, checked (and its dtype and nodata
 learned) with one small GetCoverage of its corner; both are cached for
 ``metadata_cache_ttl_s``. ``open()`` snaps the box outward onto that grid and cuts it into
-Dask chunks of 256 cells a side. A chunk is fetched only when a computation needs it, with
+Dask chunks of 128 cells a side. A chunk is fetched only when a computation needs it, with
 a request for exactly its cells, checked to be on the asked grid; computed through
 :func:`~cas_xr.sources._reads.compute`, the chunks needed are fetched together, neighbours
 in one request of at most ``tile_size`` cells a side, several requests in flight.
@@ -45,7 +45,7 @@ def _num(value: float) -> str:
 
 #: Chunk side (cells) of a coverage's Dask array: what a computation that needs a chunk
 #: requests, merged with its neighbours up to ``tile_size``.
-_BLOCK = 256
+_BLOCK = 128
 
 
 def _lengths(n: int, size: int) -> tuple[int, ...]:
@@ -250,7 +250,7 @@ class WcsSource:
         time_range
             Unused: static coverages have no time axis.
         chunks
-            Chunk size in cells (default 256); never more than ``tile_size``. Only the
+            Chunk size in cells (default 128); never more than ``tile_size``. Only the
             chunks a computation needs are requested; neighbouring ones are requested
             together, up to ``tile_size`` cells a side (see :func:`~cas_xr.sources._reads.compute`).
 
