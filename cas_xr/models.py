@@ -343,11 +343,20 @@ def geometry_keys(geometries: Any, crs: Any) -> list[str]:
     import pyproj
     import shapely
 
-    prefix = pyproj.CRS.from_user_input(crs).to_wkt().encode()
+    text = crs if isinstance(crs, str) else pyproj.CRS.from_user_input(crs).srs
+    prefix = _wkt(text)
     return [
         hashlib.blake2b(prefix + (wkb or b""), digest_size=16).hexdigest()
         for wkb in shapely.to_wkb(np.asarray(geometries, dtype=object))
     ]
+
+
+@lru_cache(maxsize=64)
+def _wkt(crs: str) -> bytes:
+    """The WKT of a CRS given as text (EPSG code, WKT, PROJ string), kept per text."""
+    import pyproj
+
+    return pyproj.CRS.from_user_input(crs).to_wkt().encode()
 
 
 @lru_cache(maxsize=64)

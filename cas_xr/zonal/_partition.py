@@ -25,8 +25,8 @@ def hilbert_order(u: npt.ArrayLike, v: npt.ArrayLike, *, bits: int = 16) -> npt.
     """
     u = np.asarray(u, dtype=np.float64)
     v = np.asarray(v, dtype=np.float64)
-    if u.size == 0:
-        return np.empty(0, dtype=np.intp)
+    if u.size < 2:
+        return np.arange(u.size, dtype=np.intp)
     side = (1 << bits) - 1
 
     def scale(a: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
