@@ -29,9 +29,10 @@ __all__ = ["CasAccessor"]
 class _Bound:
     """A method that calls the free function ``module:name`` on the accessor's object.
 
-    The function is imported on first use (this module may load while xarray itself is
-    being imported) and the method keeps its name, docstring and signature, so the
-    accessor never restates them.
+    The function is imported on first use, not with this module: this module loads when
+    xarray does, which may be in the middle of importing cas_xr.zonal itself. The method
+    keeps the function's name, docstring and signature, so the accessor never restates
+    them.
     """
 
     def __init__(self, target: str) -> None:

@@ -59,6 +59,21 @@ def test_values_that_are_not_real_numbers_are_refused():
     assert isinstance(info.value, ValueError)
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 15, 16, 17, 33, 1000, 4099])
+def test_the_kernels_sort_is_numpys_stable_argsort(n: int):
+    from cas_xr.zonal._compiled import _stable_order
+
+    rng = np.random.default_rng(n)
+    for x in (
+        rng.integers(0, 5, n).astype(float),  # many ties: their order is the input order
+        rng.normal(size=n),
+        np.sort(rng.normal(size=n))[::-1].copy(),
+        np.r_[np.zeros(n // 2), -np.zeros(n - n // 2)],  # -0.0 == 0.0: a tie
+    ):
+        padded = np.r_[x, rng.normal(size=3)]  # only x[:n] is sorted
+        np.testing.assert_array_equal(_stable_order(padded, n), np.argsort(x, kind="stable"))
+
+
 def _cube(values: np.ndarray, nodata: object) -> xr.DataArray:
     da = xr.DataArray(
         values, dims=("y", "x"), coords={"y": np.arange(9.5, 0, -1), "x": np.arange(0.5, 10)}

@@ -58,32 +58,63 @@ def _search(a: npt.NDArray[np.float64], v: float, right: bool) -> int:
     return lo
 
 
+_RUN = 16  # _stable_order: runs this long are insertion-sorted, then merged
+
+
 @njit((_F8, types.int64), cache=True)
 def _stable_order(x: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.int64]:
-    """The indices that sort ``x[:n]``, equal values in input order (a bottom-up merge sort).
+    """The indices that sort ``x[:n]``, equal values in input order (a merge sort).
 
     The same order as ``np.argsort(x[:n], kind="stable")``, whose numba implementation
-    takes longer to compile than this whole module.
+    takes longer to compile than this whole module: runs of ``_RUN`` values are
+    insertion-sorted, then merged pairwise (runs already in order are left as they are).
     """
+    keys = x[:n].copy()
     order = np.empty(n, dtype=np.int64)
     for i in range(n):
         order[i] = i
-    spare = np.empty(n, dtype=np.int64)
-    width = 1
+    for lo in range(0, n, _RUN):
+        for i in range(lo + 1, min(lo + _RUN, n)):
+            key = keys[i]
+            index = order[i]
+            j = i - 1
+            while j >= lo and keys[j] > key:  # strict: equal keys keep their order
+                keys[j + 1] = keys[j]
+                order[j + 1] = order[j]
+                j -= 1
+            keys[j + 1] = key
+            order[j + 1] = index
+    left_keys = np.empty(n)  # the left run of a merge, copied out of the way
+    left_order = np.empty(n, dtype=np.int64)
+    width = _RUN
     while width < n:
-        for lo in range(0, n, 2 * width):
-            mid = min(lo + width, n)
+        for lo in range(0, n - width, 2 * width):
+            mid = lo + width
             hi = min(lo + 2 * width, n)
-            i = lo
+            if keys[mid - 1] <= keys[mid]:
+                continue  # the two runs are already in order
+            size = mid - lo
+            for t in range(size):
+                left_keys[t] = keys[lo + t]
+                left_order[t] = order[lo + t]
+            i = 0
             j = mid
-            for k in range(lo, hi):
-                if i < mid and (j >= hi or x[order[i]] <= x[order[j]]):
-                    spare[k] = order[i]
-                    i += 1
-                else:
-                    spare[k] = order[j]
+            k = lo
+            while i < size and j < hi:
+                if keys[j] < left_keys[i]:  # strict: on a tie the left (earlier) one first
+                    keys[k] = keys[j]
+                    order[k] = order[j]
                     j += 1
-        order, spare = spare, order
+                else:
+                    keys[k] = left_keys[i]
+                    order[k] = left_order[i]
+                    i += 1
+                k += 1
+            while i < size:  # what is left of the right run is in place already
+                keys[k] = left_keys[i]
+                order[k] = left_order[i]
+                i += 1
+                k += 1
         width *= 2
     return order
 
