@@ -507,9 +507,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from cas_xr.service import create_app
+    from cas_xr.service import create_app  # first: names the extra when it is missing
 
     handler = logging.StreamHandler()  # the service's own lines, in uvicorn's format
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
@@ -517,12 +515,37 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     service_logger.addHandler(handler)
     service_logger.setLevel(args.log_level.upper())
     service_logger.propagate = False
-    app = create_app(testing=args.testing)
+    factory = "create_testing_app" if args.testing else "create_app"
+    app: Any = f"cas_xr.service._app:{factory}" if args.workers > 1 else None
+    if app is None:
+        app = create_app(testing=args.testing)
+    import uvicorn
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CasWarning)  # the responses carry them
         logging.captureWarnings(True)  # other warnings go to the server log
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        # X-Forwarded-For counts only from the trusted_proxies setting (the app reads it)
+        uvicorn.run(
+            app,
+            factory=args.workers > 1,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            proxy_headers=False,
+        )
     return 0
+
+
+def _positive(text: str) -> int:
+    """Parse a positive integer (argparse ``type``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
 
 
 def _input(text: str) -> tuple[str, Any]:
@@ -582,6 +605,13 @@ def _add_service(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> N
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8008, help="port (default: 8008)")
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes (default: 1); with several, set rate_limit_storage_url to a "
+        "Redis server so that they share one rate-limit budget",
+    )
     p.add_argument(
         "--testing",
         action="store_true",

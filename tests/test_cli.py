@@ -475,3 +475,16 @@ def test_unexpected_error_has_traceback_only_with_debug(
     err = capsys.readouterr().err
     assert "Traceback" in err
     assert err.endswith("error: unexpected RuntimeError: boom (rerun with --debug)\n")
+
+
+def test_serve_without_the_service_extra_names_it() -> None:
+    code = (
+        "import sys; sys.modules['uvicorn'] = None; from cas_xr.cli import main; "
+        "sys.exit(main(['serve']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: the cas_xr service needs the 'service' extra (uvicorn is not installed): "
+        "pip install 'cas-xr[service]'\n"
+    )

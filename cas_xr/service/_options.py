@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from cas_xr.config import Settings
 
 __all__ = ["ServiceOptions"]
@@ -24,8 +26,10 @@ class ServiceOptions:
         Threads that run jobs.
     auth_enabled, api_keys, api_key_header
         Authentication: an API key in ``api_key_header`` or ``Authorization: Bearer``.
-    rate_limit_enabled, rate_limit_per_minute
-        Requests allowed per client and minute.
+    rate_limit_enabled, rate_limit_per_minute, rate_limit_storage_url
+        Requests allowed per client and minute, and where the counts are kept.
+    trusted_proxies
+        Proxies whose ``X-Forwarded-For`` names the client.
     cors_origins
         Origins allowed by CORS.
     max_request_bytes, max_geometries_per_request, max_datasets_per_request,
@@ -39,10 +43,12 @@ class ServiceOptions:
     sync_execute: bool
     job_workers: int
     auth_enabled: bool
-    api_keys: tuple[str, ...]
+    api_keys: tuple[SecretStr, ...]
     api_key_header: str
     rate_limit_enabled: bool
     rate_limit_per_minute: int
+    rate_limit_storage_url: SecretStr
+    trusted_proxies: tuple[str, ...]
     cors_origins: tuple[str, ...]
     max_request_bytes: int
     max_geometries_per_request: int
@@ -68,6 +74,8 @@ class ServiceOptions:
             api_key_header=settings.api_key_header,
             rate_limit_enabled=settings.rate_limit_enabled,
             rate_limit_per_minute=settings.rate_limit_per_minute,
+            rate_limit_storage_url=settings.rate_limit_storage_url,
+            trusted_proxies=tuple(settings.trusted_proxies),
             cors_origins=tuple(settings.cors_origins),
             max_request_bytes=settings.max_request_bytes,
             max_geometries_per_request=settings.max_geometries_per_request,

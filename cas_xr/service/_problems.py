@@ -41,6 +41,7 @@ __all__ = [
     "NoSuchProcessError",
     "PayloadTooLargeError",
     "RasterNotServedError",
+    "RateLimitUnavailableError",
     "RateLimitedError",
     "ResultNotReadyError",
     "ServiceError",
@@ -109,6 +110,10 @@ class RateLimitedError(ServiceError):
     """Too many requests from this client in the last minute."""
 
 
+class RateLimitUnavailableError(ServiceError):
+    """The rate-limit storage (Redis) does not answer: requests are refused, not let by."""
+
+
 class PayloadTooLargeError(ServiceError):
     """The request body is larger than allowed."""
 
@@ -133,6 +138,7 @@ PROBLEM_TABLE: tuple[tuple[type[Exception], int, str, str], ...] = (
     (PayloadTooLargeError, 413, _CAS + "payload-too-large", "Payload too large"),
     (UnauthorizedError, 401, _CAS + "unauthorized", "Unauthorized"),
     (RateLimitedError, 429, _CAS + "rate-limited", "Too many requests"),
+    (RateLimitUnavailableError, 503, _CAS + "rate-limit-unavailable", "Service unavailable"),
     (RequestTimeoutError, 504, _CAS + "timeout", "Request timed out"),
     (Exception, 500, _CAS + "internal-error", "Internal server error"),
 )
@@ -192,7 +198,8 @@ def _lookup(exc: BaseException) -> tuple[int, str, str]:
 
 
 def _unexpected(exc: BaseException, status: int) -> bool:
-    return status >= 500 and not isinstance(exc, JobFailedError | RequestTimeoutError)
+    expected = JobFailedError | RequestTimeoutError | RateLimitUnavailableError
+    return status >= 500 and not isinstance(exc, expected)
 
 
 def render_problem(exc: Exception, *, instance: str | None = None) -> JSONResponse:
