@@ -333,7 +333,8 @@ async def extract_raster(
         For a malformed or unknown dataset id.
     ValueError
         For a bad argument (resampling, categorical data with a resampling other than
-        ``nearest``, target_crs, target_resolution, format, filename) or a missing folder.
+        ``nearest``, target_crs, target_resolution, format, filename) or a file in the
+        way of ``output_dir``.
     FileExistsError, PermissionError
         For an existing file (without ``overwrite``) or an unwritable folder.
     LimitExceededError
