@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+import cas_xr as cas
+from cas_xr.service import create_app
 from tests.test_service_support import POINT, LiveService, live_service, poll, square
 
 CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
@@ -286,3 +288,17 @@ def test_limits(tmp_path: Path):
         response = execute(http, "batch-extract", geometries=geometries, dataset_ids=["sample:x"])
         assert_problem(response, 400, "invalid-input")
         assert http.get("jobs").json()["jobs"] == []
+
+
+def test_jobs_db_defaults_to_the_user_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cas_xr.service._options import ServiceOptions
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # platformdirs on Linux
+    monkeypatch.chdir(tmp_path)
+    options = ServiceOptions.from_settings(cas.Settings())
+    assert options.jobs_db == str(tmp_path / "data" / "cas_xr" / "jobs.sqlite")
+    create_app(cas.Settings(), testing=True)
+    assert (tmp_path / "data" / "cas_xr" / "jobs.sqlite").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]  # nothing in the working folder

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     max_raster_pixels: int = Field(default=100_000_000, ge=1)
     result_cache_dir: Path | None = None
     progress: bool = True
-    jobs_db: str = "cas_xr_jobs.sqlite"
+    jobs_db: str | None = None
     max_concurrent_requests_per_host: int = Field(default=8, ge=1)
     http_retries: int = Field(default=5, ge=0)
     gdal_http_max_retry: int = Field(default=5, ge=0)

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import SecretStr
 
 from cas_xr.config import Settings
 
 __all__ = ["ServiceOptions"]
+
+
+def _default_jobs_db() -> str:
+    """``jobs.sqlite`` in the user's data folder (created), not the working directory."""
+    import platformdirs
+
+    folder = Path(platformdirs.user_data_dir("cas_xr"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / "jobs.sqlite")
 
 
 @dataclass(frozen=True)
@@ -18,7 +28,9 @@ class ServiceOptions:
     Parameters
     ----------
     jobs_db
-        The SQLite file of the job store (``":memory:"`` keeps jobs in memory).
+        The SQLite file of the job store (``":memory:"`` keeps jobs in memory); the
+        ``jobs_db`` setting, or ``jobs.sqlite`` in the user's data folder
+        (``platformdirs.user_data_dir("cas_xr")``, created when needed).
     sync_execute
         Whether processes also offer ``sync-execute`` (then a request without
         ``Prefer: respond-async`` runs synchronously).
@@ -66,7 +78,7 @@ class ServiceOptions:
             The cas_xr settings.
         """
         return cls(
-            jobs_db=settings.jobs_db,
+            jobs_db=settings.jobs_db or _default_jobs_db(),
             sync_execute=settings.sync_execute,
             job_workers=settings.job_workers,
             auth_enabled=settings.auth_enabled,
