@@ -142,15 +142,25 @@ class JobStore:
         limit: int,
         statuses: Collection[str] = (),
         process_ids: Collection[str] = (),
+        after: int | None = None,
+        created: tuple[datetime | None, datetime | None] = (None, None),
+        duration_s: tuple[float | None, float | None] = (None, None),
     ) -> list[JobRecord]:
         """Jobs, oldest first.
 
         Parameters
         ----------
         limit
-            At most this many.
+            At most this many (-1: all).
         statuses, process_ids
             Only jobs with one of these statuses / processes (empty: any).
+        after
+            Only jobs created after the job of this number (``job_<number>``).
+        created
+            Only jobs created in this closed interval (None: open ended).
+        duration_s
+            Only jobs that ran at least / at most this many seconds: from their start to
+            their end, or to now while they run; a job that never started ran 0 s.
         """
         where: list[str] = []
         params: list[Any] = []
@@ -158,6 +168,21 @@ class JobStore:
             if values:
                 where.append(f"{column} IN ({', '.join('?' * len(values))})")
                 params.extend(values)
+        if after is not None:
+            where.append("seq > ?")
+            params.append(after)
+        for moment, operator in zip(created, (">=", "<="), strict=True):
+            if moment is not None:
+                where.append(f"julianday(created) {operator} julianday(?)")
+                params.append(moment.isoformat())
+        duration = (
+            "(CASE WHEN started IS NULL THEN 0 ELSE "
+            "(julianday(COALESCE(finished, ?)) - julianday(started)) * 86400 END)"
+        )
+        for seconds, operator in zip(duration_s, (">=", "<="), strict=True):
+            if seconds is not None:
+                where.append(f"{duration} {operator} ?")
+                params.extend([_now(), seconds])
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         sql = f"SELECT {_COLUMNS} FROM jobs {clause} ORDER BY seq LIMIT ?"
         with self._transaction() as db:

@@ -46,6 +46,7 @@ __all__ = [
     "ResultNotReadyError",
     "ServiceError",
     "UnauthorizedError",
+    "UnsupportedMediaTypeError",
     "install_problem_handlers",
     "problem_response",
     "render_problem",
@@ -118,6 +119,10 @@ class PayloadTooLargeError(ServiceError):
     """The request body is larger than allowed."""
 
 
+class UnsupportedMediaTypeError(ServiceError):
+    """The request body is not JSON."""
+
+
 # (exception class, HTTP status, problem type, title); the first class that matches wins
 PROBLEM_TABLE: tuple[tuple[type[Exception], int, str, str], ...] = (
     (NoSuchProcessError, 404, _OGC + "no-such-process", "No such process"),
@@ -136,6 +141,7 @@ PROBLEM_TABLE: tuple[tuple[type[Exception], int, str, str], ...] = (
     (UnknownProviderError, 400, _CAS + "unknown-dataset", "Unknown dataset"),
     (LimitExceededError, 400, _CAS + "limit-exceeded", "Limit exceeded"),
     (PayloadTooLargeError, 413, _CAS + "payload-too-large", "Payload too large"),
+    (UnsupportedMediaTypeError, 415, _CAS + "unsupported-media-type", "Unsupported media type"),
     (UnauthorizedError, 401, _CAS + "unauthorized", "Unauthorized"),
     (RateLimitedError, 429, _CAS + "rate-limited", "Too many requests"),
     (RateLimitUnavailableError, 503, _CAS + "rate-limit-unavailable", "Service unavailable"),

@@ -42,6 +42,11 @@ from cas_xr.service._schema import type_schema
 __all__ = ["Output", "Process", "cas_processes"]
 
 _RASTER_INPUTS = frozenset({"bbox", "target_resolution", "resampling"})
+#: The most geometries a BatchAttributeRequest holds (CAS's model).
+_BATCH_MAX = next(
+    m.max_length for m in BatchAttributeRequest.model_fields["geometries"].metadata
+    if hasattr(m, "max_length")
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -75,8 +80,9 @@ class Process:
     input_docs
         Input id -> description.
     precheck
-        ``precheck(raw_inputs)`` raises before validation (e.g. to refuse raster output
-        with a clear problem rather than as an unknown input).
+        ``precheck(raw_inputs, options)`` raises before validation (e.g. to refuse raster
+        output with a clear problem rather than as an unknown input, or too many
+        geometries as a limit rather than as an invalid input).
     """
 
     id: str
@@ -88,7 +94,7 @@ class Process:
     check: Callable[[Any, ServiceOptions], None] | None = None
     hidden: frozenset[str] = frozenset()
     input_docs: Mapping[str, str] = field(default_factory=dict)
-    precheck: Callable[[Mapping[str, Any]], None] | None = None
+    precheck: Callable[[Mapping[str, Any], ServiceOptions], None] | None = None
 
     @property
     def input_names(self) -> list[str]:
@@ -108,7 +114,7 @@ class Process:
             From the process's own checks.
         """
         if self.precheck is not None:
-            self.precheck(inputs)
+            self.precheck(inputs, options)
         unknown = sorted(set(inputs) - set(self.input_names))
         if unknown:
             raise InvalidInputError(
@@ -172,7 +178,8 @@ class Process:
 # -- checks -------------------------------------------------------------------------------
 
 
-def _refuse_raster(inputs: Mapping[str, Any]) -> None:
+def _precheck_request(inputs: Mapping[str, Any], options: ServiceOptions) -> None:
+    """Refuse raster output, and more geometries than a request may hold, before validation."""
     asked = sorted(_RASTER_INPUTS & set(inputs))
     if inputs.get("output") == OutputMode.RASTER.value or asked:
         what = f"input(s) {', '.join(asked)}" if asked else "output='raster'"
@@ -180,6 +187,14 @@ def _refuse_raster(inputs: Mapping[str, Any]) -> None:
             f"raster output is not served over HTTP ({what}); this service computes "
             "statistics only: call cas_xr.extract_raster(dataset_id, bbox, output_dir) "
             "in-process for a GeoTIFF"
+        )
+    geometries = inputs.get("geometries")
+    most = min(options.max_geometries_per_request, _BATCH_MAX)
+    if isinstance(geometries, list) and len(geometries) > most:
+        raise LimitExceededError(
+            f"{len(geometries)} geometries, more than a batch-extract request may hold "
+            f"({most}: max_geometries_per_request, and at most {_BATCH_MAX}); split the "
+            "request"
         )
 
 
@@ -189,11 +204,6 @@ def _check_request(
     geometries = (
         request.geometries if isinstance(request, BatchAttributeRequest) else [request.geometry]
     )
-    if len(geometries) > options.max_geometries_per_request:
-        raise LimitExceededError(
-            f"{len(geometries)} geometries, more than max_geometries_per_request "
-            f"({options.max_geometries_per_request}); split the request"
-        )
     if len(request.dataset_ids) > options.max_datasets_per_request:
         raise LimitExceededError(
             f"{len(request.dataset_ids)} datasets requested, more than max_datasets_per_request "
@@ -281,7 +291,7 @@ def _statistics_process(
         check=_check_request,
         hidden=_RASTER_INPUTS,
         input_docs=_REQUEST_DOCS,
-        precheck=_refuse_raster,
+        precheck=_precheck_request,
     )
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import re
 from concurrent.futures import Future
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from cas_xr.errors import RequestTimeoutError
@@ -36,6 +38,7 @@ from cas_xr.service._problems import (
     JobFailedError,
     NoSuchJobError,
     ResultNotReadyError,
+    UnsupportedMediaTypeError,
 )
 from cas_xr.service._state import ServiceState
 
@@ -55,6 +58,11 @@ _NO_BODY = ProcessRequest()  # a request without a body has no inputs
 _JobID = Annotated[str, Path(alias="jobId", description="A job id such as job_0.")]
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+)", re.IGNORECASE)
 _MAX_WAIT_S = 10  # the longest a status request waits for its job (Prefer: wait=N)
+_JOB_ID = re.compile(r"job_(\d+)")
+_DATETIME_DOC = (
+    "only jobs created at this RFC 3339 date-time, or in the interval START/END (`..` or "
+    "nothing for an open end), e.g. 2024-05-01T00:00:00Z/.."
+)
 
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -89,6 +97,60 @@ def _wait_preference(prefer: str | None) -> int:
     """The seconds of a ``Prefer: wait=N`` header, at most ``_MAX_WAIT_S`` (0: none)."""
     match = _WAIT.search(prefer or "")
     return min(int(match.group(1)), _MAX_WAIT_S) if match else 0
+
+
+def _bad_query(name: str, value: str, reason: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("query", name), "msg": reason, "type": "value_error", "input": value}]
+    )
+
+
+def _job_number(job_id: str) -> int:
+    match = _JOB_ID.fullmatch(job_id)
+    if match is None:
+        raise _bad_query("after", job_id, f"{job_id!r} is not a job id such as job_12")
+    return int(match.group(1))
+
+
+def _instant(text: str, value: str) -> dt.datetime | None:
+    if text in ("", ".."):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _bad_query(
+            "datetime", value, f"{text!r} is not an RFC 3339 date-time such as 2024-05-01T12:00:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _interval(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """``datetime``: an instant, or ``start/end`` with ``..`` (or nothing) for an open end."""
+    if value is None:
+        return None, None
+    start, sep, end = value.partition("/")
+    if not sep:
+        moment = _instant(start, value)
+        if moment is None:
+            raise _bad_query("datetime", value, "give a date-time or an interval START/END")
+        return moment, moment
+    bounds = _instant(start, value), _instant(end, value)
+    if bounds[0] and bounds[1] and bounds[0] > bounds[1]:
+        raise _bad_query("datetime", value, "the interval's start is after its end")
+    return bounds
+
+
+def _json_body(request: Request) -> None:
+    """Refuse a body that is not JSON (415) before FastAPI reads it."""
+    headers = request.headers
+    media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+    has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+    if not has_body or media_type == _JSON or media_type.endswith("+json"):
+        return
+    raise UnsupportedMediaTypeError(
+        f"the body is {media_type or 'of no declared type'}; send the execute request as "
+        "JSON with 'Content-Type: application/json'"
+    )
 
 
 def _dump(model: StatusInfo) -> dict[str, Any]:
@@ -188,8 +250,9 @@ def api_routes(state: ServiceState) -> APIRouter:
                 "headers": {"Location": {"description": "The job URL", "schema": _STRING}},
             },
             200: {"model": JobResults, "description": "The outputs (synchronous execution)."},
-            **problems(400, 404, 413, 500, 504),
+            **problems(400, 404, 413, 415, 500, 504),
         },
+        dependencies=[Depends(_json_body)],
     )
     async def execute_process(
         request: Request,
@@ -253,18 +316,33 @@ def api_routes(state: ServiceState) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
         status: Annotated[list[JobStatus] | None, Query()] = None,
         process_id: Annotated[list[str] | None, Query(alias="processID")] = None,
+        datetime: Annotated[str | None, Query(description=_DATETIME_DOC)] = None,
+        min_duration: Annotated[
+            int | None, Query(alias="minDuration", ge=0, description="seconds")
+        ] = None,
+        max_duration: Annotated[
+            int | None, Query(alias="maxDuration", ge=0, description="seconds")
+        ] = None,
+        after: Annotated[
+            str | None, Query(description="only jobs after this job id (the `next` link)")
+        ] = None,
     ) -> JobList:
-        """The jobs, oldest first (at most ``limit``; optionally by status and process)."""
-        base = _base(request)
+        """The jobs, oldest first: at most ``limit``, and a ``next`` link to the rest."""
         records = store.find(
-            limit=limit,
+            limit=limit + 1,
             statuses=[s.value for s in status or []],
             process_ids=process_id or [],
+            after=None if after is None else _job_number(after),
+            created=_interval(datetime),
+            duration_s=(min_duration, max_duration),
         )
-        return JobList(
-            jobs=[_status_info(r, base) for r in records],
-            links=[Link(href=f"{base}jobs", rel="self", type=_JSON, title="jobs")],
-        )
+        base = _base(request)
+        links = [Link(href=str(request.url), rel="self", type=_JSON, title="these jobs")]
+        if len(records) > limit:
+            records = records[:limit]
+            following = request.url.include_query_params(after=records[-1].job_id)
+            links.append(Link(href=str(following), rel="next", type=_JSON, title="more jobs"))
+        return JobList(jobs=[_status_info(r, base) for r in records], links=links)
 
     @router.get(
         "/jobs/{jobId}",
