@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     api_key_header: str = Field(default="X-API-Key", min_length=1)
     max_request_bytes: int = Field(default=10_000_000, ge=1024)
     max_geometries_per_request: int = Field(default=1000, ge=1)
+    max_table_geometries: int = Field(default=100_000, ge=1)
     rate_limit_storage_url: SecretStr = SecretStr("memory://")
     trusted_proxies: list[str] = Field(default_factory=list)
 

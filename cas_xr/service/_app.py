@@ -22,6 +22,7 @@ from cas_xr.service._routes import api_routes, problems, public_routes
 from cas_xr.service._schema import openapi30_document
 from cas_xr.service._security import BodySizeLimit, RateLimiter, authenticator
 from cas_xr.service._state import ServiceState
+from cas_xr.service._table import extract_table_process
 
 __all__ = ["create_app", "create_testing_app"]
 
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Fa
     """
     options = ServiceOptions.from_settings(settings or cas.get_settings())
     limiter = RateLimiter(options) if options.rate_limit_enabled else None
-    processes = cas_processes() + (demo_processes() if testing else [])
+    processes = [*cas_processes(), extract_table_process(), *(demo_processes() if testing else [])]
     state = ServiceState.open(options, processes)
 
     @asynccontextmanager

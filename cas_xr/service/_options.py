@@ -44,9 +44,9 @@ class ServiceOptions:
         Proxies whose ``X-Forwarded-For`` names the client.
     cors_origins
         Origins allowed by CORS.
-    max_request_bytes, max_geometries_per_request, max_datasets_per_request,
-    max_polygon_vertices
-        Request limits.
+    max_request_bytes, max_geometries_per_request, max_table_geometries,
+    max_datasets_per_request, max_polygon_vertices
+        Request limits (``max_table_geometries``: of ``extract-table``).
     request_timeout_s
         The longest a synchronous execution or a batch may take.
     """
@@ -64,6 +64,7 @@ class ServiceOptions:
     cors_origins: tuple[str, ...]
     max_request_bytes: int
     max_geometries_per_request: int
+    max_table_geometries: int
     max_datasets_per_request: int
     max_polygon_vertices: int
     request_timeout_s: float
@@ -91,6 +92,7 @@ class ServiceOptions:
             cors_origins=tuple(settings.cors_origins),
             max_request_bytes=settings.max_request_bytes,
             max_geometries_per_request=settings.max_geometries_per_request,
+            max_table_geometries=settings.max_table_geometries,
             max_datasets_per_request=settings.max_datasets_per_request,
             max_polygon_vertices=settings.max_polygon_vertices,
             request_timeout_s=settings.request_timeout_s,

@@ -38,6 +38,7 @@ __all__ = [
     "JobDismissedError",
     "JobFailedError",
     "NoSuchJobError",
+    "NoSuchOutputError",
     "NoSuchProcessError",
     "PayloadTooLargeError",
     "RasterNotServedError",
@@ -81,6 +82,10 @@ class NoSuchProcessError(ServiceError):
 
 class NoSuchJobError(ServiceError):
     """No job has this id (never existed, or was removed)."""
+
+
+class NoSuchOutputError(ServiceError):
+    """The job has no file output of this id."""
 
 
 class ResultNotReadyError(ServiceError):
@@ -127,6 +132,7 @@ class UnsupportedMediaTypeError(ServiceError):
 PROBLEM_TABLE: tuple[tuple[type[Exception], int, str, str], ...] = (
     (NoSuchProcessError, 404, _OGC + "no-such-process", "No such process"),
     (NoSuchJobError, 404, _OGC + "no-such-job", "No such job"),
+    (NoSuchOutputError, 404, _CAS + "no-such-output", "No such output"),
     (ResultNotReadyError, 404, _OGC + "result-not-ready", "Result not ready"),
     (JobDismissedError, 410, _CAS + "job-dismissed", "Job dismissed"),
     (JobFailedError, 500, _CAS + "job-failed", "Job failed"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import re
@@ -13,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from cas_xr.errors import RequestTimeoutError
 from cas_xr.ogc import (
@@ -37,6 +38,7 @@ from cas_xr.service._problems import (
     JobDismissedError,
     JobFailedError,
     NoSuchJobError,
+    NoSuchOutputError,
     ResultNotReadyError,
     UnsupportedMediaTypeError,
 )
@@ -56,6 +58,9 @@ _ProcessID = Annotated[str, Path(alias="processID", description="A process id.")
 _STRING = {"type": "string"}
 _NO_BODY = ProcessRequest()  # a request without a body has no inputs
 _JobID = Annotated[str, Path(alias="jobId", description="A job id such as job_0.")]
+_OutputID = Annotated[str, Path(alias="outputId", description="An output id such as table.")]
+#: The media types of file outputs, and the suffix of their downloads.
+_SUFFIXES = {"application/vnd.apache.parquet": ".parquet"}
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+)", re.IGNORECASE)
 _MAX_WAIT_S = 10  # the longest a status request waits for its job (Prefer: wait=N)
 _JOB_ID = re.compile(r"job_(\d+)")
@@ -261,17 +266,19 @@ def api_routes(state: ServiceState) -> APIRouter:
         prefer: Annotated[
             str | None, Header(description="'respond-async' asks for a job (201)")
         ] = None,
-    ) -> JSONResponse:
+    ) -> Response:
         """Run a process: create a job (201 + Location), or answer with its outputs."""
         process = state.process(process_id)
         inputs = dict(execute.inputs or {})
+        transmissions = process.transmissions(execute.outputs)
         parsed = await run_in_threadpool(process.validate, inputs, state.options)
-        record, done = state.submit(process, parsed, inputs)
+        record, done = state.submit(process, parsed, inputs, transmissions)
         base = _base(request)
         respond_async = "respond-async" in (prefer or "").lower()
         if state.options.sync_execute and not respond_async:
             await _wait(record.job_id, done, f"{base}jobs/{record.job_id}")
-            return JSONResponse(_results(record.job_id, raw=execute.response != "document"))
+            raw = execute.response != "document"
+            return await run_in_threadpool(_results, record.job_id, base, raw=raw)
         headers = {"Location": f"{base}jobs/{record.job_id}"}
         if respond_async and state.options.sync_execute:
             headers["Preference-Applied"] = "respond-async"
@@ -289,7 +296,8 @@ def api_routes(state: ServiceState) -> APIRouter:
                 "'Prefer: respond-async'"
             ) from None
 
-    def _results(job_id: str, *, raw: bool = False) -> Any:
+    def _finished(job_id: str) -> None:
+        """Raise unless job ``job_id`` was successful."""
         record = _record(job_id)
         if record.status in ACTIVE:
             raise ResultNotReadyError(
@@ -299,10 +307,40 @@ def api_routes(state: ServiceState) -> APIRouter:
             raise JobFailedError(f"job {job_id!r} failed: {record.message}")
         if record.status is JobStatus.DISMISSED:
             raise JobDismissedError(f"job {job_id!r} was dismissed before it finished")
+
+    def _results(job_id: str, base: str, *, raw: bool = False) -> Response:
+        """The outputs; a file by value (base64) or by reference (a link), as asked."""
+        _finished(job_id)
         results = store.results(job_id) or {}
+        files = store.file_types(job_id)
+        if raw and len(results) == 1 and files:  # a raw response of one file is the file
+            return _download(job_id, next(iter(files)))
+        modes = store.transmissions(job_id)
+        for output_id, media_type in files.items():
+            if modes.get(output_id) == "reference":
+                href = f"{base}jobs/{job_id}/results/{output_id}"
+                results[output_id] = {"href": href, "type": media_type, "rel": "enclosure"}
+            else:
+                data = store.file(job_id, output_id).data  # type: ignore[union-attr]
+                encoded = base64.b64encode(data).decode("ascii")
+                results[output_id] = {"value": encoded, "mediaType": media_type,
+                                      "encoding": "base64"}  # fmt: skip
         if raw and len(results) == 1:  # a raw response of one output is its value
-            return next(iter(results.values()))
-        return results
+            return JSONResponse(next(iter(results.values())))
+        return JSONResponse(results)
+
+    def _download(job_id: str, output_id: str) -> Response:
+        file = store.file(job_id, output_id)
+        if file is None:
+            raise NoSuchOutputError(
+                f"job {job_id!r} has no file output {output_id!r}; its results are at "
+                f"jobs/{job_id}/results"
+            )
+        suffix = _SUFFIXES.get(file.media_type, "")
+        disposition = f'attachment; filename="{job_id}-{output_id}{suffix}"'
+        return Response(
+            file.data, media_type=file.media_type, headers={"Content-Disposition": disposition}
+        )
 
     @router.get(
         "/jobs",
@@ -407,8 +445,25 @@ def api_routes(state: ServiceState) -> APIRouter:
         response_model=JobResults,
         responses=problems(404, 410, 500),
     )
-    def get_job_results(job_id: _JobID) -> Any:
-        """The outputs of a successful job: output id -> value."""
-        return _results(job_id)
+    def get_job_results(request: Request, job_id: _JobID) -> Response:
+        """The outputs of a successful job: output id -> value (or link, for a file)."""
+        return _results(job_id, _base(request))
+
+    @router.get(
+        "/jobs/{jobId}/results/{outputId}",
+        tags=["Jobs"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The file (e.g. GeoParquet) of a file output.",
+                "content": {media: {} for media in _SUFFIXES},
+            },
+            **problems(404, 410, 500),
+        },
+    )
+    def get_job_result_file(job_id: _JobID, output_id: _OutputID) -> Response:
+        """A file output of a successful job (what a result by reference links to)."""
+        _finished(job_id)
+        return _download(job_id, output_id)
 
     return router
