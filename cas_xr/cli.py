@@ -1,18 +1,21 @@
 """The ``cas-xr`` command line.
 
 Sub-commands: ``extract`` (statistics of geometries as a table: JSON, GeoJSON, CSV or
-GeoParquet), ``providers``, ``datasets``, ``demo`` (every sample dataset for the sample
-catchments, offline), ``serve`` (the OGC API - Processes service), ``client`` (talk to a
-service), ``version`` and ``show-versions``.
+GeoParquet), ``raster`` (a box of a dataset as a GeoTIFF), ``providers``, ``datasets``,
+``demo`` (every sample dataset for the sample catchments, offline), ``serve`` (the OGC API
+- Processes service), ``client`` (talk to a service), ``version`` and ``show-versions``.
 
 ``extract`` is a view of :func:`cas_xr.extract_table`: the geometries are read into a
-GeoDataFrame (GeoJSON, or any file GDAL reads) and computed in one call.
+GeoDataFrame (GeoJSON, GeoPackage, Shapefile, GeoParquet, FlatGeobuf...) and computed in
+one call.
 
-Input errors (bad arguments, files, geometries, dataset ids, time ranges, limits) exit with
-status 2 and run-time failures with 1, each after one ``error: ...`` line on stderr;
-``--debug`` adds the traceback. A dataset or geometry that fails does not fail the command
-(unless no geometry can be computed): its results are MISSING in the ``<dataset>_quality``
-column, and the warnings go to stderr.
+Exit statuses: 0 success (for ``extract``: every result has a value); 1 a run-time
+failure; 2 invalid arguments or input (files, geometries, dataset ids, time ranges,
+limits, outputs); 3 some results of ``extract`` are MISSING or DEGRADED (with ``--strict``:
+some are not GOOD); 4 every result is MISSING. Errors are one ``error: ...`` line on
+stderr; ``--debug`` adds the traceback. A dataset or geometry that fails does not stop
+``extract`` (unless no geometry can be computed): its results are MISSING in the
+``<dataset>_quality`` column, the table is written, and the warnings go to stderr.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import ValidationError
 
 import cas_xr as cas
+from cas_xr._cli._common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError
+from cas_xr._cli._output import FORMATS, output_format, writing
+from cas_xr._cli._raster import add_raster
+from cas_xr._cli._status import exit_status, quality_counts
 from cas_xr.errors import (
     ArgumentTypeError,
     CasError,
@@ -42,6 +49,7 @@ from cas_xr.errors import (
     InvalidGeometryError,
     InvalidRequestError,
     LimitExceededError,
+    OutputExistsError,
     UnknownProviderError,
 )
 from cas_xr.models import (
@@ -51,6 +59,7 @@ from cas_xr.models import (
     BatchAttributeResponse,
     Dataset,
     QualityFlag,
+    TemporalType,
     TimeRange,
 )
 from cas_xr.sample import sample_catchments_path
@@ -61,29 +70,19 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-_FORMATS = ("json", "geojson", "csv", "parquet")
-_SUFFIX_FORMATS = {
-    ".json": "json",
-    ".geojson": "geojson",
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".geoparquet": "parquet",
-}
 _TOP_CLASSES = 3
-
-
-class _UsageError(Exception):
-    """Bad command-line input (exit status 2)."""
+_VALUE_WIDTH = 25  # the demo's table fits 100 columns
 
 
 _INPUT_ERRORS = (
-    _UsageError,
+    UsageError,
     InvalidArgumentError,
     ArgumentTypeError,
     InvalidGeometryError,
     InvalidDatasetIdError,
     UnknownProviderError,
     LimitExceededError,
+    OutputExistsError,
 )
 
 
@@ -91,7 +90,7 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser that raises instead of printing usage and exiting."""
 
     def error(self, message: str) -> NoReturn:
-        raise _UsageError(f"{message} (see `{self.prog} --help`)")
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 # -- messages -----------------------------------------------------------------------------
@@ -115,11 +114,14 @@ def _describe(err: Exception) -> tuple[int, str]:
     if isinstance(err, InvalidRequestError) and isinstance(err.__cause__, ValidationError):
         err = err.__cause__
     if isinstance(err, ValidationError):
-        return 2, _one_line(_validation_message(err))
-    code = 2 if isinstance(err, _INPUT_ERRORS) else 1
-    if isinstance(err, CasError | OSError | _UsageError):
+        return EXIT_USAGE, _one_line(_validation_message(err))
+    code = EXIT_USAGE if isinstance(err, _INPUT_ERRORS) else EXIT_ERROR
+    if isinstance(err, CasError | OSError | UsageError):
         return code, _one_line(str(err))
-    return 1, f"unexpected {type(err).__name__}: {_one_line(str(err))} (rerun with --debug)"
+    return (
+        EXIT_ERROR,
+        f"unexpected {type(err).__name__}: {_one_line(str(err))} (rerun with --debug)",
+    )
 
 
 def _fail(err: Exception, *, debug: bool) -> int:
@@ -166,28 +168,34 @@ def _print_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
 # -- extract: input -----------------------------------------------------------------------
 
 _GEOJSON_SUFFIXES = (".json", ".geojson")
+_PARQUET_SUFFIXES = (".parquet", ".geoparquet")
 _RESERVED = ("feature", "time")  # the table's own columns: input position, time step
 
 
 def _source(spec: str) -> tuple[str | bytes, str, bool]:
     """GEOMETRY (inline GeoJSON, @file or a path) as GDAL reads it, its name, is it GeoJSON."""
+    if not spec.removeprefix("@").strip():
+        raise UsageError(
+            "GEOMETRY is empty; give a vector file (GeoJSON, GeoPackage, Shapefile, "
+            "GeoParquet, FlatGeobuf...), @file, or inline GeoJSON"
+        )
     if spec.lstrip().startswith(("{", "[")):
         try:
             data = json.loads(spec)
         except json.JSONDecodeError as err:
-            raise _UsageError(f"invalid JSON in the inline GEOMETRY: {err}") from None
+            raise UsageError(f"invalid JSON in the inline GEOMETRY: {err}") from None
         if not isinstance(data, dict) or "type" not in data:
-            raise _UsageError(
+            raise UsageError(
                 "the inline GEOMETRY is not a GeoJSON object (a Geometry, Feature or "
                 "FeatureCollection)"
             )
         return spec.encode(), "the inline GEOMETRY", True
     path = spec.removeprefix("@")
     if not Path(path).exists():
-        raise _UsageError(
-            f"geometry file {path!r} not found; GEOMETRY is a file GDAL reads (GeoJSON, "
-            'GeoPackage, Shapefile...), @file, or inline GeoJSON such as \'{"type": "Point", '
-            '"coordinates": [-96.5, 39.0]}\''
+        raise UsageError(
+            f"geometry file {path!r} not found; GEOMETRY is a vector file (GeoJSON, "
+            "GeoPackage, Shapefile, GeoParquet, FlatGeobuf...), @file, or inline GeoJSON such "
+            'as \'{"type": "Point", "coordinates": [-96.5, 39.0]}\''
         )
     return path, repr(path), path.lower().endswith(_GEOJSON_SUFFIXES)
 
@@ -223,28 +231,33 @@ def _read_geometries(spec: str, crs: str | None) -> gpd.GeoDataFrame:
     try:
         wanted = None if crs is None else pyproj.CRS.from_user_input(crs)
     except pyproj.exceptions.CRSError as err:
-        raise _UsageError(f"--geometry-crs {crs!r} is not recognised ({err})") from None
+        raise UsageError(f"--geometry-crs {crs!r} is not recognised ({err})") from None
     source, name, geojson = _source(spec)
-    unreadable = (DataSourceError, DataLayerError, shapely.errors.ShapelyError)
+    unreadable = (DataSourceError, DataLayerError, shapely.errors.ShapelyError, ValueError)
     try:
-        frame = pyogrio.read_dataframe(source)
+        if isinstance(source, str) and source.lower().endswith(_PARQUET_SUFFIXES):
+            import geopandas as gpd
+
+            frame = gpd.read_parquet(source)  # GDAL's wheels have no Parquet driver
+        else:
+            frame = pyogrio.read_dataframe(source)
     except unreadable as err:
-        raise _UsageError(f"cannot read {name}: {err}") from None
+        raise UsageError(f"cannot read {name}: {_one_line(str(err))}") from None
     declared = None if geojson else frame.crs
     if declared is not None and wanted is not None and not declared.equals(wanted):
-        raise _UsageError(
+        raise UsageError(
             f"{name} is in {declared.to_string()}, not --geometry-crs {crs}; leave "
             "--geometry-crs out (the file's CRS is used) or reproject the file"
         )
     if declared is None:
         frame = frame.set_crs(wanted or "EPSG:4326", allow_override=True)
     if frame.empty:
-        raise _UsageError(f"{name} has no features")
+        raise UsageError(f"{name} has no features")
     missing = [
         label for label, gone in zip(_labels(frame), frame.geometry.isna(), strict=True) if gone
     ]
     if missing:
-        raise _UsageError(f"{name}: feature(s) {', '.join(missing)} have no geometry")
+        raise UsageError(f"{name}: feature(s) {', '.join(missing)} have no geometry")
     columns = [c for c in frame.columns if c != frame.geometry.name]
     for column in columns:
         if frame[column].dtype == object:
@@ -262,18 +275,6 @@ def _time_range(text: str) -> TimeRange:
         return TimeRange.model_validate({"start": start, "end": end})
     except ValidationError as err:
         raise argparse.ArgumentTypeError(_validation_message(err)) from None
-
-
-def _output_format(fmt: str | None, output: Path | None) -> str:
-    if fmt is None:
-        fmt = "json" if output is None else _SUFFIX_FORMATS.get(output.suffix.lower(), "json")
-    if fmt == "parquet" and output is None:
-        raise _UsageError("--format parquet writes a file: give --output PATH")
-    if output is not None and not output.parent.is_dir():
-        raise _UsageError(
-            f"cannot write {str(output)!r}: the directory {str(output.parent)!r} does not exist"
-        )
-    return fmt
 
 
 # -- extract: run -------------------------------------------------------------------------
@@ -363,34 +364,80 @@ def _write_table(table: gpd.GeoDataFrame, fmt: str, output: Path | None) -> None
     _emit(json.dumps(document, indent=2, default=_json_value) + "\n", output)
 
 
+def _is_temporal(dataset_id: str) -> bool:
+    slug, _, name = dataset_id.partition(":")
+    return cas.get_connector(slug).dataset(name).temporal.temporal_type is not TemporalType.STATIC
+
+
+def _time_note(table: gpd.GeoDataFrame, dataset_ids: Sequence[str]) -> str | None:
+    """Say that, and over which steps, a temporal dataset made the table long."""
+    if "time" not in table.index.names:
+        return None
+    steps = table.index.get_level_values("time").unique().sort_values()
+    temporal = ", ".join(d for d in dataset_ids if _is_temporal(d))
+    span = f"{steps[0]:%Y-%m-%d} to {steps[-1]:%Y-%m-%d}" if len(steps) else "none"
+    return (
+        f"note: {temporal} is temporal: one row per geometry and time step ({len(steps)} "
+        f"steps, {span}); --time-range START/END selects steps"
+    )
+
+
+def _statistics(values: Sequence[str] | None) -> str | list[str]:
+    """``--stat`` values (repeated, or comma-separated): one name, or several."""
+    names = list(dict.fromkeys(n.strip() for v in values or ["mean"] for n in v.split(",")))
+    if "" in names:
+        raise UsageError("--stat got an empty statistic name; e.g. --stat mean,max,p90")
+    return names[0] if len(names) == 1 else names
+
+
 def _cmd_extract(args: argparse.Namespace) -> int:
-    fmt = _output_format(args.format, args.output)
+    fmt = output_format(args.format, args.output)
+    statistics = _statistics(args.aggregation)
     frame = _read_geometries(args.geometry, args.geometry_crs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CasWarning)
         table = cas.extract_table(
-            frame, args.dataset_ids, aggregation=args.aggregation, time_range=args.time_range
+            frame, args.dataset_ids, aggregation=statistics, time_range=args.time_range
         )
     notes = _cas_warnings(caught)
     _refuse_uncomputable(table, _labels(frame))
     if notes:
         print(f"warnings ({len(notes)}):", *(f"  {n}" for n in notes), sep="\n", file=sys.stderr)
-    _write_table(table, fmt, args.output)
+    note = _time_note(table, args.dataset_ids)
+    if note is not None:
+        print(note, file=sys.stderr)
+    with writing(args.output):
+        _write_table(table, fmt, args.output)
     if args.output is not None:
         print(f"wrote {fmt} to {args.output}", file=sys.stderr)
-    return 0
+    counts = quality_counts(table, table.attrs["cas_xr"]["datasets"])
+    status = exit_status(counts, strict=args.strict)
+    if status != EXIT_OK:
+        flags = ", ".join(f"{flag} {n}" for flag, n in sorted(counts.items()))
+        print(f"exit status {status}: results by quality: {flags}", file=sys.stderr)
+    return status
 
 
 # -- catalog ------------------------------------------------------------------------------
 
 
 def _cmd_providers(args: argparse.Namespace) -> int:
-    rows = []
-    for slug in cas.list_providers():
-        spec = cas.get_connector(slug).definition
-        rows.append([slug, spec.protocol.value, str(len(spec.datasets)), spec.name])
+    specs = [cas.get_connector(slug).definition for slug in cas.list_providers()]
+    if args.json:
+        fields = {"slug", "name", "description", "protocol", "endpoint", "license", "citation"}
+        providers = [
+            {**spec.model_dump(mode="json", include=fields), "datasets": _ids(spec)}
+            for spec in specs
+        ]
+        print(json.dumps(providers, indent=2))
+        return 0
+    rows = [[s.slug, s.protocol.value, str(len(s.datasets)), s.name] for s in specs]
     _print_table(("provider", "protocol", "datasets", "name"), rows)
     return 0
+
+
+def _ids(spec: Any) -> list[str]:
+    return [f"{spec.slug}:{d.name}" for d in spec.datasets]
 
 
 def _dataset_row(ds: Dataset) -> list[str]:
@@ -427,10 +474,14 @@ _DEMO_RUNS: tuple[tuple[AggregationMethod, tuple[str, ...], tuple[str, str] | No
 
 
 def _format_distribution(value: Mapping[str, float]) -> str:
-    ranked = sorted(value.items(), key=lambda kv: -kv[1])
-    text = ", ".join(f"{name} {share:.0%}" for name, share in ranked[:_TOP_CLASSES])
-    rest = len(ranked) - _TOP_CLASSES
-    return f"{text}, +{rest} more" if rest > 0 else text
+    """The largest classes that fit ``_VALUE_WIDTH`` characters, and how many more there are."""
+    ranked = [f"{name} {share:.0%}" for name, share in sorted(value.items(), key=lambda kv: -kv[1])]
+    for n in range(min(len(ranked), _TOP_CLASSES), 0, -1):
+        top, rest = ", ".join(ranked[:n]), len(ranked) - n
+        for text in (f"{top}, +{rest} more", f"{top}, +{rest}") if rest else (top,):
+            if len(text) <= _VALUE_WIDTH:
+                return text
+    return ranked[0]  # the largest class alone, however long its name
 
 
 def _format_value(result: AttributeResult, class_names: Mapping[int, str] | None) -> str:
@@ -447,7 +498,7 @@ def _format_value(result: AttributeResult, class_names: Mapping[int, str] | None
     return f"{value:.2f}"
 
 
-_DEMO_HEADER = ("catchment", "dataset", "statistic", "units", "quality", "coverage", "value")
+_DEMO_HEADER = ("catchment", "dataset", "statistic", "units", "quality", "cover", "value")
 
 
 def _demo_row(label: str, result: AttributeResult, names: Mapping[int, str] | None) -> list[str]:
@@ -526,9 +577,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from cas_xr.service import create_app
+    from cas_xr.service import create_app  # first: names the extra when it is missing
 
     handler = logging.StreamHandler()  # the service's own lines, in uvicorn's format
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
@@ -536,12 +585,37 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     service_logger.addHandler(handler)
     service_logger.setLevel(args.log_level.upper())
     service_logger.propagate = False
-    app = create_app(testing=args.testing)
+    factory = "create_testing_app" if args.testing else "create_app"
+    app: Any = f"cas_xr.service._app:{factory}" if args.workers > 1 else None
+    if app is None:
+        app = create_app(testing=args.testing)
+    import uvicorn
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CasWarning)  # the responses carry them
         logging.captureWarnings(True)  # other warnings go to the server log
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        # X-Forwarded-For counts only from the trusted_proxies setting (the app reads it)
+        uvicorn.run(
+            app,
+            factory=args.workers > 1,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            proxy_headers=False,
+        )
     return 0
+
+
+def _positive(text: str) -> int:
+    """Parse a positive integer (argparse ``type``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
 
 
 def _input(text: str) -> tuple[str, Any]:
@@ -559,9 +633,9 @@ def _read_inputs(text: str | None) -> dict[str, Any]:
     try:
         inputs = json.loads(text) if text else {}
     except json.JSONDecodeError as err:
-        raise _UsageError(f"--inputs is not valid JSON: {err}") from None
+        raise UsageError(f"--inputs is not valid JSON: {err}") from None
     if not isinstance(inputs, dict):
-        raise _UsageError("--inputs must be a JSON object, e.g. '{\"duration\": 2}'")
+        raise UsageError("--inputs must be a JSON object, e.g. '{\"duration\": 2}'")
     return inputs
 
 
@@ -601,6 +675,13 @@ def _add_service(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> N
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8008, help="port (default: 8008)")
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes (default: 1); with several, set rate_limit_storage_url to a "
+        "Redis server so that they share one rate-limit budget",
+    )
     p.add_argument(
         "--testing",
         action="store_true",
@@ -672,9 +753,9 @@ def _add_extract(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> N
         parents=[common],
         help="statistics of geometries for one or more datasets, as a table",
         description=(
-            "Statistics of geometries (GeoJSON, or any file GDAL reads: GeoPackage, "
-            "Shapefile...) as a table: one row per geometry, in input order, with the "
-            "input's properties and per dataset d the columns d_<statistic>, "
+            "Statistics of geometries (GeoJSON, GeoPackage, Shapefile, GeoParquet, "
+            "FlatGeobuf, or any file GDAL reads) as a table: one row per geometry, in input "
+            "order, with the input's properties and per dataset d the columns d_<statistic>, "
             "d_coverage_fraction, d_pixel_count and d_quality. With a temporal dataset the "
             "table is long: one row per geometry and time step."
         ),
@@ -682,7 +763,8 @@ def _add_extract(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> N
     p.add_argument(
         "geometry",
         metavar="GEOMETRY",
-        help="a file path (GeoJSON, GeoPackage...), @file, or inline GeoJSON",
+        help="a vector file (GeoJSON, GeoPackage, Shapefile, GeoParquet...), @file, or "
+        "inline GeoJSON",
     )
     p.add_argument(
         "-d",
@@ -694,10 +776,15 @@ def _add_extract(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> N
         help="a dataset id such as sample:elevation (repeat for several)",
     )
     p.add_argument(
+        "-s",
+        "--stat",
         "--aggregation",
-        default=AggregationMethod.MEAN.value,
-        choices=[a.value for a in AggregationMethod],
-        help="the statistic (default: mean)",
+        dest="aggregation",
+        action="append",
+        metavar="STATISTIC",
+        help="a statistic (default: mean): mean, median, min, max, std, sum, count, majority, "
+        "minority, unique, distribution, or a quantile such as p90; repeat it or separate "
+        "names with commas for several",
     )
     p.add_argument(
         "--time-range",
@@ -712,11 +799,16 @@ def _add_extract(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> N
     )
     p.add_argument(
         "--format",
-        choices=_FORMATS,
+        choices=FORMATS,
         help="output format (default: from the --output suffix, else json): json (rows and "
         "metadata), geojson (EPSG:4326), csv (rows), parquet (GeoParquet, with metadata)",
     )
     p.add_argument("-o", "--output", type=Path, metavar="PATH", help="write here, not to stdout")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 3 when any result is not GOOD (partial, suspect... too)",
+    )
     p.set_defaults(run=_cmd_extract)
 
 
@@ -732,12 +824,17 @@ def _build_parser() -> _Parser:
         prog="cas-xr",
         parents=[common],
         description="Catchment attributes from remote geodata.",
-        epilog="Input errors exit with status 2, run-time failures with 1.",
+        epilog=(
+            "Exit status: 0 success; 1 run-time failure; 2 invalid arguments or input; "
+            "extract: 3 some results missing or degraded (--strict: not good), 4 all missing."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {cas.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_extract(sub, common)
+    add_raster(sub, common, time_range=_time_range)
     p = sub.add_parser("providers", parents=[common], help="list the providers")
+    p.add_argument("--json", action="store_true", help="as JSON, with each provider's dataset ids")
     p.set_defaults(run=_cmd_providers)
     p = sub.add_parser("datasets", parents=[common], help="list the datasets")
     p.add_argument("--provider", metavar="SLUG", help="only this provider's datasets")
@@ -779,7 +876,9 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit status: 0 on success, 2 for input errors, 1 for run-time failures.
+        The exit status: 0 on success, 1 for run-time failures, 2 for input errors; for
+        ``extract``, 3 when some results are MISSING or DEGRADED (``--strict``: not GOOD)
+        and 4 when every result is MISSING.
 
     Examples
     --------
@@ -790,7 +889,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     try:
         args = _build_parser().parse_args(argv)
-    except _UsageError as err:
+    except UsageError as err:
         return _fail(err, debug=False)
     except SystemExit as exit_:  # --help and --version print, then exit
         return int(exit_.code or 0)

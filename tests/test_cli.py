@@ -222,7 +222,8 @@ def test_extract_geometry_crs(capsys: pytest.CaptureFixture[str]) -> None:
 def test_extract_runtime_failure_gives_missing_result(capsys: pytest.CaptureFixture[str]) -> None:
     nowhere = '{"type": "Point", "coordinates": [0, 0]}'
     code, out, err = run(capsys, "extract", nowhere, "-d", "sample:elevation")
-    assert code == 0
+    assert code == 4  # every result MISSING; the table is written all the same
+    assert err.endswith("exit status 4: results by quality: missing 1\n")
     document = json.loads(out)
     (row,) = document["rows"]
     assert row["sample:elevation_mean"] is None
@@ -245,7 +246,7 @@ def test_extract_isolates_faulty_geometries(
     path = tmp_path / "three.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     code, out, err = run(capsys, "extract", str(path), *ELEVATION, "--format", "csv")
-    assert code == 0
+    assert code == 3  # some results MISSING
     quality = [r["sample:elevation_quality"] for r in csv_rows(out)]
     assert quality == ["good", "good", "missing"]
     assert "(InvalidGeometryError: only Polygon, MultiPolygon and Point are supported)" in err
@@ -327,10 +328,11 @@ def test_show_versions_and_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "demo")
     assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= 100  # fits a terminal
     lines = out.splitlines()
     assert lines[0].startswith("cas_xr demo: 7 sample catchments")
     assert lines[2].split() == [
-        "catchment", "dataset", "statistic", "units", "quality", "coverage", "value"
+        "catchment", "dataset", "statistic", "units", "quality", "cover", "value"
     ]  # fmt: skip
     table = [line.split() for line in lines if line[:1] in {"K", "U"}]
     # rows stream run by run: each dataset and statistic for every catchment, in order
@@ -409,7 +411,18 @@ OPEN_RING = '{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]
             2,
             "start: Input should be a valid datetime",
         ),
-        (["extract", POINT, *ELEVATION, "--aggregation", "avg"], 2, "invalid choice: 'avg'"),
+        (["extract", POINT, *ELEVATION, "--aggregation", "avg"], 2, "unknown statistic 'avg'"),
+        (["extract", POINT, *ELEVATION, "--stat", "mean,"], 2, "--stat got an empty statistic"),
+        (["extract", "", *ELEVATION], 2, "GEOMETRY is empty; give a vector file"),
+        (["extract", "@", *ELEVATION], 2, "GEOMETRY is empty; give a vector file"),
+        (
+            ["extract", POINT, *ELEVATION, "-o", "out.xlsx"],
+            2,
+            "cannot tell the format of 'out.xlsx' from its suffix '.xlsx': use .json, .geojson, "
+            ".csv, .parquet, .geoparquet, or give --format",
+        ),
+        (["extract", POINT, *ELEVATION, "-o", "noext"], 2, "from its suffix '(none)'"),
+        (["extract", POINT, *ELEVATION, "-o", "."], 2, "cannot write '.': it is a folder"),
         (["extract", POINT, *ELEVATION, "--geometry-crs", "EPSG:0"], 2, "is not recognised"),
         (["extract", POINT, *ELEVATION, "--format", "parquet"], 2, "give --output PATH"),
         (["extract", POINT, *ELEVATION, "-o", "/no/such/dir/x.csv"], 2, "does not exist"),
@@ -486,3 +499,195 @@ def test_unexpected_error_has_traceback_only_with_debug(
     err = capsys.readouterr().err
     assert "Traceback" in err
     assert err.endswith("error: unexpected RuntimeError: boom (rerun with --debug)\n")
+
+
+def test_serve_without_the_service_extra_names_it() -> None:
+    code = (
+        "import sys; sys.modules['uvicorn'] = None; from cas_xr.cli import main; "
+        "sys.exit(main(['serve']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: the cas_xr service needs the 'service' extra (uvicorn is not installed): "
+        "pip install 'cas-xr[service]'\n"
+    )
+
+
+# -- exit statuses, formats, statistics, time, raster -------------------------------------
+
+
+def test_exit_status_rules() -> None:
+    from collections import Counter
+
+    from cas_xr._cli._status import exit_status
+
+    def status(strict: bool = False, **flags: int) -> int:
+        return exit_status(Counter(flags), strict=strict)
+
+    assert status(good=3, partial=1, suspect=1) == 0  # every result has a value
+    assert status(good=3, missing=1) == status(good=3, degraded=1) == 3
+    assert status(missing=4) == 4
+    assert status(missing=4, strict=True) == 4
+    assert status(good=3, partial=1, strict=True) == status(good=3, suspect=1, strict=True) == 3
+    assert status(good=4, strict=True) == 0
+
+
+def test_exit_status_of_extract(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ("extract", str(CATCHMENTS), *ELEVATION, "--format", "csv")
+    code, _, err = run(capsys, *argv)
+    assert code == 0  # K06 is PARTIAL: it has a value
+    assert "exit status" not in err
+    code, out, err = run(capsys, *argv, "--strict")
+    assert code == 3  # not every result is GOOD
+    assert len(csv_rows(out)) == len(FEATURES)  # the table is written all the same
+    assert err.endswith("exit status 3: results by quality: good 6, partial 1\n")
+    inside = run(capsys, "extract", POINT, *ELEVATION, "--strict")
+    assert inside[0] == 0
+
+
+def test_output_format_from_suffix_or_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out_path = tmp_path / "out.xlsx"
+    code, _, err = run(capsys, "extract", POINT, *ELEVATION, "-o", str(out_path))
+    assert code == 2 and "cannot tell the format" in err
+    assert not out_path.exists()  # refused before any work
+    code, _, _ = run(capsys, "extract", POINT, *ELEVATION, "-o", str(out_path), "--format", "csv")
+    assert code == 0
+    assert csv_rows(out_path.read_text())[0]["sample:elevation_quality"] == "good"
+    geoparquet = tmp_path / "out.geoparquet"
+    assert run(capsys, "extract", POINT, *ELEVATION, "-o", str(geoparquet))[0] == 0
+    import geopandas as gpd
+
+    assert gpd.read_parquet(geoparquet)["sample:elevation_quality"].tolist() == ["good"]
+
+
+def test_unwritable_output_is_a_clean_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import os
+
+    if os.geteuid() == 0:  # root writes anywhere but in sysfs: the write itself fails
+        target = Path("/sys/attributes.csv")
+    else:  # the check before any work refuses it
+        (tmp_path / "locked").mkdir(mode=0o555)
+        target = tmp_path / "locked" / "attributes.csv"
+    code, out, err = run(capsys, "extract", POINT, *ELEVATION, "-o", str(target))
+    assert code == 2
+    assert out == ""
+    assert err.startswith(f"error: cannot write '{target}': ")
+    assert err.count("\n") == 1
+    assert "Errno" not in err
+
+
+@pytest.mark.parametrize(
+    ("suffix", "driver"),
+    [(".gpkg", "GPKG"), (".shp", "ESRI Shapefile"), (".fgb", "FlatGeobuf"), (".parquet", None)],
+)
+def test_extract_reads_vector_formats(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, suffix: str, driver: str | None
+) -> None:
+    import geopandas as gpd
+
+    frame = gpd.read_file(CATCHMENTS)[["id", "geometry"]]
+    path = tmp_path / f"catchments{suffix}"
+    if driver is None:
+        frame.to_crs("EPSG:3857").to_parquet(path)  # in a CRS of their own
+    else:
+        frame.to_crs("EPSG:3857").to_file(path, driver=driver)
+    code, out, _ = run(capsys, "extract", str(path), *ELEVATION, "--format", "csv")
+    assert code == 0
+    values = {r["id"]: float(r["sample:elevation_mean"]) for r in csv_rows(out)}
+    assert sorted(values) == sorted(IDS)  # FlatGeobuf keeps them in its spatial index's order
+    with pytest.warns(cas.errors.QualityWarning):
+        expected = cas.extract_table(frame.set_index("id"), "sample:elevation")
+    assert values == pytest.approx(expected["sample:elevation_mean"].to_dict(), rel=1e-6)
+
+
+def test_several_statistics_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    import geopandas as gpd
+
+    argv = ("extract", str(CATCHMENTS), *ELEVATION, "--format", "csv")
+    code, out, _ = run(capsys, *argv, "--stat", "mean,max", "--aggregation", "p90", "-s", "count")
+    assert code == 0
+    rows = csv_rows(out)
+    with pytest.warns(cas.errors.QualityWarning):
+        expected = cas.extract_table(
+            gpd.read_file(CATCHMENTS),
+            "sample:elevation",
+            aggregation=["mean", "max", "p90", "count"],
+        )
+    for stat in ("mean", "max", "p90", "count"):
+        column = f"sample:elevation_{stat}"
+        assert [float(r[column]) for r in rows] == expected[column].tolist()
+
+
+def test_temporal_dataset_note(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ("extract", POINT, "-d", "sample:precipitation", "--format", "csv")
+    code, out, err = run(capsys, *argv)
+    assert code == 0
+    assert len(csv_rows(out)) == 12  # every step: nothing is reduced
+    assert err == (
+        "note: sample:precipitation is temporal: one row per geometry and time step (12 "
+        "steps, 2022-01-01 to 2022-12-01); --time-range START/END selects steps\n"
+    )
+    code, out, err = run(capsys, *argv, "--time-range", "2022-06-01/2022-08-31")
+    assert len(csv_rows(out)) == 3
+    assert "(3 steps, 2022-06-01 to 2022-08-01)" in err
+    assert run(capsys, "extract", POINT, *ELEVATION)[2] == ""  # static: no note
+
+
+def test_providers_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "providers", "--json")
+    assert code == 0
+    providers = {p["slug"]: p for p in json.loads(out)}
+    assert set(providers) == set(cas.list_providers())
+    sample = providers["sample"]
+    assert sample["protocol"] == "stac_static"
+    assert sorted(sample["datasets"]) == sorted(SAMPLE_DATASETS)
+
+
+U_BOX = ("--bbox", "-112.05", "41.95", "-111.95", "42.05")
+
+
+def test_raster_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import rasterio
+
+    target = tmp_path / "new" / "folder" / "dem.tif"  # folders created, as CAS does
+    code, out, err = run(capsys, "raster", "sample:elevation", *U_BOX, "-o", str(target))
+    assert code == 0
+    result = cas.RasterResult.model_validate_json(out)
+    assert Path(result.path) == target
+    assert err == f"wrote {target}: {result.shape[0]} x {result.shape[1]} cells in EPSG:4326\n"
+    expected = cas.extract_raster_sync(
+        "sample:elevation", (-112.05, 41.95, -111.95, 42.05), tmp_path, filename="ref.tif"
+    )
+    with rasterio.open(target) as ours, rasterio.open(expected.path) as theirs:
+        assert ours.read().tolist() == theirs.read().tolist()
+    code, _, err = run(capsys, "raster", "sample:elevation", *U_BOX, "-o", str(target))
+    assert code == 2 and "exists; pass overwrite=True" in err
+    argv = ("raster", "sample:elevation", *U_BOX, "-o", str(target), "--overwrite")
+    assert run(capsys, *argv)[0] == 0
+    code, _, err = run(capsys, "raster", "sample:elevation", *U_BOX, "-o", str(tmp_path))
+    assert code == 2 and "is a folder; give a file name" in err
+    code, _, err = run(capsys, "raster", "sample:nope", *U_BOX, "-o", str(target))
+    assert code == 2 and "provider 'sample' has no dataset 'nope'" in err
+
+
+def test_raster_command_temporal_note(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    box = ("--bbox", "-96.6", "38.9", "-96.4", "39.1")
+    code, out, err = run(
+        capsys, "raster", "sample:precipitation", *box, "-o", str(tmp_path / "a.tif")
+    )
+    assert code == 0
+    assert (
+        "note: sample:precipitation is temporal; without --time-range the raster holds its "
+        "latest step only (2022-12-01T00:00:00Z)"
+    ) in err
+    span = ("--time-range", "2022-06-01/2022-08-31")
+    code, out, err = run(
+        capsys, "raster", "sample:precipitation", *box, *span, "-o", str(tmp_path / "b.tif")
+    )
+    assert code == 0 and "note" not in err
+    assert len(json.loads(out)["provenance"]["times"]) == 3

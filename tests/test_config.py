@@ -25,7 +25,7 @@ def test_defaults_match_the_contract():
     assert (s.quality_partial_below, s.quality_missing_below) == (0.8, 0.3)
     assert s.provider_files == [] and s.dask_scheduler is None and s.result_cache_dir is None
     assert (s.chunk_size, s.max_raster_pixels, s.progress) == (2048, 100_000_000, True)
-    assert s.jobs_db == "cas_xr_jobs.sqlite"
+    assert s.jobs_db is None  # the service's jobs.sqlite in the user's data folder
     assert (s.max_concurrent_requests_per_host, s.http_retries, s.gdal_http_max_retry) == (8, 5, 5)
 
 

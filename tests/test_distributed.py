@@ -119,3 +119,29 @@ def test_dask_scheduler_setting_errors(monkeypatch: pytest.MonkeyPatch):
     cas.configure(dask_scheduler="tcp://127.0.0.1:9")
     with pytest.raises(ConfigurationError, match="no Dask scheduler answers"):
         _scheduler.current_scheduler()
+
+
+def _secrets_on_worker() -> tuple[int, str]:
+    from cas_xr.config import get_settings
+
+    settings = get_settings()
+    return len(settings.api_keys), settings.rate_limit_storage_url.get_secret_value()
+
+
+def test_secrets_are_not_shipped_to_workers(client: Any, catchments: Any):
+    key, password = "key-never-shipped", "pw-never-shipped"
+    cas.configure(
+        progress=False,
+        provider_timeout_s=8,
+        api_keys=[key],
+        rate_limit_storage_url=f"redis://:{password}@127.0.0.1:1/0",
+    )
+    cas.extract_table(catchments.iloc[:2], "sample:elevation")
+    assert set(client.run(_settings_on_workers).values()) == {(8.0, "8", 5)}  # shipped
+    assert set(client.run(_secrets_on_worker).values()) == {(0, "memory://")}  # not shipped
+    plugins = client.run_on_scheduler(lambda dask_scheduler: dict(dask_scheduler.worker_plugins))
+    assert plugins  # the settings plugin, as the scheduler keeps it for new workers
+    payload = repr(plugins).encode() + b"".join(
+        p if isinstance(p, bytes) else repr(p).encode() for p in plugins.values()
+    )
+    assert key.encode() not in payload and password.encode() not in payload

@@ -156,6 +156,8 @@ def test_configuration_page_lists_every_setting() -> None:
 
 
 def test_configuration_page_defaults_match_settings() -> None:
+    from pydantic import SecretStr
+
     from cas_xr.config import Settings
 
     text = (DOCS / "configuration.md").read_text(encoding="utf-8")
@@ -165,6 +167,8 @@ def test_configuration_page_defaults_match_settings() -> None:
         if match is None:
             continue  # reported by the test above
         default = field.get_default(call_default_factory=True)
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
         documented = ast.literal_eval(match.group(1))
         if documented != default:
             wrong.append(f"{name}: documented {documented!r}, actual {default!r}")

@@ -94,9 +94,10 @@ def test_extract_raster_bad_input(tmp_path: Path):
     assert isinstance(raised.value.__cause__, pydantic.ValidationError)
     with pytest.raises(errors.UnknownDatasetError):
         cas.extract_raster_sync("sample:slope", bbox, tmp_path)
-    with pytest.raises(ValueError, match="not an existing directory"):
-        cas.extract_raster_sync("sample:elevation", bbox, tmp_path / "nope")
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ValueError, match="a file, not a folder"):
+        cas.extract_raster_sync("sample:elevation", bbox, tmp_path / "afile")
     cas.configure(max_raster_pixels=100)
     with pytest.raises(errors.LimitExceededError, match="max_raster_pixels"):
         cas.extract_raster_sync("sample:elevation", bbox, tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]

@@ -25,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 #: conda-forge packages whose name differs from the PyPI distribution they stand for
-CONDA_TO_PYPI: dict[str, str] = {}
+CONDA_TO_PYPI: dict[str, str] = {"redis-py": "redis"}
 #: PyPI extras that conda-forge ships as a package of its own: (name, extra) -> conda name
 EXTRA_PACKAGES = {("mkdocstrings", "python"): "mkdocstrings-python"}
 #: conda entries that are not dependencies of cas_xr

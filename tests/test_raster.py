@@ -35,6 +35,7 @@ from affine import Affine
 import cas_xr as cas
 from cas_xr import mosaic
 from cas_xr.errors import (
+    InvalidArgumentError,
     InvalidRequestError,
     LimitExceededError,
     MissingDependencyError,
@@ -626,9 +627,19 @@ def test_every_bbox_form_gives_the_same_raster(tmp_path: Path):
         np.testing.assert_array_equal(_read(result.path)[0], _read(results[0].path)[0])
 
 
-def test_unwritable_or_missing_output_dir(tmp_path: Path):
-    with pytest.raises(ValueError, match="not an existing directory"):
-        cas.extract_raster_sync("sample:elevation", U_BOX, tmp_path / "missing")
+def test_missing_output_dir_is_created(tmp_path: Path):
+    folder = tmp_path / "out" / "rasters"  # parents included, as CAS does
+    result = cas.extract_raster_sync("sample:elevation", U_BOX, str(folder))
+    assert Path(result.path) == folder / "sample_elevation.tif"
+    assert _read(result.path)[0].shape == (1, *result.shape)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for where in (afile, afile / "below"):
+        with pytest.raises(InvalidArgumentError, match="is \\(or lies under\\) a file"):
+            cas.extract_raster_sync("sample:elevation", U_BOX, where)
+
+
+def test_unwritable_output_dir(tmp_path: Path):
     if os.geteuid() == 0:  # root writes anywhere but in sysfs
         locked = Path("/sys")
     else:
@@ -638,6 +649,8 @@ def test_unwritable_or_missing_output_dir(tmp_path: Path):
         cas.extract_raster_sync("sample:elevation", U_BOX, locked)
     assert not (locked / "sample_elevation.tif").exists()
     assert not [p for p in locked.iterdir() if p.name.startswith(".sample_elevation")]
+    with pytest.raises(PermissionError, match="cannot create output_dir .* writable folder"):
+        cas.extract_raster_sync("sample:elevation", U_BOX, locked / "cas_xr_out" / "deeper")
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+import cas_xr as cas
+from cas_xr.service import create_app
 from tests.test_service_support import POINT, LiveService, live_service, poll, square
 
 CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
@@ -259,6 +261,15 @@ def test_problems_everywhere(http: httpx.Client):
     assert_problem(bad_json, 400, "invalid-request")
     wrapped = http.post("processes/sleep_a_while/execution", json={"duration": 1})
     assert "duration" in assert_problem(wrapped, 400, "invalid-request")["detail"]
+    for headers in (
+        {"content-type": "text/plain"},
+        {"content-type": "application/x-www-form-urlencoded"},
+        {},
+    ):
+        text = http.post("processes/extract/execution", content=b'{"inputs": {}}', headers=headers)
+        detail = assert_problem(text, 415, "unsupported-media-type")["detail"]
+        assert "Content-Type: application/json" in detail
+    assert http.post("processes/nope/execution").status_code == 404  # no body: no 415
 
 
 def test_cors(http: httpx.Client):
@@ -271,7 +282,11 @@ def test_cors(http: httpx.Client):
 
 
 def test_limits(tmp_path: Path):
-    env = {"CAS_MAX_DATASETS_PER_REQUEST": "1", "CAS_MAX_POLYGON_VERTICES": "5"}
+    env = {
+        "CAS_MAX_DATASETS_PER_REQUEST": "1",
+        "CAS_MAX_POLYGON_VERTICES": "5",
+        "CAS_MAX_GEOMETRIES_PER_REQUEST": "2",
+    }
     with live_service(tmp_path, env) as live, httpx.Client(base_url=live.url) as http:
         two = {"geometry": POINT, "dataset_ids": ["sample:elevation", "sample:clay_0-5cm"]}
         body = assert_problem(execute(http, "extract", **two), 400, "limit-exceeded")
@@ -282,7 +297,27 @@ def test_limits(tmp_path: Path):
         many = {"geometries": [POINT, polygon], "dataset_ids": ["sample:elevation"]}
         response = http.post("processes/batch-extract/execution", json={"inputs": many})
         assert "max_polygon_vertices" in assert_problem(response, 400, "limit-exceeded")["detail"]
-        geometries = [POINT] * 1001
-        response = execute(http, "batch-extract", geometries=geometries, dataset_ids=["sample:x"])
-        assert_problem(response, 400, "invalid-input")
+        three = [POINT] * 3
+        response = execute(http, "batch-extract", geometries=three, dataset_ids=["sample:x"])
+        detail = assert_problem(response, 400, "limit-exceeded")["detail"]
+        assert "3 geometries" in detail and "max_geometries_per_request" in detail
         assert http.get("jobs").json()["jobs"] == []
+    (tmp_path / "default").mkdir()
+    with live_service(tmp_path / "default") as live, httpx.Client(base_url=live.url) as http:
+        many = [POINT] * 1001  # CAS's model holds 1000 at most: a limit, not a malformed input
+        response = execute(http, "batch-extract", geometries=many, dataset_ids=["sample:x"])
+        assert "1001 geometries" in assert_problem(response, 400, "limit-exceeded")["detail"]
+
+
+def test_jobs_db_defaults_to_the_user_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cas_xr.service._options import ServiceOptions
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # platformdirs on Linux
+    monkeypatch.chdir(tmp_path)
+    options = ServiceOptions.from_settings(cas.Settings())
+    assert options.jobs_db == str(tmp_path / "data" / "cas_xr" / "jobs.sqlite")
+    create_app(cas.Settings(), testing=True)
+    assert (tmp_path / "data" / "cas_xr" / "jobs.sqlite").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]  # nothing in the working folder

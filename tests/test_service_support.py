@@ -1,6 +1,7 @@
-"""Helpers (no tests): run `cas-xr serve` as a subprocess on 127.0.0.1, or the app in a thread.
+"""Helpers (no tests): run `cas-xr serve` as a subprocess on 127.0.0.1, or the app in a thread;
+run Debian's redis-server.
 
-Under CI=true a service that cannot start fails the test; elsewhere it skips.
+Under CI=true a server that cannot start fails the test; elsewhere it skips.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,8 @@ def free_port() -> int:
 
 def cannot_start(message: str) -> None:
     if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but the service cannot start: {message}")
-    pytest.skip(f"the service cannot start: {message}")
+        pytest.fail(f"CI=true but a server cannot start: {message}")
+    pytest.skip(f"a server cannot start: {message}")
 
 
 def wait_until_up(url: str, alive: Any = None) -> None:
@@ -61,10 +62,15 @@ class LiveService:
     """``python -m cas_xr serve --testing`` on a free port with its own jobs database."""
 
     def __init__(
-        self, folder: Path, env: Mapping[str, str] | None = None, log_level: str = "warning"
+        self,
+        folder: Path,
+        env: Mapping[str, str] | None = None,
+        log_level: str = "warning",
+        args: Sequence[str] = (),
     ) -> None:
         self.folder = folder
         self.log_level = log_level
+        self.args = list(args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = folder / "serve.log"
@@ -76,6 +82,7 @@ class LiveService:
     def start(self) -> LiveService:
         command = [sys.executable, "-m", "cas_xr", "serve", "--testing"]
         command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", self.log_level]
+        command += self.args
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
         try:
@@ -103,9 +110,12 @@ class LiveService:
 
 @contextmanager
 def live_service(
-    folder: Path, env: Mapping[str, str] | None = None, log_level: str = "warning"
+    folder: Path,
+    env: Mapping[str, str] | None = None,
+    log_level: str = "warning",
+    args: Sequence[str] = (),
 ) -> Iterator[LiveService]:
-    service = LiveService(folder, env, log_level).start()
+    service = LiveService(folder, env, log_level, args).start()
     try:
         yield service
     finally:
@@ -114,11 +124,17 @@ def live_service(
 
 @contextmanager
 def threaded_service(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread of this process; yields its URL."""
+    """Serve ``app`` with uvicorn in a thread of this process; yields its URL.
+
+    As ``cas-xr serve``, uvicorn does not read ``X-Forwarded-For`` itself.
+    """
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}/"
@@ -132,6 +148,40 @@ def threaded_service(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+@contextmanager
+def redis_server(folder: Path, password: str | None = None) -> Iterator[str]:
+    """Debian's ``redis-server`` on a free port of 127.0.0.1; yields its ``redis://`` URL.
+
+    Under CI=true a server that cannot start fails the test; elsewhere it skips.
+    """
+    import shutil
+
+    executable = shutil.which("redis-server")
+    if executable is None:
+        cannot_start("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    command = [str(executable), "--port", str(port), "--bind", "127.0.0.1"]
+    command += ["--save", "", "--appendonly", "no", "--dir", str(folder)]
+    command += ["--requirepass", password] if password else []
+    log = folder / "redis.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while process.poll() is None and time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        else:
+            cannot_start(f"redis-server did not start:\n{log.read_text(errors='replace')[-2000:]}")
+        auth = f":{password}@" if password else ""
+        yield f"redis://{auth}127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(15)
 
 
 def poll(client: httpx.Client, job_id: str, until: set[str], timeout: float = 30) -> dict[str, Any]:

@@ -4,7 +4,13 @@ A :class:`SettingsBoundCache` is rebuilt against the new settings after a change
 """
 
 from cas_xr.config._cache import SettingsBoundCache, TTLCache
-from cas_xr.config._settings import Settings, configure, get_settings, settings_generation
+from cas_xr.config._settings import (
+    Settings,
+    configure,
+    get_settings,
+    settings_generation,
+    shareable_settings,
+)
 
 __all__ = [
     "Settings",
@@ -13,4 +19,5 @@ __all__ = [
     "configure",
     "get_settings",
     "settings_generation",
+    "shareable_settings",
 ]

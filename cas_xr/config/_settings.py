@@ -7,16 +7,17 @@ applies validated overrides on top of the environment; every change bumps
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cas_xr.errors import ArgumentTypeError, ConfigurationError
 
-__all__ = ["Settings", "configure", "get_settings", "settings_generation"]
+__all__ = ["Settings", "configure", "get_settings", "settings_generation", "shareable_settings"]
 
 
 class Settings(BaseSettings):
@@ -37,7 +38,7 @@ class Settings(BaseSettings):
     metadata_cache_ttl_s: float = Field(default=3600, ge=0)
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     auth_enabled: bool = False
-    api_keys: list[str] = Field(default_factory=list)
+    api_keys: list[SecretStr] = Field(default_factory=list)
     rate_limit_enabled: bool = False
     rate_limit_per_minute: int = Field(default=60, ge=1)
 
@@ -52,7 +53,7 @@ class Settings(BaseSettings):
     max_raster_pixels: int = Field(default=100_000_000, ge=1)
     result_cache_dir: Path | None = None
     progress: bool = True
-    jobs_db: str = "cas_xr_jobs.sqlite"
+    jobs_db: str | None = None
     max_concurrent_requests_per_host: int = Field(default=8, ge=1)
     http_retries: int = Field(default=5, ge=0)
     gdal_http_max_retry: int = Field(default=5, ge=0)
@@ -64,6 +65,21 @@ class Settings(BaseSettings):
     api_key_header: str = Field(default="X-API-Key", min_length=1)
     max_request_bytes: int = Field(default=10_000_000, ge=1024)
     max_geometries_per_request: int = Field(default=1000, ge=1)
+    max_table_geometries: int = Field(default=100_000, ge=1)
+    rate_limit_storage_url: SecretStr = SecretStr("memory://")
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{proxy!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _check_thresholds(self) -> Settings:
@@ -73,6 +89,31 @@ class Settings(BaseSettings):
                 f"quality_partial_below ({self.quality_partial_below})"
             )
         return self
+
+
+# the SecretStr fields (list[SecretStr] included)
+_SECRETS = frozenset(
+    name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
+)
+
+
+def shareable_settings(settings: Settings) -> dict[str, Any]:
+    """The settings without their secrets, for processes that do not need them.
+
+    Secrets (``api_keys``, ``rate_limit_storage_url``: every ``SecretStr`` field) serve the
+    HTTP service only; the settings shipped to Dask workers leave them out.
+
+    Parameters
+    ----------
+    settings
+        The settings.
+
+    Returns
+    -------
+    dict
+        ``settings.model_dump()`` without the secret fields.
+    """
+    return settings.model_dump(exclude=set(_SECRETS))
 
 
 _lock = threading.RLock()

@@ -11,6 +11,7 @@ computation itself (zonal statistics read only the chunks under their geometries
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -85,15 +86,32 @@ def failure_kind(err: BaseException) -> str:
     return err.kind if isinstance(err, SourceError) else type(err).__name__
 
 
+_INTERNAL = ("cas_xr", "asyncio", "concurrent.futures", "threading")
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel``, for a warning of the calling function, of the user's line."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        if not any(module == p or module.startswith(p + ".") for p in _INTERNAL):
+            break
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def warn_summary(
     failures: list[dict[str, Any]],
     flagged: dict[tuple[str, str], list[Any]],
     *,
     failed: int,
     results: int,
-    stacklevel: int,
 ) -> None:
     """Warn once about a request's failed results and once about its non-GOOD ones.
+
+    The warnings point at the caller's line: the first frame outside cas_xr (and outside
+    asyncio, which runs the async API and the ``*_sync`` twins).
 
     Parameters
     ----------
@@ -106,10 +124,10 @@ def warn_summary(
         How many results failed.
     results
         The number of results of the request (geometries x datasets).
-    stacklevel
-        Of the warnings, counted from the caller of this function.
     """
     import warnings
+
+    stacklevel = _caller_stacklevel()
 
     if failures:
         names = sorted({f"{f['dataset_id'] or 'every dataset'} ({f['kind']})" for f in failures})
@@ -125,7 +143,7 @@ def warn_summary(
                 "attrs['cas_failures'] of a cube or table)",
                 failures,
             ),
-            stacklevel=stacklevel + 1,
+            stacklevel=stacklevel,
         )
     if flagged:
         parts = [
@@ -135,5 +153,5 @@ def warn_summary(
             f"{sum(n for n, _ in flagged.values())} of {results} results are not GOOD; "
             + "; ".join(parts),
             QualityWarning,
-            stacklevel=stacklevel + 1,
+            stacklevel=stacklevel,
         )

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
-from cas_xr.config import Settings, configure, get_settings
+from cas_xr.config import Settings, configure, get_settings, shareable_settings
 from cas_xr.errors import ConfigurationError, MissingDependencyError
 
 __all__ = ["Scheduler", "current_scheduler"]
@@ -279,15 +279,19 @@ def _client_at(address: str) -> Any:
 
 
 def _ship_settings(client: Any, settings: Settings) -> None:
-    """Register (again, if they changed) the plugin that applies ``settings`` on workers."""
+    """Register (again, if they changed) the plugin that applies ``settings`` on workers.
+
+    Secrets (the service's API keys...) stay behind: workers do not need them.
+    """
     from cas_xr.sources._base import gdal_options
 
-    fingerprint = settings.model_dump_json()
+    shared = shareable_settings(settings)
+    fingerprint = repr(shared)
     with _lock:
         if _registered.get(client) == fingerprint:
             return
         plugin = _plugin_class()(
-            settings.model_dump(), gdal_options(settings), (socket.gethostname(), os.getpid())
+            shared, gdal_options(settings), (socket.gethostname(), os.getpid())
         )
         client.register_plugin(plugin, name=_PLUGIN_NAME)
         _registered[client] = fingerprint
@@ -315,7 +319,7 @@ def _plugin_class() -> type:
             if (socket.gethostname(), os.getpid()) == self.origin:
                 return
             os.environ.update(self.gdal)  # GDAL reads config options from the environment
-            if get_settings().model_dump() != self.settings:
+            if shareable_settings(get_settings()) != self.settings:
                 configure(**self.settings)
 
     return SettingsPlugin

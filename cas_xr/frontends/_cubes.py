@@ -32,7 +32,7 @@ def _compute(
     time_range: _TimeRangeLike,
     batch_size: int,
 ) -> Result:
-    """Plan and compute; warn about failed and non-GOOD results (at the caller's line)."""
+    """Plan and compute; warn about failed and non-GOOD results (at the user's line)."""
     plan = make_plan(
         geometries, dataset_ids, aggregation=aggregation, time_range=time_range,
         batch_size=batch_size, settings=get_settings(),
@@ -41,7 +41,7 @@ def _compute(
     summary = json.loads(result.cube.attrs["cas_summary"])
     warn_summary(
         json.loads(result.cube.attrs["cas_failures"]), result.flagged,
-        failed=summary["failed"], results=summary["results"], stacklevel=3,
+        failed=summary["failed"], results=summary["results"],
     )  # fmt: skip
     return result
 

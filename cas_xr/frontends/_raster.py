@@ -84,12 +84,19 @@ class _Request:
     overwrite: bool
 
 
-def _check_output_dir(output_dir: str | Path) -> Path:
+def _output_dir(output_dir: str | Path) -> Path:
+    """``output_dir``, created (parents included) when it does not exist, as CAS does."""
     path = Path(output_dir)
-    if not path.is_dir():
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
         raise InvalidArgumentError(
-            f"output_dir {str(path)!r} is not an existing directory; create it first"
-        )
+            f"output_dir {str(path)!r} is (or lies under) a file, not a folder; choose a folder"
+        ) from None
+    except PermissionError as err:
+        raise PermissionError(
+            f"cannot create output_dir {str(path)!r} ({err.strerror}); choose a writable folder"
+        ) from None
     return path
 
 
@@ -298,7 +305,7 @@ async def extract_raster(
         Lon/lat box: a :class:`~cas_xr.models.BoundingBox`, a 4-sequence
         ``(min_lon, min_lat, max_lon, max_lat)`` or a dict with those keys.
     output_dir
-        An existing, writable folder.
+        A writable folder; created (parents included) when it does not exist.
     target_resolution
         Output cell size in units of the output CRS (default: the native one). In the
         native CRS the output lattice starts at the native grid's origin; in another CRS
@@ -336,7 +343,8 @@ async def extract_raster(
         For a malformed or unknown dataset id.
     ValueError
         For a bad argument (resampling, categorical data with a resampling other than
-        ``nearest``, target_crs, target_resolution, format, filename) or a missing folder.
+        ``nearest``, target_crs, target_resolution, format, filename) or a file in the
+        way of ``output_dir``.
     FileExistsError, PermissionError
         For an existing file (without ``overwrite``) or an unwritable folder.
     LimitExceededError
@@ -359,7 +367,7 @@ async def extract_raster(
     variable = connector.definition_of(name).variables[0]
     method = check_resampling(resampling, categorical=variable.data_type is DataType.CATEGORICAL)
     fmt = check_format(filename or "", format) if format or filename else "geotiff"
-    folder = _check_output_dir(output_dir)
+    folder = _output_dir(output_dir)
     target = _target(folder, filename, f"{connector.slug}_{name}{_SUFFIXES[fmt]}")
     if (target.exists() or target.is_symlink()) and not overwrite:
         raise OutputExistsError(f"{target} exists; pass overwrite=True or another filename")

@@ -251,7 +251,7 @@ def responses_of(result: Result, method: AggregationMethod) -> list[AttributeRes
         )
     warn_summary(
         json.loads(result.cube.attrs["cas_failures"]), flagged,
-        failed=failures, results=len(plan.keys) * len(plan.targets), stacklevel=3,
+        failed=failures, results=len(plan.keys) * len(plan.targets),
     )  # fmt: skip
     return responses
 

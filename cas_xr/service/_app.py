@@ -22,8 +22,9 @@ from cas_xr.service._routes import api_routes, problems, public_routes
 from cas_xr.service._schema import openapi30_document
 from cas_xr.service._security import BodySizeLimit, RateLimiter, authenticator
 from cas_xr.service._state import ServiceState
+from cas_xr.service._table import extract_table_process
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_testing_app"]
 
 logger = logging.getLogger("cas_xr.service")
 
@@ -76,12 +77,15 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Fa
     ['/jobs', '/jobs/{jobId}', '/jobs/{jobId}/results']
     """
     options = ServiceOptions.from_settings(settings or cas.get_settings())
-    processes = cas_processes() + (demo_processes() if testing else [])
+    limiter = RateLimiter(options) if options.rate_limit_enabled else None
+    processes = [*cas_processes(), extract_table_process(), *(demo_processes() if testing else [])]
     state = ServiceState.open(options, processes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.info("cas_xr service: %s", await run_in_threadpool(state.executor))
+        if limiter is not None:
+            await limiter.check_storage()
         state.recover()
         yield
         state.close()
@@ -91,12 +95,8 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Fa
         description=_DESCRIPTION,
         version=cas.__version__,
         lifespan=lifespan,
-        dependencies=(
-            [Depends(RateLimiter(options.rate_limit_per_minute, options.api_key_header))]
-            if options.rate_limit_enabled
-            else []
-        ),
-        responses=problems(429, 500) if options.rate_limit_enabled else problems(500),
+        dependencies=[] if limiter is None else [Depends(limiter)],
+        responses=problems(500) if limiter is None else problems(429, 500, 503),
     )
     app.state.cas = state
     install_problem_handlers(app)
@@ -115,6 +115,10 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Fa
         allow_headers=["*"],
         expose_headers=["Location", "Retry-After", "Preference-Applied"],
     )
+    if options.trusted_proxies:  # their X-Forwarded-For names the client
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(options.trusted_proxies))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -129,3 +133,8 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Fa
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def create_testing_app() -> FastAPI:
+    """:func:`create_app` with ``testing=True`` (a factory for ``uvicorn --factory``)."""
+    return create_app(testing=True)

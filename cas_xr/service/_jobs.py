@@ -10,19 +10,32 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from cas_xr.ogc import ACTIVE, JobStatus
 
-__all__ = ["JobRecord", "JobStore"]
+__all__ = ["FileOutput", "JobRecord", "JobStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counter (name, value) VALUES ('job', 0);
+CREATE TABLE IF NOT EXISTS files (
+    job_id TEXT NOT NULL,
+    output_id TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, output_id)
+);
+CREATE TABLE IF NOT EXISTS transmissions (
+    job_id TEXT NOT NULL,
+    output_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    PRIMARY KEY (job_id, output_id)
+);
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY,
     job_id TEXT NOT NULL UNIQUE,
@@ -47,6 +60,14 @@ def _now() -> str:
 
 def _time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class FileOutput:
+    """An output that is a file (bytes of a media type), stored as it is, not as JSON."""
+
+    media_type: str
+    data: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -95,7 +116,12 @@ class JobStore:
         with self._lock, self._conn:
             yield self._conn
 
-    def create(self, process_id: str, inputs: dict[str, Any]) -> JobRecord:
+    def create(
+        self,
+        process_id: str,
+        inputs: dict[str, Any],
+        transmissions: Mapping[str, str] | None = None,
+    ) -> JobRecord:
         """Store a new ``accepted`` job under the next id.
 
         Parameters
@@ -104,6 +130,8 @@ class JobStore:
             The process the job runs.
         inputs
             The validated inputs (JSON-compatible), kept so that the job can be re-queued.
+        transmissions
+            Output id -> ``"value"`` or ``"reference"``, as the execute request asked.
         """
         now = _now()
         with self._transaction() as db:
@@ -115,6 +143,13 @@ class JobStore:
                 (seq, f"job_{seq}", process_id, JobStatus.ACCEPTED.value, now, now,
                  json.dumps(inputs)),
             )  # fmt: skip
+            db.executemany(
+                "INSERT INTO transmissions (job_id, output_id, mode) VALUES (?, ?, ?)",
+                [
+                    (f"job_{seq}", output_id, mode)
+                    for output_id, mode in (transmissions or {}).items()
+                ],
+            )
             row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE seq = ?", (seq,)).fetchone()
         return JobRecord._from_row(row)
 
@@ -131,10 +166,29 @@ class JobStore:
         return None if row is None else dict(json.loads(row[0]))
 
     def results(self, job_id: str) -> dict[str, Any] | None:
-        """The outputs of job ``job_id`` (None unless it was successful)."""
+        """The outputs of job ``job_id`` (None unless it was successful); files are None."""
         with self._transaction() as db:
             row = db.execute("SELECT results FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         return None if row is None or row[0] is None else dict(json.loads(row[0]))
+
+    def file_types(self, job_id: str) -> dict[str, str]:
+        """Output id -> media type of the file outputs of job ``job_id``."""
+        sql = "SELECT output_id, media_type FROM files WHERE job_id = ? ORDER BY output_id"
+        with self._transaction() as db:
+            return dict(db.execute(sql, (job_id,)).fetchall())
+
+    def file(self, job_id: str, output_id: str) -> FileOutput | None:
+        """The file output ``output_id`` of job ``job_id``, or None."""
+        sql = "SELECT media_type, data FROM files WHERE job_id = ? AND output_id = ?"
+        with self._transaction() as db:
+            row = db.execute(sql, (job_id, output_id)).fetchone()
+        return None if row is None else FileOutput(row[0], bytes(row[1]))
+
+    def transmissions(self, job_id: str) -> dict[str, str]:
+        """Output id -> ``"value"`` or ``"reference"``, as the execute request asked."""
+        sql = "SELECT output_id, mode FROM transmissions WHERE job_id = ?"
+        with self._transaction() as db:
+            return dict(db.execute(sql, (job_id,)).fetchall())
 
     def find(
         self,
@@ -142,15 +196,25 @@ class JobStore:
         limit: int,
         statuses: Collection[str] = (),
         process_ids: Collection[str] = (),
+        after: int | None = None,
+        created: tuple[datetime | None, datetime | None] = (None, None),
+        duration_s: tuple[float | None, float | None] = (None, None),
     ) -> list[JobRecord]:
         """Jobs, oldest first.
 
         Parameters
         ----------
         limit
-            At most this many.
+            At most this many (-1: all).
         statuses, process_ids
             Only jobs with one of these statuses / processes (empty: any).
+        after
+            Only jobs created after the job of this number (``job_<number>``).
+        created
+            Only jobs created in this closed interval (None: open ended).
+        duration_s
+            Only jobs that ran at least / at most this many seconds: from their start to
+            their end, or to now while they run; a job that never started ran 0 s.
         """
         where: list[str] = []
         params: list[Any] = []
@@ -158,6 +222,21 @@ class JobStore:
             if values:
                 where.append(f"{column} IN ({', '.join('?' * len(values))})")
                 params.extend(values)
+        if after is not None:
+            where.append("seq > ?")
+            params.append(after)
+        for moment, operator in zip(created, (">=", "<="), strict=True):
+            if moment is not None:
+                where.append(f"julianday(created) {operator} julianday(?)")
+                params.append(moment.isoformat())
+        duration = (
+            "(CASE WHEN started IS NULL THEN 0 ELSE "
+            "(julianday(COALESCE(finished, ?)) - julianday(started)) * 86400 END)"
+        )
+        for seconds, operator in zip(duration_s, (">=", "<="), strict=True):
+            if seconds is not None:
+                where.append(f"{duration} {operator} ?")
+                params.extend([_now(), seconds])
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         sql = f"SELECT {_COLUMNS} FROM jobs {clause} ORDER BY seq LIMIT ?"
         with self._transaction() as db:
@@ -189,11 +268,29 @@ class JobStore:
         return self._update(job_id, {JobStatus.RUNNING}, **fields)
 
     def succeed(self, job_id: str, results: dict[str, Any], message: str = "Done") -> bool:
-        """Store the outputs of a running job and mark it successful."""
-        return self._update(
-            job_id, {JobStatus.RUNNING}, status=JobStatus.SUCCESSFUL.value, message=message,
-            progress=100, finished=_now(), results=json.dumps(results),
-        )  # fmt: skip
+        """Store the outputs of a running job and mark it successful.
+
+        :class:`FileOutput` values are stored as files. False (and nothing stored) if the
+        job is no longer running.
+        """
+        files = [(k, v) for k, v in results.items() if isinstance(v, FileOutput)]
+        document = {k: None if isinstance(v, FileOutput) else v for k, v in results.items()}
+        now = _now()
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET status = ?, message = ?, progress = 100, finished = ?, "
+                "updated = ?, results = ? WHERE job_id = ? AND status = ?",
+                (JobStatus.SUCCESSFUL.value, message, now, now, json.dumps(document), job_id,
+                 JobStatus.RUNNING.value),
+            )  # fmt: skip
+            if cursor.rowcount != 1:
+                return False
+            db.executemany(
+                "INSERT OR REPLACE INTO files (job_id, output_id, media_type, data) "
+                "VALUES (?, ?, ?, ?)",
+                [(job_id, k, f.media_type, f.data) for k, f in files],
+            )
+        return True
 
     def fail(self, job_id: str, message: str) -> bool:
         """Mark an accepted or running job failed with ``message``."""
@@ -212,6 +309,8 @@ class JobStore:
         """Remove a job and its results; False if there was none."""
         with self._transaction() as db:
             cursor = db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM files WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM transmissions WHERE job_id = ?", (job_id,))
         return cursor.rowcount == 1
 
     def fail_running(self, message: str) -> list[str]:

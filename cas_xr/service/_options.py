@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import SecretStr
 
 from cas_xr.config import Settings
 
 __all__ = ["ServiceOptions"]
+
+
+def _default_jobs_db() -> str:
+    """``jobs.sqlite`` in the user's data folder (created), not the working directory."""
+    import platformdirs
+
+    folder = Path(platformdirs.user_data_dir("cas_xr"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / "jobs.sqlite")
 
 
 @dataclass(frozen=True)
@@ -16,7 +28,9 @@ class ServiceOptions:
     Parameters
     ----------
     jobs_db
-        The SQLite file of the job store (``":memory:"`` keeps jobs in memory).
+        The SQLite file of the job store (``":memory:"`` keeps jobs in memory); the
+        ``jobs_db`` setting, or ``jobs.sqlite`` in the user's data folder
+        (``platformdirs.user_data_dir("cas_xr")``, created when needed).
     sync_execute
         Whether processes also offer ``sync-execute`` (then a request without
         ``Prefer: respond-async`` runs synchronously).
@@ -24,13 +38,15 @@ class ServiceOptions:
         Threads that run jobs.
     auth_enabled, api_keys, api_key_header
         Authentication: an API key in ``api_key_header`` or ``Authorization: Bearer``.
-    rate_limit_enabled, rate_limit_per_minute
-        Requests allowed per client and minute.
+    rate_limit_enabled, rate_limit_per_minute, rate_limit_storage_url
+        Requests allowed per client and minute, and where the counts are kept.
+    trusted_proxies
+        Proxies whose ``X-Forwarded-For`` names the client.
     cors_origins
         Origins allowed by CORS.
-    max_request_bytes, max_geometries_per_request, max_datasets_per_request,
-    max_polygon_vertices
-        Request limits.
+    max_request_bytes, max_geometries_per_request, max_table_geometries,
+    max_datasets_per_request, max_polygon_vertices
+        Request limits (``max_table_geometries``: of ``extract-table``).
     request_timeout_s
         The longest a synchronous execution or a batch may take.
     """
@@ -39,13 +55,16 @@ class ServiceOptions:
     sync_execute: bool
     job_workers: int
     auth_enabled: bool
-    api_keys: tuple[str, ...]
+    api_keys: tuple[SecretStr, ...]
     api_key_header: str
     rate_limit_enabled: bool
     rate_limit_per_minute: int
+    rate_limit_storage_url: SecretStr
+    trusted_proxies: tuple[str, ...]
     cors_origins: tuple[str, ...]
     max_request_bytes: int
     max_geometries_per_request: int
+    max_table_geometries: int
     max_datasets_per_request: int
     max_polygon_vertices: int
     request_timeout_s: float
@@ -60,7 +79,7 @@ class ServiceOptions:
             The cas_xr settings.
         """
         return cls(
-            jobs_db=settings.jobs_db,
+            jobs_db=settings.jobs_db or _default_jobs_db(),
             sync_execute=settings.sync_execute,
             job_workers=settings.job_workers,
             auth_enabled=settings.auth_enabled,
@@ -68,9 +87,12 @@ class ServiceOptions:
             api_key_header=settings.api_key_header,
             rate_limit_enabled=settings.rate_limit_enabled,
             rate_limit_per_minute=settings.rate_limit_per_minute,
+            rate_limit_storage_url=settings.rate_limit_storage_url,
+            trusted_proxies=tuple(settings.trusted_proxies),
             cors_origins=tuple(settings.cors_origins),
             max_request_bytes=settings.max_request_bytes,
             max_geometries_per_request=settings.max_geometries_per_request,
+            max_table_geometries=settings.max_table_geometries,
             max_datasets_per_request=settings.max_datasets_per_request,
             max_polygon_vertices=settings.max_polygon_vertices,
             request_timeout_s=settings.request_timeout_s,

@@ -38,13 +38,16 @@ __all__ = [
     "JobDismissedError",
     "JobFailedError",
     "NoSuchJobError",
+    "NoSuchOutputError",
     "NoSuchProcessError",
     "PayloadTooLargeError",
     "RasterNotServedError",
+    "RateLimitUnavailableError",
     "RateLimitedError",
     "ResultNotReadyError",
     "ServiceError",
     "UnauthorizedError",
+    "UnsupportedMediaTypeError",
     "install_problem_handlers",
     "problem_response",
     "render_problem",
@@ -81,6 +84,10 @@ class NoSuchJobError(ServiceError):
     """No job has this id (never existed, or was removed)."""
 
 
+class NoSuchOutputError(ServiceError):
+    """The job has no file output of this id."""
+
+
 class ResultNotReadyError(ServiceError):
     """The job has not finished yet."""
 
@@ -109,14 +116,23 @@ class RateLimitedError(ServiceError):
     """Too many requests from this client in the last minute."""
 
 
+class RateLimitUnavailableError(ServiceError):
+    """The rate-limit storage (Redis) does not answer: requests are refused, not let by."""
+
+
 class PayloadTooLargeError(ServiceError):
     """The request body is larger than allowed."""
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    """The request body is not JSON."""
 
 
 # (exception class, HTTP status, problem type, title); the first class that matches wins
 PROBLEM_TABLE: tuple[tuple[type[Exception], int, str, str], ...] = (
     (NoSuchProcessError, 404, _OGC + "no-such-process", "No such process"),
     (NoSuchJobError, 404, _OGC + "no-such-job", "No such job"),
+    (NoSuchOutputError, 404, _CAS + "no-such-output", "No such output"),
     (ResultNotReadyError, 404, _OGC + "result-not-ready", "Result not ready"),
     (JobDismissedError, 410, _CAS + "job-dismissed", "Job dismissed"),
     (JobFailedError, 500, _CAS + "job-failed", "Job failed"),
@@ -131,8 +147,10 @@ PROBLEM_TABLE: tuple[tuple[type[Exception], int, str, str], ...] = (
     (UnknownProviderError, 400, _CAS + "unknown-dataset", "Unknown dataset"),
     (LimitExceededError, 400, _CAS + "limit-exceeded", "Limit exceeded"),
     (PayloadTooLargeError, 413, _CAS + "payload-too-large", "Payload too large"),
+    (UnsupportedMediaTypeError, 415, _CAS + "unsupported-media-type", "Unsupported media type"),
     (UnauthorizedError, 401, _CAS + "unauthorized", "Unauthorized"),
     (RateLimitedError, 429, _CAS + "rate-limited", "Too many requests"),
+    (RateLimitUnavailableError, 503, _CAS + "rate-limit-unavailable", "Service unavailable"),
     (RequestTimeoutError, 504, _CAS + "timeout", "Request timed out"),
     (Exception, 500, _CAS + "internal-error", "Internal server error"),
 )
@@ -192,7 +210,8 @@ def _lookup(exc: BaseException) -> tuple[int, str, str]:
 
 
 def _unexpected(exc: BaseException, status: int) -> bool:
-    return status >= 500 and not isinstance(exc, JobFailedError | RequestTimeoutError)
+    expected = JobFailedError | RequestTimeoutError | RateLimitUnavailableError
+    return status >= 500 and not isinstance(exc, expected)
 
 
 def render_problem(exc: Exception, *, instance: str | None = None) -> JSONResponse:

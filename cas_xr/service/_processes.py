@@ -8,7 +8,7 @@ names them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +39,14 @@ from cas_xr.service._options import ServiceOptions
 from cas_xr.service._problems import InvalidInputError, RasterNotServedError
 from cas_xr.service._schema import type_schema
 
-__all__ = ["Output", "Process", "cas_processes"]
+__all__ = ["Output", "Process", "cas_processes", "check_datasets"]
 
 _RASTER_INPUTS = frozenset({"bbox", "target_resolution", "resampling"})
+#: The most geometries a BatchAttributeRequest holds (CAS's model).
+_BATCH_MAX = next(
+    m.max_length for m in BatchAttributeRequest.model_fields["geometries"].metadata
+    if hasattr(m, "max_length")
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,13 @@ class Process:
         Model fields that are not inputs of the process.
     input_docs
         Input id -> description.
+    transmission
+        How outputs can be sent: ``"value"``, and ``"reference"`` for file outputs (a
+        download link).
     precheck
-        ``precheck(raw_inputs)`` raises before validation (e.g. to refuse raster output
-        with a clear problem rather than as an unknown input).
+        ``precheck(raw_inputs, options)`` raises before validation (e.g. to refuse raster
+        output with a clear problem rather than as an unknown input, or too many
+        geometries as a limit rather than as an invalid input).
     """
 
     id: str
@@ -88,7 +97,8 @@ class Process:
     check: Callable[[Any, ServiceOptions], None] | None = None
     hidden: frozenset[str] = frozenset()
     input_docs: Mapping[str, str] = field(default_factory=dict)
-    precheck: Callable[[Mapping[str, Any]], None] | None = None
+    precheck: Callable[[Mapping[str, Any], ServiceOptions], None] | None = None
+    transmission: tuple[str, ...] = ("value",)
 
     @property
     def input_names(self) -> list[str]:
@@ -108,7 +118,7 @@ class Process:
             From the process's own checks.
         """
         if self.precheck is not None:
-            self.precheck(inputs)
+            self.precheck(inputs, options)
         unknown = sorted(set(inputs) - set(self.input_names))
         if unknown:
             raise InvalidInputError(
@@ -119,6 +129,30 @@ class Process:
         if self.check is not None:
             self.check(parsed, options)
         return parsed
+
+    def transmissions(self, outputs: Mapping[str, Any] | None) -> dict[str, str]:
+        """Output id -> transmission mode, from an execute request's ``outputs``.
+
+        Raises
+        ------
+        InvalidInputError
+            For an unknown output id, or a mode this process does not offer.
+        """
+        modes = {}
+        for output_id, asked in (outputs or {}).items():
+            if output_id not in self.outputs:
+                raise InvalidInputError(
+                    f"process {self.id!r} has no output {output_id!r}; its outputs are "
+                    f"{', '.join(self.outputs)}"
+                )
+            mode = asked.get("transmissionMode", "value") if isinstance(asked, Mapping) else None
+            if mode not in self.transmission:
+                raise InvalidInputError(
+                    f"output {output_id!r}: transmissionMode {mode!r} is not offered; use "
+                    f"{' or '.join(map(repr, self.transmission))}"
+                )
+            modes[output_id] = mode
+        return modes
 
     def summary(self, job_control: list[str], base_url: str) -> ProcessSummary:
         """The entry of ``/processes``."""
@@ -156,7 +190,7 @@ class Process:
             "description": self.description,
             "version": cas.__version__,
             "jobControlOptions": job_control,
-            "outputTransmission": ["value"],
+            "outputTransmission": list(self.transmission),
             "links": [
                 Link(href=href, rel="self", type="application/json", title="process description"),
                 Link(
@@ -172,7 +206,8 @@ class Process:
 # -- checks -------------------------------------------------------------------------------
 
 
-def _refuse_raster(inputs: Mapping[str, Any]) -> None:
+def _precheck_request(inputs: Mapping[str, Any], options: ServiceOptions) -> None:
+    """Refuse raster output, and more geometries than a request may hold, before validation."""
     asked = sorted(_RASTER_INPUTS & set(inputs))
     if inputs.get("output") == OutputMode.RASTER.value or asked:
         what = f"input(s) {', '.join(asked)}" if asked else "output='raster'"
@@ -180,6 +215,14 @@ def _refuse_raster(inputs: Mapping[str, Any]) -> None:
             f"raster output is not served over HTTP ({what}); this service computes "
             "statistics only: call cas_xr.extract_raster(dataset_id, bbox, output_dir) "
             "in-process for a GeoTIFF"
+        )
+    geometries = inputs.get("geometries")
+    most = min(options.max_geometries_per_request, _BATCH_MAX)
+    if isinstance(geometries, list) and len(geometries) > most:
+        raise LimitExceededError(
+            f"{len(geometries)} geometries, more than a batch-extract request may hold "
+            f"({most}: max_geometries_per_request, and at most {_BATCH_MAX}); split the "
+            "request"
         )
 
 
@@ -189,23 +232,23 @@ def _check_request(
     geometries = (
         request.geometries if isinstance(request, BatchAttributeRequest) else [request.geometry]
     )
-    if len(geometries) > options.max_geometries_per_request:
-        raise LimitExceededError(
-            f"{len(geometries)} geometries, more than max_geometries_per_request "
-            f"({options.max_geometries_per_request}); split the request"
-        )
-    if len(request.dataset_ids) > options.max_datasets_per_request:
-        raise LimitExceededError(
-            f"{len(request.dataset_ids)} datasets requested, more than max_datasets_per_request "
-            f"({options.max_datasets_per_request}); split the request"
-        )
+    check_datasets(request.dataset_ids, options)
     for i, geom in enumerate(geometries):
         if geom.n_vertices > options.max_polygon_vertices:
             raise LimitExceededError(
                 f"geometry {i} has {geom.n_vertices} vertices, more than max_polygon_vertices "
                 f"({options.max_polygon_vertices}); simplify it"
             )
-    for dataset_id in request.dataset_ids:  # unknown ids are refused before the job exists
+
+
+def check_datasets(dataset_ids: Sequence[str], options: ServiceOptions) -> None:
+    """Refuse too many dataset ids, and unknown ones, before the job exists."""
+    if len(dataset_ids) > options.max_datasets_per_request:
+        raise LimitExceededError(
+            f"{len(dataset_ids)} datasets requested, more than max_datasets_per_request "
+            f"({options.max_datasets_per_request}); split the request"
+        )
+    for dataset_id in dataset_ids:
         provider, name = split_dataset_id(dataset_id)
         cas.get_connector(provider).dataset(name)
 
@@ -281,7 +324,7 @@ def _statistics_process(
         check=_check_request,
         hidden=_RASTER_INPUTS,
         input_docs=_REQUEST_DOCS,
-        precheck=_refuse_raster,
+        precheck=_precheck_request,
     )
 
 

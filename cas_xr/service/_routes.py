@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import datetime as dt
 import re
 from concurrent.futures import Future
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 
 from cas_xr.errors import RequestTimeoutError
 from cas_xr.ogc import (
@@ -35,7 +38,9 @@ from cas_xr.service._problems import (
     JobDismissedError,
     JobFailedError,
     NoSuchJobError,
+    NoSuchOutputError,
     ResultNotReadyError,
+    UnsupportedMediaTypeError,
 )
 from cas_xr.service._state import ServiceState
 
@@ -53,8 +58,16 @@ _ProcessID = Annotated[str, Path(alias="processID", description="A process id.")
 _STRING = {"type": "string"}
 _NO_BODY = ProcessRequest()  # a request without a body has no inputs
 _JobID = Annotated[str, Path(alias="jobId", description="A job id such as job_0.")]
+_OutputID = Annotated[str, Path(alias="outputId", description="An output id such as table.")]
+#: The media types of file outputs, and the suffix of their downloads.
+_SUFFIXES = {"application/vnd.apache.parquet": ".parquet"}
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+)", re.IGNORECASE)
 _MAX_WAIT_S = 10  # the longest a status request waits for its job (Prefer: wait=N)
+_JOB_ID = re.compile(r"job_(\d+)")
+_DATETIME_DOC = (
+    "only jobs created at this RFC 3339 date-time, or in the interval START/END (`..` or "
+    "nothing for an open end), e.g. 2024-05-01T00:00:00Z/.."
+)
 
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -89,6 +102,60 @@ def _wait_preference(prefer: str | None) -> int:
     """The seconds of a ``Prefer: wait=N`` header, at most ``_MAX_WAIT_S`` (0: none)."""
     match = _WAIT.search(prefer or "")
     return min(int(match.group(1)), _MAX_WAIT_S) if match else 0
+
+
+def _bad_query(name: str, value: str, reason: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("query", name), "msg": reason, "type": "value_error", "input": value}]
+    )
+
+
+def _job_number(job_id: str) -> int:
+    match = _JOB_ID.fullmatch(job_id)
+    if match is None:
+        raise _bad_query("after", job_id, f"{job_id!r} is not a job id such as job_12")
+    return int(match.group(1))
+
+
+def _instant(text: str, value: str) -> dt.datetime | None:
+    if text in ("", ".."):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _bad_query(
+            "datetime", value, f"{text!r} is not an RFC 3339 date-time such as 2024-05-01T12:00:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _interval(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """``datetime``: an instant, or ``start/end`` with ``..`` (or nothing) for an open end."""
+    if value is None:
+        return None, None
+    start, sep, end = value.partition("/")
+    if not sep:
+        moment = _instant(start, value)
+        if moment is None:
+            raise _bad_query("datetime", value, "give a date-time or an interval START/END")
+        return moment, moment
+    bounds = _instant(start, value), _instant(end, value)
+    if bounds[0] and bounds[1] and bounds[0] > bounds[1]:
+        raise _bad_query("datetime", value, "the interval's start is after its end")
+    return bounds
+
+
+def _json_body(request: Request) -> None:
+    """Refuse a body that is not JSON (415) before FastAPI reads it."""
+    headers = request.headers
+    media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+    has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+    if not has_body or media_type == _JSON or media_type.endswith("+json"):
+        return
+    raise UnsupportedMediaTypeError(
+        f"the body is {media_type or 'of no declared type'}; send the execute request as "
+        "JSON with 'Content-Type: application/json'"
+    )
 
 
 def _dump(model: StatusInfo) -> dict[str, Any]:
@@ -188,8 +255,9 @@ def api_routes(state: ServiceState) -> APIRouter:
                 "headers": {"Location": {"description": "The job URL", "schema": _STRING}},
             },
             200: {"model": JobResults, "description": "The outputs (synchronous execution)."},
-            **problems(400, 404, 413, 500, 504),
+            **problems(400, 404, 413, 415, 500, 504),
         },
+        dependencies=[Depends(_json_body)],
     )
     async def execute_process(
         request: Request,
@@ -198,17 +266,19 @@ def api_routes(state: ServiceState) -> APIRouter:
         prefer: Annotated[
             str | None, Header(description="'respond-async' asks for a job (201)")
         ] = None,
-    ) -> JSONResponse:
+    ) -> Response:
         """Run a process: create a job (201 + Location), or answer with its outputs."""
         process = state.process(process_id)
         inputs = dict(execute.inputs or {})
+        transmissions = process.transmissions(execute.outputs)
         parsed = await run_in_threadpool(process.validate, inputs, state.options)
-        record, done = state.submit(process, parsed, inputs)
+        record, done = state.submit(process, parsed, inputs, transmissions)
         base = _base(request)
         respond_async = "respond-async" in (prefer or "").lower()
         if state.options.sync_execute and not respond_async:
             await _wait(record.job_id, done, f"{base}jobs/{record.job_id}")
-            return JSONResponse(_results(record.job_id, raw=execute.response != "document"))
+            raw = execute.response != "document"
+            return await run_in_threadpool(_results, record.job_id, base, raw=raw)
         headers = {"Location": f"{base}jobs/{record.job_id}"}
         if respond_async and state.options.sync_execute:
             headers["Preference-Applied"] = "respond-async"
@@ -226,7 +296,8 @@ def api_routes(state: ServiceState) -> APIRouter:
                 "'Prefer: respond-async'"
             ) from None
 
-    def _results(job_id: str, *, raw: bool = False) -> Any:
+    def _finished(job_id: str) -> None:
+        """Raise unless job ``job_id`` was successful."""
         record = _record(job_id)
         if record.status in ACTIVE:
             raise ResultNotReadyError(
@@ -236,10 +307,40 @@ def api_routes(state: ServiceState) -> APIRouter:
             raise JobFailedError(f"job {job_id!r} failed: {record.message}")
         if record.status is JobStatus.DISMISSED:
             raise JobDismissedError(f"job {job_id!r} was dismissed before it finished")
+
+    def _results(job_id: str, base: str, *, raw: bool = False) -> Response:
+        """The outputs; a file by value (base64) or by reference (a link), as asked."""
+        _finished(job_id)
         results = store.results(job_id) or {}
+        files = store.file_types(job_id)
+        if raw and len(results) == 1 and files:  # a raw response of one file is the file
+            return _download(job_id, next(iter(files)))
+        modes = store.transmissions(job_id)
+        for output_id, media_type in files.items():
+            if modes.get(output_id) == "reference":
+                href = f"{base}jobs/{job_id}/results/{output_id}"
+                results[output_id] = {"href": href, "type": media_type, "rel": "enclosure"}
+            else:
+                data = store.file(job_id, output_id).data  # type: ignore[union-attr]
+                encoded = base64.b64encode(data).decode("ascii")
+                results[output_id] = {"value": encoded, "mediaType": media_type,
+                                      "encoding": "base64"}  # fmt: skip
         if raw and len(results) == 1:  # a raw response of one output is its value
-            return next(iter(results.values()))
-        return results
+            return JSONResponse(next(iter(results.values())))
+        return JSONResponse(results)
+
+    def _download(job_id: str, output_id: str) -> Response:
+        file = store.file(job_id, output_id)
+        if file is None:
+            raise NoSuchOutputError(
+                f"job {job_id!r} has no file output {output_id!r}; its results are at "
+                f"jobs/{job_id}/results"
+            )
+        suffix = _SUFFIXES.get(file.media_type, "")
+        disposition = f'attachment; filename="{job_id}-{output_id}{suffix}"'
+        return Response(
+            file.data, media_type=file.media_type, headers={"Content-Disposition": disposition}
+        )
 
     @router.get(
         "/jobs",
@@ -253,18 +354,33 @@ def api_routes(state: ServiceState) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
         status: Annotated[list[JobStatus] | None, Query()] = None,
         process_id: Annotated[list[str] | None, Query(alias="processID")] = None,
+        datetime: Annotated[str | None, Query(description=_DATETIME_DOC)] = None,
+        min_duration: Annotated[
+            int | None, Query(alias="minDuration", ge=0, description="seconds")
+        ] = None,
+        max_duration: Annotated[
+            int | None, Query(alias="maxDuration", ge=0, description="seconds")
+        ] = None,
+        after: Annotated[
+            str | None, Query(description="only jobs after this job id (the `next` link)")
+        ] = None,
     ) -> JobList:
-        """The jobs, oldest first (at most ``limit``; optionally by status and process)."""
-        base = _base(request)
+        """The jobs, oldest first: at most ``limit``, and a ``next`` link to the rest."""
         records = store.find(
-            limit=limit,
+            limit=limit + 1,
             statuses=[s.value for s in status or []],
             process_ids=process_id or [],
+            after=None if after is None else _job_number(after),
+            created=_interval(datetime),
+            duration_s=(min_duration, max_duration),
         )
-        return JobList(
-            jobs=[_status_info(r, base) for r in records],
-            links=[Link(href=f"{base}jobs", rel="self", type=_JSON, title="jobs")],
-        )
+        base = _base(request)
+        links = [Link(href=str(request.url), rel="self", type=_JSON, title="these jobs")]
+        if len(records) > limit:
+            records = records[:limit]
+            following = request.url.include_query_params(after=records[-1].job_id)
+            links.append(Link(href=str(following), rel="next", type=_JSON, title="more jobs"))
+        return JobList(jobs=[_status_info(r, base) for r in records], links=links)
 
     @router.get(
         "/jobs/{jobId}",
@@ -329,8 +445,25 @@ def api_routes(state: ServiceState) -> APIRouter:
         response_model=JobResults,
         responses=problems(404, 410, 500),
     )
-    def get_job_results(job_id: _JobID) -> Any:
-        """The outputs of a successful job: output id -> value."""
-        return _results(job_id)
+    def get_job_results(request: Request, job_id: _JobID) -> Response:
+        """The outputs of a successful job: output id -> value (or link, for a file)."""
+        return _results(job_id, _base(request))
+
+    @router.get(
+        "/jobs/{jobId}/results/{outputId}",
+        tags=["Jobs"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The file (e.g. GeoParquet) of a file output.",
+                "content": {media: {} for media in _SUFFIXES},
+            },
+            **problems(404, 410, 500),
+        },
+    )
+    def get_job_result_file(job_id: _JobID, output_id: _OutputID) -> Response:
+        """A file output of a successful job (what a result by reference links to)."""
+        _finished(job_id)
+        return _download(job_id, output_id)
 
     return router

@@ -3,35 +3,81 @@
 - Authentication (``auth_enabled``): an API key from ``api_keys``, sent in the
   ``api_key_header`` header (default ``X-API-Key``) or as ``Authorization: Bearer <key>``.
   The landing page, ``/conformance`` and the API documents stay public.
-- Rate limiting (``rate_limit_enabled``): a token bucket per client (its API key, else
-  its address) holding ``rate_limit_per_minute`` requests; over it, 429 with
-  ``Retry-After``.
+- Rate limiting (``rate_limit_enabled``): at most ``rate_limit_per_minute`` requests per
+  client in any minute (the `limits <https://limits.readthedocs.io>`_ library's moving
+  window); over it, 429 with ``Retry-After``. A client is the API key it sent *when that
+  key is valid*, else its address: the socket's peer, or the address a proxy listed in
+  ``trusted_proxies`` names in ``X-Forwarded-For`` (uvicorn's ``ProxyHeadersMiddleware``
+  reads it). Headers a client is free to vary (an unknown key, a bearer token, an
+  ``X-Forwarded-For`` from anyone else) never open a new budget. The counts live in
+  ``rate_limit_storage_url``: ``memory://`` (one process), or ``redis://host:port`` so
+  that several worker processes share one budget.
 - Body size: a body larger than ``max_request_bytes`` is refused with 413 before the
   application reads it.
 """
 
+import hashlib
 import hmac
+import logging
 import math
-import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Annotated, Any
 
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cas_xr.errors import ConfigurationError
 from cas_xr.service._options import ServiceOptions
 from cas_xr.service._problems import (
     PayloadTooLargeError,
     RateLimitedError,
+    RateLimitUnavailableError,
     UnauthorizedError,
     render_problem,
 )
 
-__all__ = ["BodySizeLimit", "RateLimiter", "authenticator"]
+__all__ = ["ApiKeys", "BodySizeLimit", "RateLimiter", "authenticator"]
 
-_MAX_BUCKETS = 10_000
+logger = logging.getLogger("cas_xr.service")
+
+
+class ApiKeys:
+    """The accepted API keys, and the key a request presents.
+
+    Parameters
+    ----------
+    keys
+        The accepted keys.
+    header
+        The API-key header; ``Authorization: Bearer <key>`` is read too.
+    """
+
+    def __init__(self, keys: Iterable[SecretStr], header: str) -> None:
+        self._keys = [k.get_secret_value().encode() for k in keys]
+        self.header = header
+
+    def __repr__(self) -> str:
+        return f"ApiKeys(<{len(self._keys)} keys>, header={self.header!r})"
+
+    def presented(self, request: Request) -> str | None:
+        """The key in the API-key header, else the bearer token, else None."""
+        key = request.headers.get(self.header)
+        if key is not None:
+            return key
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return token.strip() or None if scheme.lower() == "bearer" else None
+
+    def identity(self, given: str | None) -> str | None:
+        """``key:<digest>`` for a valid key (never the key itself), else None."""
+        if given is None:
+            return None
+        encoded = given.encode()
+        if any(hmac.compare_digest(encoded, key) for key in self._keys):
+            return "key:" + hashlib.sha256(encoded).hexdigest()[:32]
+        return None
 
 
 def authenticator(options: ServiceOptions) -> Callable[..., Awaitable[None]]:
@@ -44,7 +90,7 @@ def authenticator(options: ServiceOptions) -> Callable[..., Awaitable[None]]:
     """
     api_key_scheme = APIKeyHeader(name=options.api_key_header, auto_error=False)
     bearer_scheme = HTTPBearer(auto_error=False)
-    keys = [k.encode() for k in options.api_keys]
+    keys = ApiKeys(options.api_keys, options.api_key_header)
 
     # annotations are evaluated here (no `from __future__ import annotations` in this
     # module) so that FastAPI sees the local security schemes
@@ -58,7 +104,7 @@ def authenticator(options: ServiceOptions) -> Callable[..., Awaitable[None]]:
                 f"this service needs an API key: send it in the {options.api_key_header} "
                 "header or as 'Authorization: Bearer <key>'"
             )
-        elif any(hmac.compare_digest(given.encode(), key) for key in keys):
+        elif keys.identity(given) is not None:
             return
         else:
             detail = "the API key or bearer token is not valid"
@@ -67,47 +113,79 @@ def authenticator(options: ServiceOptions) -> Callable[..., Awaitable[None]]:
     return authenticate
 
 
+def _storage(url: SecretStr) -> Any:
+    """The async ``limits`` storage at ``url`` (``memory://``, ``redis://...``)."""
+    from limits.errors import ConfigurationError as LimitsConfigurationError
+    from limits.storage import storage_from_string
+
+    uri = url.get_secret_value()
+    scheme = uri.partition("://")[0]
+    options = {"implementation": "redispy"} if "redis" in scheme else {}
+    try:
+        return storage_from_string(
+            uri if uri.startswith("async+") else "async+" + uri, wrap_exceptions=True, **options
+        )
+    except LimitsConfigurationError as err:
+        hint = " (install redis: pip install 'cas-xr[redis]')" if "redis" in scheme else ""
+        raise ConfigurationError(
+            f"rate_limit_storage_url: cannot use a {scheme!r} storage ({err}){hint}; "
+            "use memory:// or redis://host:port"
+        ) from None
+
+
 class RateLimiter:
-    """A FastAPI dependency: at most ``per_minute`` requests per client and minute.
+    """A FastAPI dependency: at most ``rate_limit_per_minute`` requests per client.
 
     Parameters
     ----------
-    per_minute
-        The bucket size; it refills evenly over a minute.
-    key_header
-        The API-key header: requests carrying a key are counted per key, others per
-        client address.
+    options
+        ``rate_limit_per_minute``, ``rate_limit_storage_url`` and, with ``auth_enabled``,
+        ``api_keys`` and ``api_key_header`` are used.
     """
 
-    def __init__(self, per_minute: int, key_header: str) -> None:
-        self._capacity = float(per_minute)
-        self._rate = per_minute / 60.0
-        self._key_header = key_header
-        self._lock = threading.Lock()
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, time)
+    def __init__(self, options: ServiceOptions) -> None:
+        from limits import RateLimitItemPerMinute
+        from limits.aio.strategies import MovingWindowRateLimiter
 
-    def _client(self, request: Request) -> str:
-        key = request.headers.get(self._key_header) or request.headers.get("authorization")
-        if key:
-            return "key:" + key
+        self._item = RateLimitItemPerMinute(options.rate_limit_per_minute)
+        self._storage = _storage(options.rate_limit_storage_url)
+        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._keys = (
+            ApiKeys(options.api_keys, options.api_key_header) if options.auth_enabled else None
+        )
+
+    def client(self, request: Request) -> str:
+        """Who ``request`` counts against: a verified API key, else an address."""
+        if self._keys is not None:
+            identity = self._keys.identity(self._keys.presented(request))
+            if identity is not None:
+                return identity
         return "addr:" + (request.client.host if request.client else "unknown")
 
+    async def check_storage(self) -> bool:
+        """Whether the storage answers (logged when it does not)."""
+        if await self._storage.check():
+            return True
+        logger.error("the rate-limit storage does not answer; requests get 503 until it does")
+        return False
+
     async def __call__(self, request: Request) -> None:
-        """Take one request from the client's bucket, or raise :class:`RateLimitedError`."""
-        client = self._client(request)
-        now = time.monotonic()
-        with self._lock:
-            if len(self._buckets) > _MAX_BUCKETS:
-                self._buckets.clear()
-            tokens, then = self._buckets.get(client, (self._capacity, now))
-            tokens = min(self._capacity, tokens + (now - then) * self._rate)
-            if tokens >= 1:
-                self._buckets[client] = (tokens - 1, now)
+        """Count one request of its client, or raise :class:`RateLimitedError`."""
+        from limits.errors import StorageError
+
+        client = self.client(request)
+        try:
+            if await self._limiter.hit(self._item, "cas_xr", client):
                 return
-            self._buckets[client] = (tokens, now)
-        wait = math.ceil((1 - tokens) / self._rate)
+            stats = await self._limiter.get_window_stats(self._item, "cas_xr", client)
+        except StorageError as err:
+            logger.error("rate-limit storage error: %s", err.storage_error)
+            raise RateLimitUnavailableError(
+                "the rate-limit storage does not answer; retry later", headers={"Retry-After": "5"}
+            ) from None
+        wait = max(1, math.ceil(stats.reset_time - time.time()))
         raise RateLimitedError(
-            f"more than {int(self._capacity)} requests in a minute from this client; "
+            f"more than {self._item.amount} requests in a minute from this client; "
             f"retry after {wait} s",
             headers={"Retry-After": str(wait)},
         )

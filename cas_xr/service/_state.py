@@ -73,7 +73,11 @@ class ServiceState:
             ) from None
 
     def submit(
-        self, process: Process, parsed: Any, inputs: dict[str, Any]
+        self,
+        process: Process,
+        parsed: Any,
+        inputs: dict[str, Any],
+        transmissions: dict[str, str] | None = None,
     ) -> tuple[JobRecord, Future[None]]:
         """Store a new job for validated inputs and queue it.
 
@@ -85,8 +89,10 @@ class ServiceState:
             The validated inputs (``process.validate``).
         inputs
             The inputs as received (JSON), kept to re-queue the job after a restart.
+        transmissions
+            Output id -> ``"value"`` or ``"reference"`` (``process.transmissions``).
         """
-        record = self.store.create(process.id, inputs)
+        record = self.store.create(process.id, inputs, transmissions)
         return record, self._queue(record.job_id, process, parsed)
 
     def _queue(self, job_id: str, process: Process, parsed: Any) -> Future[None]:
