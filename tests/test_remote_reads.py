@@ -320,3 +320,24 @@ datasets:
     assert peak >= 2  # several requests in flight
     disk = cas.extract_table(geometries, ["disk:dem"])
     np.testing.assert_allclose(remote["wcs:dem_mean"], disk["disk:dem_mean"], rtol=0, atol=1e-9)
+
+
+def test_a_replaced_remote_file_is_read_anew(tmp_path: Path):
+    path = make_cog(tmp_path / "v.tif", _values(), transform=GRID, crs="EPSG:4326", blocksize=TILE)
+    geometries = _sparse(2, seed=19)
+    with serve_with_latency(tmp_path, round_trip=0.0) as server:
+        cas.configure(
+            provider_files=[_local_provider(tmp_path, server.url + path.name, "r")],
+            result_cache_ttl_s=0,
+        )
+        before = cas.extract_table(geometries, ["r:dem"])
+        doubled = np.round(_values(), 1) * 2  # other values, another size once compressed
+        make_cog(path, doubled, transform=GRID, crs="EPSG:4326", blocksize=TILE)
+        with pytest.warns(cas.BatchFailureWarning, match="the file changed since"):
+            stale = cas.extract_table(geometries, ["r:dem"])
+        assert (stale["r:dem_quality"] == "missing").all()  # never numbers of the old header
+        after = cas.extract_table(geometries, ["r:dem"])
+    cas.configure(provider_files=[_local_provider(tmp_path, str(path), "d")])
+    expected = cas.extract_table(geometries, ["d:dem"])
+    np.testing.assert_allclose(after["r:dem_mean"], expected["d:dem_mean"], rtol=0, atol=1e-12)
+    assert not np.allclose(before["r:dem_mean"], after["r:dem_mean"])

@@ -14,6 +14,7 @@ read the same way (``os.pread``), with the header kept while the file is unchang
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import threading
@@ -52,15 +53,16 @@ class _RangeFile(io.RawIOBase):
         self.blocks: dict[int, bytes] = {}
         self.pos = 0
         self.size = -1
-        self._block(0)  # learns the size
+        self.version = ""
+        self._block(0)  # learns the size and version
 
     def _block(self, n: int) -> bytes:
         if n not in self.blocks:
             start = n * _HEADER_BLOCK
-            data, size = fetch_range(
+            data, size, version = fetch_range(
                 self.url, start, start + _HEADER_BLOCK - 1, provider=self.provider
             )
-            self.blocks[n], self.size = data, size
+            self.blocks[n], self.size, self.version = data, size, version
         return self.blocks[n]
 
     def readable(self) -> bool:
@@ -139,6 +141,8 @@ class CogHeader:
     counts: npt.NDArray[np.int64]
     page: Any  # tifffile's TiffPage: decodes the tiles
     geo: Geo | None
+    size: int = -1  # of the whole file, as the server said (-1: a local file)
+    version: str = ""  # the server's ETag or Last-Modified of the file
 
     @property
     def across(self) -> int:
@@ -164,8 +168,10 @@ def _parse(url: str, provider: str) -> CogHeader:
         if _is_local(url):
             with tifffile.TiffFile(url) as local:
                 return _header_of(local.pages.first)
-        tif = tifffile.TiffFile(io.BufferedReader(_RangeFile(url, provider)), name="remote.tif")
-        return _header_of(tif.pages.first)
+        handle = _RangeFile(url, provider)
+        tif = tifffile.TiffFile(io.BufferedReader(handle), name="remote.tif")
+        header = _header_of(tif.pages.first)
+        return dataclasses.replace(header, size=handle.size, version=handle.version)
     except SourceError:
         raise
     except Exception as err:  # tifffile's many errors: not a COG this reader can read
@@ -215,12 +221,31 @@ def _header(url: str, provider: str) -> CogHeader:
     return header
 
 
-def _read(url: str, start: int, stop: int, provider: str) -> bytes:
-    """Bytes ``start..stop - 1`` of a local file or a URL."""
+def _read(url: str, start: int, stop: int, header: CogHeader, provider: str) -> bytes:
+    """Bytes ``start..stop - 1`` of a local file or a URL, of the file ``header`` describes.
+
+    Raises
+    ------
+    SourceError
+        ``kind="read"`` when a remote file's size or version (ETag, Last-Modified)
+        changed since its header was read (it was replaced): the header is forgotten,
+        so the next attempt reads the new one.
+    """
     if _is_local(url):
         with open(url, "rb") as file:
             return os.pread(file.fileno(), stop - start, start)
-    return fetch_range(url, start, stop - 1, provider=provider)[0]
+    data, size, version = fetch_range(url, start, stop - 1, provider=provider)
+    if (header.size >= 0 and size != header.size) or version != header.version:
+        with _LOCK:
+            _HEADERS.pop(_key(url), None)
+        raise SourceError(
+            f"the file changed since its header was read (size {header.size}, now {size}; "
+            f"version {header.version!r}, now {version!r}); try again",
+            provider=provider or None,
+            url=public_url(url),
+            kind="read",
+        )
+    return data
 
 
 @dataclass(frozen=True)
@@ -295,7 +320,7 @@ class CogReader:
             return out
         start = int(header.offsets[present[0]])
         stop = int(header.offsets[present[-1]] + header.counts[present[-1]])
-        data = _read(self.url, start, stop, self.provider)
+        data = _read(self.url, start, stop, header, self.provider)
         decode = header.page.decode
         for k in present:
             at = int(header.offsets[k]) - start

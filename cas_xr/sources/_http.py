@@ -195,8 +195,8 @@ def io_pool() -> ThreadPoolExecutor:
         return _pool[0]
 
 
-def fetch_range(url: str, first: int, last: int, *, provider: str = "") -> tuple[bytes, int]:
-    """Bytes ``first..last`` (inclusive) of ``url`` and the resource's size.
+def fetch_range(url: str, first: int, last: int, *, provider: str = "") -> tuple[bytes, int, str]:
+    """Bytes ``first..last`` (inclusive) of ``url``, the resource's size and its version.
 
     Parameters
     ----------
@@ -210,7 +210,8 @@ def fetch_range(url: str, first: int, last: int, *, provider: str = "") -> tuple
     Returns
     -------
     tuple
-        The bytes and the size of the whole resource.
+        The bytes, the size of the whole resource, and what tells its versions apart
+        (the ``ETag``, else ``Last-Modified``; empty when the server sends neither).
 
     Raises
     ------
@@ -235,9 +236,10 @@ def fetch_range(url: str, first: int, last: int, *, provider: str = "") -> tuple
             f"bytes {first}-{last} are past the end of the file", provider=provider, url=shown,
             kind="read",
         )  # fmt: skip
+    version = response.headers.get("ETag") or response.headers.get("Last-Modified") or ""
     if response.status_code == 206:
         total = response.headers.get("Content-Range", "").rpartition("/")[2]
         size = int(total) if total.isdigit() else -1
-        return response.content, size if size >= 0 else first + len(response.content)
+        return response.content, size if size >= 0 else first + len(response.content), version
     body = response.content  # a server that ignores ranges sends the whole file
-    return body[first : last + 1], len(body)
+    return body[first : last + 1], len(body), version
