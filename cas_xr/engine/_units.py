@@ -253,7 +253,7 @@ def compute_unit(unit: Unit, recipe: Recipe) -> tuple[tuple[Any, ...], dict[str,
     """
     import dask
 
-    from cas_xr.sources._reads import compute
+    from cas_xr.zonal._reads import compute
 
     arrays, meta = build(unit, recipe)
     if not any(dask.is_dask_collection(a) for a in arrays):  # a small unit: already computed

@@ -186,13 +186,13 @@ def _plan(request: _Request, settings: Settings) -> tuple[xr.DataArray, GeoBox]:
 def _compute(da: xr.DataArray) -> xr.DataArray:
     """Read the cells (one Dask computation); fail if the source lost any chunk.
 
-    Without a Dask cluster the reads are batched (:func:`~cas_xr.sources._reads.compute`):
+    Without a Dask cluster the reads are batched (:func:`~cas_xr.zonal._reads.compute`):
     a remote source's chunks are fetched many at a time, in merged requests.
     """
     import dask
 
     from cas_xr.engine._scheduler import current_scheduler
-    from cas_xr.sources._reads import compute
+    from cas_xr.zonal._reads import compute
 
     failed = read_failures(da, da)
     da.attrs.pop("cas_failed_chunks", None)

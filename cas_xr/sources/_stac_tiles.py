@@ -6,7 +6,7 @@ task. When every item of a static layer is a COG on the same lattice (one CRS an
 size, whole-cell offsets), as the tiles of a global DEM are, :func:`tiled_items` builds
 the cube from :class:`~cas_xr.sources._cog.CogReader` s instead: one Dask chunk per
 internal tile of the first item, each read task reads only its cells, and
-:func:`~cas_xr.sources._reads.compute` fetches the tiles a computation needs together.
+:func:`~cas_xr.zonal._reads.compute` fetches the tiles a computation needs together.
 Where items overlap, the first valid cell in precedence order wins, as with odc-stac.
 Anything else (time steps, reprojection, assets GDAL must read) stays with odc-stac.
 """

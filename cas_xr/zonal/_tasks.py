@@ -166,7 +166,7 @@ def lazy_arrays(
     Layers run over every variable's leading dims; ``window_cells`` bounds the cells a
     polygon task reads per layer. When the windows hold at most ``eager_cells`` cells in
     all, the outputs are computed here, in this thread, and returned as numpy arrays: the
-    cells are read at once (:func:`~cas_xr.sources._reads.compute`, synchronously) and
+    cells are read at once (:func:`~cas_xr.zonal._reads.compute`, synchronously) and
     the kernel runs on each window, with no Dask arrays around them.
     """
     import dask.array as dsa
@@ -186,7 +186,7 @@ def lazy_arrays(
         ((layers, class_codes.size), np.float64, 0.0),
     ]
     if _cells(geo, layers) <= eager_cells:
-        from cas_xr.sources._reads import compute
+        from cas_xr.zonal._reads import compute
 
         done = compute(*[task for _, task in parts], scheduler="synchronous")
         eager = []
