@@ -12,9 +12,13 @@ file as a WCS coverage behind a relay with the same round trip. Workloads are se
 quadrilaterals of about 100 x 100 cells at random (seeded) places: 1, 5, 20, 50, 2,000 and
 100,000 of them, at 50 and 150 ms. Tools: exactextract on ``/vsicurl/URL`` (rasterio),
 xvec's ``zonal_stats`` (exactextract method) on ``rioxarray.open_rasterio(URL, chunks=...)``,
-and cas_xr's ``extract_table`` through a ``local`` provider (``path: URL``), through
-``stac_static`` (the served catalog) and through ``wcs``. GDAL-based tools read with
-``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``, as cas_xr does.
+and cas_xr's ``extract_table`` through a ``local`` provider (``path: URL``), the same with
+GDAL's reads instead of cas_xr's range reader (``GDAL_HTTP_MULTIRANGE=PARALLEL``, merged
+consecutive ranges: the alternative the reader was chosen against), through
+``stac_static`` (the served catalog) and through ``wcs``. Once per round trip, "second
+call" times a call on a new polygon inside one tile, in a process whose first call read
+the first polygon set (requests and MB of that call alone; the floor is the one tile).
+GDAL-based tools read with ``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``, as cas_xr does.
 
 Each row runs in a fresh process capped at ``--timeout`` seconds (``timeout`` in the
 table); the process imports the stack and loads cas_xr's compiled kernel first (the
@@ -146,6 +150,23 @@ def floors(cog: Path, geoms: str) -> dict[str, int]:
     }
 
 
+def _tile_bytes(cog: Path, tile: tuple[int, int]) -> int:
+    """Compressed bytes of one internal tile."""
+    from cas_xr.testing import tiff_tiles
+
+    return tiff_tiles(cog).get(tile, (0, 0))[1]
+
+
+def _peak(records: list[Any]) -> int:
+    """Most of ``records`` in flight at once (from their start and finish times)."""
+    events = sorted([(r.started, 1) for r in records] + [(r.finished, -1) for r in records])
+    peak = now = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
 def _bounds(transform: Any, row: int, col: int, rows: int, cols: int) -> tuple[float, ...]:
     x0, y0 = transform * (col, row + rows)
     x1, y1 = transform * (col + cols, row)
@@ -168,6 +189,17 @@ def _providers(folder: Path, cog: Path, files_url: str, wcs_url: str | None) -> 
         ),
     }
     texts["file"] = texts["local"].replace(f"{files_url}{COG_NAME}", str(cog))
+    # the same URL read by GDAL (any dataset 'gdal' option keeps cas_xr's range reader off),
+    # with its multi-range and merging options: the reader cas_xr measured its own against
+    texts["gdal"] = (
+        texts["local"]
+        .replace("slug: remote_local", "slug: remote_gdal")
+        .replace(
+            f"    crs: {CRS}\n",
+            f"    crs: {CRS}\n    options: {{gdal: {{GDAL_HTTP_MULTIRANGE: PARALLEL, "
+            "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES: 'YES'}}\n",
+        )
+    )
     if wcs_url is not None:
         texts["wcs"] = (
             f"slug: remote_wcs\nprotocol: wcs\nendpoint: {wcs_url}\nlicense: CC0-1.0\n"
@@ -252,12 +284,41 @@ def run_cas_xr(provider: str, dataset_id: str, geoms: str) -> dict[str, Any]:
     return _timed(geoms, work)
 
 
+def run_second_call(provider: str, dataset_id: str, geoms: str) -> dict[str, Any]:
+    """A first call on ``geoms``, then, timed, a call on a new polygon inside one tile."""
+    import warnings
+
+    import geopandas as gpd
+    import shapely
+
+    import cas_xr as cas
+
+    _start_up()
+    cas.configure(provider_files=[provider], progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cas.extract_table(gpd.read_parquet(geoms), [dataset_id], aggregation="mean")
+        # a quadrilateral of ~50 x 50 cells inside tile (3, 5) of the 512-cell tiles
+        x, y = X0 + (5 * 512 + 200) * RES, Y0 - (3 * 512 + 200) * RES
+        one = shapely.Polygon(
+            [(x, y), (x + 50 * RES, y), (x + 45 * RES, y - 50 * RES), (x, y - 48 * RES)]
+        )
+        frame = gpd.GeoDataFrame(geometry=[one], crs=CRS)
+        since = time.monotonic()  # the server's records of this call start here (one clock)
+        started = time.perf_counter()
+        table = cas.extract_table(frame, [dataset_id], aggregation="mean")
+    return {"seconds": time.perf_counter() - started, "means": None, "since": since,
+            "value": float(table[f"{dataset_id}_mean"].iloc[0])}  # fmt: skip
+
+
 TOOLS = {
     "exactextract /vsicurl/": "exactextract",
     "xvec zonal_stats": "xvec",
     "cas_xr local (URL)": "local",
+    "cas_xr local, GDAL reads": "gdal",
     "cas_xr stac_static": "stac",
     "cas_xr wcs": "wcs",
+    "cas_xr local, second call (1 tile)": "second",
 }
 
 
@@ -288,7 +349,12 @@ def _call(key: str, job: dict[str, Any], geoms: str) -> tuple[Callable[..., Any]
         return run_exactextract, (url, geoms)
     if key == "xvec":
         return run_xvec, (url, geoms)
-    slug = {"local": "remote_local", "stac": "remote_stac", "wcs": "remote_wcs"}[key]
+    if key == "second":
+        return run_second_call, (job["providers"]["local"], "remote_local:dem", geoms)
+    slug = {
+        "local": "remote_local", "gdal": "remote_gdal", "stac": "remote_stac",
+        "wcs": "remote_wcs",
+    }[key]  # fmt: skip
     return run_cas_xr, (job["providers"][key], f"{slug}:dem", geoms)
 
 
@@ -339,7 +405,7 @@ def _row(
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = size_parser(__doc__, SIZES, "exactextract xvec local stac wcs")
+    parser = size_parser(__doc__, SIZES, "exactextract xvec local gdal stac wcs second")
     parser.add_argument("--polygons", type=int, nargs="*", help="polygon counts (default: all)")
     parser.add_argument("--round-trip-ms", type=float, nargs="*", help="round trips (ms)")
     parser.add_argument("--bandwidth-mbps", type=float, help="MB/s per response (default: none)")
@@ -360,6 +426,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     job = prepare(args.data, args.size, polygons)
     bandwidth = args.bandwidth_mbps * 1e6 if args.bandwidth_mbps else None
     floor_of = {count: floors(job["cog"], job["geoms"][count]) for count in polygons}
+    tile_bytes = _tile_bytes(job["cog"], (3, 5))
     rows: list[dict[str, Any]] = []
     with (
         _servers(job["root"], job["cog"], "wcs" in tools.values()) as servers,
@@ -380,6 +447,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 workload = f"{count:,} polygons, {rtt:g} ms"
                 reference = None
                 for tool, key in tools.items():
+                    if key == "second" and count != polygons[0]:
+                        continue  # once per round trip, after a first call on the first set
                     server = servers["relay"] if key == "wcs" else servers["files"]
                     server.wait_idle(timeout=30)  # a killed row's requests, if any
                     server.reset()
@@ -387,16 +456,22 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     m = measure(workload, tool, func, *func_args, timeout=args.timeout)
                     server.wait_idle(timeout=30)
                     records = server.records
+                    peak = server.peak_in_flight
+                    wanted = floor["cells"] if key == "wcs" else floor["tiles"]
+                    if key == "second":  # only the second call's requests, and one tile
+                        since = (m.result or {}).get("since", float("inf"))
+                        records = [r for r in records if r.started >= since]
+                        peak = _peak(records)
+                        wanted = tile_bytes
                     counted = {
                         "requests": len(records),
                         "docs": sum(r.path.partition("?")[0].endswith(".json") for r in records),
                         "bytes": sum(r.bytes_sent for r in records),
-                        "peak": server.peak_in_flight,
+                        "peak": peak,
                     }
                     if key == "exactextract":
                         reference = m.result
-                    wanted = floor["cells"] if key == "wcs" else floor["tiles"]
-                    rows.append(_row(m, counted, wanted, reference))
+                    rows.append(_row(m, counted, wanted, None if key == "second" else reference))
     bw = f"{args.bandwidth_mbps:g} MB/s per response" if bandwidth else "no bandwidth cap"
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     title = (
