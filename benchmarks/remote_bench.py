@@ -150,6 +150,12 @@ def floors(cog: Path, geoms: str) -> dict[str, int]:
     }
 
 
+def _second_tile(cells: int) -> tuple[int, int]:
+    """The tile of the second call's polygon: (3, 5), or the last one of a smaller raster."""
+    last = cells // 512 - 1
+    return min(3, last), min(5, last)
+
+
 def _tile_bytes(cog: Path, tile: tuple[int, int]) -> int:
     """Compressed bytes of one internal tile."""
     from cas_xr.testing import tiff_tiles
@@ -284,7 +290,9 @@ def run_cas_xr(provider: str, dataset_id: str, geoms: str) -> dict[str, Any]:
     return _timed(geoms, work)
 
 
-def run_second_call(provider: str, dataset_id: str, geoms: str) -> dict[str, Any]:
+def run_second_call(
+    provider: str, dataset_id: str, geoms: str, tile: tuple[int, int]
+) -> dict[str, Any]:
     """A first call on ``geoms``, then, timed, a call on a new polygon inside one tile."""
     import warnings
 
@@ -298,8 +306,8 @@ def run_second_call(provider: str, dataset_id: str, geoms: str) -> dict[str, Any
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cas.extract_table(gpd.read_parquet(geoms), [dataset_id], aggregation="mean")
-        # a quadrilateral of ~50 x 50 cells inside tile (3, 5) of the 512-cell tiles
-        x, y = X0 + (5 * 512 + 200) * RES, Y0 - (3 * 512 + 200) * RES
+        # a quadrilateral of ~50 x 50 cells inside ``tile`` of the 512-cell tiles
+        x, y = X0 + (tile[1] * 512 + 200) * RES, Y0 - (tile[0] * 512 + 200) * RES
         one = shapely.Polygon(
             [(x, y), (x + 50 * RES, y), (x + 45 * RES, y - 50 * RES), (x, y - 48 * RES)]
         )
@@ -350,7 +358,8 @@ def _call(key: str, job: dict[str, Any], geoms: str) -> tuple[Callable[..., Any]
     if key == "xvec":
         return run_xvec, (url, geoms)
     if key == "second":
-        return run_second_call, (job["providers"]["local"], "remote_local:dem", geoms)
+        args = (job["providers"]["local"], "remote_local:dem", geoms, _second_tile(job["cells"]))
+        return run_second_call, args
     slug = {
         "local": "remote_local", "gdal": "remote_gdal", "stac": "remote_stac",
         "wcs": "remote_wcs",
@@ -426,7 +435,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     job = prepare(args.data, args.size, polygons)
     bandwidth = args.bandwidth_mbps * 1e6 if args.bandwidth_mbps else None
     floor_of = {count: floors(job["cog"], job["geoms"][count]) for count in polygons}
-    tile_bytes = _tile_bytes(job["cog"], (3, 5))
+    tile_bytes = _tile_bytes(job["cog"], _second_tile(job["cells"]))
     rows: list[dict[str, Any]] = []
     with (
         _servers(job["root"], job["cog"], "wcs" in tools.values()) as servers,
