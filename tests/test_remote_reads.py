@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -298,7 +299,7 @@ def test_wcs_requests_the_touched_chunks_merged_and_in_parallel(
 protocol: wcs
 endpoint: {server.proxied(wcs.url)}
 license: CC0-1.0
-options: {{tile_size: 1024}}
+options: {{tile_size: 256}}
 datasets:
   - name: dem
     coverage: dem
@@ -322,22 +323,54 @@ datasets:
     np.testing.assert_allclose(remote["wcs:dem_mean"], disk["disk:dem_mean"], rtol=0, atol=1e-9)
 
 
-def test_a_replaced_remote_file_is_read_anew(tmp_path: Path):
+def _box_in_tile(i: int, j: int) -> gpd.GeoSeries:
+    x, y = GRID * (j * TILE + 20, i * TILE + 20)
+    return gpd.GeoSeries([shapely.box(x, y - 0.05, x + 0.05, y)], crs="EPSG:4326")
+
+
+def test_a_replaced_remote_file_is_never_read_with_its_old_header(tmp_path: Path):
     path = make_cog(tmp_path / "v.tif", _values(), transform=GRID, crs="EPSG:4326", blocksize=TILE)
-    geometries = _sparse(2, seed=19)
     with serve_with_latency(tmp_path, round_trip=0.0) as server:
         cas.configure(
-            provider_files=[_local_provider(tmp_path, server.url + path.name, "r")],
+            provider_files=[
+                _local_provider(tmp_path, server.url + path.name, "r"),
+                _local_provider(tmp_path, str(path), "d"),
+            ],
             result_cache_ttl_s=0,
         )
-        before = cas.extract_table(geometries, ["r:dem"])
+        cas.extract_table(_box_in_tile(0, 0), ["r:dem"])  # the header is kept
         doubled = np.round(_values(), 1) * 2  # other values, another size once compressed
         make_cog(path, doubled, transform=GRID, crs="EPSG:4326", blocksize=TILE)
+        elsewhere = _box_in_tile(7, 7)  # tiles not read yet, under the old header
         with pytest.warns(cas.BatchFailureWarning, match="the file changed since"):
-            stale = cas.extract_table(geometries, ["r:dem"])
+            stale = cas.extract_table(elsewhere, ["r:dem"])
         assert (stale["r:dem_quality"] == "missing").all()  # never numbers of the old header
-        after = cas.extract_table(geometries, ["r:dem"])
-    cas.configure(provider_files=[_local_provider(tmp_path, str(path), "d")])
-    expected = cas.extract_table(geometries, ["d:dem"])
-    np.testing.assert_allclose(after["r:dem_mean"], expected["d:dem_mean"], rtol=0, atol=1e-12)
+        after = cas.extract_table(elsewhere, ["r:dem"])  # the header is read anew
+        expected = cas.extract_table(elsewhere, ["d:dem"])
+        np.testing.assert_allclose(after["r:dem_mean"], expected["d:dem_mean"], atol=1e-12)
+
+
+def test_remote_headers_and_tiles_are_trusted_for_the_metadata_ttl(tmp_path: Path):
+    path = make_cog(tmp_path / "v.tif", _values(), transform=GRID, crs="EPSG:4326", blocksize=TILE)
+    box = _box_in_tile(2, 3)
+    with serve_with_latency(tmp_path, round_trip=0.0) as server:
+        cas.configure(
+            provider_files=[
+                _local_provider(tmp_path, server.url + path.name, "r"),
+                _local_provider(tmp_path, str(path), "d"),
+            ],
+            result_cache_ttl_s=0,
+            metadata_cache_ttl_s=0.5,  # the file is checked again after half a second
+        )
+        before = cas.extract_table(box, ["r:dem"])
+        time.sleep(0.6)
+        server.reset()
+        again = cas.extract_table(box, ["r:dem"])
+        assert server.requests == 1  # the header read anew; the tile from the tile cache
+        make_cog(path, _values() * 3, transform=GRID, crs="EPSG:4326", blocksize=TILE)
+        time.sleep(0.6)
+        after = cas.extract_table(box, ["r:dem"])
+        expected = cas.extract_table(box, ["d:dem"])
+    np.testing.assert_array_equal(again["r:dem_mean"], before["r:dem_mean"])
+    np.testing.assert_allclose(after["r:dem_mean"], expected["d:dem_mean"], atol=1e-12)
     assert not np.allclose(before["r:dem_mean"], after["r:dem_mean"])

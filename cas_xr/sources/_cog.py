@@ -18,6 +18,7 @@ import dataclasses
 import io
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -29,10 +30,11 @@ import numpy as np
 import numpy.typing as npt
 from affine import Affine
 
+from cas_xr.config import get_settings
 from cas_xr.errors import SourceError
 from cas_xr.sources._http import fetch_range, io_pool, public_url
 
-__all__ = ["MAX_GAP", "CogHeader", "CogReader", "Geo", "cog_reader"]
+__all__ = ["MAX_GAP", "TILES", "CogHeader", "CogReader", "Geo", "cog_reader"]
 
 #: Largest gap (bytes) between two tiles fetched in one range request.
 MAX_GAP = 64 * 1024
@@ -41,6 +43,7 @@ _MAX_RANGE = 4 * 1024 * 1024
 #: Header bytes read at once (a COG's IFDs come first).
 _HEADER_BLOCK = 64 * 1024
 _HEADERS_KEPT = 256
+_TILE_CACHE_BYTES = 256 * 1024 * 1024
 
 _Window = tuple[slice, slice]
 
@@ -153,7 +156,7 @@ class CogHeader:
         return -(-self.shape[0] // self.tile[0])
 
 
-_HEADERS: OrderedDict[tuple[Any, ...], CogHeader] = OrderedDict()
+_HEADERS: OrderedDict[tuple[Any, ...], tuple[CogHeader, float]] = OrderedDict()
 _LOCK = threading.Lock()
 
 
@@ -206,19 +209,28 @@ def _key(url: str) -> tuple[Any, ...]:
 def _header(url: str, provider: str) -> CogHeader:
     """The header of ``url``, read once per process (the last few hundred files kept).
 
-    A local file rewritten since is read again (its size or time changed).
+    A local file rewritten since is read again (its size or time changed); a remote
+    file's header (and so its decoded tiles) is trusted for ``metadata_cache_ttl_s``.
     """
     key = _key(url)
+    now = time.monotonic()
+    ttl = get_settings().metadata_cache_ttl_s
     with _LOCK:
-        if key in _HEADERS:
+        if key in _HEADERS and (len(key) > 1 or now - _HEADERS[key][1] < ttl):
             _HEADERS.move_to_end(key)
-            return _HEADERS[key]
+            return _HEADERS[key][0]
     header = _parse(url, provider)
     with _LOCK:
-        _HEADERS[key] = header
+        _HEADERS[key] = (header, now)
         while len(_HEADERS) > _HEADERS_KEPT:
             _HEADERS.popitem(last=False)
     return header
+
+
+def _forget(url: str) -> None:
+    """Drop the header of ``url``: the next read reads it anew."""
+    with _LOCK:
+        _HEADERS.pop(_key(url), None)
 
 
 def _read(url: str, start: int, stop: int, header: CogHeader, provider: str) -> bytes:
@@ -234,10 +246,18 @@ def _read(url: str, start: int, stop: int, header: CogHeader, provider: str) -> 
     if _is_local(url):
         with open(url, "rb") as file:
             return os.pread(file.fileno(), stop - start, start)
-    data, size, version = fetch_range(url, start, stop - 1, provider=provider)
+    try:
+        data, size, version = fetch_range(url, start, stop - 1, provider=provider)
+    except SourceError as err:
+        if err.kind not in ("read", "not_found"):  # not a sign of another file
+            raise
+        _forget(url)  # shorter, or gone: not the file the header describes
+        raise SourceError(
+            f"the file changed since its header was read: {err.message}; try again",
+            provider=provider or None, url=public_url(url), kind=err.kind,
+        ) from None  # fmt: skip
     if (header.size >= 0 and size != header.size) or version != header.version:
-        with _LOCK:
-            _HEADERS.pop(_key(url), None)
+        _forget(url)
         raise SourceError(
             f"the file changed since its header was read (size {header.size}, now {size}; "
             f"version {header.version!r}, now {version!r}); try again",
@@ -246,6 +266,70 @@ def _read(url: str, start: int, stop: int, header: CogHeader, provider: str) -> 
             kind="read",
         )
     return data
+
+
+class _TileCache:
+    """Decoded tiles of the process, the latest kept within a byte budget.
+
+    Fetches in flight are shared too: two reads that need one tile fetch it once.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.size = 0
+        self.tiles: OrderedDict[tuple[Any, ...], npt.NDArray[Any]] = OrderedDict()
+        self.pending: dict[tuple[Any, ...], Future[npt.NDArray[Any]]] = {}
+        self.lock = threading.Lock()
+
+    def claim(
+        self, ident: tuple[Any, ...], wanted: list[int]
+    ) -> tuple[dict[int, Future[npt.NDArray[Any]]], dict[int, Future[npt.NDArray[Any]]]]:
+        """A future per wanted tile, and those of the tiles the caller must fetch."""
+        tiles: dict[int, Future[npt.NDArray[Any]]] = {}
+        mine: dict[int, Future[npt.NDArray[Any]]] = {}
+        with self.lock:
+            for k in wanted:
+                key = (*ident, k)
+                if key in self.tiles:
+                    self.tiles.move_to_end(key)
+                    tiles[k] = Future()
+                    tiles[k].set_result(self.tiles[key])
+                elif key in self.pending:
+                    tiles[k] = self.pending[key]
+                else:
+                    tiles[k] = mine[k] = self.pending[key] = Future()
+        return tiles, mine
+
+    def put(
+        self,
+        ident: tuple[Any, ...],
+        futures: dict[int, Future[npt.NDArray[Any]]],
+        tiles: dict[int, npt.NDArray[Any]],
+    ) -> None:
+        with self.lock:
+            for k in futures:
+                key = (*ident, k)
+                self.pending.pop(key, None)
+                if key not in self.tiles and tiles[k].nbytes <= self.budget:
+                    self.tiles[key] = tiles[k]
+                    self.size += tiles[k].nbytes
+            while self.size > self.budget:
+                self.size -= self.tiles.popitem(last=False)[1].nbytes
+        for k, future in futures.items():
+            future.set_result(tiles[k])
+
+    def fail(
+        self, ident: tuple[Any, ...], futures: dict[int, Future[Any]], err: BaseException
+    ) -> None:
+        with self.lock:
+            for k in futures:
+                self.pending.pop((*ident, k), None)
+        for future in futures.values():
+            future.set_exception(err)
+
+
+#: Decoded tiles kept by the process (a batch of many units reads shared tiles once).
+TILES = _TileCache(_TILE_CACHE_BYTES)
 
 
 @dataclass(frozen=True)
@@ -284,23 +368,39 @@ class CogReader:
         """
         return self.collect(windows, self.submit(windows))
 
-    def submit(self, windows: Sequence[_Window]) -> list[Future[dict[int, npt.NDArray[Any]]]]:
-        """Start fetching the tiles under ``windows`` (merged ranges, on the I/O threads)."""
+    def submit(self, windows: Sequence[_Window]) -> dict[int, Future[npt.NDArray[Any]]]:
+        """Start fetching the tiles under ``windows`` (merged ranges, on the I/O threads).
+
+        Tiles decoded lately come from the process's tile cache; tiles another read is
+        fetching are waited for, not fetched again.
+        """
         header = self._header
         wanted = sorted({t for w in windows for t in self._tiles(header, w)})
-        return [
-            io_pool().submit(self._fetch_range, header, group) for group in _merged(header, wanted)
-        ]
+        ident = (*_key(self.url), header.size, header.version, self.band)
+        tiles, mine = TILES.claim(ident, wanted)
+        for group in _merged(header, sorted(mine)):
+            futures = {k: mine[k] for k in group}
+            io_pool().submit(self._fetch_into, header, ident, futures)
+        return tiles
 
     def collect(
-        self, windows: Sequence[_Window], fetches: list[Future[dict[int, npt.NDArray[Any]]]]
+        self, windows: Sequence[_Window], tiles: dict[int, Future[npt.NDArray[Any]]]
     ) -> list[npt.NDArray[Any]]:
-        """The cells of each window, once the fetches :meth:`submit` started are done."""
-        tiles: dict[int, npt.NDArray[Any]] = {}
-        for fetch in fetches:
-            tiles.update(fetch.result())
+        """The cells of each window, once the tiles :meth:`submit` asked for are there."""
+        done = {k: future.result() for k, future in tiles.items()}
         header = self._header
-        return [self._paste(header, w, tiles) for w in windows]
+        return [self._paste(header, w, done) for w in windows]
+
+    def _fetch_into(
+        self, header: CogHeader, ident: tuple[Any, ...], futures: dict[int, Future[Any]]
+    ) -> None:
+        """Fetch one merged range; hand each tile to its future and to the tile cache."""
+        try:
+            tiles = self._fetch_range(header, list(futures))
+        except BaseException as err:  # every waiting read sees the failure
+            TILES.fail(ident, futures, err)
+        else:
+            TILES.put(ident, futures, tiles)
 
     def _tiles(self, header: CogHeader, window: _Window) -> list[int]:
         """Indices (in the offsets) of the tiles under ``window``."""

@@ -5,8 +5,9 @@ learned) with one small GetCoverage of its corner; both are cached for
 ``metadata_cache_ttl_s``. ``open()`` snaps the box outward onto that grid and cuts it into
 Dask chunks of 128 cells a side. A chunk is fetched only when a computation needs it, with
 a request for exactly its cells, checked to be on the asked grid; computed through
-:func:`~cas_xr.zonal._reads.compute`, the chunks needed are fetched together, neighbours
-in one request of at most ``tile_size`` cells a side, several requests in flight.
+:func:`~cas_xr.zonal._reads.compute`, the chunks needed are fetched together: those in
+one square of at most ``tile_size`` cells a side in one request (the box around them),
+several requests in flight.
 A tile the server still answers with an HTTP error after the retries becomes nodata and
 is reported in ``attrs["cas_failed_chunks"]`` (see :mod:`cas_xr.sources._wcs_tiles`).
 """

@@ -122,33 +122,25 @@ class TileReader:
 def _rectangles(
     windows: Sequence[tuple[slice, slice]], most: int
 ) -> list[tuple[slice, slice, list[int]]]:
-    """Windows of one chunk grid merged into rectangles of at most ``most`` cells a side.
+    """Chunks of one grid gathered into requests of at most ``most`` cells a side.
 
-    Windows side by side in a row of chunks join into runs; runs over the same columns
-    in consecutive rows join into rectangles.
+    The grid is cut into squares of whole chunks, at most ``most`` cells a side; the
+    chunks asked for in one square are requested together, as the box around them (so a
+    few chunks between them may come along: one request costs more than a few cells).
     """
-    order = sorted(range(len(windows)), key=lambda k: (windows[k][0].start, windows[k][1].start))
-    runs: list[tuple[slice, slice, list[int]]] = []
-    for k in order:
-        rows, cols = windows[k]
-        if runs:
-            r, c, members = runs[-1]
-            if r == rows and c.stop == cols.start and cols.stop - c.start <= most:
-                runs[-1] = (r, slice(c.start, cols.stop), [*members, k])
-                continue
-        runs.append((rows, cols, [k]))
-    rectangles: list[tuple[slice, slice, list[int]]] = []
-    open_by_cols: dict[tuple[int, int], int] = {}
-    for rows, cols, members in runs:
-        at = open_by_cols.get((cols.start, cols.stop))
-        if at is not None:
-            r, c, held = rectangles[at]
-            if r.stop == rows.start and rows.stop - r.start <= most:
-                rectangles[at] = (slice(r.start, rows.stop), c, [*held, *members])
-                continue
-        open_by_cols[(cols.start, cols.stop)] = len(rectangles)
-        rectangles.append((rows, cols, members))
-    return rectangles
+    size = max(max(r.stop - r.start, c.stop - c.start) for r, c in windows)
+    step = max(most // size, 1) * size
+    squares: dict[tuple[int, int], list[int]] = {}
+    for k, (rows, cols) in enumerate(windows):
+        squares.setdefault((rows.start // step, cols.start // step), []).append(k)
+    out = []
+    for members in squares.values():
+        r0 = min(windows[k][0].start for k in members)
+        r1 = max(windows[k][0].stop for k in members)
+        c0 = min(windows[k][1].start for k in members)
+        c1 = max(windows[k][1].stop for k in members)
+        out.append((slice(r0, r1), slice(c0, c1), members))
+    return out
 
 
 def _error_block(read: _Read) -> npt.NDArray[np.object_]:
