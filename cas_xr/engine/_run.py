@@ -252,6 +252,7 @@ class _Runner:
         recipe = Recipe(
             self.plan.stats, settings.zonal_weights, settings.area_weighted,
             self.scheduler.task_scheduler, settings.small_request_cells,
+            window=settings.chunk_size,  # windows as large as before, whatever sources' chunks
         )  # fmt: skip
         jobs = ((unit, compute_unit, (unit, recipe)) for unit in units)
         for unit, result, error in self.scheduler.unordered(jobs):

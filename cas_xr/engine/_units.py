@@ -176,6 +176,7 @@ class Recipe:
     area_weighted: bool
     scheduler: str  # the Dask scheduler of a unit's own graph
     small_cells: int = 0  # a unit whose windows hold at most this many cells runs eagerly
+    window: int | None = None  # side (cells) of a zonal task's window; None: the chunks'
 
     @property
     def numeric(self) -> bool:
@@ -222,7 +223,7 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
             stacked, unit.geometries, recipe.stats, weights=recipe.weights,
             area_weighted=recipe.area_weighted and bool(crs.is_geographic),
             classes=classes, nodata=first.data.attrs.get("nodata"),
-            eager_cells=0 if flagged else recipe.small_cells,
+            eager_cells=0 if flagged else recipe.small_cells, chunks=recipe.window,
         )  # fmt: skip
     failed = [read_failures(m.data, cube) for m in unit.members]
     arrays = [cube["coverage_fraction"].data, cube["pixel_count"].data]
