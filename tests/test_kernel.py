@@ -113,7 +113,7 @@ def first_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     cache = tmp_path_factory.mktemp("numba_cache")
     done = subprocess.run(
         [str(SCRIPT), "demo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=_env(cache), timeout=300, check=False,
+        env=_env(cache), timeout=300, check=False, cwd=cache,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout
     return done.stdout, cache
@@ -150,9 +150,11 @@ print(json.dumps({f: len(k.signatures) for f, k in _kernel._kernels.items()}))
 
 
 def _zonal_in_fresh_process(cache: Path, *dtypes: str) -> tuple[dict[str, int], str]:
+    # run away from the checkout, so that `python -c` imports the cas_xr the demo ran (the
+    # installed one): numba's cache is keyed by the source file's path
     done = subprocess.run(
         [sys.executable, "-c", _ZONAL, *dtypes], capture_output=True, text=True,
-        env={**_env(cache), "CAS_PROGRESS": "false"}, timeout=300, check=True,
+        env={**_env(cache), "CAS_PROGRESS": "false"}, timeout=300, check=True, cwd=cache,
     )  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
