@@ -111,6 +111,7 @@ def window_of(
     window: _Window,
     shapes: npt.NDArray[Any],
     to_cells: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]],
+    bounds: npt.NDArray[np.int64] | None = None,
 ) -> Any:
     """The cells of ``var`` in ``window`` that the geometries ``cells`` need (lazy).
 
@@ -125,6 +126,10 @@ def window_of(
     shapes, to_cells
         The geometries of the window's group and the map to cell units (see
         :func:`touched_edges`).
+    bounds
+        Their ``(n, 4)`` cell windows ``r0, r1, c0, c1``: when their areas add up to the
+        window's, the geometries are dense and the window is read whole, without
+        testing each chunk.
 
     Returns
     -------
@@ -139,6 +144,10 @@ def window_of(
     whole = data[..., r0:r1, c0:c1]
     if not dask.is_dask_collection(data):
         return whole
+    if bounds is not None:  # boxes that fill the window: every chunk is likely touched
+        boxes = (bounds[:, 1] - bounds[:, 0]) * (bounds[:, 3] - bounds[:, 2])
+        if boxes.sum() >= (r1 - r0) * (c1 - c0):
+            return whole
     touched = touched_edges(shapes, to_cells, (data.chunks[-2], data.chunks[-1]), window)
     if touched is None:
         return whole

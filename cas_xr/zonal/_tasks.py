@@ -118,7 +118,7 @@ def _polygon_parts(
         rings = polygon_rings(geo.shapes[idx], lambda xy, o=offset: to_cells(xy) - o)
         window = (r0, r1, c0, c1)
         windows = [
-            window_of(v, e, window, geo.shapes[idx], to_cells)
+            window_of(v, e, window, geo.shapes[idx], to_cells, geo.bounds[idx])
             for v, e in zip(variables, encodings, strict=True)
         ]
         task = dask.delayed(_window_task, pure=True)(
