@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import os
 import threading
 import time
@@ -23,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -34,7 +35,12 @@ from cas_xr.config import get_settings
 from cas_xr.errors import SourceError
 from cas_xr.sources._http import fetch_range, io_pool, public_url
 
-__all__ = ["MAX_GAP", "TILES", "CogHeader", "CogReader", "Geo", "cog_reader"]
+if TYPE_CHECKING:
+    import dask.array
+
+__all__ = [
+    "MAX_GAP", "TILES", "CogHeader", "CogReader", "Geo", "aligned", "cog_reader", "tile_array",
+]  # fmt: skip
 
 #: Largest gap (bytes) between two tiles fetched in one range request.
 MAX_GAP = 64 * 1024
@@ -502,3 +508,49 @@ def cog_reader(url: str, band: int, provider: str) -> tuple[CogReader, CogHeader
     if band > bands:
         return None
     return CogReader(url, band, provider), header
+
+
+def aligned(start: int, length: int, size: int) -> tuple[int, ...]:
+    """Chunk lengths covering ``[start, start + length)`` with edges on multiples of ``size``."""
+    edges = [start, *range((start // size + 1) * size, start + length, size), start + length]
+    return tuple(b - a for a, b in itertools.pairwise(edges))
+
+
+def tile_array(
+    prefix: str,
+    reader: Any,
+    rows: slice,
+    cols: slice,
+    tile: tuple[int, int],
+    dtype: np.dtype[Any],
+    *,
+    offset: tuple[int, int] = (0, 0),
+) -> dask.array.Array:
+    """Cells ``rows, cols`` of a tiled grid, one read task ``(reader, rows, cols)`` per tile.
+
+    Chunk edges fall on multiples of ``tile``; the read tasks get the chunks' cells minus
+    ``offset`` (the window's origin when the reader counts from it), so that
+    :func:`~cas_xr.zonal._reads.compute` can fetch many together.
+    """
+    import dask.array as dsa
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = f"{prefix}-{tokenize(reader, rows, cols, tile, offset)}"
+    edges = [
+        list(
+            itertools.pairwise(
+                itertools.accumulate(aligned(a.start, a.stop - a.start, n), initial=a.start - o)
+            )
+        )
+        for a, n, o in ((rows, tile[0], offset[0]), (cols, tile[1], offset[1]))
+    ]
+    graph: dict[Any, Any] = {
+        (name, i, j): (reader, slice(r0, r1), slice(c0, c1))
+        for (i, (r0, r1)), (j, (c0, c1)) in itertools.product(*map(enumerate, edges))
+    }
+    chunks = tuple(tuple(b - a for a, b in e) for e in edges)
+    return dsa.Array(
+        HighLevelGraph.from_collections(name, graph), name, chunks=chunks, dtype=dtype,
+        meta=np.empty((0, 0), dtype),
+    )  # fmt: skip

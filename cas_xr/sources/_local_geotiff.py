@@ -10,7 +10,6 @@ in-memory VRT on their common grid.
 from __future__ import annotations
 
 import glob
-import itertools
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -23,11 +22,10 @@ import numpy as np
 from affine import Affine
 
 from cas_xr.errors import SourceError
-from cas_xr.sources._cog import CogHeader, CogReader, cog_reader
+from cas_xr.sources._cog import CogHeader, CogReader, aligned, cog_reader, tile_array
 from cas_xr.sources._local_options import CHECK_PATH, NOT_FOUND, is_url
 
 if TYPE_CHECKING:
-    import dask.array
     import xarray as xr
 
     from cas_xr.sources._local import LocalSource
@@ -137,13 +135,13 @@ def open_geotiff(
     t, env = raster.transform, source._env()
     window = t @ Affine.translation(cols.start, rows.start)
     if cog is not None:
-        data = _tile_array(cog[0], rows, cols, cog[1].tile, np.dtype(raster.dtype))
+        data = tile_array("cas-cog", cog[0], rows, cols, cog[1].tile, np.dtype(raster.dtype))
     else:
         data = dask.array.map_blocks(
             _read_block,
             chunks=(
-                _aligned(rows.start, rows.stop - rows.start, size),
-                _aligned(cols.start, cols.stop - cols.start, size),
+                aligned(rows.start, rows.stop - rows.start, size),
+                aligned(cols.start, cols.stop - cols.start, size),
             ),
             dtype=raster.dtype,
             meta=np.empty((0, 0), dtype=raster.dtype),
@@ -182,34 +180,6 @@ def _remote_cog(source: LocalSource, files: Sequence[str]) -> tuple[CogReader, C
     if len(files) != 1 or urlsplit(source.path).scheme not in ("http", "https") or source.gdal:
         return None
     return cog_reader(source.path, source.band, source.provider)
-
-
-def _tile_array(
-    reader: CogReader, rows: slice, cols: slice, tile: tuple[int, int], dtype: np.dtype[Any]
-) -> dask.array.Array:
-    """The window ``rows, cols`` of a COG, one read task per internal tile it overlaps."""
-    import dask.array as dsa
-    from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph
-
-    name = f"cas-cog-{tokenize(reader, rows, cols)}"
-    edges = [
-        list(
-            itertools.pairwise(
-                itertools.accumulate(_aligned(a.start, a.stop - a.start, n), initial=a.start)
-            )
-        )
-        for a, n in ((rows, tile[0]), (cols, tile[1]))
-    ]
-    graph: dict[Any, Any] = {
-        (name, i, j): (reader, slice(r0, r1), slice(c0, c1))
-        for (i, (r0, r1)), (j, (c0, c1)) in itertools.product(*map(enumerate, edges))
-    }
-    chunks = tuple(tuple(b - a for a, b in e) for e in edges)
-    return dsa.Array(
-        HighLevelGraph.from_collections(name, graph), name, chunks=chunks, dtype=dtype,
-        meta=np.empty((0, 0), dtype),
-    )  # fmt: skip
 
 
 def _mosaic(source: LocalSource, rasters: Sequence[_Raster]) -> _Raster:
@@ -266,12 +236,6 @@ def _mosaic(source: LocalSource, rasters: Sequence[_Raster]) -> _Raster:
         dtype=ref.dtype,
         nodata=nodata,
     )
-
-
-def _aligned(start: int, length: int, size: int) -> tuple[int, ...]:
-    """Chunk lengths covering ``[start, start + length)`` with edges on multiples of ``size``."""
-    edges = [start, *range((start // size + 1) * size, start + length, size), start + length]
-    return tuple(b - a for a, b in itertools.pairwise(edges))
 
 
 def _read_block(

@@ -13,7 +13,6 @@ Anything else (time steps, reprojection, assets GDAL must read) stays with odc-s
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from affine import Affine
 
-from cas_xr.sources._cog import CogHeader, CogReader, cog_reader
+from cas_xr.sources._cog import CogHeader, CogReader, cog_reader, tile_array
 from cas_xr.sources._grid import snap_bounds
 from cas_xr.sources._http import io_pool
 
@@ -189,29 +188,8 @@ def tiled_items(
         parts.append(_Part(reader, row, col, header.shape))
     nodata = _nodata(items[0], asset, first)
     mosaic = MosaicReader(tuple(parts), str(first.dtype), nodata)
-    return _tile_array(mosaic, shape, first.tile, (r0, c0)), transform, crs, nodata
-
-
-def _tile_array(
-    reader: MosaicReader, shape: tuple[int, int], tile: tuple[int, int], origin: tuple[int, int]
-) -> dask.array.Array:
-    """One read task per chunk; chunk edges on the first item's tile edges."""
-    import dask.array as dsa
-    from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph
-
-    name = f"cas-stac-tiles-{tokenize(reader, shape, tile, origin)}"
-    edges = []
-    for n, size, start in zip(shape, tile, origin, strict=True):
-        cuts = range(size - start % size, n, size)
-        edges.append(list(itertools.pairwise([0, *cuts, n])))
-    graph: dict[Any, Any] = {
-        (name, i, j): (reader, slice(a, b), slice(c, d))
-        for (i, (a, b)), (j, (c, d)) in itertools.product(*map(enumerate, edges))
-    }
-    chunks = tuple(tuple(b - a for a, b in e) for e in edges)
-    dtype = np.dtype(reader.dtype)
-    return dsa.Array(
-        HighLevelGraph.from_collections(name, graph), name, chunks=chunks, dtype=dtype,
-        meta=np.empty((0, 0), dtype),
-    )  # fmt: skip
+    rows, cols = slice(r0, r0 + shape[0]), slice(c0, c0 + shape[1])  # on the first item's tiles
+    data = tile_array(
+        "cas-stac-tiles", mosaic, rows, cols, first.tile, np.dtype(mosaic.dtype), offset=(r0, c0)
+    )
+    return data, transform, crs, nodata
