@@ -1,13 +1,15 @@
-"""Shared fixtures: every test starts from default settings; counted opens; a cluster."""
+"""Shared fixtures: default settings per test; counted opens; a cluster; MapServer."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from cas_xr.config import _settings as config
+from cas_xr.testing import MapServerNotFoundError, find_mapserv
 
 
 @pytest.fixture(autouse=True)
@@ -44,3 +46,14 @@ def cluster() -> Iterator[Any]:
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as local:
         yield local
+
+
+@pytest.fixture(scope="session")
+def mapserv() -> str:
+    """Debian's MapServer CGI binary; a skip without it (a failure under CI=true)."""
+    try:
+        return find_mapserv()
+    except MapServerNotFoundError as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the WCS test server cannot start: {err}")
+        pytest.skip(str(err))

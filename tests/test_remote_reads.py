@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,10 +25,8 @@ import cas_xr as cas
 from cas_xr.sources._cog import MAX_GAP
 from cas_xr.sources._stac_static import StaticStacSource
 from cas_xr.testing import (
-    MapServerNotFoundError,
     StacCollectionSpec,
     StacItemSpec,
-    find_mapserv,
     make_cog,
     make_stac_catalog,
     serve_wcs,
@@ -272,16 +269,6 @@ def test_overlapping_items_over_http_fuse_as_odc_stac_does(tmp_path: Path):
     assert opened.attrs["nodata"] == on_disk.attrs["nodata"]
     np.testing.assert_array_equal(opened.x, on_disk.x)
     np.testing.assert_array_equal(opened.y, on_disk.y)
-
-
-@pytest.fixture(scope="module")
-def mapserv() -> str:
-    try:
-        return find_mapserv()
-    except MapServerNotFoundError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but the WCS test server cannot start: {err}")
-        pytest.skip(str(err))
 
 
 def test_wcs_requests_the_touched_chunks_merged_and_in_parallel(

@@ -7,7 +7,6 @@ Pixels and grids read through WCS are compared with the served GeoTIFFs read dir
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections import Counter
@@ -45,9 +44,7 @@ from cas_xr.sources._wcs import WcsSource, from_definition
 from cas_xr.sources._wcs_io import Tile, check_tile
 from cas_xr.testing import (
     MAP_ALIAS,
-    MapServerNotFoundError,
     WcsServer,
-    find_mapserv,
     make_cog,
     raise_if_dask_computes,
     serve_wcs,
@@ -59,16 +56,6 @@ GEO = Affine(1 / 128, 0, 10.0, 0, -1 / 128, 50.5)  # 80 x 72 cells, lat 49.9375.
 UTM = Affine(32, 0, 500_000, 0, -32, 4_300_000)  # 70 x 90 cells, EPSG:32614
 GEO_BBOX = (10.13, 50.05, 10.36, 50.31)  # ~30 x 25 cells, over the nodata hole
 UTM_BBOX = (-98.995, 38.825, -98.984, 38.84)
-
-
-@pytest.fixture(scope="module")
-def mapserv() -> str:
-    try:
-        return find_mapserv()
-    except MapServerNotFoundError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but the WCS test server cannot start: {err}")
-        pytest.skip(str(err))
 
 
 @pytest.fixture(scope="module")
