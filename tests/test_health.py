@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,36 @@ def test_http_status_is_found_in_errors_and_their_messages(
     error: Exception, status: int | None
 ) -> None:
     assert http_status(error) == status
+
+
+BUILTIN = sorted((Path(cas.__file__).parent / "catalog" / "providers").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", BUILTIN, ids=lambda p: p.stem)
+def test_every_built_in_provider_has_a_test_inside_its_extent(path: Path) -> None:
+    import shapely
+
+    definition = load_provider_file(path)
+    test, dataset = definition.health, definition.health_dataset
+    assert test is not None and dataset is not None, "give it a 'health' block"
+    assert test.expected_range is not None
+    if dataset.bbox is not None:
+        box = dataset.bbox
+        extent = shapely.box(box.min_lon, box.min_lat, box.max_lon, box.max_lat)
+        assert extent.contains(test.geometry.to_shapely())
+    if dataset.is_temporal and dataset.temporal.start is not None and test.time_range:
+        assert dataset.temporal.start <= test.time_range.start
+        assert dataset.temporal.end is None or test.time_range.end <= dataset.temporal.end
+
+
+@pytest.mark.network
+@pytest.mark.skipif(
+    os.environ.get("CAS_NETWORK_TESTS") != "1",
+    reason="reaches the real providers; set CAS_NETWORK_TESTS=1 to run",
+)
+def test_the_real_built_in_providers_answer_their_tests() -> None:
+    cas.configure(provider_timeout_s=120, health_slow_ms=120_000)
+    results = cas.check_providers_sync()
+    assert {r.provider: r.status.value for r in results} == dict.fromkeys(
+        cas.list_providers(), "healthy"
+    ), [r.model_dump() for r in results]
