@@ -168,3 +168,46 @@ def test_options_are_checked(tmp_path: Path) -> None:
     _provider(tmp_path, "http://127.0.0.1:9/", options={"query": {}})
     with pytest.raises(ProviderDefinitionError, match="invalid stac_zarr options"):
         cas.get_connector("dm").source("prcp")
+
+
+def test_a_point_health_test_over_a_time_range(
+    served: tuple[str, xr.Dataset], tmp_path: Path
+) -> None:
+    """As the daymet provider's test: a point, the mean of a few days' tmax there."""
+    url, _ = served
+    _provider(tmp_path, url)
+    definition = yaml.safe_load((tmp_path / "dm.yaml").read_text(encoding="utf-8"))
+    crs = pyproj.CRS(cas.get_connector("daymet").definition_of("prcp").crs)
+    lon, lat = pyproj.Transformer.from_crs(crs, 4326, always_xy=True).transform(1250.0, 0.0)
+    definition["health"] = {
+        "dataset": "tmax",
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "expected_range": [20.0, 30.0],
+        "time_range": ["2020-01-02T00:00:00Z", "2020-01-04T23:59:59Z"],
+    }
+    (tmp_path / "dm.yaml").write_text(yaml.safe_dump(definition), encoding="utf-8")
+    cas.configure(provider_files=[tmp_path / "dm.yaml"])
+    (result,) = cas.check_providers_sync("dm")
+    assert result.status is cas.ProviderStatus.HEALTHY, result
+    # the cell of x 1250, y 0 is row 2: tmax = 20 + day - 2 over days 1..3
+    assert result.test_value == pytest.approx(np.mean([20.0 + d - 2 for d in (1, 2, 3)]))
+
+
+def test_a_point_reads_its_own_cell(served: tuple[str, xr.Dataset], tmp_path: Path) -> None:
+    """A one-cell window keeps its grid (one coordinate has no spacing to recompute it from)."""
+    url, ds = served
+    _provider(tmp_path, url)
+    crs = pyproj.CRS(cas.get_connector("daymet").definition_of("prcp").crs)
+    to_lonlat = pyproj.Transformer.from_crs(crs, 4326, always_xy=True)
+    for (x, y), (row, col) in [((1250.0, 0.0), (2, 3)), ((-1700.0, 2400.0), (0, 0))]:
+        lon, lat = to_lonlat.transform(x, y)
+        response = cas.extract_sync(
+            {
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                "dataset_ids": ["dm:tmax"],
+                "time_range": ["2020-01-05", "2020-01-05T23:00"],
+            }
+        )
+        (result,) = response.results
+        assert result.value == pytest.approx(float(ds["tmax"][4, row, col]))
+        assert result.pixel_count == 1
