@@ -175,18 +175,19 @@ def _check(connector: Connector, settings: Settings) -> HealthCheckResult:
     for library in _SOURCE_LIBRARIES:
         importlib.import_module(library)
     started = time.perf_counter()
+    elapsed_ms: float | None = None
     try:
         da = _read(target, test)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        value = _value(target, da, test, settings)
     except Exception as err:  # any failure is the provider's state, reported, not raised
         status = http_status(err)
         return HealthCheckResult(
             status=ProviderStatus.AUTH_GATED if status in _AUTH_STATUSES else ProviderStatus.DOWN,
-            response_time_ms=(time.perf_counter() - started) * 1000,
+            response_time_ms=elapsed_ms or (time.perf_counter() - started) * 1000,
             error=f"{type(err).__name__}: {err}",
             **common,
         )
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    value = _value(target, da, test, settings)
     problems = _judge(
         value, da.attrs["cas_failed_chunks_count"], elapsed_ms, test, settings.health_slow_ms
     )
