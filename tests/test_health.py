@@ -30,6 +30,8 @@ SAMPLE_DATA = Path(sample_catchments_path()).parent
 BOX = [[[-96.55, 38.95], [-96.45, 38.95], [-96.45, 39.05], [-96.55, 39.05], [-96.55, 38.95]]]
 #: the sample elevation's mean over BOX, from cas.extract (the same cells, the same kernel)
 BOX_MEAN = 383.69003093872027
+#: half inside the Kansas data (lon -96.70..-96.30), half west of it
+EDGE = [[[-96.75, 38.95], [-96.65, 38.95], [-96.65, 39.05], [-96.75, 39.05], [-96.75, 38.95]]]
 SLOW_MS = 3000.0
 ROUND_TRIP_S = 0.6  # a check asks >= 8 things (catalog, collection, items, COG): > 4.8 s
 
@@ -51,8 +53,8 @@ def _provider(slug: str, endpoint: str, *, health: dict[str, Any] | None) -> dic
     return definition
 
 
-def _health(expected: list[float]) -> dict[str, Any]:
-    return {"geometry": {"type": "Polygon", "coordinates": BOX}, "expected_range": expected}
+def _health(expected: list[float], box: Any = BOX) -> dict[str, Any]:
+    return {"geometry": {"type": "Polygon", "coordinates": box}, "expected_range": expected}
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +85,7 @@ def providers(servers: dict[str, str], tmp_path: Path) -> list[str]:
         _provider("h_healthy", servers["fast"] + catalog, health=_health([200, 600])),
         _provider("h_slow", servers["slow"] + catalog, health=_health([200, 600])),
         _provider("h_out_of_range", servers["fast"] + catalog, health=_health([1000, 2000])),
+        _provider("h_partial", servers["fast"] + catalog, health=_health([200, 600], EDGE)),
         _provider("h_down", servers["stopped"] + catalog, health=_health([200, 600])),
         _provider("h_401", servers["unauthorized"] + catalog, health=_health([200, 600])),
         _provider("h_403", servers["forbidden"] + catalog, health=_health([200, 600])),
@@ -103,6 +106,7 @@ EXPECTED = {
     "h_healthy": "healthy",
     "h_slow": "degraded",
     "h_out_of_range": "degraded",
+    "h_partial": "degraded",
     "h_down": "down",
     "h_401": "auth_gated",
     "h_403": "auth_gated",
@@ -131,6 +135,9 @@ def test_each_state_is_reported(providers: list[str]) -> None:
     assert wrong.test_value == pytest.approx(BOX_MEAN, rel=1e-12)
     assert wrong.error is not None and "outside the expected range [1000, 2000]" in wrong.error
 
+    partial = results["h_partial"]
+    assert partial.test_value is not None and 200 < partial.test_value < 600
+    assert "of the test geometry" in (partial.error or "")
     assert results["h_down"].test_value is None
     assert "connect" in (results["h_down"].error or "").lower()
     for slug in ("h_401", "h_403"):

@@ -8,7 +8,8 @@ data. The states:
 
 - ``healthy``: the value came, inside the expected range, within ``health_slow_ms``;
 - ``degraded``: it came, but slower than ``health_slow_ms``, outside the expected range,
-  without any valid cell, or with some chunks unreadable;
+  without any valid cell, from valid cells covering less than ``quality_partial_below``
+  of the geometry, or with some chunks unreadable;
 - ``auth_gated``: the provider answered 401 or 403;
 - ``down``: any other failure (unreachable, timeout, HTTP error, bad answer);
 - ``unknown``: the definition has no ``health`` test.
@@ -95,8 +96,8 @@ def http_status(err: BaseException) -> int | None:
     return None
 
 
-def _read(target: Target, test: HealthTest) -> xr.DataArray:
-    """The cells of the test box, read (the failed chunks' first error raised if all failed)."""
+def _read(target: Target, test: HealthTest) -> tuple[xr.DataArray, int]:
+    """The cells of the test box, read, and how many chunks failed (raised if all did)."""
     import dask
 
     bounds = test.geometry.to_shapely().bounds
@@ -107,15 +108,17 @@ def _read(target: Target, test: HealthTest) -> xr.DataArray:
     failed = [] if errors is None else [e for e in np.ravel(errors) if e is not None]
     if failed and len(failed) == np.size(errors):
         raise failed[0]
-    loaded.attrs["cas_failed_chunks_count"] = len(failed)
-    return loaded
+    return loaded, len(failed)
 
 
-def _value(target: Target, da: xr.DataArray, test: HealthTest, settings: Settings) -> float | None:
-    """The test geometry's mean (majority class for categorical data), over the steps read.
+def _value(
+    target: Target, da: xr.DataArray, test: HealthTest, settings: Settings
+) -> tuple[float | None, float]:
+    """The test geometry's mean (majority class for categorical data) and valid coverage.
 
-    Computed by the engine's unit step (the one caller of the zonal kernel) on the cells
-    already read.
+    The mean of the steps read (the latest step's class); the coverage is the smallest of
+    the steps'. Computed by the engine's unit step (the one caller of the zonal kernel)
+    on the cells already read.
     """
     import geopandas as gpd
 
@@ -131,13 +134,19 @@ def _value(target: Target, da: xr.DataArray, test: HealthTest, settings: Setting
     ((_, block),) = to_blocks(unit, recipe, *compute_unit(unit, recipe))
     values = np.asarray(block.stats, dtype="float64").ravel()  # one per step
     values = values[np.isfinite(values)]
+    coverage = float(np.min(block.coverage))
     if values.size == 0:
-        return None
-    return float(values[-1] if categorical else values.mean())
+        return None, coverage
+    return float(values[-1] if categorical else values.mean()), coverage
 
 
 def _judge(
-    value: float | None, failed_chunks: int, elapsed_ms: float, test: HealthTest, slow_ms: float
+    value: float | None,
+    coverage: float,
+    failed_chunks: int,
+    elapsed_ms: float,
+    test: HealthTest,
+    settings: Settings,
 ) -> list[str]:
     """Why a provider that answered is degraded (empty: it is healthy)."""
     problems = []
@@ -145,12 +154,18 @@ def _judge(
         problems.append(f"{failed_chunks} chunk(s) around the test geometry could not be read")
     if value is None:
         problems.append("no valid cell at the test geometry")
-    elif test.expected_range is not None:
+    elif coverage < settings.quality_partial_below:
+        problems.append(
+            f"valid cells cover {coverage:.0%} of the test geometry (quality_partial_below="
+            f"{settings.quality_partial_below:g})"
+        )
+    if value is not None and test.expected_range is not None:
         low, high = test.expected_range
         if not low <= value <= high:
             problems.append(
                 f"test value {value:g} is outside the expected range [{low:g}, {high:g}]"
             )
+    slow_ms = settings.health_slow_ms
     if elapsed_ms > slow_ms:
         problems.append(f"answered in {elapsed_ms:.0f} ms, slower than health_slow_ms={slow_ms:g}")
     return problems
@@ -177,9 +192,9 @@ def _check(connector: Connector, settings: Settings) -> HealthCheckResult:
     started = time.perf_counter()
     elapsed_ms: float | None = None
     try:
-        da = _read(target, test)
+        da, failed_chunks = _read(target, test)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        value = _value(target, da, test, settings)
+        value, coverage = _value(target, da, test, settings)
     except Exception as err:  # any failure is the provider's state, reported, not raised
         status = http_status(err)
         return HealthCheckResult(
@@ -188,9 +203,7 @@ def _check(connector: Connector, settings: Settings) -> HealthCheckResult:
             error=f"{type(err).__name__}: {err}",
             **common,
         )
-    problems = _judge(
-        value, da.attrs["cas_failed_chunks_count"], elapsed_ms, test, settings.health_slow_ms
-    )
+    problems = _judge(value, coverage, failed_chunks, elapsed_ms, test, settings)
     return HealthCheckResult(
         status=ProviderStatus.DEGRADED if problems else ProviderStatus.HEALTHY,
         response_time_ms=elapsed_ms,
