@@ -63,6 +63,9 @@ class CasAccessor:
     cells = _Bound("cas_xr.zonal:cells")
     """Every cell geometries cover, as a long table: :func:`cas_xr.zonal.cells`."""
 
+    point_query = _Bound("cas_xr.zonal:point_query")
+    """Values at points, bilinear or nearest: :func:`cas_xr.zonal.point_query`."""
+
     def _array(self, method: str) -> xr.DataArray:
         if isinstance(self._obj, xr.Dataset):
             raise ArgumentTypeError(

@@ -2,7 +2,8 @@
 
 Pure functions on xarray objects; no I/O and no network. :func:`zonal` is also bound
 as the ``.cas.zonal`` accessor, :func:`cells` (every covered cell, as a long table) as
-``.cas.cells``. The module itself is callable as :func:`zonal`, so that
+``.cas.cells``, :func:`point_query` (values at points, bilinear or nearest) as
+``.cas.point_query``. The module itself is callable as :func:`zonal`, so that
 ``cas_xr.zonal(...)`` works as well as ``cas_xr.zonal.zonal(...)``.
 """
 
@@ -14,8 +15,9 @@ from typing import Any
 from cas_xr.zonal._api import STATISTICS, zonal
 from cas_xr.zonal._cells import cells
 from cas_xr.zonal._codes import COVERAGE_NOISE
+from cas_xr.zonal._points import point_query
 
-__all__ = ["COVERAGE_NOISE", "STATISTICS", "cells", "zonal"]
+__all__ = ["COVERAGE_NOISE", "STATISTICS", "cells", "point_query", "zonal"]
 
 
 class _CallableModule(types.ModuleType):
