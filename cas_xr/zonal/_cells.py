@@ -259,9 +259,12 @@ def cells(
     Returns
     -------
     xarray.Dataset
-        Along dimension ``cell``, geometry after geometry in input order and, within a
-        geometry, row after row (column after column within a row) of the grid as stored:
-        coordinates ``geometry`` (position of the geometry in the input), the input index
+        Along dimension ``cell``, geometry after geometry and, within a geometry, row
+        after row (column after column within a row) of the grid as stored. Geometries
+        come in the engine's order (window after window, Hilbert order; points last), so
+        that no read task waits for another: ``df.sort_values(["geometry", "cell_id"])``
+        gives input order (reordering the lazy Dataset would shuffle every task).
+        Coordinates ``geometry`` (position of the geometry in the input), the input index
         (under its name, else ``index``), ``cell_id`` (``row * columns + column`` of the
         grid as stored; exactextract's on a north-up grid), ``center_x`` and ``center_y``
         (the cell's centre in the raster's CRS); variables ``coverage`` (the weight of the
@@ -327,27 +330,17 @@ def cells(
         cols.append(pcol)
         cover.append(np.ones(points.size))
         add(dask.delayed(_point_cells, pure=True)(gathered, encodings), points.size)
-    order = np.argsort(np.concatenate([np.empty(0, np.int64), *geometry]), kind="stable")
     columns = {
-        "geometry": np.concatenate([np.empty(0, np.int64), *geometry])[order],
-        "row": np.concatenate([np.empty(0, np.int64), *rows])[order],
-        "col": np.concatenate([np.empty(0, np.int64), *cols])[order],
-        "coverage": np.concatenate([np.empty(0), *cover])[order],
+        "geometry": np.concatenate([np.empty(0, np.int64), *geometry]),
+        "row": np.concatenate([np.empty(0, np.int64), *rows]),
+        "col": np.concatenate([np.empty(0, np.int64), *cols]),
+        "coverage": np.concatenate([np.empty(0), *cover]),
     }
-    lazy_columns = [_ordered(p, lead, order) for p, lead in zip(pieces, leads, strict=True)]
+    lazy_columns = [
+        dsa.concatenate(p, axis=-1) if p else dsa.zeros((*lead, 0), dtype=np.float64)
+        for p, lead in zip(pieces, leads, strict=True)
+    ]
     return _table(obj, geo, variables, columns, lazy_columns)
-
-
-def _ordered(pieces: list[Any], lead: tuple[int, ...], order: npt.NDArray[np.intp]) -> Any:
-    """The pieces joined along their last axis, in ``order`` (lazy)."""
-    import dask.array as dsa
-
-    if not pieces:
-        return dsa.zeros((*lead, 0), dtype=np.float64)
-    joined = dsa.concatenate(pieces, axis=-1)
-    if np.array_equal(order, np.arange(order.size)):
-        return joined
-    return joined[..., order]
 
 
 def _table(
