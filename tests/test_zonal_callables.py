@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rasterstats import zonal_stats
 
-from cas_xr.errors import InvalidStatisticError
+from cas_xr.errors import InvalidArgumentError, InvalidStatisticError
 from cas_xr.testing import raise_if_dask_computes
 from cas_xr.zonal import zonal
 from tests.test_zonal import _polygons, _raster
@@ -66,15 +66,17 @@ def test_callables_match_xvec(seed: int, window: int):
 def test_two_and_three_argument_functions_match_exactextract(seed: int, integer: bool):
     rng = np.random.default_rng(seed)
     da = _raster(rng, integer=integer, ascending=False)
+    weights = da.copy(data=rng.uniform(0.5, 3.0, da.shape)).rio.write_nodata(None)
     polygons = _polygons(rng, da, int(rng.integers(1, 6)))
     feats = [
         {"type": "Feature", "properties": {}, "geometry": g.__geo_interface__} for g in polygons
     ]
-    ref = exact_extract(_source(da), feats, [covered, wmean, masked_cover], output="pandas")
-    ours = zonal(da, gpd.GeoSeries(polygons, crs=CRS), [covered, wmean, masked_cover, "mean"])
-    ours = ours.compute()
+    funcs = [covered, wmean, masked_cover, wsum]
+    ref = exact_extract(_source(da), feats, funcs, weights=_source(weights), output="pandas")
+    geoms = gpd.GeoSeries(polygons, crs=CRS)
+    ours = zonal(da, geoms, [*funcs, "mean"], weights_raster=weights, chunks=8).compute()
     # a cell covered < 1e-7 (kept by exactextract, dropped by cas_xr) moves these < 1e-6
-    for name in ("covered", "wmean", "masked_cover"):
+    for name in ("covered", "wmean", "masked_cover", "wsum"):
         np.testing.assert_allclose(
             ours["v"].sel(zonal_statistics=name), ref[name].astype(float), rtol=1e-6, atol=1e-6
         )
@@ -83,10 +85,19 @@ def test_two_and_three_argument_functions_match_exactextract(seed: int, integer:
     )
 
 
-def test_three_argument_functions_need_a_weights_raster():
+def test_three_argument_functions_need_a_weights_raster_on_the_grid():
     da = _grid()
-    with pytest.raises(InvalidStatisticError, match="weights_raster"):
-        zonal(da, gpd.GeoSeries([shapely.box(1, 1, 3, 3)], crs=CRS), [wsum])
+    geoms = gpd.GeoSeries([shapely.box(1, 1, 3, 3)], crs=CRS)
+    with pytest.raises(InvalidStatisticError, match="pass weights_raster="):
+        zonal(da, geoms, [wsum])
+    with pytest.raises(InvalidArgumentError, match="same grid"):
+        zonal(da, geoms, [wsum], weights_raster=da.isel(x=slice(1, None)))
+    layered = xr.concat([da, da, da], dim="time")
+    with pytest.raises(InvalidArgumentError, match="3 layers"):
+        zonal(da.expand_dims(time=2), geoms, [wsum], weights_raster=layered)
+    # one weights layer for every layer: the box covers cells 13, nodata, 19 and 20 whole
+    both = zonal(da.expand_dims(time=2), geoms, [wsum], weights_raster=da * 0 + 2).compute()
+    assert both["v"][0, :, 0].to_numpy().tolist() == [2.0 * (13 + 19 + 20)] * 2
 
 
 def _grid() -> xr.DataArray:

@@ -11,6 +11,7 @@ import numpy.typing as npt
 from cas_xr.errors import InvalidArgumentError
 from cas_xr.zonal import _codes as K
 from cas_xr.zonal._callables import split_stats, with_reductions
+from cas_xr.zonal._cells import same_grid
 from cas_xr.zonal._codes import COVERAGE_NOISE
 from cas_xr.zonal._dims import on_grid
 from cas_xr.zonal._encoding import encoding_of
@@ -51,6 +52,7 @@ def zonal(
     y_dim: Hashable | None = None,
     eager_cells: int = 0,
     add_stats: Mapping[str, Callable[..., Any]] | None = None,
+    weights_raster: xr.DataArray | None = None,
 ) -> xr.Dataset:
     """Zonal statistics of a raster cube over polygons and points, lazily.
 
@@ -117,6 +119,10 @@ def zonal(
         rasterstats' ``{name: func}``: ``func(masked)`` on a 2-D masked array of the
         geometry's cells (masked outside them and where missing), per layer; results
         join ``zonal_statistics`` as ``name``.
+    weights_raster
+        A DataArray on the raster's grid (same CRS, transform and shape; one layer, or
+        one per layer): the ``weights`` of three-argument reductions
+        ``func(values, coverage, weights)`` (exactextract's), masked where missing.
 
     Returns
     -------
@@ -163,6 +169,8 @@ def zonal(
         out = with_reductions(
             out, geo, variables, encodings, _MODES[weights], reductions,
             window_cells_of(variables.values(), chunks), replace=not names,
+            weights_raster=None if weights_raster is None
+            else same_grid(obj, weights_raster, x_dim=x_dim, y_dim=y_dim),
         )  # fmt: skip
     if spec.distribution:
         names_map = _class_names(classes, variables.values())

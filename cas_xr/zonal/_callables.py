@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from cas_xr.errors import InvalidStatisticError
+from cas_xr.errors import InvalidArgumentError, InvalidStatisticError
 from cas_xr.zonal import _codes as K
 from cas_xr.zonal._inputs import STATISTICS
 
@@ -395,12 +395,14 @@ def with_reductions(
     window_cells: int,
     *,
     replace: bool,
-    weights_raster: tuple[xr.DataArray, Encoding] | None = None,
+    weights_raster: xr.DataArray | None = None,
 ) -> xr.Dataset:
     """``out`` (the cube of ``zonal``) with the reductions along ``zonal_statistics``.
 
     Each variable's reductions follow its named statistics (or replace them when
     ``replace``: none was asked); the cube stays lazy when it is, else they are computed.
+    ``weights_raster`` (on the grid, spatial dims last) feeds three-argument reductions:
+    one layer for all, or one per layer of the variables.
     """
     import dask.array as dsa
 
@@ -409,13 +411,22 @@ def with_reductions(
     needs_weights = [r.name for r in reductions if r.weighted]
     if needs_weights and weights_raster is None:
         raise InvalidStatisticError(
-            f"reduction {needs_weights[0]!r} takes (values, coverage, weights) but zonal() "
-            "has no weights raster; use cas_xr.zonal.cells(obj, geometries, "
-            "weights_raster=...) and reduce its table, or a two-argument function"
+            f"reduction {needs_weights[0]!r} takes (values, coverage, weights); pass "
+            "weights_raster= (a DataArray on the raster's grid), or use a two-argument function"
         )
-    arr = _lazy(
-        geo, list(variables.values()), encodings, weights_raster, mode, reductions, window_cells
-    )
+    layers = sum(int(np.prod(v.shape[:-2])) for v in variables.values())
+    weights = None
+    if weights_raster is not None and needs_weights:
+        from cas_xr.zonal._encoding import encoding_of
+
+        wlayers = int(np.prod(weights_raster.shape[:-2]))
+        if wlayers not in (1, layers):
+            raise InvalidArgumentError(
+                f"weights_raster has {wlayers} layers (dims {weights_raster.dims}) and the "
+                f"raster {layers}; give one 2-D weights layer, or one per layer"
+            )
+        weights = (weights_raster, encoding_of(weights_raster, None))
+    arr = _lazy(geo, list(variables.values()), encodings, weights, mode, reductions, window_cells)
     ngeom = len(geo.kinds)
     labels = [r.name for r in reductions]
     has_stats = "zonal_statistics" in out.coords and not replace

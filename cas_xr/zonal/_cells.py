@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     from cas_xr.zonal._encoding import Encoding
     from cas_xr.zonal._inputs import Geometries
 
-__all__ = ["MODES", "Covered", "cells", "covered_cells", "decoded_layers", "polygon_windows"]
+__all__ = [
+    "MODES",
+    "Covered",
+    "cells",
+    "covered_cells",
+    "decoded_layers",
+    "polygon_windows",
+    "same_grid",
+]
 
 #: The weight modes of ``weights=`` and their kernel codes.
 MODES = {"exact": K.MODE_EXACT, "center": K.MODE_CENTER, "all_touched": K.MODE_ALL_TOUCHED}
@@ -176,7 +184,7 @@ def _point_cells(values: Sequence[Any], encodings: Sequence[Encoding]) -> list[A
     ]
 
 
-def _same_grid(
+def same_grid(
     obj: xr.DataArray | xr.Dataset,
     other: xr.DataArray,
     x_dim: Hashable | None,
@@ -294,7 +302,7 @@ def cells(
     obj = on_grid(obj, x_dim=x_dim, y_dim=y_dim)
     variables = variables_of(obj)
     if weights_raster is not None:
-        variables = {**variables, _WEIGHTS: _same_grid(obj, weights_raster, x_dim, y_dim)}
+        variables = {**variables, _WEIGHTS: same_grid(obj, weights_raster, x_dim, y_dim)}
     geo = prepare_geometries(obj, geometries, crs)
     arrays = list(variables.values())
     encodings = [encoding_of(v, nodata if k != _WEIGHTS else None) for k, v in variables.items()]
