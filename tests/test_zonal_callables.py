@@ -177,6 +177,10 @@ def test_layers_points_laziness_and_builtin_equivalence():
     np.testing.assert_array_equal(eager["v"][..., 0], v.sel(zonal_statistics="nanmin"))
     only = zonal(da, geoms, np.nanmin).compute()  # a bare callable; no named statistic
     assert only["zonal_statistics"].to_numpy().tolist() == ["nanmin"]
+    assert zonal(da, geoms, ("max", np.nanmax))["zonal_statistics"].values.tolist() == [
+        "max",
+        "nanmax",
+    ]  # a tuple of statistics is a list of them, as in xvec
     accessor = da.cas.zonal(geoms, [("lo", np.nanmin)]).compute()
     np.testing.assert_array_equal(accessor["v"][..., 0], v.sel(zonal_statistics="nanmin"))
 

@@ -135,16 +135,6 @@ def _item(item: Any) -> Reduction:
     )
 
 
-def _is_named(stats: Any) -> bool:
-    """Whether ``stats`` is one ``(name, func[, kwargs])`` tuple (not a tuple of names)."""
-    return (
-        isinstance(stats, tuple)
-        and len(stats) in (2, 3)
-        and isinstance(stats[0], str)
-        and callable(stats[1])
-    )
-
-
 def split_stats(
     stats: Any, add_stats: Mapping[str, Callable[..., Any]] | None = None
 ) -> tuple[Any, list[Reduction]]:
@@ -153,8 +143,9 @@ def split_stats(
     Parameters
     ----------
     stats
-        As :func:`~cas_xr.zonal.zonal` takes it. Anything that is neither a callable, a
-        tuple nor a sequence holding them is returned as it is.
+        As :func:`~cas_xr.zonal.zonal` takes it: a name, a callable, or a list or tuple
+        of names, callables and ``(name, func[, kwargs])`` tuples (a tuple of statistics
+        is a list of them, as in xvec). Anything else is returned as it is.
     add_stats
         rasterstats' ``{name: func}``.
 
@@ -169,7 +160,7 @@ def split_stats(
         A reduction that is not callable, takes other arguments, or reuses a name; a
         per-cell output (those are :func:`~cas_xr.zonal.cells`).
     """
-    if callable(stats) or _is_named(stats):
+    if callable(stats):
         stats = [stats]
     names: Any = stats
     reductions: list[Reduction] = []
