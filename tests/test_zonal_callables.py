@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -232,3 +234,21 @@ def test_wrong_results_and_user_errors_are_reported():
     with pytest.raises(KeyError, match="mine") as info:
         zonal(_grid(), geoms, [broken]).compute()
     assert "in reduction 'broken'" in "".join(info.value.__notes__)
+
+
+def test_reductions_cells_and_points_on_a_distributed_cluster(cluster: Any):
+    import distributed
+
+    from cas_xr.zonal import cells, point_query
+
+    da = _raster(np.random.default_rng(3), integer=False, ascending=False)
+    geoms = gpd.GeoSeries(_polygons(np.random.default_rng(4), da, 6), crs=CRS)
+    points = gpd.GeoSeries(shapely.centroid(geoms.to_numpy()), crs=CRS)
+    stats = ["mean", wmean, ("p90", p90), lambda v, c: float(c.sum())]
+    lazy = [zonal(da, geoms, stats, chunks=8), cells(da, geoms, chunks=8), point_query(da, points)]
+    threaded = [obj.compute(scheduler="threads") for obj in lazy]
+    with distributed.Client(cluster) as client:
+        remote = client.compute(lazy, sync=True)
+    for here, there in zip(threaded, remote, strict=True):
+        xr.testing.assert_identical(here.drop_indexes("geometry", errors="ignore"),
+                                    there.drop_indexes("geometry", errors="ignore"))  # fmt: skip

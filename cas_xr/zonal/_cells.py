@@ -106,7 +106,7 @@ def covered_cells(
         counts.append(i.size)
 
     def joined(parts: list[Any], dtype: type) -> Any:
-        return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
 
     return Covered(
         np.cumsum(counts, dtype=np.int64),
