@@ -30,6 +30,7 @@ __all__ = [
     "MODES",
     "Covered",
     "cells",
+    "check_kinds",
     "covered_cells",
     "decoded_layers",
     "polygon_windows",
@@ -58,6 +59,24 @@ class Covered:
     rows: npt.NDArray[np.int64]
     cols: npt.NDArray[np.int64]
     weight: npt.NDArray[np.float64]
+
+
+#: Geometry types whose cells :func:`covered_cells` and the points' path find.
+_KINDS = ("Polygon", "MultiPolygon", "Point")
+
+
+def check_kinds(geo: Geometries, what: str) -> None:
+    """Raise unless every geometry is a Polygon, MultiPolygon or Point (never skip one)."""
+    from cas_xr.errors import InvalidGeometryError
+
+    types = geo.series.geom_type.to_numpy()
+    other = np.flatnonzero(~np.isin(types, _KINDS) & ~geo.empty)
+    if other.size:
+        raise InvalidGeometryError(
+            f"{what} takes Polygons, MultiPolygons and Points; positions "
+            f"{other[:10].tolist()} hold {sorted(set(types[other]))}: compute their named "
+            "statistics with zonal(), or buffer them into polygons"
+        )
 
 
 def covered_cells(
@@ -304,6 +323,7 @@ def cells(
     if weights_raster is not None:
         variables = {**variables, _WEIGHTS: same_grid(obj, weights_raster, x_dim, y_dim)}
     geo = prepare_geometries(obj, geometries, crs)
+    check_kinds(geo, "cells()")
     arrays = list(variables.values())
     encodings = [encoding_of(v, nodata if k != _WEIGHTS else None) for k, v in variables.items()]
     geometry: list[npt.NDArray[np.int64]] = []
