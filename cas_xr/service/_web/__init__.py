@@ -49,7 +49,8 @@ def install_web(app: FastAPI, state: ServiceState) -> None:
         The service state.
     """
     renderer = Renderer(state.options)
-    app.mount("/static/docs", StaticFiles(directory=_docs_assets()), name="docs-assets")
+    assets = _docs_assets()
+    app.include_router(web_routes(renderer, Path(assets)))  # before the mounts: it overrides one
+    app.mount("/static/docs", StaticFiles(directory=assets), name="docs-assets")
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
-    app.include_router(web_routes(renderer))
     app.add_middleware(HtmlFace, views=Views(renderer, state))

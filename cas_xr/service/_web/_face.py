@@ -76,13 +76,14 @@ class HtmlFace:
             return
         root = scope.get("root_path", "")
         path = scope["path"].removeprefix(root) if root else scope["path"]
-        page = _page(path or "/")
-        if page is None:
-            await self.app(scope, receive, send)
-            return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         query = scope.get("query_string", b"").decode("latin-1")
         wanted = asked_format(query, headers.get("accept", ""))
+        page = _page(path or "/")
+        if page is None:  # not a page; its errors are, for a browser
+            on_error = self._problem_pages(scope, receive, send) if wanted == "html" else send
+            await self.app(scope, receive, on_error)
+            return
         name, params = page
         formats = ("html", "json", *(_DOWNLOADS if name == "results" else ()))
         if wanted not in formats:
@@ -125,6 +126,32 @@ class HtmlFace:
 
         await self.app(inner, receive, capture)
         return status, kept, b"".join(chunks)
+
+    def _problem_pages(self, scope: Scope, receive: Receive, send: Send) -> Send:
+        """``send``, except that a problem response becomes an error page."""
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def sending(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                media = dict(message.get("headers", [])).get(b"content-type", b"")
+                if message["status"] < 400 or not media.startswith(PROBLEM_MEDIA_TYPE.encode()):
+                    await send(message)
+                    return
+                start = message
+                return
+            if not start:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                request = Request(scope, receive)
+                body = b"".join(chunks)
+                response = self._respond(request, "", {}, "html", start["status"], body)
+                await response(scope, receive, send)
+
+        return sending
 
     def _respond(
         self,

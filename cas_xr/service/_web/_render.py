@@ -45,7 +45,6 @@ class Renderer:
         self.env = jinja2.Environment(
             loader=jinja2.PackageLoader("cas_xr.service", "templates"),
             autoescape=True,
-            undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
@@ -15,6 +17,16 @@ from cas_xr.service._web._render import DOCS_CSP, Renderer
 
 __all__ = ["web_routes"]
 
+#: ReDoc's script shows Redocly's logo from their CDN in its menu; it is served with our own.
+_REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+@cache
+def _redoc_script(folder: Path) -> bytes:
+    """``redoc.standalone.js`` of ``folder``, showing the service's icon instead of the CDN's."""
+    script = (folder / "redoc.standalone.js").read_bytes()
+    return script.replace(_REDOC_LOGO.encode(), b"static/favicon.svg")
+
 
 def _local(target: str | None) -> str:
     """``target`` if it is a path of this site, else ``/`` (no open redirects)."""
@@ -23,18 +35,22 @@ def _local(target: str | None) -> str:
     return target
 
 
-def web_routes(renderer: Renderer) -> APIRouter:
+def web_routes(renderer: Renderer, assets: Path) -> APIRouter:
     """The routes of the login form, the run page and the API documentation pages.
 
     Parameters
     ----------
     renderer
         The template renderer.
+    assets
+        The folder of Swagger UI's and ReDoc's scripts.
     """
     router = APIRouter(include_in_schema=False)
     sessions = renderer.sessions
 
-    def _login_form(request: Request, *, error: str = "", status_code: int = 200) -> Response:
+    def _login_form(
+        request: Request, target: str | None, *, error: str = "", status_code: int = 200
+    ) -> Response:
         nonce = request.cookies.get(LOGIN_COOKIE) or sessions.login_nonce()
         response = renderer.page(
             request,
@@ -42,7 +58,7 @@ def web_routes(renderer: Renderer) -> APIRouter:
             status_code=status_code,
             title="Log in",
             login_token=sessions.login_token(nonce),
-            next=_local(request.query_params.get("next")),
+            next=_local(target),
             error=error,
         )
         secure = request.url.scheme == "https"
@@ -55,23 +71,22 @@ def web_routes(renderer: Renderer) -> APIRouter:
     def login_page(request: Request) -> Response:
         if not renderer.options.auth_enabled:
             return RedirectResponse("./", status_code=303)
-        return _login_form(request)
+        return _login_form(request, request.query_params.get("next"))
 
     @router.post("/login")
     async def login(request: Request) -> Response:
         if not renderer.options.auth_enabled:
             return RedirectResponse("./", status_code=303)
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        token = form.get(CSRF_FIELD, [None])[0]
+        token, target = form.get(CSRF_FIELD, [None])[0], form.get("next", [None])[0]
         if not sessions.check_login(request.cookies.get(LOGIN_COOKIE), token):
             message = "the form expired or did not come from this site: try again"
-            return _login_form(request, error=message, status_code=403)
+            return _login_form(request, target, error=message, status_code=403)
         identity = renderer.keys.identity(form.get("api_key", [None])[0])
         if identity is None:
-            return _login_form(request, error="that API key is not valid", status_code=401)
+            return _login_form(request, target, error="that API key is not valid", status_code=401)
         root = request.scope.get("root_path", "").rstrip("/")
-        target = root + _local(form.get("next", [None])[0])
-        response = RedirectResponse(target, status_code=303)
+        response = RedirectResponse(root + _local(target), status_code=303)
         response.set_cookie(
             COOKIE,
             sessions.issue(identity),
@@ -117,6 +132,11 @@ def web_routes(renderer: Renderer) -> APIRouter:
     @router.get("/docs")
     def swagger_ui(request: Request) -> Response:
         return renderer.page(request, "swagger.html", csp=DOCS_CSP, title="API documentation")
+
+    @router.get("/static/docs/redoc.standalone.js")
+    def redoc_script() -> Response:
+        headers = {"Cache-Control": "public, max-age=86400"}
+        return Response(_redoc_script(assets), media_type="text/javascript", headers=headers)
 
     @router.get("/redoc")
     def redoc(request: Request) -> Response:

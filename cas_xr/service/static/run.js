@@ -4,7 +4,7 @@
 
 const form = document.getElementById("run-form");
 const statusLine = document.getElementById("run-status");
-const root = form.dataset.root;
+const root = form.getAttribute("data-root"); // (form.dataset would be the inputs named "dataset")
 
 function say(text, failed) {
   statusLine.textContent = text; // text only: never parsed as HTML
