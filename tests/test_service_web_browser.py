@@ -8,7 +8,7 @@ and CSRF paths work and fail as they should; values carrying ``<script>`` or
 ``onerror=`` are shown as text and never run.
 
 Under CI=true a browser that cannot start fails these tests; elsewhere they skip.
-``CAS_XR_SCREENSHOTS=docs/img`` also saves the screenshots the docs show.
+``WEB_SCREENSHOTS=docs/img`` also saves the screenshots the docs show.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class Tab:
         from PIL import Image
 
         png = self.page.screenshot()
-        folder = os.environ.get("CAS_XR_SCREENSHOTS")
+        folder = os.environ.get("WEB_SCREENSHOTS")
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
             (Path(folder) / f"{name}.png").write_bytes(png)
