@@ -177,6 +177,8 @@ def _submit(
         tab.page.check(f"input[name=dataset][value='{dataset}']")
     tab.page.select_option("#aggregation", "mean")
     tab.page.select_option("#process", process)
+    assert tab.page.locator("label.dataset:not(.hidden)").count() == 4  # the sample datasets
+    assert tab.ink("run") >= 0.02
     tab.page.click("#submit")
     tab.page.wait_for_url("**/jobs/job_*")
 
@@ -342,6 +344,7 @@ def test_job_list_refreshes_while_jobs_run_and_pages(tab: Tab, service: tuple[st
     assert tab.page.locator("meta[http-equiv=refresh]").count() == 1
     assert tab.page.locator("main tbody tr").count() >= 2
     assert tab.page.locator("main progress").count() >= 1
+    assert tab.ink("jobs") >= 0.02
     tab.open("jobs?limit=1")
     assert tab.page.locator("main tbody tr").count() == 1
     tab.page.click("a[rel=next]")
@@ -372,6 +375,7 @@ def test_markup_in_messages_inputs_and_paths_is_text(tab: Tab, service: tuple[st
     tab.open("jobs/<img src=x onerror=window.__xss=1>")
     assert "there is no job" in tab.page.locator("main").inner_text()
     assert tab.page.locator("main img, main script").count() == 0
+    assert tab.ink("problem") >= 0.02
     response = tab.open("jobs/" + XSS)
     assert response.status == 404
     assert "there is no resource" in tab.page.locator("main").inner_text()
@@ -435,6 +439,7 @@ def test_login_sets_a_strict_httponly_session(secured_tab: Tab):
     tab = secured_tab
     tab.open("jobs")
     assert "/login?next=" in tab.page.url
+    assert tab.ink("login") >= 0.02
     _log_in(tab, "wrong-key")
     assert "not valid" in tab.page.locator("#login-error").inner_text()
     assert not [c for c in tab.page.context.cookies() if c["name"] == "cas_session"]
