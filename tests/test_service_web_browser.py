@@ -464,6 +464,17 @@ def test_login_sets_a_strict_httponly_session(secured_tab: Tab):
             headers,
         )
         assert status == 403
+    # a form on another site posting to the service: the browser sends no session cookie
+    attacker = tab.page.context.new_page()
+    attacker.set_content(
+        f'<form method="post" action="{tab.base}logout"><button>go</button></form>'
+    )
+    with attacker.expect_navigation():
+        attacker.click("button")
+    assert [c for c in tab.page.context.cookies() if c["name"] == "cas_session"]
+    tab.open("jobs")
+    assert tab.page.locator("h1").inner_text() == "Jobs"  # still logged in
+    attacker.close()
     # logging out ends the session
     tab.page.click("nav form button")
     tab.page.wait_for_load_state("load")

@@ -103,7 +103,10 @@ def web_routes(renderer: Renderer, assets: Path) -> APIRouter:
     async def logout(request: Request) -> Response:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         cookie = request.cookies.get(COOKIE)
-        if cookie is not None and not sessions.check_csrf(cookie, form.get(CSRF_FIELD, [None])[0]):
+        home = RedirectResponse(request.scope.get("root_path", "") + "/", status_code=303)
+        if cookie is None:  # no session sent (e.g. a form on another site): nothing to end
+            return home
+        if not sessions.check_csrf(cookie, form.get(CSRF_FIELD, [None])[0]):
             return renderer.page(
                 request,
                 "problem.html",
@@ -111,9 +114,8 @@ def web_routes(renderer: Renderer, assets: Path) -> APIRouter:
                 title="CSRF token missing or wrong",
                 problem={"status": 403, "detail": "log out from the service's own pages"},
             )
-        response = RedirectResponse(request.scope.get("root_path", "") + "/", status_code=303)
-        response.delete_cookie(COOKIE, path="/")
-        return response
+        home.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        return home
 
     @router.get("/run")
     async def run_page(request: Request) -> Response:
