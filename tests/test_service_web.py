@@ -291,3 +291,21 @@ def test_docs_assets_are_served_without_cdn_references(http: httpx.Client):
         text = http.get(page).text
         assert "http://" not in text and "https://" not in text
     assert http.get("static/style.css").headers["content-type"].startswith("text/css")
+
+
+def test_distributions_render_and_download_as_json_text(http: httpx.Client):
+    collection = json.loads(sample_catchments_path().read_text("utf-8"))
+    inputs = {
+        "geometries": collection["features"][:2],
+        "dataset_ids": ["sample:land_cover"],
+        "aggregation": "distribution",
+    }
+    created = http.post("processes/batch-extract/execution", json={"inputs": inputs})
+    job_id = created.json()["jobID"]
+    assert poll(http, job_id, {"successful", "failed"}, timeout=120)["status"] == "successful"
+    results = http.get(f"jobs/{job_id}/results").json()["response"]["responses"]
+    rows = list(csv.DictReader(io.StringIO(http.get(f"jobs/{job_id}/results?f=csv").text)))
+    assert [json.loads(r["value"]) for r in rows] == [a["results"][0]["value"] for a in results]
+    page = http.get(f"jobs/{job_id}/results", headers=HTML)
+    assert page.status_code == 200 and "cropland: " in page.text
+    assert "no value" in page.text  # a distribution does not colour the map

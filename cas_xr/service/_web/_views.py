@@ -64,6 +64,8 @@ def example_request(process_id: str, inputs: Mapping[str, Any]) -> dict[str, Any
 
 def _schema_type(schema: Mapping[str, Any]) -> str:
     """A short description of a JSON schema's type ("array of string", "object"...)."""
+    if "enum" in schema:
+        return "one of " + ", ".join(map(str, schema["enum"]))
     if "type" in schema:
         kind = str(schema["type"])
         if kind == "array" and isinstance(schema.get("items"), Mapping):
@@ -72,8 +74,6 @@ def _schema_type(schema: Mapping[str, Any]) -> str:
     for key in ("anyOf", "oneOf"):
         if key in schema:
             return " or ".join(_schema_type(s) for s in schema[key])
-    if "enum" in schema:
-        return "one of " + ", ".join(map(str, schema["enum"]))
     if "$ref" in schema:
         return str(schema["$ref"]).rpartition("/")[2]
     return "any"
