@@ -309,3 +309,32 @@ def test_distributions_render_and_download_as_json_text(http: httpx.Client):
     page = http.get(f"jobs/{job_id}/results", headers=HTML)
     assert page.status_code == 200 and "cropland: " in page.text
     assert "no value" in page.text  # a distribution does not colour the map
+
+
+def test_svg_map_colours_by_value_groups_far_geometries_and_simplifies():
+    import math
+
+    from cas_xr.service._web._svgmap import svg_map
+
+    def square(x: float, y: float, size: float = 0.1) -> dict[str, Any]:
+        ring = [[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]]
+        return {"type": "Polygon", "coordinates": [ring]}
+
+    circle = [[math.cos(t / 500 * math.tau), math.sin(t / 500 * math.tau)] for t in range(500)]
+    geometries = [
+        ("a", square(0, 0)),
+        ("b", square(0.2, 0)),
+        ("far", square(50, 40)),
+        ("point", {"type": "Point", "coordinates": [50.05, 40.3]}),
+        ("round", {"type": "Polygon", "coordinates": [[*circle, circle[0]]]}),
+    ]
+    drawn = svg_map(geometries, {0: 1.0, 1: 3.0, 2: None, 3: 2.0, 4: 1.0})
+    assert len(drawn.panels) == 2  # (a, b, round) near 0,0; (far, point) near 50,40
+    shapes = {s.title: s for panel in drawn.panels for s in panel.shapes}
+    assert shapes["a: 1"].fill == "#440154" and shapes["b: 3"].fill == "#fde725"  # viridis ends
+    assert shapes["far: no value"].fill == "#bbbbbb"
+    assert shapes["point: 2"].point is not None
+    assert shapes["round: 1"].path.count("L") < 200  # 500 vertices need not all be drawn
+    assert [label for _, label in drawn.legend] == ["1", "1.5", "2", "2.5", "3"]
+    for panel in drawn.panels:
+        assert panel.width <= 640 and panel.height <= 400

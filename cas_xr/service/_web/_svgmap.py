@@ -111,8 +111,9 @@ def _panel(
 
     def at(p: Sequence[float]) -> tuple[float, float]:
         x = margin + (p[0] - x0) * stretch * scale
-        return round(x, 2), round(height - margin - (p[1] - y0) * scale, 2)
+        return round(x, 1), round(height - margin - (p[1] - y0) * scale, 1)
 
+    tolerance = 0.5 / (scale * min(stretch, 1.0))  # half a pixel, in coordinate units
     shapes = []
     for i in members:
         fill, title = styles[i]
@@ -120,10 +121,19 @@ def _panel(
             shapes.append(MapShape("", at(rings[i][0][0]), fill, title))
             continue
         path = " ".join(
-            "M " + " L ".join(f"{x} {y}" for x, y in map(at, ring)) + " Z" for ring in rings[i]
+            "M " + " L ".join(f"{x} {y}" for x, y in map(at, ring)) + " Z"
+            for ring in _simplified(rings[i], tolerance)
         )
         shapes.append(MapShape(path, None, fill, title))
     return MapPanel(width, height, shapes)
+
+
+def _simplified(rings: Sequence[Sequence[Sequence[float]]], tolerance: float) -> list[Any]:
+    """The rings without the vertices a drawing this size cannot show."""
+    import shapely
+
+    lines = shapely.linestrings([np.asarray(ring, dtype=float)[:, :2] for ring in rings])
+    return [shapely.get_coordinates(line) for line in shapely.simplify(lines, tolerance)]
 
 
 def svg_map(
