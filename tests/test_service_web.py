@@ -151,7 +151,7 @@ def test_json_stays_the_default_and_varies_on_accept(http: httpx.Client):
 
 
 def test_downloads_have_the_numbers_of_the_json_results(
-    http: httpx.Client, batch_job: tuple[str, dict[str, Any]]
+    http: httpx.Client, batch_job: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ):
     job_id, response = batch_job
     expected = [
@@ -179,6 +179,11 @@ def test_downloads_have_the_numbers_of_the_json_results(
     # the map's dataset can be chosen; an unknown one falls back to the first
     page = http.get(f"jobs/{job_id}/results", params={"dataset": "sample:land_cover"}, headers=HTML)
     assert "<strong>sample:land_cover</strong>" in page.text
+    # a long table is cut on the page, never in the downloads
+    monkeypatch.setattr("cas_xr.service._web._views._MAX_ROWS", 3)
+    page = http.get(f"jobs/{job_id}/results", headers=HTML)
+    assert f"The first 3 of {len(expected)} rows" in page.text
+    assert page.text.count('class="num value"') == 3
 
 
 def test_downloads_of_other_processes_are_refused(http: httpx.Client):

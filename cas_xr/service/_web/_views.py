@@ -24,6 +24,7 @@ from cas_xr.service._web._svgmap import svg_map
 __all__ = ["Views"]
 
 _REFRESH_S = 2  # how often a page of running jobs reloads itself
+_MAX_ROWS = 5000  # a results page shows this many rows; the downloads have them all
 _PLACEHOLDERS: dict[str, Any] = {
     "string": "",
     "integer": 0,
@@ -191,7 +192,8 @@ class Views:
         return self.renderer.page(
             request,
             "results.html",
-            rows=rows,
+            rows=rows[:_MAX_ROWS],
+            total_rows=len(rows),
             batch=batch,
             datasets=datasets,
             shown=shown,
