@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Fa
     app.include_router(
         api_routes(state),
         dependencies=protected,
-        responses=problems(401) if options.auth_enabled else None,
+        responses=problems(401, 403) if options.auth_enabled else None,
     )
     install_web(app, state)
     app.add_middleware(BodySizeLimit, max_bytes=options.max_request_bytes)

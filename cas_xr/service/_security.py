@@ -113,7 +113,7 @@ def authenticator(options: ServiceOptions) -> Callable[..., Awaitable[None]]:
             ):
                 return
             raise CsrfError(
-                f"this request comes with the session cookie but without its CSRF token "
+                f"this request comes with the session cookie but not with its CSRF token "
                 f"(header {CSRF_HEADER}): send it from the service's own pages (reload "
                 "the page), or authenticate with an API key instead"
             )
