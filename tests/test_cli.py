@@ -27,6 +27,12 @@ SAMPLE_DATASETS = {
     "sample:clay_0-5cm": "g/kg",
     "sample:land_cover": "class",
     "sample:precipitation": "mm/month",
+    "sample:slope": "degree",
+    "sample:slope_m_per_km": "m/km",
+    "sample:aspect": "degree",
+    "sample:prcp": "mm/day",
+    "sample:tmin": "degC",
+    "sample:tmax": "degC",
 }
 SCRIPT = Path(sys.executable).with_name("cas-xr")
 

@@ -1,0 +1,410 @@
+"""``extract_attributes``: an attribute set for any number of geometries, as one table.
+
+Every value comes from the engine's one pipeline, through the request that
+:func:`cas_xr.extract_cube` makes (:func:`~cas_xr.frontends._cubes.compute_request`), with
+area weighting on geographic grids: one call per (statistic, time range), each over the
+datasets that need it. What follows the reduction is done here, per geometry: the mean
+over time steps, a weighted mean of several datasets and a scale/offset, class fractions
+and the dominant class of a distribution, and climate indices of the area-weighted mean
+daily series (:mod:`cas_xr.attributes._climate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cas_xr._version import __version__
+from cas_xr.attributes._climate import INDICES, index_value
+from cas_xr.attributes._sets import (
+    FIXED_UNITS,
+    AttributeDefinition,
+    AttributeSet,
+    get_attribute_set,
+)
+from cas_xr.catalog import resolve
+from cas_xr.config import get_settings
+from cas_xr.engine import FLAGS
+from cas_xr.errors import InvalidArgumentError
+from cas_xr.frontends._cubes import BATCH_SIZE, compute_request
+from cas_xr.models import QualityFlag, TimeRange, validated
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+
+__all__ = ["extract_attributes"]
+
+#: quality flags from best to worst: an attribute gets the worst flag of what it used
+_SEVERITY = [
+    QualityFlag.GOOD, QualityFlag.ESTIMATED, QualityFlag.PARTIAL, QualityFlag.SUSPECT,
+    QualityFlag.DEGRADED, QualityFlag.MISSING,
+]  # fmt: skip
+_RANK = np.array([_SEVERITY.index(f) for f in FLAGS], dtype=np.int8)  # code -> severity
+_CODE = {f: k for k, f in enumerate(FLAGS)}
+_DAY = np.timedelta64(1, "D")
+
+_Key = tuple[str, str | None]  # (statistic, time range as text)
+
+
+@dataclass(frozen=True)
+class _Value:
+    """An attribute's values and quality codes, one per geometry."""
+
+    values: Any  # float64 array, or object array of class names
+    quality: npt.NDArray[np.int8]
+
+
+def _worst(codes: Any, axis: int | None = None) -> npt.NDArray[np.int8]:
+    """The worst quality code along ``axis`` (codes are :data:`FLAGS` positions)."""
+    codes = np.asarray(codes, dtype=np.int8)
+    if axis is None or codes.ndim == 1:
+        return codes
+    worst = np.take_along_axis(codes, _RANK[codes].argmax(axis=axis)[:, None], axis=axis)
+    return np.asarray(worst[:, 0], dtype=np.int8)
+
+
+def _combine(*codes: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
+    return _worst(np.stack(codes, axis=1), axis=1)
+
+
+def _time_mean(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Mean over the last axis of the valid values (NaN when none), without warnings."""
+    ok = ~np.isnan(values)
+    count = ok.sum(axis=-1)
+    total = np.where(ok, values, 0.0).sum(axis=-1)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+
+
+class _Extraction:
+    """The cubes of one call and the attributes computed from them."""
+
+    def __init__(self, geometries: Any, aset: AttributeSet, window: TimeRange | None) -> None:
+        self.geometries = geometries
+        self.aset = aset
+        self.window = window
+        self.cubes: dict[_Key, xr.Dataset] = {}
+        self.temporal = {d: _is_temporal(d) for d in aset.dataset_ids()}
+        self._check_classes()
+
+    # -- planning -------------------------------------------------------------------------
+
+    def time_range(self, attribute: AttributeDefinition) -> TimeRange | None:
+        """The override, else the attribute's or the set's time range."""
+        return self.window or self.aset.time_range_of(attribute)
+
+    def key(self, dataset_id: str, statistic: str, attribute: AttributeDefinition) -> _Key:
+        """Which cube holds ``statistic`` of ``dataset_id`` for ``attribute``."""
+        window = self.time_range(attribute) if self.temporal[dataset_id] else None
+        return statistic, None if window is None else window.model_dump_json()
+
+    def needs(self) -> dict[_Key, list[str]]:
+        """The datasets of each (statistic, time range) the set needs."""
+        out: dict[_Key, list[str]] = {}
+        for attribute in self.aset.attributes:
+            for dataset_id, statistic in self._inputs(attribute):
+                ids = out.setdefault(self.key(dataset_id, statistic, attribute), [])
+                if dataset_id not in ids:
+                    ids.append(dataset_id)
+        return out
+
+    def _inputs(self, attribute: AttributeDefinition) -> list[tuple[str, str]]:
+        if attribute.kind == "index":
+            roles, _ = INDICES[attribute.statistic]
+            inputs = self.aset.inputs_of(attribute)
+            return [(inputs[r], "mean") for r in roles]
+        if attribute.kind == "class":
+            return [(attribute.datasets[0], "distribution")]
+        return [(d, attribute.statistic) for d in attribute.datasets]
+
+    def _check_classes(self) -> None:
+        for attribute in self.aset.attributes:
+            if attribute.statistic != "class_fraction":
+                continue
+            dataset_id = attribute.datasets[0]
+            connector, name = resolve(dataset_id)
+            names = connector.definition_of(name).variables[0].class_names or {}
+            known = {*names.values(), *names}
+            unknown = [c for c in attribute.classes or [] if c not in known]
+            if unknown:
+                raise InvalidArgumentError(
+                    f"attribute {attribute.name!r}: {dataset_id} has no classes {unknown}; its "
+                    f"classes are {', '.join(f'{k} ({v})' for k, v in sorted(names.items()))}"
+                )
+
+    def compute(self, batch_size: int) -> None:
+        """One engine call per (statistic, time range), with area weighting."""
+        settings = get_settings().model_copy(update={"area_weighted": True})
+        for (statistic, window), ids in self.needs().items():
+            span = None if window is None else TimeRange.model_validate_json(window)
+            result = compute_request(
+                self.geometries, ids, statistic, span, batch_size, settings=settings
+            )
+            self.cubes[statistic, window] = result.cube
+
+    # -- values ---------------------------------------------------------------------------
+
+    def cube(self, dataset_id: str, statistic: str, attribute: AttributeDefinition) -> xr.Dataset:
+        """The cube holding ``statistic`` of ``dataset_id`` for ``attribute``."""
+        return self.cubes[self.key(dataset_id, statistic, attribute)]
+
+    def quality(self, dataset_id: str, cube: xr.Dataset) -> npt.NDArray[np.int8]:
+        """Worst quality code of each geometry over the steps used."""
+        codes = cube[f"{dataset_id}_quality"].values
+        return _worst(codes, axis=1) if codes.ndim == 2 else _worst(codes)
+
+    def value(self, attribute: AttributeDefinition) -> _Value:
+        """An attribute's values and qualities."""
+        if attribute.kind == "area":
+            return _area(self.geometries)
+        if attribute.kind == "class":
+            return self._class(attribute)
+        if attribute.kind == "index":
+            return self._index(attribute)
+        return self._zonal(attribute)
+
+    def _zonal(self, attribute: AttributeDefinition) -> _Value:
+        columns, qualities = [], []
+        for dataset_id in attribute.datasets:
+            cube = self.cube(dataset_id, attribute.statistic, attribute)
+            values = cube[dataset_id].sel(zonal_statistics=attribute.statistic).values
+            columns.append(_time_mean(values) if values.ndim == 2 else values.astype(np.float64))
+            qualities.append(self.quality(dataset_id, cube))
+        weights = attribute.transform.weights or [1.0]
+        stacked = np.stack(columns, axis=1)
+        mean = stacked @ np.asarray(weights) / float(np.sum(weights))
+        values = mean * attribute.transform.scale + attribute.transform.offset
+        quality = _combine(*qualities)
+        quality[np.isnan(values)] = _CODE[QualityFlag.MISSING]
+        return _Value(values, quality)
+
+    def _class(self, attribute: AttributeDefinition) -> _Value:
+        dataset_id = attribute.datasets[0]
+        cube = self.cube(dataset_id, "distribution", attribute)
+        dist = cube[f"{dataset_id}_distribution"].values  # geometry, [time,] class
+        if dist.ndim == 3:
+            dist = np.moveaxis(_time_mean(np.moveaxis(dist, 1, -1)), -1, 1)
+        names = [str(n) for n in cube[f"{dataset_id}_class_name"].values]
+        codes = cube[f"{dataset_id}_class"].values
+        missing = np.all(np.isnan(dist), axis=1)
+        filled = np.where(np.isnan(dist), 0.0, dist)
+        quality = self.quality(dataset_id, cube).copy()
+        quality[missing] = _CODE[QualityFlag.MISSING]
+        if attribute.statistic == "class_fraction":
+            wanted = set(map(str, attribute.classes or []))
+            pick = [n in wanted or str(int(c)) in wanted for n, c in zip(names, codes, strict=True)]
+            values = np.where(missing, np.nan, filled[:, np.asarray(pick, dtype=bool)].sum(axis=1))
+            return _Value(values, quality)
+        top = filled.argmax(axis=1)
+        if attribute.statistic == "dominant_fraction":
+            return _Value(np.where(missing, np.nan, filled.max(axis=1)), quality)
+        labels = np.array([None if m else names[k] for k, m in zip(top, missing, strict=True)])
+        return _Value(labels.astype(object), quality)
+
+    def _index(self, attribute: AttributeDefinition) -> _Value:
+        roles, _ = INDICES[attribute.statistic]
+        inputs = self.aset.inputs_of(attribute)
+        series: dict[str, npt.NDArray[np.float64]] = {}
+        qualities = []
+        times = None
+        for role in roles:
+            dataset_id = inputs[role]
+            cube = self.cube(dataset_id, "mean", attribute)
+            if "time" not in cube[dataset_id].dims:
+                raise InvalidArgumentError(
+                    f"attribute {attribute.name!r}: {dataset_id} (input {role}) is not a daily "
+                    "series: climate indices need temporal datasets"
+                )
+            series[role] = cube[dataset_id].sel(zonal_statistics="mean").values
+            qualities.append(self.quality(dataset_id, cube))
+            times = cube["time"].values
+        assert times is not None
+        _check_daily(times, attribute, [inputs[r] for r in roles])
+        latitudes = _latitudes(self.geometries)
+        values = np.array(
+            [
+                index_value(
+                    attribute.statistic, {r: s[i] for r, s in series.items()}, times, latitudes[i]
+                )
+                for i in range(latitudes.size)
+            ],
+            dtype=np.float64,
+        )
+        values = values * attribute.transform.scale + attribute.transform.offset
+        quality = _combine(*qualities)
+        quality[np.isnan(values)] = _CODE[QualityFlag.MISSING]
+        return _Value(values, quality)
+
+    def units(self, attribute: AttributeDefinition) -> str:
+        """The attribute's units: given, fixed by the statistic, or the dataset's."""
+        if attribute.units is not None:
+            return attribute.units
+        if attribute.kind == "index":
+            return INDICES[attribute.statistic][1]
+        if attribute.statistic in FIXED_UNITS:
+            return FIXED_UNITS[attribute.statistic]
+        if attribute.statistic == "count":
+            return "cells"
+        connector, name = resolve(attribute.datasets[0])
+        return connector.definition_of(name).variables[0].units
+
+
+def _is_temporal(dataset_id: str) -> bool:
+    connector, name = resolve(dataset_id)  # an unknown id fails here, before any work
+    return connector.definition_of(name).is_temporal
+
+
+def _check_daily(times: Any, attribute: AttributeDefinition, ids: Sequence[str]) -> None:
+    steps = np.diff(np.asarray(times, dtype="datetime64[ns]"))
+    if times.size < 2 or np.any(steps != _DAY):
+        raise InvalidArgumentError(
+            f"attribute {attribute.name!r}: climate indices need a continuous daily series; "
+            f"{', '.join(ids)} give {times.size} steps in the time range"
+            + ("" if times.size < 2 else f" with gaps up to {steps.max() / _DAY:g} days")
+        )
+
+
+def _lonlat(geometries: Any) -> Any:
+    import geopandas as gpd
+
+    series = geometries.geometry if isinstance(geometries, gpd.GeoDataFrame) else geometries
+    return series.to_crs("EPSG:4326").to_numpy()
+
+
+def _latitudes(geometries: Any) -> npt.NDArray[np.float64]:
+    import shapely
+
+    centres = shapely.centroid(_lonlat(geometries))
+    return np.asarray(shapely.get_y(centres), dtype=np.float64)
+
+
+def _area(geometries: Any) -> _Value:
+    """Geodesic area (km2) on the WGS84 ellipsoid; MISSING for empty or invalid shapes."""
+    import pyproj
+    import shapely
+
+    geod = pyproj.Geod(ellps="WGS84")
+    shapes = _lonlat(geometries)
+    values = np.full(len(shapes), np.nan)
+    quality = np.full(len(shapes), _CODE[QualityFlag.MISSING], dtype=np.int8)
+    for i, shape in enumerate(shapes):
+        if shape is None or shape.is_empty or not shapely.is_valid(shape):
+            continue
+        values[i] = abs(geod.geometry_area_perimeter(shape)[0]) / 1e6
+        quality[i] = _CODE[QualityFlag.GOOD]
+    return _Value(values, quality)
+
+
+def _metadata(extraction: _Extraction, units: dict[str, str]) -> dict[str, Any]:
+    aset = extraction.aset
+    attributes = {}
+    for attribute in aset.attributes:
+        window = extraction.time_range(attribute)
+        attributes[attribute.name] = {
+            "units": units[attribute.name],
+            "description": attribute.description,
+            "statistic": attribute.statistic,
+            "datasets": (
+                extraction.aset.inputs_of(attribute)
+                if attribute.kind == "index"
+                else attribute.datasets
+            ),
+            "time_range": None if window is None else window.model_dump(mode="json"),
+            "transform": attribute.transform.model_dump(mode="json"),
+        }
+    datasets = {}
+    for dataset_id in aset.dataset_ids():
+        connector, name = resolve(dataset_id)
+        meta = connector.dataset(name)
+        datasets[dataset_id] = {"license": meta.license, "citation": meta.citation}
+    return {
+        "cas_xr_version": __version__,
+        "attribute_set": aset.name,
+        "description": aset.description,
+        "citation": aset.citation,
+        "zonal_area_weighted": True,
+        "units": units,
+        "attributes": attributes,
+        "datasets": datasets,
+    }
+
+
+def extract_attributes(
+    geometries: Any,
+    attribute_set: Any,
+    *,
+    time_range: TimeRange | dict[str, Any] | Sequence[Any] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> gpd.GeoDataFrame:
+    """An attribute set (e.g. CAMELS-like attributes) for any number of geometries (blocking).
+
+    Parameters
+    ----------
+    geometries
+        A GeoDataFrame or GeoSeries with a CRS (polygons; points get point values).
+    attribute_set
+        A set's name (``"camels"``, ``"sample"``, or one an entry point registers), the
+        path of a YAML file, an :class:`~cas_xr.attributes.AttributeSet` or its mapping.
+    time_range
+        ``(start, end)``, a dict or a :class:`~cas_xr.models.TimeRange`: the days used by
+        every temporal attribute, instead of the set's (CAMELS: 1989-10-01 to 2009-09-30).
+    batch_size
+        Geometries per unit of work (see :func:`cas_xr.extract_table`).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The input's index, columns and geometry; per attribute ``a`` a column ``a`` and a
+        column ``a_quality`` (the worst quality flag of what ``a`` used: datasets and time
+        steps). ``attrs["cas_xr"]["units"]`` maps each attribute to its units;
+        ``attrs["cas_xr"]["attributes"]`` says how each was computed, ``datasets`` their
+        license and citation. ``to_parquet`` keeps ``attrs`` in the file's metadata.
+
+    Raises
+    ------
+    UnknownAttributeSetError, ConfigurationError
+        For an unknown set name or an invalid set.
+    InvalidDatasetIdError, UnknownProviderError, UnknownDatasetError
+        For a dataset id of the set unknown to the catalog (before any work).
+    InvalidArgumentError
+        For a climate index whose inputs are not a continuous daily series.
+
+    Notes
+    -----
+    Zonal statistics are area-weighted on geographic grids (whatever the
+    ``area_weighted`` setting). Temporal datasets give the mean over the time steps of
+    each step's statistic; climate indices are computed on each geometry's mean daily
+    series (a frequency of the mean series, not a mean of per-cell frequencies).
+    """
+    import geopandas as gpd
+    import pandas as pd
+
+    aset = get_attribute_set(attribute_set)
+    window = None if time_range is None else validated(TimeRange, time_range)
+    extraction = _Extraction(geometries, aset, window)
+    extraction.compute(batch_size)
+    frame = geometries if isinstance(geometries, gpd.GeoDataFrame) else None
+    series = geometries.geometry if frame is not None else geometries
+    columns: dict[str, Any] = {}
+    if frame is not None:
+        columns.update({c: frame[c].to_numpy() for c in frame.columns if c != frame.geometry.name})
+    units: dict[str, str] = {}
+    categories = [f.value for f in FLAGS]
+    for attribute in aset.attributes:
+        value = extraction.value(attribute)
+        columns[attribute.name] = value.values
+        columns[f"{attribute.name}_quality"] = pd.Categorical.from_codes(
+            value.quality, categories=categories
+        )
+        units[attribute.name] = extraction.units(attribute)
+    table = gpd.GeoDataFrame(
+        columns, geometry=series.to_numpy(), crs=series.crs, index=series.index
+    )
+    if frame is not None and frame.geometry.name != "geometry":
+        table = table.rename_geometry(frame.geometry.name)
+    table.attrs["cas_xr"] = _metadata(extraction, units)
+    return table
