@@ -85,7 +85,9 @@ def _horn(z: FloatArray, dx: FloatArray, dy: FloatArray, signs: tuple[float, flo
     rows_dx, rows_dy = dx[1:-1, 1:2], dy[1:-1, 1:2]  # column 0 may be padding
     east = x_sign * ((c + 2 * f + i) - (a + 2 * d + g)) / (8.0 * rows_dx)
     north = y_sign * ((a + 2 * b + c) - (g + 2 * h + i)) / (8.0 * rows_dy)
-    return np.stack([east, north])
+    out = np.stack([east, north])
+    out[:, np.isnan(z[1:-1, 1:-1])] = np.nan  # the stencil skips the centre: a nodata cell stays
+    return out
 
 
 def gradient(dem: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
