@@ -274,7 +274,7 @@ def index_value(
     import pandas as pd
 
     stamps = pd.DatetimeIndex(times)
-    doy = np.asarray(stamps.dayofyear, dtype=np.float64)
+    doy = np.asarray(stamps.day_of_year, dtype=np.float64)
     prcp = series.get("prcp")
     if name in ("pet_mean", "aridity"):
         pet = pet_mean(series["tmin"], series["tmax"], doy, latitude)
