@@ -3,6 +3,7 @@ computes on the sample catchments, checked against values computed another way."
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -329,3 +330,28 @@ def test_cli_refuses_an_unknown_set(capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["attributes", str(sample_catchments_path()), "--set", "nope"])
     _, err = capsys.readouterr()
     assert code == 2 and "unknown attribute set 'nope'" in err
+
+
+# -- the real upstreams (opt-in) -----------------------------------------------------------
+
+
+@pytest.mark.network
+@pytest.mark.skipif(
+    os.environ.get("CAS_NETWORK_TESTS") != "1",
+    reason="reaches the real providers; set CAS_NETWORK_TESTS=1 to run",
+)
+def test_camels_for_one_real_catchment() -> None:
+    """A small Kansas box over one year: every attribute has a plausible value."""
+    import shapely
+
+    cas.configure(provider_timeout_s=60)
+    frame = gpd.GeoDataFrame(
+        {"id": ["kansas"]}, geometry=[shapely.box(-96.60, 39.05, -96.55, 39.10)], crs=4326
+    )
+    table = cas.extract_attributes(frame, "camels", time_range=("2005-01-01", "2005-12-31"))
+    row = table.iloc[0]
+    assert 1.0 < row["p_mean"] < 4.0 and 0.5 < row["aridity"] < 3.0
+    assert 300 < row["elev_mean"] < 500 and row["slope_mean"] > 0
+    assert 20 < row["area"] < 35
+    assert 90 < row["sand_frac"] + row["silt_frac"] + row["clay_frac"] < 110
+    assert (table.filter(like="_quality").astype(str) != "missing").all(axis=None)
