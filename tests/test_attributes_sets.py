@@ -18,6 +18,7 @@ import cas_xr as cas
 from cas_xr import cli
 from cas_xr.attributes import (
     INDICES,
+    INPUT_UNITS,
     AttributeSet,
     UnknownAttributeSetError,
     get_attribute_set,
@@ -93,7 +94,8 @@ def test_the_camels_daily_inputs_resolve_once_daymet_exists(dataset_id: str) -> 
     connector, name = resolve(dataset_id)
     definition = connector.definition_of(name)
     assert definition.temporal.temporal_type is cas.TemporalType.DAILY
-    assert connector.dataset(name).variables[0].units in {"mm/day", "degC", "°C", "mm"}
+    role = dataset_id.split(":")[1]
+    assert connector.dataset(name).variables[0].units in INPUT_UNITS[role]
 
 
 def test_the_camels_set_asks_for_what_its_datasets_have() -> None:
@@ -291,6 +293,10 @@ def test_unknown_names_fail_before_any_work(catchments: gpd.GeoDataFrame) -> Non
     }  # fmt: skip
     with pytest.raises(InvalidArgumentError, match=r"no classes \['forest'\].*10 \(tree_cover\)"):
         cas.extract_attributes(catchments, AttributeSet.model_validate(classes))
+    monthly = {"name": "x", "inputs": {"prcp": "sample:precipitation"},
+               "attributes": [{"name": "a", "statistic": "p_mean"}]}  # fmt: skip
+    with pytest.raises(InvalidArgumentError, match="'mm/month'; climate indices need 'mm/day'"):
+        cas.extract_attributes(catchments, monthly)
 
 
 # -- the command line ----------------------------------------------------------------------
@@ -355,3 +361,64 @@ def test_camels_for_one_real_catchment() -> None:
     assert 20 < row["area"] < 35
     assert 90 < row["sand_frac"] + row["silt_frac"] + row["clay_frac"] < 110
     assert (table.filter(like="_quality").astype(str) != "missing").all(axis=None)
+
+
+def test_class_attributes_of_a_temporal_categorical_dataset(tmp_path: Path) -> None:
+    """Like ESA WorldCover (annual maps): fractions are averaged over the years in range."""
+    import pandas as pd
+    import rioxarray  # noqa: F401
+    import shapely
+
+    codes = np.full((3, 4, 4), 10, dtype="uint8")  # 2019: all forest
+    codes[1, :, :2] = 40  # 2020: half cropland
+    codes[2, :, :] = 40  # 2021: all cropland
+    times = pd.date_range("2019-01-01", periods=3, freq="YS")
+    da = xr.DataArray(
+        codes, dims=("time", "lat", "lon"),
+        coords={"time": times, "lat": 39.0 + (3.5 - np.arange(4)) * 0.01,
+                "lon": -96.0 + (np.arange(4) + 0.5) * 0.01},
+        name="lc",
+    ).rio.write_crs("EPSG:4326")  # fmt: skip
+    da.to_dataset().to_netcdf(tmp_path / "lc.nc", engine="h5netcdf")
+    (tmp_path / "p.yaml").write_text(
+        textwrap.dedent(
+            """\
+            slug: mylc
+            protocol: local
+            endpoint: .
+            datasets:
+              - name: lc
+                path: lc.nc
+                temporal: {temporal_type: annual}
+                variables:
+                  - {name: lc, units: class, data_type: categorical,
+                     class_names: {10: tree_cover, 40: cropland}}
+            """
+        ),
+        encoding="utf-8",
+    )
+    cas.configure(provider_files=[tmp_path / "p.yaml"])
+    try:
+        aset = {
+            "name": "lc",
+            "time_range": {"start": "2020-01-01", "end": "2021-12-31"},
+            "attributes": [
+                {"name": "forest", "statistic": "class_fraction", "dataset": "mylc:lc",
+                 "classes": ["tree_cover"]},
+                {"name": "dom", "statistic": "dominant_class", "dataset": "mylc:lc"},
+                {"name": "dom_frac", "statistic": "dominant_fraction", "dataset": "mylc:lc"},
+            ],
+        }  # fmt: skip
+        boxes = [shapely.box(-96.0, 39.0, -95.96, 39.04), shapely.box(-90.0, 30.0, -89.9, 30.1)]
+        frame = gpd.GeoDataFrame(geometry=boxes, crs=4326)
+        with pytest.warns(cas.errors.QualityWarning, match="missing"):  # the second is outside
+            table = cas.extract_attributes(frame, aset)
+        row, outside = table.iloc[0], table.iloc[1]
+    finally:
+        cas.configure(provider_files=[])
+    # 2020: forest 0.5, 2021: forest 0 -> 0.25; cropland 0.75 dominates
+    assert row["forest"] == pytest.approx(0.25, abs=1e-3)
+    assert row["dom"] == "cropland" and row["dom_frac"] == pytest.approx(0.75, abs=1e-3)
+    assert str(row["forest_quality"]) == "good"
+    assert np.isnan(outside["forest"]) and pd.isna(outside["dom"])
+    assert str(outside["dom_quality"]) == "missing"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from cas_xr.attributes._climate import (
         INDICES,
+        INPUT_UNITS,
         extraterrestrial_radiation,
         hargreaves_pet,
         index_value,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "cas_xr.attributes._climate": (
-        "INDICES", "extraterrestrial_radiation", "hargreaves_pet", "index_value",
+        "INDICES", "INPUT_UNITS", "extraterrestrial_radiation", "hargreaves_pet", "index_value",
     ),
     "cas_xr.attributes._extract": ("extract_attributes",),
     "cas_xr.attributes._sets": (
@@ -52,6 +53,7 @@ _HOMES = {
 __all__ = [
     "ENTRY_POINT_GROUP",
     "INDICES",
+    "INPUT_UNITS",
     "AttributeDefinition",
     "AttributeSet",
     "Transform",

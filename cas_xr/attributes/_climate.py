@@ -38,6 +38,7 @@ import numpy.typing as npt
 
 __all__ = [
     "INDICES",
+    "INPUT_UNITS",
     "aridity",
     "extraterrestrial_radiation",
     "frac_snow",
@@ -63,6 +64,14 @@ HIGH_PREC_RATIO = 5.0
 LOW_PREC_MM = 1.0
 _SOLAR_CONSTANT = 0.0820  # MJ m-2 min-1 (FAO-56)
 _MJ_TO_MM = 0.408  # mm of evaporation per MJ m-2 (FAO-56, 1 / latent heat of vaporisation)
+
+#: Spellings of the units the inputs must be in, the usual one first
+_CELSIUS = ("degC", "°C", "deg C", "degrees C", "degree_Celsius", "Celsius", "C")
+INPUT_UNITS = {
+    "prcp": ("mm/day", "mm/d", "mm d-1", "mm day-1", "mm/24h", "kg m-2 d-1"),
+    "tmin": _CELSIUS,
+    "tmax": _CELSIUS,
+}
 
 #: Each index's inputs (daily series) and units.
 INDICES: dict[str, tuple[tuple[str, ...], str]] = {

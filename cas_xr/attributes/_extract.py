@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cas_xr._version import __version__
-from cas_xr.attributes._climate import INDICES, index_value
+from cas_xr.attributes._climate import INDICES, INPUT_UNITS, index_value
 from cas_xr.attributes._sets import (
     FIXED_UNITS,
     AttributeDefinition,
@@ -90,6 +90,7 @@ class _Extraction:
         self.cubes: dict[_Key, xr.Dataset] = {}
         self.temporal = {d: _is_temporal(d) for d in aset.dataset_ids()}
         self._check_classes()
+        self._check_inputs()
 
     # -- planning -------------------------------------------------------------------------
 
@@ -135,6 +136,22 @@ class _Extraction:
                     f"attribute {attribute.name!r}: {dataset_id} has no classes {unknown}; its "
                     f"classes are {', '.join(f'{k} ({v})' for k, v in sorted(names.items()))}"
                 )
+
+    def _check_inputs(self) -> None:
+        """Climate indices read mm/day and degC: other units would give wrong numbers."""
+        for attribute in self.aset.attributes:
+            if attribute.kind != "index":
+                continue
+            inputs = self.aset.inputs_of(attribute)
+            for role in INDICES[attribute.statistic][0]:
+                connector, name = resolve(inputs[role])
+                units = connector.definition_of(name).variables[0].units
+                if units not in INPUT_UNITS[role]:
+                    raise InvalidArgumentError(
+                        f"attribute {attribute.name!r}: input {role} ({inputs[role]}) is in "
+                        f"{units!r}; climate indices need {INPUT_UNITS[role][0]!r} "
+                        f"(accepted spellings: {', '.join(INPUT_UNITS[role])})"
+                    )
 
     def compute(self, batch_size: int) -> None:
         """One engine call per (statistic, time range), with area weighting."""
@@ -186,8 +203,11 @@ class _Extraction:
         dataset_id = attribute.datasets[0]
         cube = self.cube(dataset_id, "distribution", attribute)
         dist = cube[f"{dataset_id}_distribution"].values  # geometry, [time,] class
-        if dist.ndim == 3:
-            dist = np.moveaxis(_time_mean(np.moveaxis(dist, 1, -1)), -1, 1)
+        # a step without any valid class area (all 0 or NaN) has no distribution
+        empty = ~(np.nansum(dist, axis=-1) > 0)
+        dist = np.where(empty[..., None], np.nan, dist)
+        if dist.ndim == 3:  # the mean over the steps that have one
+            dist = _time_mean(np.moveaxis(dist, 1, -1))
         names = [str(n) for n in cube[f"{dataset_id}_class_name"].values]
         codes = cube[f"{dataset_id}_class"].values
         missing = np.all(np.isnan(dist), axis=1)
