@@ -152,9 +152,11 @@ def test_a_derived_id_is_a_dataset_id() -> None:
     assert connector.dataset("slope").variables[0].units == "degree"
     derived = connector.open("slope_m_per_km", bbox=BOX)
     assert derived.attrs["cas_provenance"]["derived"]["from"] == "sample:elevation"
-    # the requested box has its neighbours: no NaN rim inside it
+    assert derived.attrs["nodata"] == -9999.0 and not np.isnan(derived.values).any()
+    assert (derived.values[0] == -9999.0).all()  # the outer rim of what was read
+    # the requested box has its neighbours: no rim without values inside it
     inside = derived.sel(x=slice(BOX[0], BOX[2]), y=slice(BOX[3], BOX[1]))
-    assert inside.size and not np.isnan(inside.values).any()
+    assert inside.size and not (inside.values == -9999.0).any()
     # computed from the elevation opened around it
     dem = connector.open("elevation", bbox=(-96.62, 38.98, -96.48, 39.12))
     near = {"method": "nearest", "tolerance": 1e-9}

@@ -160,7 +160,7 @@ def add_attributes(
         "--time-range",
         type=time_range,
         metavar="START/END",
-        help="the days of every temporal attribute, instead of the set's",
+        help="the days to use instead of the set's time range (attributes with their own keep it)",
     )
     p.add_argument(
         "--geometry-crs",

@@ -41,12 +41,16 @@ class DerivedSource:
         The base's cell size in metres (how far to widen the box), if known.
     base_id
         The base dataset's id, recorded in the provenance.
+    nodata
+        The value that marks cells without a value (the derived variable's
+        ``nodata_value``); None or NaN keeps NaN.
     """
 
     base: Source
     function: str
     resolution_m: float | None = None
     base_id: str = ""
+    nodata: float | None = None
 
     def _padded(self, bbox: tuple[float, float, float, float]) -> tuple[float, ...]:
         x0, y0, x1, y1 = bbox
@@ -70,13 +74,17 @@ class DerivedSource:
         Returns
         -------
         xarray.DataArray
-            On the base's grid, float64 with NaN for nodata, attrs ``nodata`` (NaN),
+            On the base's grid, float64, cells without a value set to ``nodata`` (attr
+            ``nodata``),
             ``cas_provenance`` (the base's, plus what was derived from what) and the base's
             ``cas_failed_chunks`` (the chunking is the base's).
         """
         padded: Any = None if bbox is None else self._padded(bbox)
         dem = self.base.open(bbox=padded, time_range=time_range, chunks=chunks)
         out = TERRAIN[self.function](dem)
+        if self.nodata is not None and not math.isnan(self.nodata):
+            out = out.fillna(self.nodata).rio.write_nodata(self.nodata, encoded=False)
+            out.attrs["nodata"] = self.nodata
         out.attrs["cas_provenance"] = {
             **dem.attrs.get("cas_provenance", {}),
             "derived": {"function": self.function, "from": self.base_id, "method": "Horn 1981"},

@@ -95,8 +95,8 @@ class _Extraction:
     # -- planning -------------------------------------------------------------------------
 
     def time_range(self, attribute: AttributeDefinition) -> TimeRange | None:
-        """The override, else the attribute's or the set's time range."""
-        return self.window or self.aset.time_range_of(attribute)
+        """The attribute's own time range, else the override, else the set's."""
+        return attribute.time_range or self.window or self.aset.time_range
 
     def key(self, dataset_id: str, statistic: str, attribute: AttributeDefinition) -> _Key:
         """Which cube holds ``statistic`` of ``dataset_id`` for ``attribute``."""
@@ -370,8 +370,9 @@ def extract_attributes(
         A set's name (``"camels"``, ``"sample"``, or one an entry point registers), the
         path of a YAML file, an :class:`~cas_xr.attributes.AttributeSet` or its mapping.
     time_range
-        ``(start, end)``, a dict or a :class:`~cas_xr.models.TimeRange`: the days used by
-        every temporal attribute, instead of the set's (CAMELS: 1989-10-01 to 2009-09-30).
+        ``(start, end)``, a dict or a :class:`~cas_xr.models.TimeRange`: the days used
+        instead of the set's time range (CAMELS: 1989-10-01 to 2009-09-30); an attribute
+        with a time range of its own (e.g. a land cover year) keeps it.
     batch_size
         Geometries per unit of work (see :func:`cas_xr.extract_table`).
 

@@ -47,6 +47,7 @@ def build_source(provider: ProviderDefinition, dataset: DatasetDefinition) -> So
             function=dataset.derive.function,
             resolution_m=base.resolution_m,
             base_id=f"{provider.slug}:{base.name}",
+            nodata=dataset.variables[0].nodata_value,
         )
     provider = provider.for_dataset(dataset)
     target = _FACTORIES.get(provider.protocol)
