@@ -14,7 +14,8 @@ functions ``compute_climate_indices_berghuijs`` and ``compute_extreme_precip_ind
   closed form used here (the same optimum, without starting values).
 - ``frac_snow``: precipitation on days with mean temperature at or below 0 degC over all
   precipitation (CAMELS' ``frac_snow_daily``: ``sum(prec[temp <= 0]) / sum(prec)``; 0 when
-  no precipitation fell on such days).
+  no precipitation fell on such days; NaN when no precipitation fell at all, where CAMELS
+  gives 0).
 - ``high_prec_freq``/``high_prec_dur``: days with at least 5 times the mean daily
   precipitation, in days per year (``count / days * 365.25``), and the mean length of runs
   of such days (0 and 0 when there is none).
