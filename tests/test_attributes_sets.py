@@ -422,3 +422,26 @@ def test_class_attributes_of_a_temporal_categorical_dataset(tmp_path: Path) -> N
     assert str(row["forest_quality"]) == "good"
     assert np.isnan(outside["forest"]) and pd.isna(outside["dom"])
     assert str(outside["dom_quality"]) == "missing"
+
+
+def test_the_same_attributes_with_one_chunk_and_with_many(catchments: gpd.GeoDataFrame) -> None:
+    """Derived slope (halo across chunks) and the daily series, through the whole pipeline."""
+    aset = {
+        "name": "chunks",
+        "inputs": {"prcp": "sample:prcp"},
+        "attributes": [
+            {"name": "slope_mean", "dataset": "sample:slope_m_per_km", "statistic": "mean"},
+            {"name": "slope_max", "dataset": "sample:slope", "statistic": "max"},
+            {"name": "p_mean", "statistic": "p_mean"},
+            {"name": "high_prec_freq", "statistic": "high_prec_freq"},
+        ],
+    }
+    frame = catchments.loc[["K01", "K03", "U01"]]
+    one = cas.extract_attributes(frame, aset)
+    cas.configure(chunk_size=64)  # K01 alone spans 2 x 2 chunks of the elevation
+    try:
+        many = cas.extract_attributes(frame, aset)
+    finally:
+        cas.configure(chunk_size=2048)
+    for name in ("slope_mean", "slope_max", "p_mean", "high_prec_freq"):
+        np.testing.assert_allclose(many[name], one[name], rtol=1e-10, err_msg=name)
