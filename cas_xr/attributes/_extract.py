@@ -374,7 +374,7 @@ def extract_attributes(
         instead of the set's time range (CAMELS: 1989-10-01 to 2009-09-30); an attribute
         with a time range of its own (e.g. a land cover year) keeps it.
     batch_size
-        Geometries per unit of work (see :func:`cas_xr.extract_table`).
+        Geometries per unit of work (as in ``extract_table``).
 
     Returns
     -------
