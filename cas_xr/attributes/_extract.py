@@ -12,7 +12,6 @@ daily series (:mod:`cas_xr.attributes._climate`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +24,16 @@ from cas_xr.attributes._sets import (
     AttributeDefinition,
     AttributeSet,
     get_attribute_set,
+)
+from cas_xr.attributes._values import (
+    CODE,
+    Value,
+    area,
+    check_daily,
+    combine,
+    latitudes,
+    time_mean,
+    worst,
 )
 from cas_xr.catalog import resolve
 from cas_xr.config import get_settings
@@ -39,45 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["extract_attributes"]
 
-#: quality flags from best to worst: an attribute gets the worst flag of what it used
-_SEVERITY = [
-    QualityFlag.GOOD, QualityFlag.ESTIMATED, QualityFlag.PARTIAL, QualityFlag.SUSPECT,
-    QualityFlag.DEGRADED, QualityFlag.MISSING,
-]  # fmt: skip
-_RANK = np.array([_SEVERITY.index(f) for f in FLAGS], dtype=np.int8)  # code -> severity
-_CODE = {f: k for k, f in enumerate(FLAGS)}
-_DAY = np.timedelta64(1, "D")
-
 _Key = tuple[str, str | None]  # (statistic, time range as text)
-
-
-@dataclass(frozen=True)
-class _Value:
-    """An attribute's values and quality codes, one per geometry."""
-
-    values: Any  # float64 array, or object array of class names
-    quality: npt.NDArray[np.int8]
-
-
-def _worst(codes: Any, axis: int | None = None) -> npt.NDArray[np.int8]:
-    """The worst quality code along ``axis`` (codes are :data:`FLAGS` positions)."""
-    codes = np.asarray(codes, dtype=np.int8)
-    if axis is None or codes.ndim == 1:
-        return codes
-    worst = np.take_along_axis(codes, _RANK[codes].argmax(axis=axis)[:, None], axis=axis)
-    return np.asarray(worst[:, 0], dtype=np.int8)
-
-
-def _combine(*codes: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
-    return _worst(np.stack(codes, axis=1), axis=1)
-
-
-def _time_mean(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Mean over the last axis of the valid values (NaN when none), without warnings."""
-    ok = ~np.isnan(values)
-    count = ok.sum(axis=-1)
-    total = np.where(ok, values, 0.0).sum(axis=-1)
-    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
 
 
 class _Extraction:
@@ -172,34 +143,34 @@ class _Extraction:
     def quality(self, dataset_id: str, cube: xr.Dataset) -> npt.NDArray[np.int8]:
         """Worst quality code of each geometry over the steps used."""
         codes = cube[f"{dataset_id}_quality"].values
-        return _worst(codes, axis=1) if codes.ndim == 2 else _worst(codes)
+        return worst(codes, axis=1) if codes.ndim == 2 else worst(codes)
 
-    def value(self, attribute: AttributeDefinition) -> _Value:
+    def value(self, attribute: AttributeDefinition) -> Value:
         """An attribute's values and qualities."""
         if attribute.kind == "area":
-            return _area(self.geometries)
+            return area(self.geometries)
         if attribute.kind == "class":
             return self._class(attribute)
         if attribute.kind == "index":
             return self._index(attribute)
         return self._zonal(attribute)
 
-    def _zonal(self, attribute: AttributeDefinition) -> _Value:
+    def _zonal(self, attribute: AttributeDefinition) -> Value:
         columns, qualities = [], []
         for dataset_id in attribute.datasets:
             cube = self.cube(dataset_id, attribute.statistic, attribute)
             values = cube[dataset_id].sel(zonal_statistics=attribute.statistic).values
-            columns.append(_time_mean(values) if values.ndim == 2 else values.astype(np.float64))
+            columns.append(time_mean(values) if values.ndim == 2 else values.astype(np.float64))
             qualities.append(self.quality(dataset_id, cube))
         weights = attribute.transform.weights or [1.0]
         stacked = np.stack(columns, axis=1)
         mean = stacked @ np.asarray(weights) / float(np.sum(weights))
         values = mean * attribute.transform.scale + attribute.transform.offset
-        quality = _combine(*qualities)
-        quality[np.isnan(values)] = _CODE[QualityFlag.MISSING]
-        return _Value(values, quality)
+        quality = combine(*qualities)
+        quality[np.isnan(values)] = CODE[QualityFlag.MISSING]
+        return Value(values, quality)
 
-    def _class(self, attribute: AttributeDefinition) -> _Value:
+    def _class(self, attribute: AttributeDefinition) -> Value:
         dataset_id = attribute.datasets[0]
         cube = self.cube(dataset_id, "distribution", attribute)
         dist = cube[f"{dataset_id}_distribution"].values  # geometry, [time,] class
@@ -207,25 +178,25 @@ class _Extraction:
         empty = ~(np.nansum(dist, axis=-1) > 0)
         dist = np.where(empty[..., None], np.nan, dist)
         if dist.ndim == 3:  # the mean over the steps that have one
-            dist = _time_mean(np.moveaxis(dist, 1, -1))
+            dist = time_mean(np.moveaxis(dist, 1, -1))
         names = [str(n) for n in cube[f"{dataset_id}_class_name"].values]
         codes = cube[f"{dataset_id}_class"].values
         missing = np.all(np.isnan(dist), axis=1)
         filled = np.where(np.isnan(dist), 0.0, dist)
         quality = self.quality(dataset_id, cube).copy()
-        quality[missing] = _CODE[QualityFlag.MISSING]
+        quality[missing] = CODE[QualityFlag.MISSING]
         if attribute.statistic == "class_fraction":
             wanted = set(map(str, attribute.classes or []))
             pick = [n in wanted or str(int(c)) in wanted for n, c in zip(names, codes, strict=True)]
             values = np.where(missing, np.nan, filled[:, np.asarray(pick, dtype=bool)].sum(axis=1))
-            return _Value(values, quality)
+            return Value(values, quality)
         top = filled.argmax(axis=1)
         if attribute.statistic == "dominant_fraction":
-            return _Value(np.where(missing, np.nan, filled.max(axis=1)), quality)
+            return Value(np.where(missing, np.nan, filled.max(axis=1)), quality)
         labels = np.array([None if m else names[k] for k, m in zip(top, missing, strict=True)])
-        return _Value(labels.astype(object), quality)
+        return Value(labels.astype(object), quality)
 
-    def _index(self, attribute: AttributeDefinition) -> _Value:
+    def _index(self, attribute: AttributeDefinition) -> Value:
         roles, _ = INDICES[attribute.statistic]
         inputs = self.aset.inputs_of(attribute)
         series: dict[str, npt.NDArray[np.float64]] = {}
@@ -243,21 +214,21 @@ class _Extraction:
             qualities.append(self.quality(dataset_id, cube))
             times = cube["time"].values
         assert times is not None
-        _check_daily(times, attribute, [inputs[r] for r in roles])
-        latitudes = _latitudes(self.geometries)
+        check_daily(times, attribute.name, [inputs[r] for r in roles])
+        lats = latitudes(self.geometries)
         values = np.array(
             [
                 index_value(
-                    attribute.statistic, {r: s[i] for r, s in series.items()}, times, latitudes[i]
+                    attribute.statistic, {r: s[i] for r, s in series.items()}, times, lats[i]
                 )
-                for i in range(latitudes.size)
+                for i in range(lats.size)
             ],
             dtype=np.float64,
         )
         values = values * attribute.transform.scale + attribute.transform.offset
-        quality = _combine(*qualities)
-        quality[np.isnan(values)] = _CODE[QualityFlag.MISSING]
-        return _Value(values, quality)
+        quality = combine(*qualities)
+        quality[np.isnan(values)] = CODE[QualityFlag.MISSING]
+        return Value(values, quality)
 
     def units(self, attribute: AttributeDefinition) -> str:
         """The attribute's units: given, fixed by the statistic, or the dataset's."""
@@ -276,47 +247,6 @@ class _Extraction:
 def _is_temporal(dataset_id: str) -> bool:
     connector, name = resolve(dataset_id)  # an unknown id fails here, before any work
     return connector.definition_of(name).is_temporal
-
-
-def _check_daily(times: Any, attribute: AttributeDefinition, ids: Sequence[str]) -> None:
-    steps = np.diff(np.asarray(times, dtype="datetime64[ns]"))
-    if times.size < 2 or np.any(steps != _DAY):
-        raise InvalidArgumentError(
-            f"attribute {attribute.name!r}: climate indices need a continuous daily series; "
-            f"{', '.join(ids)} give {times.size} steps in the time range"
-            + ("" if times.size < 2 else f" with gaps up to {steps.max() / _DAY:g} days")
-        )
-
-
-def _lonlat(geometries: Any) -> Any:
-    import geopandas as gpd
-
-    series = geometries.geometry if isinstance(geometries, gpd.GeoDataFrame) else geometries
-    return series.to_crs("EPSG:4326").to_numpy()
-
-
-def _latitudes(geometries: Any) -> npt.NDArray[np.float64]:
-    import shapely
-
-    centres = shapely.centroid(_lonlat(geometries))
-    return np.asarray(shapely.get_y(centres), dtype=np.float64)
-
-
-def _area(geometries: Any) -> _Value:
-    """Geodesic area (km2) on the WGS84 ellipsoid; MISSING for empty or invalid shapes."""
-    import pyproj
-    import shapely
-
-    geod = pyproj.Geod(ellps="WGS84")
-    shapes = _lonlat(geometries)
-    values = np.full(len(shapes), np.nan)
-    quality = np.full(len(shapes), _CODE[QualityFlag.MISSING], dtype=np.int8)
-    for i, shape in enumerate(shapes):
-        if shape is None or shape.is_empty or not shapely.is_valid(shape):
-            continue
-        values[i] = abs(geod.geometry_area_perimeter(shape)[0]) / 1e6
-        quality[i] = _CODE[QualityFlag.GOOD]
-    return _Value(values, quality)
 
 
 def _metadata(extraction: _Extraction, units: dict[str, str]) -> dict[str, Any]:
