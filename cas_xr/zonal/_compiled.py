@@ -21,17 +21,36 @@ from numba import njit, types
 
 from cas_xr.zonal._codes import (
     COUNT,
+    CV,
     MAJORITY,
     MAX,
+    MAX_X,
+    MAX_Y,
     MEAN,
     MIN,
+    MIN_X,
+    MIN_Y,
     MINORITY,
     MODE_ALL_TOUCHED,
     MODE_CENTER,
+    NAN_COUNT,
+    NODATA_COUNT,
+    OPT_DEFAULT_VALUE,
+    OPT_DEFAULT_WEIGHT,
+    OPT_HAS_DEFAULT_VALUE,
+    OPT_HAS_DEFAULT_WEIGHT,
+    OPT_MIN_COVER,
+    OPT_UNIT_COVER,
     QUANTILE,
+    RANGE,
     STD,
     SUM,
     UNIQUE,
+    VARIANCE,
+    WEIGHTED_MEAN,
+    WEIGHTED_STD,
+    WEIGHTED_SUM,
+    WEIGHTED_VARIANCE,
 )
 from cas_xr.zonal._coverage import centre_coverage, exact_coverage, geometry_window
 
@@ -159,20 +178,127 @@ def _quantile(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64],
     return values[lower] + (h - s[lower]) / (s[upper] - s[lower]) * (values[upper] - values[lower])
 
 
-@njit((_F8, _F8, _F8, types.int64, _I8, _F8, _F8, types.boolean, _F8, _F8), cache=True)
+@njit(types.float64(types.float64, types.float64), cache=True)
+def _ratio(num: float, den: float) -> float:
+    """``num / den`` with IEEE semantics (numba raises on a zero division otherwise)."""
+    if den != 0.0:
+        return num / den
+    if num == 0.0 or np.isnan(num):
+        return np.nan
+    return np.inf if num > 0.0 else -np.inf
+
+
+@njit((_F8, _F8, types.float64, _F8, _F8), cache=True)
+def _shares(
+    values: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    total: float,
+    classes: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float64],
+) -> None:
+    """The share of each class (of ``classes``) in the pooled ``weights`` of ``values``."""
+    for k in range(values.size):
+        j = _search(classes, values[k], False)
+        if j < classes.size and classes[j] == values[k]:
+            out[j] = _ratio(weights[k], total)
+
+
+@njit((_F8, _I8, types.int64, types.boolean, _F8, _F8), cache=True)
+def _extreme_centre(
+    x: npt.NDArray[np.float64],
+    cell: npt.NDArray[np.int64],
+    n: int,
+    smallest: bool,
+    col_x: npt.NDArray[np.float64],
+    row_y: npt.NDArray[np.float64],
+) -> tuple[float, float]:
+    """Centre ``(x, y)`` of the cell of the smallest (largest) value.
+
+    Ties go to the northernmost cell, then the westernmost, as exactextract's scan of a
+    north-up raster finds them first.
+    """
+    cols = col_x.size
+    best = 0
+    bx = col_x[cell[0] % cols]
+    by = row_y[cell[0] // cols]
+    for i in range(1, n):
+        if x[i] == x[best]:
+            cx = col_x[cell[i] % cols]
+            cy = row_y[cell[i] // cols]
+            if cy > by or (cy == by and cx < bx):
+                best, bx, by = i, cx, cy
+        elif (x[i] < x[best]) == smallest:
+            best = i
+            bx = col_x[cell[i] % cols]
+            by = row_y[cell[i] // cols]
+    return bx, by
+
+
+@njit((_F8, _F8, _F8, _F8, types.int64, types.int64), cache=True)
+def _weighted(
+    x: npt.NDArray[np.float64],
+    w: npt.NDArray[np.float64],
+    a: npt.NDArray[np.float64],
+    wt: npt.NDArray[np.float64],
+    n: int,
+    code: int,
+) -> float:
+    """A statistic weighted by coverage times the weights raster (exactextract's ``weighted_*``).
+
+    ``weighted_sum`` is Σ x·w·weight, like ``sum``; the others weight by ``a``·weight,
+    like ``mean``.
+    """
+    if code == WEIGHTED_SUM:
+        total = 0.0
+        for i in range(n):
+            total += x[i] * w[i] * wt[i]
+        return total
+    wsum = 0.0
+    wxsum = 0.0
+    for i in range(n):
+        wsum += a[i] * wt[i]
+        wxsum += x[i] * a[i] * wt[i]
+    mean = _ratio(wxsum, wsum)
+    if code == WEIGHTED_MEAN:
+        return mean
+    spread = 0.0
+    for i in range(n):
+        spread += a[i] * wt[i] * (x[i] - mean) ** 2
+    variance = _ratio(spread, wsum)
+    return variance if code == WEIGHTED_VARIANCE else np.sqrt(variance)
+
+
+@njit(
+    (_F8, _F8, _F8, _F8, _I8, types.int64, _I8, _F8, _F8, types.boolean, types.boolean, _F8,
+     _F8, _F8, _F8, _F8, _F8),
+    cache=True,
+)  # fmt: skip
 def _summarise(
     x: npt.NDArray[np.float64],
     w: npt.NDArray[np.float64],
     a: npt.NDArray[np.float64],
+    wt: npt.NDArray[np.float64],
+    cell: npt.NDArray[np.int64],
     n: int,
     codes: npt.NDArray[np.int64],
     qs: npt.NDArray[np.float64],
     classes: npt.NDArray[np.float64],
     need_pooled: bool,
+    weights_defined: bool,
+    col_x: npt.NDArray[np.float64],
+    row_y: npt.NDArray[np.float64],
     out: npt.NDArray[np.float64],
     dist: npt.NDArray[np.float64],
+    wdist: npt.NDArray[np.float64],
+    missing: npt.NDArray[np.float64],
 ) -> None:
-    """Every requested statistic of n valid cells (x values, w coverage, a stat weights)."""
+    """Every requested statistic of n valid cells.
+
+    ``x`` values, ``w`` coverage weights (count, sum), ``a`` statistic weights (``w``
+    times true cell area when area weighting), ``wt`` the weights raster's values (when
+    given), ``cell`` each cell's position ``row * cols + col`` in the window (when a
+    centre coordinate is asked); ``missing`` holds the nodata and NaN counts.
+    """
     count = 0.0
     total = 0.0
     asum = 0.0
@@ -190,6 +316,7 @@ def _summarise(
     spread = 0.0
     for i in range(n):
         spread += a[i] * (x[i] - mean) ** 2
+    variance = spread / asum
     if need_pooled:
         values, weights = _pooled(x, a, n)
     else:
@@ -207,7 +334,17 @@ def _summarise(
         elif code == MAX:
             out[s] = hi
         elif code == STD:
-            out[s] = np.sqrt(spread / asum)
+            out[s] = np.sqrt(variance)
+        elif code == VARIANCE:
+            out[s] = variance
+        elif code == CV:
+            out[s] = _ratio(np.sqrt(variance), mean)
+        elif code == RANGE:
+            out[s] = hi - lo
+        elif code == NODATA_COUNT:
+            out[s] = missing[0]
+        elif code == NAN_COUNT:
+            out[s] = missing[1]
         elif code == QUANTILE:
             out[s] = _quantile(values, weights, qs[s])
         elif code == UNIQUE:
@@ -220,31 +357,49 @@ def _summarise(
                 ):
                     best = k
             out[s] = values[best]
+        elif code in (MIN_X, MIN_Y, MAX_X, MAX_Y):
+            out[s] = _extreme_centre(x, cell, n, code in (MIN_X, MIN_Y), col_x, row_y)[
+                0 if code in (MIN_X, MAX_X) else 1
+            ]
+        elif code in (WEIGHTED_MEAN, WEIGHTED_SUM, WEIGHTED_STD, WEIGHTED_VARIANCE):
+            out[s] = _weighted(x, w, a, wt, n, code) if weights_defined else np.nan
     if classes.size:
-        for k in range(values.size):
-            j = _search(classes, values[k], False)
-            if j < classes.size and classes[j] == values[k]:
-                dist[j] = weights[k] / asum
+        _shares(values, weights, asum, classes, dist)
+        if wdist.size:
+            if weights_defined:
+                awt = a[:n] * wt[:n]
+                wvalues, wweights = _pooled(x, awt, n)
+                _shares(wvalues, wweights, awt.sum(), classes, wdist)
+            else:
+                wdist[:] = np.nan
 
 
 def _zonal_kernel(
     values: npt.NDArray[np.floating | np.integer],
     nodata: np.floating | np.integer,
     use_nodata: bool,
+    marks: npt.NDArray[np.uint8],
     coords: npt.NDArray[np.float64],
     ring_offsets: npt.NDArray[np.int64],
     geom_ring_offsets: npt.NDArray[np.int64],
     row_factor: npt.NDArray[np.float64],
+    cover_factor: npt.NDArray[np.float64],
+    col_x: npt.NDArray[np.float64],
+    row_y: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
     mode: int,
     codes: npt.NDArray[np.int64],
     qs: npt.NDArray[np.float64],
     classes: npt.NDArray[np.float64],
+    weighted_classes: bool,
     empty_row: npt.NDArray[np.float64],
     noise: float,
+    opts: npt.NDArray[np.float64],
 ) -> tuple[
     npt.NDArray[np.float64],
     npt.NDArray[np.float64],
     npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
     npt.NDArray[np.float64],
 ]:
     """Zonal statistics of every polygon for every leading index of ``values``.
@@ -256,27 +411,43 @@ def _zonal_kernel(
     nodata, use_nodata
         Cells equal to ``nodata`` (when ``use_nodata``; a scalar of ``values``' dtype,
         compared before any cast) and NaN cells are not valid.
+    marks
+        ``(layers, rows, cols)``: 1 where a decoded NaN was a missing-value marker (so
+        ``nodata_count`` and ``nan_count`` tell them apart), or empty.
     coords, ring_offsets, geom_ring_offsets
         Polygon rings in window cell units (:func:`~cas_xr.zonal._coverage.polygon_rings`).
     row_factor
-        Per-row multiplier of the weights of weighted statistics (true cell area).
+        Per-row multiplier of the weights of averaging statistics (true cell area).
+    cover_factor
+        Per-row multiplier of every weight, ``count`` and ``sum`` included (the cell
+        area of ``coverage_weight="area_*"``; else ones).
+    col_x, row_y
+        Centre coordinates of the window's columns and rows (for ``min_center_x`` ...).
+    weights
+        ``(1 or layers, rows, cols)`` values of the weights raster, NaN where undefined;
+        or empty.
     mode
         ``MODE_EXACT``, ``MODE_CENTER`` or ``MODE_ALL_TOUCHED``.
     codes, qs
         The statistics to compute (and the quantile of each ``QUANTILE`` code).
     classes
         Sorted class values of the distribution (empty: no distribution).
+    weighted_classes
+        Whether the distribution weighted by the weights raster is asked too.
     empty_row
         The statistics of a geometry without valid cells (:func:`~cas_xr.zonal._codes.empty_stats`).
     noise
         Exact coverage below this is dropped (:data:`~cas_xr.zonal.COVERAGE_NOISE`).
+    opts
+        The options of :func:`~cas_xr.zonal._codes.options`.
 
     Returns
     -------
     tuple of numpy.ndarray
         ``stats (g, layers, codes)`` (``empty_row`` without valid cells),
         ``count (g, layers)`` (sum of valid coverage), ``pixels (g, layers)`` (valid cells
-        with weight > 0) and ``dist (g, layers, classes)`` (area fraction of each class).
+        with weight > 0), ``dist (g, layers, classes)`` (area fraction of each class) and
+        ``wdist`` (the same weighted by the weights raster; 0 classes unless asked).
     """
     ngeom = geom_ring_offsets.size - 1
     nlayers, nrows, ncols = values.shape
@@ -288,10 +459,28 @@ def _zonal_kernel(
     count = np.zeros((ngeom, nlayers))
     pixels = np.zeros((ngeom, nlayers), dtype=np.int64)
     dist = np.zeros((ngeom, nlayers, classes.size))
+    wdist = np.zeros((ngeom, nlayers, classes.size if weighted_classes else 0))
     need_pooled = classes.size > 0
+    need_cells = False
+    need_missing = False
     for code in codes:
         if code in (QUANTILE, MAJORITY, MINORITY, UNIQUE):
             need_pooled = True
+        elif code in (MIN_X, MIN_Y, MAX_X, MAX_Y):
+            need_cells = True
+        elif code in (NODATA_COUNT, NAN_COUNT):
+            need_missing = True
+    has_marks = marks.shape[0] > 0
+    has_weights = weights.shape[0] > 0
+    weight_layers = weights.shape[0]
+    min_cover = opts[OPT_MIN_COVER]
+    touched = mode == MODE_ALL_TOUCHED
+    unit = touched or opts[OPT_UNIT_COVER] > 0.0
+    fill = opts[OPT_HAS_DEFAULT_VALUE] > 0.0
+    fill_value = opts[OPT_DEFAULT_VALUE]
+    fill_weight = opts[OPT_HAS_DEFAULT_WEIGHT] > 0.0
+    weight_value = opts[OPT_DEFAULT_WEIGHT]
+    missing = np.zeros(2)
     for g in range(ngeom):
         first, last = geom_ring_offsets[g], geom_ring_offsets[g + 1]
         if first == last:
@@ -308,37 +497,66 @@ def _zonal_kernel(
         x = np.empty(size)
         w = np.empty(size)
         a = np.empty(size)
+        wt = np.empty(size if has_weights else 0)
+        cell = np.empty(size if need_cells else 0, dtype=np.int64)
         for layer in range(nlayers):
             n = 0
+            covered = 0.0
+            missing[0] = 0.0
+            missing[1] = 0.0
+            weights_defined = True
+            wl = layer if weight_layers > 1 else 0
             for i in range(r1 - r0):
                 for j in range(c1 - c0):
-                    weight = buf[i, j]
-                    if weight <= 0.0:
+                    cover = buf[i, j]
+                    if cover <= 0.0 or cover < min_cover:
                         continue
-                    if mode == MODE_ALL_TOUCHED:
-                        weight = 1.0
+                    weight = 1.0 if unit else cover
                     raw = values[layer, r0 + i, c0 + j]
-                    if use_nodata and raw == nodata:  # in the stored dtype: exact
-                        continue
                     v = float(raw)
-                    if np.isnan(v):
-                        continue
+                    if (
+                        (use_nodata and raw == nodata)  # in the stored dtype: exact
+                        or np.isnan(v)
+                    ):
+                        if need_missing:
+                            marked = (use_nodata and raw == nodata) or (
+                                has_marks and marks[layer, r0 + i, c0 + j] > 0
+                            )
+                            missing[0 if marked else 1] += weight * cover_factor[r0 + i]
+                        if not fill:
+                            continue
+                        v = fill_value
+                    covered += 1.0 if touched else cover
+                    weight *= cover_factor[r0 + i]
                     x[n] = v
                     w[n] = weight
                     a[n] = weight * row_factor[r0 + i]
+                    if has_weights:
+                        wv = weights[wl, r0 + i, c0 + j]
+                        if np.isnan(wv):
+                            if fill_weight:
+                                wv = weight_value
+                            else:
+                                weights_defined = False
+                        wt[n] = wv
+                    if need_cells:
+                        cell[n] = (r0 + i) * ncols + c0 + j
                     n += 1
             if n == 0:
+                if need_missing:
+                    for s in range(codes.size):
+                        if codes[s] == NODATA_COUNT:
+                            stats[g, layer, s] = missing[0]
+                        elif codes[s] == NAN_COUNT:
+                            stats[g, layer, s] = missing[1]
                 continue
             pixels[g, layer] = n
-            _summarise(x, w, a, n, codes, qs, classes, need_pooled, stats[g, layer], dist[g, layer])
-            if codes[0] == COUNT:
-                count[g, layer] = stats[g, layer, 0]
-            else:
-                covered = 0.0
-                for i in range(n):
-                    covered += w[i]
-                count[g, layer] = covered
-    return stats, count, pixels, dist
+            count[g, layer] = covered
+            _summarise(
+                x, w, a, wt, cell, n, codes, qs, classes, need_pooled, weights_defined, col_x,
+                row_y, stats[g, layer], dist[g, layer], wdist[g, layer], missing,
+            )  # fmt: skip
+    return stats, count, pixels, dist, wdist
 
 
 def kernel_for(family: str) -> Any:
@@ -352,13 +570,15 @@ def kernel_for(family: str) -> Any:
     Returns
     -------
     numba.core.registry.CPUDispatcher
-        ``kernel(values, nodata, use_nodata, coords, ring_offsets, geom_ring_offsets,
-        row_factor, mode, codes, qs, classes, empty_row, noise)`` (see ``_zonal_kernel``),
+        ``kernel(values, nodata, use_nodata, marks, coords, ring_offsets,
+        geom_ring_offsets, row_factor, cover_factor, col_x, row_y, weights, mode, codes, qs,
+        classes, weighted_classes, empty_row, noise, opts)`` (see ``_zonal_kernel``),
         which releases the GIL (windows run in parallel on threads).
     """
     dtype = getattr(types, family)
     signature = (
-        dtype[:, :, ::1], dtype, types.boolean, types.float64[:, ::1], _I8, _I8, _F8,
-        types.int64, _I8, _F8, _F8, _F8, types.float64,
+        dtype[:, :, ::1], dtype, types.boolean, types.uint8[:, :, ::1], types.float64[:, ::1],
+        _I8, _I8, _F8, _F8, _F8, _F8, types.float64[:, :, ::1], types.int64, _I8, _F8, _F8,
+        types.boolean, _F8, types.float64, _F8,
     )  # fmt: skip
     return njit(signature, cache=True, nogil=True)(_zonal_kernel)
