@@ -119,7 +119,7 @@ def zonal(
         A weight for the cells where ``weights_raster`` is nodata or NaN.
     quantile_dtype
         ``"float64"`` (default): quantiles and the median are interpolated in float64.
-        ``"raster"``: on an integer raster they are truncated towards zero to its
+        ``"raster"``: on an integer raster they are rounded down to its
         integers, as exactextract returns them (values 1, 2, 3, 4: median 2, not 2.5).
     classes
         Class values (or ``{code: name}``) of the ``distribution``; default from
@@ -203,12 +203,12 @@ def zonal(
         geo, list(variables.values()), encodings, weights_var, grid, setup,
         window_cells_of(variables.values(), chunks), eager_cells=eager_cells,
     )  # fmt: skip
-    truncate = [
+    floor = [
         quantile_dtype == "raster" and v.dtype.kind in "iub" and not e.packed
         for v, e in zip(variables.values(), encodings, strict=True)
     ]
     out = _to_dataset(
-        geo, variables, isinstance(obj, xr.DataArray), spec, arrays, class_codes, truncate
+        geo, variables, isinstance(obj, xr.DataArray), spec, arrays, class_codes, floor
     )
     if spec.distribution or spec.weighted_distribution:
         names_map = _class_names(classes, variables.values())
@@ -228,11 +228,11 @@ def _to_dataset(
     spec: Stats,
     arrays: list[Any],
     class_codes: npt.NDArray[np.float64],
-    truncate: list[bool],
+    floor: list[bool],
 ) -> xr.Dataset:
     """Name, reshape and label the kernel outputs as a vector data cube.
 
-    ``truncate`` tells, per variable, whether its quantiles are truncated towards zero
+    ``floor`` tells, per variable, whether its quantiles are rounded down to integers
     (``quantile_dtype="raster"`` on an integer raster).
     """
     import dask.array as dsa
@@ -261,7 +261,7 @@ def _to_dataset(
     coords: dict[Hashable, Any] = {"geometry": geo.series.to_numpy()}
     offset = 0
     quantiles = spec.quantile_columns
-    for (name, var), trunc in zip(variables.items(), truncate, strict=True):
+    for (name, var), down in zip(variables.items(), floor, strict=True):
         dims, dim_coords = layers_of(var)
         sizes = [var.sizes[d] for d in dims]
         sl = slice(offset, offset + int(np.prod(sizes)))
@@ -275,8 +275,8 @@ def _to_dataset(
         if keep:
             stats_dims = ("geometry", *dims, "zonal_statistics")
             numbers = shaped(stats_arr[..., keep], len(keep))
-            if trunc and quantiles.any():
-                numbers = xp.where(quantiles, xp.trunc(numbers), numbers)
+            if down and quantiles.any():
+                numbers = xp.where(quantiles, xp.floor(numbers), numbers)
             data_vars[name] = (stats_dims, numbers, _kept(var.attrs))
         dist_dims = ("geometry", *dims, "class")
         if spec.distribution:

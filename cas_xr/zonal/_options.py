@@ -34,7 +34,7 @@ __all__ = [
 #: exactextract's ``coverage_weight`` values: what multiplies each cell's value.
 COVERAGE_WEIGHTS = ("fraction", "none", "area_cartesian", "area_spherical_m2", "area_spherical_km2")
 #: ``quantile_dtype``: quantiles in float64 (interpolated), or in the raster's integer dtype
-#: (truncated towards zero, as exactextract returns them).
+#: (rounded down, as exactextract returns them).
 QUANTILE_DTYPES = ("float64", "raster")
 #: exactextract's sphere for ``area_spherical_*`` (the WGS84 semi-major axis, in metres).
 _SPHERE_RADIUS_M = 6_378_137.0
@@ -157,7 +157,7 @@ def weights_raster_of(
                 "differ); resample it first, e.g. weights.rio.reproject_match(values)"
             )
     crs, theirs_crs = obj.rio.crs, weights.rio.crs
-    if theirs_crs is not None and crs is not None and not crs.equals(theirs_crs):
+    if theirs_crs is not None and crs is not None and theirs_crs != crs:
         raise InvalidArgumentError(
             f"weights_raster has CRS {theirs_crs} but the values {crs}; reproject it first"
         )
