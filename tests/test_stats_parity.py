@@ -370,3 +370,31 @@ def test_weights_keyword_is_the_mode_and_names_weights_raster():
     shifted = da.assign_coords(x=da.x + 0.5)
     with pytest.raises(errors.InvalidArgumentError, match="not on the grid"):
         zonal(da, box, ["weighted_mean"], weights_raster=shifted)
+
+
+def test_extract_table_and_cube_take_every_name_zonal_takes():
+    import warnings
+
+    import cas_xr as cas
+
+    rng = np.random.default_rng(3)
+    da, _ = _rasters(rng, integer=True, ascending=False)
+    da = da.compute().rio.write_nodata(-1)
+    da.attrs["flag_values"] = [1, 2, 3, 4, 5]
+    polygons = _inside(rng, da, 4)
+    frame = gpd.GeoDataFrame(geometry=polygons, crs=UTM)
+    names = ["variance", "stdev", "p100", "quantile(q=0.9)", "range", "nodata", "mode", "frac"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", errors.CasWarning)  # quality flags of partial cover
+        table = cas.extract_table(frame, [{"c": da}], aggregation=names)
+        cube = cas.extract_cube(frame, [{"c": da}], aggregation=names)
+    direct = zonal(da, frame.geometry, names, classes=[1, 2, 3, 4, 5]).compute()
+    for k, name in enumerate(n for n in names if n != "frac"):
+        np.testing.assert_allclose(table[f"c_{name}"], direct["v"].values[:, k], rtol=1e-12)
+    for k, code in enumerate((1, 2, 3, 4, 5)):  # frac is the distribution
+        expected = direct["distribution"].values[:, k]
+        np.testing.assert_allclose(table[f"c_distribution_{code}"], expected, rtol=1e-12)
+        in_cube = cube["c_distribution"].sel(c_class=code).values
+        np.testing.assert_allclose(in_cube, expected, rtol=1e-12)
+    with pytest.raises(errors.InvalidArgumentError, match="weights raster"):
+        cas.extract_table(frame, [{"c": da}], aggregation=["weighted_mean"])

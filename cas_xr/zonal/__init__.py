@@ -10,10 +10,10 @@ import sys
 import types
 from typing import Any
 
-from cas_xr.zonal._api import STATISTICS, zonal
+from cas_xr.zonal._api import ALIASES, STATISTICS, zonal
 from cas_xr.zonal._codes import COVERAGE_NOISE
 
-__all__ = ["COVERAGE_NOISE", "STATISTICS", "zonal"]
+__all__ = ["ALIASES", "COVERAGE_NOISE", "STATISTICS", "zonal"]
 
 
 class _CallableModule(types.ModuleType):
