@@ -77,65 +77,59 @@ def _search(a: npt.NDArray[np.float64], v: float, right: bool) -> int:
     return lo
 
 
-_RUN = 16  # _stable_order: runs this long are insertion-sorted, then merged
+@njit((_F8, _F8, types.int64), cache=True)
+def _sort_pairs(keys: npt.NDArray[np.float64], weights: npt.NDArray[np.float64], n: int) -> None:
+    """Sort ``keys[:n]`` ascending in place (no NaN among them), ``weights`` alongside.
 
-
-@njit((_F8, types.int64), cache=True)
-def _stable_order(x: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.int64]:
-    """The indices that sort ``x[:n]``, equal values in input order (a merge sort).
-
-    The same order as ``np.argsort(x[:n], kind="stable")``, whose numba implementation
-    takes longer to compile than this whole module: runs of ``_RUN`` values are
-    insertion-sorted, then merged pairwise (runs already in order are left as they are).
+    A least-significant-digit radix sort on the keys' bits (mapped so that their order as
+    unsigned integers is the numbers' order), a byte per pass, skipping the bytes all keys
+    share (most of a float's exponent; the low bytes of widened float32 values). Unlike a
+    comparison sort it takes no branch on the data, so it pays no mispredictions, which
+    is where a quicksort of a geometry's cells spent most of its time (3 times this
+    sort's, measured on 10,000 polygons). Equal keys keep their order. numba's own
+    ``np.argsort``
+    takes longer to compile than this whole module.
     """
-    keys = x[:n].copy()
-    order = np.empty(n, dtype=np.int64)
+    if n == 0:
+        return
+    bits = keys[:n].view(np.uint64).copy()
+    for i in range(n):  # negative: all bits flipped; positive: the sign bit set
+        top = bits[i] >> np.uint64(63)
+        bits[i] ^= np.uint64(0x8000000000000000) if top == 0 else np.uint64(0xFFFFFFFFFFFFFFFF)
+    varying = np.uint64(0)  # the bits in which some key differs from the first
     for i in range(n):
-        order[i] = i
-    for lo in range(0, n, _RUN):
-        for i in range(lo + 1, min(lo + _RUN, n)):
-            key = keys[i]
-            index = order[i]
-            j = i - 1
-            while j >= lo and keys[j] > key:  # strict: equal keys keep their order
-                keys[j + 1] = keys[j]
-                order[j + 1] = order[j]
-                j -= 1
-            keys[j + 1] = key
-            order[j + 1] = index
-    left_keys = np.empty(n)  # the left run of a merge, copied out of the way
-    left_order = np.empty(n, dtype=np.int64)
-    width = _RUN
-    while width < n:
-        for lo in range(0, n - width, 2 * width):
-            mid = lo + width
-            hi = min(lo + 2 * width, n)
-            if keys[mid - 1] <= keys[mid]:
-                continue  # the two runs are already in order
-            size = mid - lo
-            for t in range(size):
-                left_keys[t] = keys[lo + t]
-                left_order[t] = order[lo + t]
-            i = 0
-            j = mid
-            k = lo
-            while i < size and j < hi:
-                if keys[j] < left_keys[i]:  # strict: on a tie the left (earlier) one first
-                    keys[k] = keys[j]
-                    order[k] = order[j]
-                    j += 1
-                else:
-                    keys[k] = left_keys[i]
-                    order[k] = left_order[i]
-                    i += 1
-                k += 1
-            while i < size:  # what is left of the right run is in place already
-                keys[k] = left_keys[i]
-                order[k] = left_order[i]
-                i += 1
-                k += 1
-        width *= 2
-    return order
+        varying |= bits[i] ^ bits[0]
+    src_bits, src_weights = bits, weights[:n].copy()
+    dst_bits, dst_weights = np.empty(n, dtype=np.uint64), np.empty(n)
+    start = np.empty(256, dtype=np.int64)
+    for d in range(8):
+        shift = np.uint64(8 * d)
+        if (varying >> shift) & np.uint64(255) == 0:
+            continue  # every key has this byte: the pass would move nothing
+        start[:] = 0
+        for i in range(n):
+            start[(src_bits[i] >> shift) & np.uint64(255)] += 1
+        total = 0
+        for v in range(256):
+            count = start[v]
+            start[v] = total
+            total += count
+        for i in range(n):
+            b = src_bits[i]
+            v = (b >> shift) & np.uint64(255)
+            dst_bits[start[v]] = b
+            dst_weights[start[v]] = src_weights[i]
+            start[v] += 1
+        src_bits, dst_bits = dst_bits, src_bits
+        src_weights, dst_weights = dst_weights, src_weights
+    for i in range(n):  # back to floats
+        top = src_bits[i] >> np.uint64(63)
+        b = src_bits[i] ^ (
+            np.uint64(0x8000000000000000) if top == 1 else np.uint64(0xFFFFFFFFFFFFFFFF)
+        )
+        src_bits[i] = b
+        weights[i] = src_weights[i]
+    keys[:n] = src_bits.view(np.float64)
 
 
 @njit((_F8, _F8, types.int64), cache=True)
@@ -143,17 +137,18 @@ def _pooled(
     x: npt.NDArray[np.float64], a: npt.NDArray[np.float64], n: int
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Distinct values of x[:n] (sorted) and the summed weights a of each."""
-    order = _stable_order(x, n)
-    values = np.empty(n)
-    weights = np.empty(n)
+    values = x[:n].copy()
+    weights = a[:n].copy()
+    _sort_pairs(values, weights, n)
     m = -1
     for i in range(n):
-        v = x[order[i]]
+        v = values[i]
         if m < 0 or v != values[m]:
             m += 1
             values[m] = v
-            weights[m] = 0.0
-        weights[m] += a[order[i]]
+            weights[m] = weights[i]
+        else:
+            weights[m] += weights[i]
     return values[: m + 1], weights[: m + 1]
 
 
