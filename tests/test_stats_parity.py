@@ -398,3 +398,40 @@ def test_extract_table_and_cube_take_every_name_zonal_takes():
         np.testing.assert_allclose(in_cube, expected, rtol=1e-12)
     with pytest.raises(errors.InvalidArgumentError, match="weights raster"):
         cas.extract_table(frame, [{"c": da}], aggregation=["weighted_mean"])
+
+
+def test_points_and_layers_take_the_new_statistics_and_options():
+    nodata = -1.0
+    values = np.array([[1.0, nodata, np.nan], [4.0, 0.0, 6.0]], dtype="float32")
+    da = _small(values.tolist(), dtype="float32").rio.write_nodata(nodata)
+    weights = da.copy(data=np.array([[2.0, 1.0, 1.0], [np.nan, 3.0, 3.0]]))
+    points = gpd.GeoSeries.from_xy([0.5, 1.5, 2.5, 0.5, 1.5], [1.5, 1.5, 1.5, 0.5, 0.5], crs=UTM)
+    names = [
+        "nodata_count", "nan_count", "min_center_x", "max_center_y", "variance",
+        "coefficient_of_variation", "weighted_mean", "weighted_sum", "count", "sum",
+    ]  # fmt: skip
+    got = zonal(da, points, names, weights_raster=weights, coverage_weight="area_cartesian")
+    rows = got.compute()["v"].values
+    nan = np.nan
+    expected = [
+        [0, 0, 0.5, 1.5, 0, 0, 1, 2, 1, 1],  # 1, weight 2
+        [1, 0, nan, nan, nan, nan, nan, 0, 0, 0],  # nodata
+        [0, 1, nan, nan, nan, nan, nan, 0, 0, 0],  # NaN
+        [0, 0, 0.5, 0.5, 0, 0, nan, nan, 1, 4],  # 4, weight NaN: weighted_* undefined
+        [0, 0, 1.5, 0.5, 0, nan, 0, 0, 1, 0],  # 0: its coefficient of variation is 0/0
+    ]
+    np.testing.assert_array_equal(rows, np.array(expected, dtype=float))
+    filled = zonal(da, points, ["mean", "weighted_mean"], weights_raster=weights,
+                   default_value=9, default_weight=0.5).compute()["v"].values  # fmt: skip
+    np.testing.assert_array_equal(filled[:, 0], [1, 9, 9, 4, 0])
+    np.testing.assert_array_equal(filled[:, 1], [1, 9, 9, 4, 0])
+    # a time axis: one weights layer for every step, or one per step; via the accessor
+    doubled = da.copy(data=np.where(values == nodata, nodata, values * 2))
+    cube = xr.concat([da, doubled], dim="time").assign_coords(time=[1, 2])
+    box = gpd.GeoSeries([shapely.box(0, 0, 3, 2)], crs=UTM)
+    per_step = xr.concat([weights, weights * 0 + 1], dim="time")
+    for w, step2 in ((weights, 2 * 20 / 8), (per_step, (2 + 0 + 12) / 3)):
+        out = cube.cas.zonal(box, ["weighted_mean"], weights_raster=w, default_weight=0)
+        first, second = out.compute()["v"].values[0, :, 0]
+        assert first == pytest.approx((1 * 2 + 4 * 0 + 0 * 3 + 6 * 3) / 8)
+        assert second == pytest.approx(step2)
