@@ -91,14 +91,14 @@ def _sort_pairs(keys: npt.NDArray[np.float64], weights: npt.NDArray[np.float64],
     """
     if n == 0:
         return
-    bits = keys[:n].view(np.uint64).copy()
+    bits = keys[:n].view(np.uint64)  # sorted in place (the keys' own memory)
     for i in range(n):  # negative: all bits flipped; positive: the sign bit set
         top = bits[i] >> np.uint64(63)
         bits[i] ^= np.uint64(0x8000000000000000) if top == 0 else np.uint64(0xFFFFFFFFFFFFFFFF)
     varying = np.uint64(0)  # the bits in which some key differs from the first
     for i in range(n):
         varying |= bits[i] ^ bits[0]
-    src_bits, src_weights = bits, weights[:n].copy()
+    src_bits, src_weights = bits, weights[:n]
     dst_bits, dst_weights = np.empty(n, dtype=np.uint64), np.empty(n)
     start = np.empty(256, dtype=np.int64)
     for d in range(8):
@@ -121,14 +121,11 @@ def _sort_pairs(keys: npt.NDArray[np.float64], weights: npt.NDArray[np.float64],
             start[v] += 1
         src_bits, dst_bits = dst_bits, src_bits
         src_weights, dst_weights = dst_weights, src_weights
-    for i in range(n):  # back to floats
-        top = src_bits[i] >> np.uint64(63)
-        b = src_bits[i] ^ (
-            np.uint64(0x8000000000000000) if top == 1 else np.uint64(0xFFFFFFFFFFFFFFFF)
-        )
-        src_bits[i] = b
+    for i in range(n):  # back to floats, into keys and weights (src may be either buffer)
+        b = src_bits[i]
+        top = b >> np.uint64(63)
+        bits[i] = b ^ (np.uint64(0x8000000000000000) if top == 1 else np.uint64(0xFFFFFFFFFFFFFFFF))
         weights[i] = src_weights[i]
-    keys[:n] = src_bits.view(np.float64)
 
 
 @njit((_F8, _F8, types.int64), cache=True)
@@ -151,17 +148,27 @@ def _pooled(
     return values[: m + 1], weights[: m + 1]
 
 
-@njit((_F8, _F8, types.float64), cache=True)
-def _quantile(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64], q: float) -> float:
-    """Weighted quantile (exactextract's definition) of pooled, sorted values."""
-    n = values.size
-    if n == 1:
-        return values[0]
+@njit((_F8,), cache=True)
+def _positions(weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Positions ``s_k = k w_k + (n - 1) (w_0 + ... + w_(k-1))`` of pooled, sorted values."""
+    n = weights.size
     s = np.empty(n)
     cum = 0.0
     for k in range(n):
         s[k] = k * weights[k] + (n - 1) * cum
         cum += weights[k]
+    return s
+
+
+@njit((_F8, _F8, types.float64), cache=True)
+def _quantile(values: npt.NDArray[np.float64], s: npt.NDArray[np.float64], q: float) -> float:
+    """Weighted quantile (exactextract's definition) of pooled, sorted values.
+
+    ``s`` holds their positions (:func:`_positions`).
+    """
+    n = values.size
+    if n == 1:
+        return values[0]
     h = q * s[n - 1]
     upper = _search(s, h, True)
     if upper == 0:
@@ -315,6 +322,11 @@ def _summarise(
         values, weights = _pooled(x, a, n)
     else:
         values, weights = x[:0], a[:0]
+    positions = weights[:0]
+    for code in codes:
+        if code == QUANTILE:  # shared by every quantile
+            positions = _positions(weights)
+            break
     for s in range(codes.size):
         code = codes[s]
         if code == COUNT:
@@ -340,7 +352,7 @@ def _summarise(
         elif code == NAN_COUNT:
             out[s] = missing[1]
         elif code == QUANTILE:
-            out[s] = _quantile(values, weights, qs[s])
+            out[s] = _quantile(values, positions, qs[s])
         elif code == UNIQUE:
             out[s] = values.size
         elif code in (MAJORITY, MINORITY):
