@@ -82,7 +82,7 @@ def _sort_pairs(keys: npt.NDArray[np.float64], weights: npt.NDArray[np.float64],
     """Sort ``keys[:n]`` ascending in place (no NaN among them), ``weights`` alongside.
 
     A least-significant-digit radix sort on the keys' bits (mapped so that their order as
-    unsigned integers is the numbers' order), a byte per pass, skipping the bytes all keys
+    integers is the numbers' order), a byte per pass, skipping the bytes all keys
     share (most of a float's exponent; the low bytes of widened float32 values). Unlike a
     comparison sort it takes no branch on the data, so it pays no mispredictions, which
     is where a quicksort of a geometry's cells spent most of its time (3 times this
@@ -91,40 +91,41 @@ def _sort_pairs(keys: npt.NDArray[np.float64], weights: npt.NDArray[np.float64],
     """
     if n == 0:
         return
-    bits = keys[:n].view(np.uint64)  # sorted in place (the keys' own memory)
-    for i in range(n):  # negative: all bits flipped; positive: the sign bit set
-        top = bits[i] >> np.uint64(63)
-        bits[i] ^= np.uint64(0x8000000000000000) if top == 0 else np.uint64(0xFFFFFFFFFFFFFFFF)
-    varying = np.uint64(0)  # the bits in which some key differs from the first
+    low = 0x7FFFFFFFFFFFFFFF  # flipped for negative numbers: int64 order is then theirs
+    bits = keys[:n].view(np.int64)  # sorted in place (the keys' own memory)
+    varying = 0  # the bits in which some key differs from the first
     for i in range(n):
+        if bits[i] < 0:
+            bits[i] ^= low
         varying |= bits[i] ^ bits[0]
     src_bits, src_weights = bits, weights[:n]
-    dst_bits, dst_weights = np.empty(n, dtype=np.uint64), np.empty(n)
+    dst_bits, dst_weights = np.empty(n, dtype=np.int64), np.empty(n)
     start = np.empty(256, dtype=np.int64)
     for d in range(8):
-        shift = np.uint64(8 * d)
-        if (varying >> shift) & np.uint64(255) == 0:
+        shift = 8 * d
+        if (varying >> shift) & 255 == 0:
             continue  # every key has this byte: the pass would move nothing
-        start[:] = 0
+        sign = 128 if d == 7 else 0  # the top byte of a negative int64 comes first
+        for v in range(256):
+            start[v] = 0
         for i in range(n):
-            start[(src_bits[i] >> shift) & np.uint64(255)] += 1
+            start[((src_bits[i] >> shift) & 255) ^ sign] += 1
         total = 0
         for v in range(256):
             count = start[v]
             start[v] = total
             total += count
         for i in range(n):
-            b = src_bits[i]
-            v = (b >> shift) & np.uint64(255)
-            dst_bits[start[v]] = b
+            key = src_bits[i]
+            v = ((key >> shift) & 255) ^ sign
+            dst_bits[start[v]] = key
             dst_weights[start[v]] = src_weights[i]
             start[v] += 1
         src_bits, dst_bits = dst_bits, src_bits
         src_weights, dst_weights = dst_weights, src_weights
     for i in range(n):  # back to floats, into keys and weights (src may be either buffer)
-        b = src_bits[i]
-        top = b >> np.uint64(63)
-        bits[i] = b ^ (np.uint64(0x8000000000000000) if top == 1 else np.uint64(0xFFFFFFFFFFFFFFFF))
+        key = src_bits[i]
+        bits[i] = key ^ low if key < 0 else key
         weights[i] = src_weights[i]
 
 
@@ -364,20 +365,24 @@ def _summarise(
                     best = k
             out[s] = values[best]
         elif code in (MIN_X, MIN_Y, MAX_X, MAX_Y):
-            out[s] = _extreme_centre(x, cell, n, code in (MIN_X, MIN_Y), col_x, row_y)[
-                0 if code in (MIN_X, MAX_X) else 1
-            ]
+            cx, cy = _extreme_centre(x, cell, n, code in (MIN_X, MIN_Y), col_x, row_y)
+            out[s] = cx if code in (MIN_X, MAX_X) else cy
         elif code in (WEIGHTED_MEAN, WEIGHTED_SUM, WEIGHTED_STD, WEIGHTED_VARIANCE):
             out[s] = _weighted(x, w, a, wt, n, code) if weights_defined else np.nan
     if classes.size:
         _shares(values, weights, asum, classes, dist)
         if wdist.size:
             if weights_defined:
-                awt = a[:n] * wt[:n]
+                awt = np.empty(n)
+                awt_sum = 0.0
+                for i in range(n):
+                    awt[i] = a[i] * wt[i]
+                    awt_sum += awt[i]
                 wvalues, wweights = _pooled(x, awt, n)
-                _shares(wvalues, wweights, awt.sum(), classes, wdist)
+                _shares(wvalues, wweights, awt_sum, classes, wdist)
             else:
-                wdist[:] = np.nan
+                for k in range(wdist.size):
+                    wdist[k] = np.nan
 
 
 def _zonal_kernel(
