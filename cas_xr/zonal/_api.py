@@ -102,6 +102,7 @@ def zonal(
         ``weighted_variance`` and ``weighted_distribution`` (exactextract's
         ``weighted_frac``): each cell counts with coverage times weight. Its missing-value
         cells (nodata, NaN) make these statistics NaN unless ``default_weight`` is given.
+        The other statistics ignore it, as exactextract's do.
     min_coverage_frac
         Cells covered by less than this fraction are left out of everything (statistics,
         ``pixel_count``, ``coverage_fraction``), as exactextract's option.
