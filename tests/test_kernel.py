@@ -60,18 +60,24 @@ def test_values_that_are_not_real_numbers_are_refused():
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 15, 16, 17, 33, 1000, 4099])
-def test_the_kernels_sort_is_numpys_stable_argsort(n: int):
-    from cas_xr.zonal._compiled import _stable_order
+def test_the_kernels_pooling_is_numpys_unique_with_summed_weights(n: int):
+    from cas_xr.zonal._compiled import _pooled
 
     rng = np.random.default_rng(n)
     for x in (
-        rng.integers(0, 5, n).astype(float),  # many ties: their order is the input order
+        rng.integers(0, 5, n).astype(float),  # many ties
         rng.normal(size=n),
+        np.sort(rng.normal(size=n)).copy(),
         np.sort(rng.normal(size=n))[::-1].copy(),
-        np.r_[np.zeros(n // 2), -np.zeros(n - n // 2)],  # -0.0 == 0.0: a tie
+        np.ones(n),
+        np.r_[np.zeros(n // 2), -np.zeros(n - n // 2)],  # -0.0 == 0.0: one value
     ):
-        padded = np.r_[x, rng.normal(size=3)]  # only x[:n] is sorted
-        np.testing.assert_array_equal(_stable_order(padded, n), np.argsort(x, kind="stable"))
+        weights = rng.uniform(0.1, 1, size=n)
+        padded = np.r_[x, rng.normal(size=3)]  # only x[:n] is pooled
+        values, pooled = _pooled(padded, np.r_[weights, 1.0, 1.0, 1.0], n)
+        expected, inverse = np.unique(x, return_inverse=True)
+        np.testing.assert_array_equal(values, expected)
+        np.testing.assert_allclose(pooled, np.bincount(inverse, weights), rtol=1e-12)
 
 
 def _cube(values: np.ndarray, nodata: object) -> xr.DataArray:

@@ -386,7 +386,7 @@ def test_geometries_in_another_crs_are_reprojected_explicitly():
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"stats": ["mode"]}, ValueError, "unknown statistic 'mode'"),
+        ({"stats": ["modal"]}, ValueError, "unknown statistic 'modal'"),
         ({"weights": "fuzzy"}, ValueError, "weights must be one of"),
         ({"stats": ["distribution"]}, ValueError, "needs the class values"),
     ],

@@ -398,7 +398,7 @@ def test_a_0_360_grid_equals_the_180_grid(geoms: list[shapely.Geometry]):
         (["mean", 3], TypeError, "stats holds 3 (int)"),
         ({"mean": 1}, TypeError, "a statistic name or a list of names"),
         ([], ValueError, "stats is empty"),
-        ("mode", ValueError, "unknown statistic 'mode'"),
+        ("modal", ValueError, "unknown statistic 'modal'"),
     ],
 )
 def test_bad_stats_name_the_accepted_forms(stats: object, builtin: type, message: str):

@@ -114,8 +114,14 @@ def _stats(aggregation: Any) -> list[str]:
             f"['mean', 'p90'], got {type(aggregation).__name__}"
         )
     names = list(dict.fromkeys(str(getattr(a, "value", a)).lower() for a in items))
-    parse_stats(names)  # raises naming the valid statistics
-    return names
+    spec = parse_stats(names)  # raises naming the valid statistics
+    if spec.needs_weights:
+        raise InvalidArgumentError(
+            "weighted statistics (weighted_mean, weighted_frac ...) need a weights raster, "
+            "which extract_table/extract_cube do not take yet; use cas_xr.zonal.zonal(..., "
+            "weights_raster=...) on the opened cubes"
+        )
+    return list(spec.names)  # frac is distribution
 
 
 def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:

@@ -85,9 +85,13 @@ def extract_cube(
         gets the same quality flags, failure isolation and caching (keyed on
         ``dask.base.tokenize`` of the cube) as catalog datasets.
     aggregation
-        One statistic or several: ``mean``, ``median``, ``min``, ``max``, ``std``,
-        ``sum``, ``count``, ``majority``, ``minority``, ``unique``, quantiles such as
-        ``p90``, and ``distribution`` (area fraction of each class).
+        One statistic or several: every name ``cas_xr.zonal.zonal``'s ``stats=`` takes
+        (``mean``, ``median``, ``min``, ``max``, ``std``, ``variance``, ``sum``,
+        ``count``, ``majority``, ``minority``, ``unique``, ``range``, quantiles such as
+        ``p90`` or ``quantile(q=0.9)``, ``distribution`` (area fraction of each class),
+        the aliases of exactextract, rasterstats and xvec ...; see
+        ``docs/statistics.md``), except the ``weighted_*`` statistics, which need a
+        weights raster.
     time_range
         ``(start, end)``, a dict or a :class:`~cas_xr.models.TimeRange`: the steps of
         temporal datasets to keep (every step is kept, per step). Static datasets ignore it.

@@ -12,12 +12,12 @@ import sys
 import types
 from typing import Any
 
-from cas_xr.zonal._api import STATISTICS, zonal
+from cas_xr.zonal._api import ALIASES, STATISTICS, zonal
 from cas_xr.zonal._cells import cells
 from cas_xr.zonal._codes import COVERAGE_NOISE
 from cas_xr.zonal._points import point_query
 
-__all__ = ["COVERAGE_NOISE", "STATISTICS", "cells", "point_query", "zonal"]
+__all__ = ["ALIASES", "COVERAGE_NOISE", "STATISTICS", "cells", "point_query", "zonal"]
 
 
 class _CallableModule(types.ModuleType):

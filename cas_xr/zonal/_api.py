@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from cas_xr.errors import InvalidArgumentError
 from cas_xr.zonal import _codes as K
 from cas_xr.zonal._callables import split_stats, with_reductions
 from cas_xr.zonal._cells import same_grid
@@ -16,6 +15,7 @@ from cas_xr.zonal._codes import COVERAGE_NOISE
 from cas_xr.zonal._dims import on_grid
 from cas_xr.zonal._encoding import encoding_of
 from cas_xr.zonal._inputs import (
+    ALIASES,
     STATISTICS,
     Geometries,
     Stats,
@@ -27,14 +27,20 @@ from cas_xr.zonal._inputs import (
     variables_of,
     window_cells_of,
 )
-from cas_xr.zonal._tasks import lazy_arrays
+from cas_xr.zonal._options import (
+    check_weights_mode,
+    cover_factors,
+    kernel_options,
+    weights_raster_of,
+)
+from cas_xr.zonal._tasks import Grid, Setup, lazy_arrays
 
 _MODES = {"exact": K.MODE_EXACT, "center": K.MODE_CENTER, "all_touched": K.MODE_ALL_TOUCHED}
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["STATISTICS", "zonal"]
+__all__ = ["ALIASES", "STATISTICS", "zonal"]
 
 
 def zonal(
@@ -45,6 +51,12 @@ def zonal(
     crs: Any = None,
     weights: str = "exact",
     area_weighted: bool = False,
+    weights_raster: xr.DataArray | None = None,
+    min_coverage_frac: float = 0.0,
+    coverage_weight: str = "fraction",
+    default_value: float | None = None,
+    default_weight: float | None = None,
+    quantile_dtype: str = "float64",
     classes: npt.ArrayLike | Mapping[int, str] | None = None,
     nodata: float | None = None,
     chunks: int | None = None,
@@ -52,7 +64,6 @@ def zonal(
     y_dim: Hashable | None = None,
     eager_cells: int = 0,
     add_stats: Mapping[str, Callable[..., Any]] | None = None,
-    weights_raster: xr.DataArray | None = None,
 ) -> xr.Dataset:
     """Zonal statistics of a raster cube over polygons and points, lazily.
 
@@ -72,10 +83,13 @@ def zonal(
         A GeoSeries/GeoDataFrame (its CRS and index are used), shapely geometries, GeoJSON
         mappings or a FeatureCollection. Polygons, MultiPolygons and Points.
     stats
-        Names from :data:`STATISTICS` and quantiles ``pNN`` (e.g. ``"p10"``); also
-        user reductions: callables and ``(name, func[, kwargs])`` tuples, run on each
-        geometry's cells (see ``docs/statistics.md``, "User reductions"): one required
-        argument, ``func(values, axis=-1, **kwargs)`` as xvec's; two or three,
+        Names from :data:`STATISTICS`, other tools' names from :data:`ALIASES` (e.g.
+        exactextract's ``stdev``, ``variety``, ``frac``; rasterstats' ``nodata``; xvec's
+        ``var``), and quantiles: ``pNN`` or ``pNN.N`` (``p10``, ``p2.5``, ``p0``..``p100``),
+        ``percentile_NN`` or ``quantile(q=0.9)``. ``docs/statistics.md`` defines each.
+        Also user reductions: callables and ``(name, func[, kwargs])`` tuples, run on
+        each geometry's cells (see ``docs/statistics.md``, "User reductions"): one
+        required argument, ``func(values, axis=-1, **kwargs)`` as xvec's; two or three,
         ``func(values, coverage[, weights])`` as exactextract's. Their results follow
         the named statistics along ``zonal_statistics``, labelled by name (a function's
         ``__name__``).
@@ -85,11 +99,40 @@ def zonal(
     weights
         ``"exact"`` (covered fraction of each cell, exactextract semantics),
         ``"center"`` (cells whose centre is inside) or ``"all_touched"`` (every cell
-        sharing area with the polygon, weight 1).
+        sharing area with the polygon, weight 1). Not a weights raster: that is
+        ``weights_raster``.
     area_weighted
         On geographic grids, also weight cells by their true area (mean, median, std,
         quantiles, majority, minority, distribution; ``sum``, ``count`` and coverage stay
-        coverage-weighted so they match exactextract).
+        coverage-weighted so they match exactextract). Excludes ``coverage_weight``.
+    weights_raster
+        A DataArray on the same grid (same x/y coordinates), with one layer or as many as
+        the values, for ``weighted_mean``, ``weighted_sum``, ``weighted_stdev``,
+        ``weighted_variance`` and ``weighted_distribution`` (exactextract's
+        ``weighted_frac``): each cell counts with coverage times weight. Its missing-value
+        cells (nodata, NaN) make these statistics NaN unless ``default_weight`` is given.
+        The other statistics ignore it, as exactextract's do. It is also the
+        ``weights`` of three-argument reductions ``func(values, coverage, weights)``
+        (exactextract's), masked where missing.
+    min_coverage_frac
+        Cells covered by less than this fraction are left out of everything (statistics,
+        ``pixel_count``, ``coverage_fraction``), as exactextract's option.
+    coverage_weight
+        exactextract's: what a cell's coverage counts for in every statistic (``count``
+        and ``sum`` included): ``"fraction"`` (default), ``"none"`` (1 for any covered
+        cell), ``"area_cartesian"`` (fraction times cell area in CRS units),
+        ``"area_spherical_m2"``/``"area_spherical_km2"`` (fraction times the cell's area on
+        exactextract's sphere, geographic grids only). ``coverage_fraction`` and
+        ``pixel_count`` do not change.
+    default_value
+        A value for nodata and NaN cells, which then count as valid cells (exactextract's
+        ``default_value``); cells outside the raster stay outside.
+    default_weight
+        A weight for the cells where ``weights_raster`` is nodata or NaN.
+    quantile_dtype
+        ``"float64"`` (default): quantiles and the median are interpolated in float64.
+        ``"raster"``: on an integer raster they are rounded down to its
+        integers, as exactextract returns them (values 1, 2, 3, 4: median 2, not 2.5).
     classes
         Class values (or ``{code: name}``) of the ``distribution``; default from
         ``attrs["class_names"]`` / ``attrs["flag_values"]``.
@@ -119,10 +162,6 @@ def zonal(
         rasterstats' ``{name: func}``: ``func(masked)`` on a 2-D masked array of the
         geometry's cells (masked outside them and where missing), per layer; results
         join ``zonal_statistics`` as ``name``.
-    weights_raster
-        A DataArray on the raster's grid (same CRS, transform and shape; one layer, or
-        one per layer): the ``weights`` of three-argument reductions
-        ``func(values, coverage, weights)`` (exactextract's), masked where missing.
 
     Returns
     -------
@@ -146,25 +185,48 @@ def zonal(
     import xarray as xr
     import xvec  # noqa: F401  (registers .xvec)
 
-    if weights not in _MODES:
-        raise InvalidArgumentError(f"weights must be one of {sorted(_MODES)}, got {weights!r}")
+    check_weights_mode(weights, _MODES)
     names, reductions = split_stats(stats, add_stats)
     spec = parse_stats(names if names or not reductions else "count")  # replaced, if so
+    options = kernel_options(
+        min_coverage_frac=min_coverage_frac, coverage_weight=coverage_weight,
+        area_weighted=area_weighted, default_value=default_value,
+        default_weight=default_weight, quantile_dtype=quantile_dtype,
+    )  # fmt: skip
     obj = on_grid(obj, x_dim=x_dim, y_dim=y_dim)
     variables = variables_of(obj)
+    layers = sum(int(np.prod(v.shape[:-2])) for v in variables.values())
+    weights_var = weights_raster_of(weights_raster, obj, spec, layers=layers)
     geo = prepare_geometries(obj, geometries, crs)
-    row_factor = row_factors(obj, geo.transform, geo.raster_crs, area_weighted)
+    rows, cols = obj.sizes["y"], obj.sizes["x"]
+    t = geo.transform
+    grid = Grid(
+        row_factors(obj, t, geo.raster_crs, area_weighted),
+        cover_factors(coverage_weight, t, rows, geo.raster_crs),
+        np.asarray(t.f + t.e * (np.arange(rows) + 0.5), dtype=np.float64),
+        np.asarray(t.c + t.a * (np.arange(cols) + 0.5), dtype=np.float64),
+    )
     class_codes = (
         np.unique(np.concatenate([classes_of(v, classes) for v in variables.values()]))
-        if spec.distribution
+        if spec.distribution or spec.weighted_distribution
         else np.empty(0)
     )
     encodings = [encoding_of(v, nodata) for v in variables.values()]
+    setup = Setup(
+        _MODES[weights], spec, class_codes, options,
+        None if weights_var is None else encoding_of(weights_var, None),
+    )  # fmt: skip
     arrays = lazy_arrays(
-        geo, list(variables.values()), encodings, row_factor, _MODES[weights], spec, class_codes,
+        geo, list(variables.values()), encodings, weights_var, grid, setup,
         window_cells_of(variables.values(), chunks), eager_cells=eager_cells,
     )  # fmt: skip
-    out = _to_dataset(geo, variables, isinstance(obj, xr.DataArray), spec, arrays, class_codes)
+    floor = [
+        quantile_dtype == "raster" and v.dtype.kind in "iub" and not e.packed
+        for v, e in zip(variables.values(), encodings, strict=True)
+    ]
+    out = _to_dataset(
+        geo, variables, isinstance(obj, xr.DataArray), spec, arrays, class_codes, floor
+    )
     if reductions:
         out = with_reductions(
             out, geo, variables, encodings, _MODES[weights], reductions,
@@ -172,12 +234,14 @@ def zonal(
             weights_raster=None if weights_raster is None
             else same_grid(obj, weights_raster, x_dim=x_dim, y_dim=y_dim),
         )  # fmt: skip
-    if spec.distribution:
+    if spec.distribution or spec.weighted_distribution:
         names_map = _class_names(classes, variables.values())
         if names_map:
             labels = [str(names_map.get(int(c), c)) for c in class_codes]
             out = out.assign_coords(class_name=("class", labels))
     out.attrs.update(_provenance(obj, weights=weights, area_weighted=area_weighted))
+    if coverage_weight != "fraction":
+        out.attrs["zonal_coverage_weight"] = coverage_weight
     return out.xvec.set_geom_indexes("geometry", crs=geo.series.crs)
 
 
@@ -188,12 +252,17 @@ def _to_dataset(
     spec: Stats,
     arrays: list[Any],
     class_codes: npt.NDArray[np.float64],
+    floor: list[bool],
 ) -> xr.Dataset:
-    """Name, reshape and label the kernel outputs as a vector data cube."""
+    """Name, reshape and label the kernel outputs as a vector data cube.
+
+    ``floor`` tells, per variable, whether its quantiles are rounded down to integers
+    (``quantile_dtype="raster"`` on an integer raster).
+    """
     import dask.array as dsa
     import xarray as xr
 
-    stats_arr, count_arr, pixel_arr, dist_arr = arrays
+    stats_arr, count_arr, pixel_arr, dist_arr, wdist_arr = arrays
     ngeom = len(geo.kinds)
     areas = geo.areas
     cell_area = abs(geo.transform.a * geo.transform.e)
@@ -215,7 +284,8 @@ def _to_dataset(
     data_vars: dict[Hashable, Any] = {}
     coords: dict[Hashable, Any] = {"geometry": geo.series.to_numpy()}
     offset = 0
-    for name, var in variables.items():
+    quantiles = spec.quantile_columns
+    for (name, var), down in zip(variables.items(), floor, strict=True):
         dims, dim_coords = layers_of(var)
         sizes = [var.sizes[d] for d in dims]
         sl = slice(offset, offset + int(np.prod(sizes)))
@@ -228,19 +298,23 @@ def _to_dataset(
         prefix = "" if is_array else f"{name}_"
         if keep:
             stats_dims = ("geometry", *dims, "zonal_statistics")
-            data_vars[name] = (
-                stats_dims,
-                shaped(stats_arr[..., keep], len(keep)),
-                _kept(var.attrs),
-            )
+            numbers = shaped(stats_arr[..., keep], len(keep))
+            if down and quantiles.any():
+                numbers = xp.where(quantiles, xp.floor(numbers), numbers)
+            data_vars[name] = (stats_dims, numbers, _kept(var.attrs))
+        dist_dims = ("geometry", *dims, "class")
         if spec.distribution:
-            dist_dims = ("geometry", *dims, "class")
             data_vars[f"{prefix}distribution"] = (dist_dims, shaped(dist_arr, class_codes.size))
+        if spec.weighted_distribution:
+            data_vars[f"{prefix}weighted_distribution"] = (
+                dist_dims,
+                shaped(wdist_arr, class_codes.size),
+            )
         data_vars[f"{prefix}coverage_fraction"] = (("geometry", *dims), shaped(coverage))
         data_vars[f"{prefix}pixel_count"] = (("geometry", *dims), shaped(pixel_arr))
     if keep:
         coords["zonal_statistics"] = spec.labels
-    if spec.distribution:
+    if spec.distribution or spec.weighted_distribution:
         coords["class"] = class_codes
     coords[geo.series.index.name or "index"] = ("geometry", geo.series.index.to_numpy())
     return xr.Dataset(data_vars, coords=coords)

@@ -21,17 +21,36 @@ from numba import njit, types
 
 from cas_xr.zonal._codes import (
     COUNT,
+    CV,
     MAJORITY,
     MAX,
+    MAX_X,
+    MAX_Y,
     MEAN,
     MIN,
+    MIN_X,
+    MIN_Y,
     MINORITY,
     MODE_ALL_TOUCHED,
     MODE_CENTER,
+    NAN_COUNT,
+    NODATA_COUNT,
+    OPT_DEFAULT_VALUE,
+    OPT_DEFAULT_WEIGHT,
+    OPT_HAS_DEFAULT_VALUE,
+    OPT_HAS_DEFAULT_WEIGHT,
+    OPT_MIN_COVER,
+    OPT_UNIT_COVER,
     QUANTILE,
+    RANGE,
     STD,
     SUM,
     UNIQUE,
+    VARIANCE,
+    WEIGHTED_MEAN,
+    WEIGHTED_STD,
+    WEIGHTED_SUM,
+    WEIGHTED_VARIANCE,
 )
 from cas_xr.zonal._coverage import centre_coverage, exact_coverage, geometry_window
 
@@ -58,65 +77,56 @@ def _search(a: npt.NDArray[np.float64], v: float, right: bool) -> int:
     return lo
 
 
-_RUN = 16  # _stable_order: runs this long are insertion-sorted, then merged
+@njit((_F8, _F8, types.int64), cache=True)
+def _sort_pairs(keys: npt.NDArray[np.float64], weights: npt.NDArray[np.float64], n: int) -> None:
+    """Sort ``keys[:n]`` ascending in place (no NaN among them), ``weights`` alongside.
 
-
-@njit((_F8, types.int64), cache=True)
-def _stable_order(x: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.int64]:
-    """The indices that sort ``x[:n]``, equal values in input order (a merge sort).
-
-    The same order as ``np.argsort(x[:n], kind="stable")``, whose numba implementation
-    takes longer to compile than this whole module: runs of ``_RUN`` values are
-    insertion-sorted, then merged pairwise (runs already in order are left as they are).
+    A least-significant-digit radix sort on the keys' bits (mapped so that their order as
+    integers is the numbers' order), a byte per pass, skipping the bytes all keys
+    share (most of a float's exponent; the low bytes of widened float32 values). Unlike a
+    comparison sort it takes no branch on the data, so it pays no mispredictions, which
+    is where a quicksort of a geometry's cells spent most of its time (3 times this
+    sort's, measured on 10,000 polygons). Equal keys keep their order. numba's own
+    ``np.argsort`` takes longer to compile than this whole module.
     """
-    keys = x[:n].copy()
-    order = np.empty(n, dtype=np.int64)
+    if n == 0:
+        return
+    low = 0x7FFFFFFFFFFFFFFF  # flipped for negative numbers: int64 order is then theirs
+    bits = keys[:n].view(np.int64)  # sorted in place (the keys' own memory)
+    varying = 0  # the bits in which some key differs from the first
     for i in range(n):
-        order[i] = i
-    for lo in range(0, n, _RUN):
-        for i in range(lo + 1, min(lo + _RUN, n)):
-            key = keys[i]
-            index = order[i]
-            j = i - 1
-            while j >= lo and keys[j] > key:  # strict: equal keys keep their order
-                keys[j + 1] = keys[j]
-                order[j + 1] = order[j]
-                j -= 1
-            keys[j + 1] = key
-            order[j + 1] = index
-    left_keys = np.empty(n)  # the left run of a merge, copied out of the way
-    left_order = np.empty(n, dtype=np.int64)
-    width = _RUN
-    while width < n:
-        for lo in range(0, n - width, 2 * width):
-            mid = lo + width
-            hi = min(lo + 2 * width, n)
-            if keys[mid - 1] <= keys[mid]:
-                continue  # the two runs are already in order
-            size = mid - lo
-            for t in range(size):
-                left_keys[t] = keys[lo + t]
-                left_order[t] = order[lo + t]
-            i = 0
-            j = mid
-            k = lo
-            while i < size and j < hi:
-                if keys[j] < left_keys[i]:  # strict: on a tie the left (earlier) one first
-                    keys[k] = keys[j]
-                    order[k] = order[j]
-                    j += 1
-                else:
-                    keys[k] = left_keys[i]
-                    order[k] = left_order[i]
-                    i += 1
-                k += 1
-            while i < size:  # what is left of the right run is in place already
-                keys[k] = left_keys[i]
-                order[k] = left_order[i]
-                i += 1
-                k += 1
-        width *= 2
-    return order
+        if bits[i] < 0:
+            bits[i] ^= low
+        varying |= bits[i] ^ bits[0]
+    src_bits, src_weights = bits, weights[:n]
+    dst_bits, dst_weights = np.empty(n, dtype=np.int64), np.empty(n)
+    start = np.empty(256, dtype=np.int64)
+    for d in range(8):
+        shift = 8 * d
+        if (varying >> shift) & 255 == 0:
+            continue  # every key has this byte: the pass would move nothing
+        sign = 128 if d == 7 else 0  # the top byte of a negative int64 comes first
+        for v in range(256):
+            start[v] = 0
+        for i in range(n):
+            start[((src_bits[i] >> shift) & 255) ^ sign] += 1
+        total = 0
+        for v in range(256):
+            count = start[v]
+            start[v] = total
+            total += count
+        for i in range(n):
+            key = src_bits[i]
+            v = ((key >> shift) & 255) ^ sign
+            dst_bits[start[v]] = key
+            dst_weights[start[v]] = src_weights[i]
+            start[v] += 1
+        src_bits, dst_bits = dst_bits, src_bits
+        src_weights, dst_weights = dst_weights, src_weights
+    for i in range(n):  # back to floats, into keys and weights (src may be either buffer)
+        key = src_bits[i]
+        bits[i] = key ^ low if key < 0 else key
+        weights[i] = src_weights[i]
 
 
 @njit((_F8, _F8, types.int64), cache=True)
@@ -124,31 +134,42 @@ def _pooled(
     x: npt.NDArray[np.float64], a: npt.NDArray[np.float64], n: int
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Distinct values of x[:n] (sorted) and the summed weights a of each."""
-    order = _stable_order(x, n)
-    values = np.empty(n)
-    weights = np.empty(n)
+    values = x[:n].copy()
+    weights = a[:n].copy()
+    _sort_pairs(values, weights, n)
     m = -1
     for i in range(n):
-        v = x[order[i]]
+        v = values[i]
         if m < 0 or v != values[m]:
             m += 1
             values[m] = v
-            weights[m] = 0.0
-        weights[m] += a[order[i]]
+            weights[m] = weights[i]
+        else:
+            weights[m] += weights[i]
     return values[: m + 1], weights[: m + 1]
 
 
-@njit((_F8, _F8, types.float64), cache=True)
-def _quantile(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64], q: float) -> float:
-    """Weighted quantile (exactextract's definition) of pooled, sorted values."""
-    n = values.size
-    if n == 1:
-        return values[0]
+@njit((_F8,), cache=True)
+def _positions(weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Positions ``s_k = k w_k + (n - 1) (w_0 + ... + w_(k-1))`` of pooled, sorted values."""
+    n = weights.size
     s = np.empty(n)
     cum = 0.0
     for k in range(n):
         s[k] = k * weights[k] + (n - 1) * cum
         cum += weights[k]
+    return s
+
+
+@njit((_F8, _F8, types.float64), cache=True)
+def _quantile(values: npt.NDArray[np.float64], s: npt.NDArray[np.float64], q: float) -> float:
+    """Weighted quantile (exactextract's definition) of pooled, sorted values.
+
+    ``s`` holds their positions (:func:`_positions`).
+    """
+    n = values.size
+    if n == 1:
+        return values[0]
     h = q * s[n - 1]
     upper = _search(s, h, True)
     if upper == 0:
@@ -159,20 +180,127 @@ def _quantile(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64],
     return values[lower] + (h - s[lower]) / (s[upper] - s[lower]) * (values[upper] - values[lower])
 
 
-@njit((_F8, _F8, _F8, types.int64, _I8, _F8, _F8, types.boolean, _F8, _F8), cache=True)
+@njit(types.float64(types.float64, types.float64), cache=True)
+def _ratio(num: float, den: float) -> float:
+    """``num / den`` with IEEE semantics (numba raises on a zero division otherwise)."""
+    if den != 0.0:
+        return num / den
+    if num == 0.0 or np.isnan(num):
+        return np.nan
+    return np.inf if num > 0.0 else -np.inf
+
+
+@njit((_F8, _F8, types.float64, _F8, _F8), cache=True)
+def _shares(
+    values: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    total: float,
+    classes: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float64],
+) -> None:
+    """The share of each class (of ``classes``) in the pooled ``weights`` of ``values``."""
+    for k in range(values.size):
+        j = _search(classes, values[k], False)
+        if j < classes.size and classes[j] == values[k]:
+            out[j] = _ratio(weights[k], total)
+
+
+@njit((_F8, _I8, types.int64, types.boolean, _F8, _F8), cache=True)
+def _extreme_centre(
+    x: npt.NDArray[np.float64],
+    cell: npt.NDArray[np.int64],
+    n: int,
+    smallest: bool,
+    col_x: npt.NDArray[np.float64],
+    row_y: npt.NDArray[np.float64],
+) -> tuple[float, float]:
+    """Centre ``(x, y)`` of the cell of the smallest (largest) value.
+
+    Ties go to the northernmost cell, then the westernmost, as exactextract's scan of a
+    north-up raster finds them first.
+    """
+    cols = col_x.size
+    best = 0
+    bx = col_x[cell[0] % cols]
+    by = row_y[cell[0] // cols]
+    for i in range(1, n):
+        if x[i] == x[best]:
+            cx = col_x[cell[i] % cols]
+            cy = row_y[cell[i] // cols]
+            if cy > by or (cy == by and cx < bx):
+                best, bx, by = i, cx, cy
+        elif (x[i] < x[best]) == smallest:
+            best = i
+            bx = col_x[cell[i] % cols]
+            by = row_y[cell[i] // cols]
+    return bx, by
+
+
+@njit((_F8, _F8, _F8, _F8, types.int64, types.int64), cache=True)
+def _weighted(
+    x: npt.NDArray[np.float64],
+    w: npt.NDArray[np.float64],
+    a: npt.NDArray[np.float64],
+    wt: npt.NDArray[np.float64],
+    n: int,
+    code: int,
+) -> float:
+    """A statistic weighted by coverage times the weights raster (exactextract's ``weighted_*``).
+
+    ``weighted_sum`` is Σ x·w·weight, like ``sum``; the others weight by ``a``·weight,
+    like ``mean``.
+    """
+    if code == WEIGHTED_SUM:
+        total = 0.0
+        for i in range(n):
+            total += x[i] * w[i] * wt[i]
+        return total
+    wsum = 0.0
+    wxsum = 0.0
+    for i in range(n):
+        wsum += a[i] * wt[i]
+        wxsum += x[i] * a[i] * wt[i]
+    mean = _ratio(wxsum, wsum)
+    if code == WEIGHTED_MEAN:
+        return mean
+    spread = 0.0
+    for i in range(n):
+        spread += a[i] * wt[i] * (x[i] - mean) ** 2
+    variance = _ratio(spread, wsum)
+    return variance if code == WEIGHTED_VARIANCE else np.sqrt(variance)
+
+
+@njit(
+    (_F8, _F8, _F8, _F8, _I8, types.int64, _I8, _F8, _F8, types.boolean, types.boolean, _F8,
+     _F8, _F8, _F8, _F8, _F8),
+    cache=True,
+)  # fmt: skip
 def _summarise(
     x: npt.NDArray[np.float64],
     w: npt.NDArray[np.float64],
     a: npt.NDArray[np.float64],
+    wt: npt.NDArray[np.float64],
+    cell: npt.NDArray[np.int64],
     n: int,
     codes: npt.NDArray[np.int64],
     qs: npt.NDArray[np.float64],
     classes: npt.NDArray[np.float64],
     need_pooled: bool,
+    weights_defined: bool,
+    col_x: npt.NDArray[np.float64],
+    row_y: npt.NDArray[np.float64],
     out: npt.NDArray[np.float64],
     dist: npt.NDArray[np.float64],
+    wdist: npt.NDArray[np.float64],
+    missing: npt.NDArray[np.float64],
 ) -> None:
-    """Every requested statistic of n valid cells (x values, w coverage, a stat weights)."""
+    """Every requested statistic of n valid cells.
+
+    ``x`` values, ``w`` coverage weights (count, sum), ``a`` statistic weights (``w``
+    times true cell area when area weighting), ``wt`` the weights raster's values (when
+    given), ``cell`` each cell's position ``row * cols + col`` in the window (when a
+    centre coordinate is asked); ``missing`` holds the nodata and NaN counts.
+    """
     count = 0.0
     total = 0.0
     asum = 0.0
@@ -190,10 +318,16 @@ def _summarise(
     spread = 0.0
     for i in range(n):
         spread += a[i] * (x[i] - mean) ** 2
+    variance = spread / asum
     if need_pooled:
         values, weights = _pooled(x, a, n)
     else:
         values, weights = x[:0], a[:0]
+    positions = weights[:0]
+    for code in codes:
+        if code == QUANTILE:  # shared by every quantile
+            positions = _positions(weights)
+            break
     for s in range(codes.size):
         code = codes[s]
         if code == COUNT:
@@ -207,9 +341,19 @@ def _summarise(
         elif code == MAX:
             out[s] = hi
         elif code == STD:
-            out[s] = np.sqrt(spread / asum)
+            out[s] = np.sqrt(variance)
+        elif code == VARIANCE:
+            out[s] = variance
+        elif code == CV:
+            out[s] = _ratio(np.sqrt(variance), mean)
+        elif code == RANGE:
+            out[s] = hi - lo
+        elif code == NODATA_COUNT:
+            out[s] = missing[0]
+        elif code == NAN_COUNT:
+            out[s] = missing[1]
         elif code == QUANTILE:
-            out[s] = _quantile(values, weights, qs[s])
+            out[s] = _quantile(values, positions, qs[s])
         elif code == UNIQUE:
             out[s] = values.size
         elif code in (MAJORITY, MINORITY):
@@ -220,31 +364,53 @@ def _summarise(
                 ):
                     best = k
             out[s] = values[best]
+        elif code in (MIN_X, MIN_Y, MAX_X, MAX_Y):
+            cx, cy = _extreme_centre(x, cell, n, code in (MIN_X, MIN_Y), col_x, row_y)
+            out[s] = cx if code in (MIN_X, MAX_X) else cy
+        elif code in (WEIGHTED_MEAN, WEIGHTED_SUM, WEIGHTED_STD, WEIGHTED_VARIANCE):
+            out[s] = _weighted(x, w, a, wt, n, code) if weights_defined else np.nan
     if classes.size:
-        for k in range(values.size):
-            j = _search(classes, values[k], False)
-            if j < classes.size and classes[j] == values[k]:
-                dist[j] = weights[k] / asum
+        _shares(values, weights, asum, classes, dist)
+        if wdist.size:
+            if weights_defined:
+                awt = np.empty(n)
+                awt_sum = 0.0
+                for i in range(n):
+                    awt[i] = a[i] * wt[i]
+                    awt_sum += awt[i]
+                wvalues, wweights = _pooled(x, awt, n)
+                _shares(wvalues, wweights, awt_sum, classes, wdist)
+            else:
+                for k in range(wdist.size):
+                    wdist[k] = np.nan
 
 
 def _zonal_kernel(
     values: npt.NDArray[np.floating | np.integer],
     nodata: np.floating | np.integer,
     use_nodata: bool,
+    marks: npt.NDArray[np.uint8],
     coords: npt.NDArray[np.float64],
     ring_offsets: npt.NDArray[np.int64],
     geom_ring_offsets: npt.NDArray[np.int64],
     row_factor: npt.NDArray[np.float64],
+    cover_factor: npt.NDArray[np.float64],
+    col_x: npt.NDArray[np.float64],
+    row_y: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
     mode: int,
     codes: npt.NDArray[np.int64],
     qs: npt.NDArray[np.float64],
     classes: npt.NDArray[np.float64],
+    weighted_classes: bool,
     empty_row: npt.NDArray[np.float64],
     noise: float,
+    opts: npt.NDArray[np.float64],
 ) -> tuple[
     npt.NDArray[np.float64],
     npt.NDArray[np.float64],
     npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
     npt.NDArray[np.float64],
 ]:
     """Zonal statistics of every polygon for every leading index of ``values``.
@@ -256,27 +422,43 @@ def _zonal_kernel(
     nodata, use_nodata
         Cells equal to ``nodata`` (when ``use_nodata``; a scalar of ``values``' dtype,
         compared before any cast) and NaN cells are not valid.
+    marks
+        ``(layers, rows, cols)``: 1 where a decoded NaN was a missing-value marker (so
+        ``nodata_count`` and ``nan_count`` tell them apart), or empty.
     coords, ring_offsets, geom_ring_offsets
         Polygon rings in window cell units (:func:`~cas_xr.zonal._coverage.polygon_rings`).
     row_factor
-        Per-row multiplier of the weights of weighted statistics (true cell area).
+        Per-row multiplier of the weights of averaging statistics (true cell area).
+    cover_factor
+        Per-row multiplier of every weight, ``count`` and ``sum`` included (the cell
+        area of ``coverage_weight="area_*"``; else ones).
+    col_x, row_y
+        Centre coordinates of the window's columns and rows (for ``min_center_x`` ...).
+    weights
+        ``(1 or layers, rows, cols)`` values of the weights raster, NaN where undefined;
+        or empty.
     mode
         ``MODE_EXACT``, ``MODE_CENTER`` or ``MODE_ALL_TOUCHED``.
     codes, qs
         The statistics to compute (and the quantile of each ``QUANTILE`` code).
     classes
         Sorted class values of the distribution (empty: no distribution).
+    weighted_classes
+        Whether the distribution weighted by the weights raster is asked too.
     empty_row
         The statistics of a geometry without valid cells (:func:`~cas_xr.zonal._codes.empty_stats`).
     noise
         Exact coverage below this is dropped (:data:`~cas_xr.zonal.COVERAGE_NOISE`).
+    opts
+        The options of :func:`~cas_xr.zonal._codes.options`.
 
     Returns
     -------
     tuple of numpy.ndarray
         ``stats (g, layers, codes)`` (``empty_row`` without valid cells),
         ``count (g, layers)`` (sum of valid coverage), ``pixels (g, layers)`` (valid cells
-        with weight > 0) and ``dist (g, layers, classes)`` (area fraction of each class).
+        with weight > 0), ``dist (g, layers, classes)`` (area fraction of each class) and
+        ``wdist`` (the same weighted by the weights raster; 0 classes unless asked).
     """
     ngeom = geom_ring_offsets.size - 1
     nlayers, nrows, ncols = values.shape
@@ -288,10 +470,28 @@ def _zonal_kernel(
     count = np.zeros((ngeom, nlayers))
     pixels = np.zeros((ngeom, nlayers), dtype=np.int64)
     dist = np.zeros((ngeom, nlayers, classes.size))
+    wdist = np.zeros((ngeom, nlayers, classes.size if weighted_classes else 0))
     need_pooled = classes.size > 0
+    need_cells = False
+    need_missing = False
     for code in codes:
         if code in (QUANTILE, MAJORITY, MINORITY, UNIQUE):
             need_pooled = True
+        elif code in (MIN_X, MIN_Y, MAX_X, MAX_Y):
+            need_cells = True
+        elif code in (NODATA_COUNT, NAN_COUNT):
+            need_missing = True
+    has_marks = marks.shape[0] > 0
+    has_weights = weights.shape[0] > 0
+    weight_layers = weights.shape[0]
+    min_cover = opts[OPT_MIN_COVER]
+    touched = mode == MODE_ALL_TOUCHED
+    unit = touched or opts[OPT_UNIT_COVER] > 0.0
+    fill = opts[OPT_HAS_DEFAULT_VALUE] > 0.0
+    fill_value = opts[OPT_DEFAULT_VALUE]
+    fill_weight = opts[OPT_HAS_DEFAULT_WEIGHT] > 0.0
+    weight_value = opts[OPT_DEFAULT_WEIGHT]
+    missing = np.zeros(2)
     for g in range(ngeom):
         first, last = geom_ring_offsets[g], geom_ring_offsets[g + 1]
         if first == last:
@@ -308,37 +508,66 @@ def _zonal_kernel(
         x = np.empty(size)
         w = np.empty(size)
         a = np.empty(size)
+        wt = np.empty(size if has_weights else 0)
+        cell = np.empty(size if need_cells else 0, dtype=np.int64)
         for layer in range(nlayers):
             n = 0
+            covered = 0.0
+            missing[0] = 0.0
+            missing[1] = 0.0
+            weights_defined = True
+            wl = layer if weight_layers > 1 else 0
             for i in range(r1 - r0):
                 for j in range(c1 - c0):
-                    weight = buf[i, j]
-                    if weight <= 0.0:
+                    cover = buf[i, j]
+                    if cover <= 0.0 or cover < min_cover:
                         continue
-                    if mode == MODE_ALL_TOUCHED:
-                        weight = 1.0
+                    weight = 1.0 if unit else cover
                     raw = values[layer, r0 + i, c0 + j]
-                    if use_nodata and raw == nodata:  # in the stored dtype: exact
-                        continue
                     v = float(raw)
-                    if np.isnan(v):
-                        continue
+                    if (
+                        (use_nodata and raw == nodata)  # in the stored dtype: exact
+                        or np.isnan(v)
+                    ):
+                        if need_missing:
+                            marked = (use_nodata and raw == nodata) or (
+                                has_marks and marks[layer, r0 + i, c0 + j] > 0
+                            )
+                            missing[0 if marked else 1] += weight * cover_factor[r0 + i]
+                        if not fill:
+                            continue
+                        v = fill_value
+                    covered += 1.0 if touched else cover
+                    weight *= cover_factor[r0 + i]
                     x[n] = v
                     w[n] = weight
                     a[n] = weight * row_factor[r0 + i]
+                    if has_weights:
+                        wv = weights[wl, r0 + i, c0 + j]
+                        if np.isnan(wv):
+                            if fill_weight:
+                                wv = weight_value
+                            else:
+                                weights_defined = False
+                        wt[n] = wv
+                    if need_cells:
+                        cell[n] = (r0 + i) * ncols + c0 + j
                     n += 1
             if n == 0:
+                if need_missing:
+                    for s in range(codes.size):
+                        if codes[s] == NODATA_COUNT:
+                            stats[g, layer, s] = missing[0]
+                        elif codes[s] == NAN_COUNT:
+                            stats[g, layer, s] = missing[1]
                 continue
             pixels[g, layer] = n
-            _summarise(x, w, a, n, codes, qs, classes, need_pooled, stats[g, layer], dist[g, layer])
-            if codes[0] == COUNT:
-                count[g, layer] = stats[g, layer, 0]
-            else:
-                covered = 0.0
-                for i in range(n):
-                    covered += w[i]
-                count[g, layer] = covered
-    return stats, count, pixels, dist
+            count[g, layer] = covered
+            _summarise(
+                x, w, a, wt, cell, n, codes, qs, classes, need_pooled, weights_defined, col_x,
+                row_y, stats[g, layer], dist[g, layer], wdist[g, layer], missing,
+            )  # fmt: skip
+    return stats, count, pixels, dist, wdist
 
 
 def kernel_for(family: str) -> Any:
@@ -352,13 +581,15 @@ def kernel_for(family: str) -> Any:
     Returns
     -------
     numba.core.registry.CPUDispatcher
-        ``kernel(values, nodata, use_nodata, coords, ring_offsets, geom_ring_offsets,
-        row_factor, mode, codes, qs, classes, empty_row, noise)`` (see ``_zonal_kernel``),
+        ``kernel(values, nodata, use_nodata, marks, coords, ring_offsets,
+        geom_ring_offsets, row_factor, cover_factor, col_x, row_y, weights, mode, codes, qs,
+        classes, weighted_classes, empty_row, noise, opts)`` (see ``_zonal_kernel``),
         which releases the GIL (windows run in parallel on threads).
     """
     dtype = getattr(types, family)
     signature = (
-        dtype[:, :, ::1], dtype, types.boolean, types.float64[:, ::1], _I8, _I8, _F8,
-        types.int64, _I8, _F8, _F8, _F8, types.float64,
+        dtype[:, :, ::1], dtype, types.boolean, types.uint8[:, :, ::1], types.float64[:, ::1],
+        _I8, _I8, _F8, _F8, _F8, _F8, types.float64[:, :, ::1], types.int64, _I8, _F8, _F8,
+        types.boolean, _F8, types.float64, _F8,
     )  # fmt: skip
     return njit(signature, cache=True, nogil=True)(_zonal_kernel)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from affine import Affine
 
 __all__ = [
+    "ALIASES",
     "DEFAULT_CHUNKS",
     "STATISTICS",
     "Geometries",
@@ -41,16 +42,35 @@ __all__ = [
     "window_cells_of",
 ]
 
-#: Statistic names accepted by :func:`zonal` (plus ``pNN`` quantiles such as ``p10``).
+#: Statistic names accepted by :func:`zonal`, plus quantiles: ``pNN`` or ``pNN.N`` (e.g.
+#: ``p10``, ``p2.5``, ``p100``), ``percentile_NN`` (rasterstats) and ``quantile(q=0.9)``
+#: (exactextract). Aliases of other tools' names are listed in ``ALIASES``.
 STATISTICS = (
     "mean", "median", "min", "max", "std", "sum", "count", "majority", "minority", "unique",
-    "distribution",
+    "distribution", "variance", "coefficient_of_variation", "range", "nodata_count",
+    "nan_count", "min_center_x", "min_center_y", "max_center_x", "max_center_y",
+    "weighted_mean", "weighted_sum", "weighted_stdev", "weighted_variance",
+    "weighted_distribution",
 )  # fmt: skip
+#: Other tools' names (exactextract, rasterstats, xvec) and the statistic each one means.
+ALIASES = {
+    "stdev": "std", "var": "variance", "variety": "unique", "mode": "majority",
+    "nodata": "nodata_count", "nan": "nan_count", "frac": "distribution",
+    "weighted_frac": "weighted_distribution", "weighted_std": "weighted_stdev",
+    "weighted_var": "weighted_variance",
+}  # fmt: skip
 _CODES = {
     "count": K.COUNT, "sum": K.SUM, "mean": K.MEAN, "min": K.MIN, "max": K.MAX, "std": K.STD,
     "median": K.QUANTILE, "majority": K.MAJORITY, "minority": K.MINORITY, "unique": K.UNIQUE,
+    "variance": K.VARIANCE, "coefficient_of_variation": K.CV, "range": K.RANGE,
+    "nodata_count": K.NODATA_COUNT, "nan_count": K.NAN_COUNT, "min_center_x": K.MIN_X,
+    "min_center_y": K.MIN_Y, "max_center_x": K.MAX_X, "max_center_y": K.MAX_Y,
+    "weighted_mean": K.WEIGHTED_MEAN, "weighted_sum": K.WEIGHTED_SUM,
+    "weighted_stdev": K.WEIGHTED_STD, "weighted_variance": K.WEIGHTED_VARIANCE,
 }  # fmt: skip
-_QUANTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
+_CLASS_OUTPUTS = ("distribution", "weighted_distribution")
+_PERCENTILE = re.compile(r"^(?:p|percentile_)(\d{1,3}(?:\.\d+)?)$")
+_QUANTILE = re.compile(r"^quantile\(\s*(?:q\s*=\s*)?(\d*\.?\d+(?:e-?\d+)?)\s*\)$")
 _EARTH_RADIUS_M = 6_371_008.8
 _POINT = 0  # shapely type id
 #: Window side (cells) of a task over an in-memory (NumPy-backed) raster.
@@ -59,16 +79,54 @@ DEFAULT_CHUNKS = 2048
 
 @dataclass(frozen=True)
 class Stats:
+    """Parsed statistics: labels and codes of the numeric ones, and the class outputs.
+
+    ``names`` are the names as the engine keys them: lower case, aliases of the class
+    outputs (``frac``, ``weighted_frac``) replaced by ``distribution`` and
+    ``weighted_distribution``.
+    """
+
     labels: list[str]
     codes: npt.NDArray[np.int64]
     qs: npt.NDArray[np.float64]
     distribution: bool
+    weighted_distribution: bool = False
+    names: tuple[str, ...] = ()
+
+    @property
+    def needs_weights(self) -> bool:
+        """Whether a weights raster is needed (a ``weighted_*`` statistic)."""
+        return self.weighted_distribution or bool(np.isin(self.codes, K.WEIGHTED_STATISTICS).any())
+
+    @property
+    def quantile_columns(self) -> npt.NDArray[np.bool_]:
+        """Which numeric statistics (``labels``) are quantiles."""
+        return np.asarray(self.codes[1:] == K.QUANTILE)
 
 
 _ACCEPTED = (
-    f"a statistic name or a list of names, each one of {', '.join(STATISTICS)} or a quantile "
-    "such as 'p10' or 'p90'"
+    f"a statistic name or a list of names, each one of {', '.join(STATISTICS)}, an alias "
+    f"({', '.join(ALIASES)}) or a quantile such as 'p10', 'p2.5', 'p100', 'percentile_90' "
+    "or 'quantile(q=0.9)'"
 )
+
+
+def _quantile_of(name: str) -> float | None:
+    """The quantile (0..1) a name spells, or None when it spells none."""
+    if name == "median":
+        return 0.5
+    if match := _PERCENTILE.match(name):
+        q = float(match[1]) / 100
+    elif match := _QUANTILE.match(name):
+        q = float(match[1])
+    else:
+        return None
+    if not 0.0 <= q <= 1.0:
+        raise InvalidStatisticError(
+            f"{name!r} asks for a quantile outside 0..1 (percentiles 0..100); give e.g. 'p90' "
+            "or 'quantile(q=0.9)'"
+        )
+    return q
 
 
 def _names(stats: Any) -> list[str]:
@@ -86,27 +144,54 @@ def _names(stats: Any) -> list[str]:
 
 
 def parse_stats(stats: str | Sequence[str]) -> Stats:
+    """The statistics asked, as codes for the kernel.
+
+    Parameters
+    ----------
+    stats
+        A name or a list of names: :data:`STATISTICS`, :data:`ALIASES` or quantiles.
+
+    Returns
+    -------
+    Stats
+        Labels (the names as given, lower case) and codes of the numeric statistics,
+        behind a ``count`` the coverage needs; whether class outputs are asked.
+
+    Raises
+    ------
+    InvalidStatisticError
+        For an unknown name, a quantile outside 0..1 or an empty list.
+    """
     names = _names(stats)
     if not names:
         raise InvalidStatisticError(f"stats is empty; give {_ACCEPTED}")
     labels: list[str] = []
     codes: list[int] = [K.COUNT]  # always first: coverage needs it
     qs: list[float] = [0.0]
-    for name in dict.fromkeys(n.lower() for n in names):
-        if name == "distribution":
+    canonical: list[str] = []
+    for name in dict.fromkeys(n.strip().lower() for n in names):
+        meaning = ALIASES.get(name, name)
+        canonical.append(meaning if meaning in _CLASS_OUTPUTS else name)
+        if meaning in _CLASS_OUTPUTS:
             continue
-        match = _QUANTILE.match(name)
-        if name in _CODES:
-            codes.append(_CODES[name])
-            qs.append(0.5 if name == "median" else 0.0)
-        elif match and float(match[1]) <= 100:
+        q = _quantile_of(meaning)
+        if q is not None:
             codes.append(K.QUANTILE)
-            qs.append(float(match[1]) / 100)
+            qs.append(q)
+        elif meaning in _CODES:
+            codes.append(_CODES[meaning])
+            qs.append(0.0)
         else:
             raise InvalidStatisticError(f"unknown statistic {name!r}; give {_ACCEPTED}")
         labels.append(name)
-    wants_distribution = any(n.lower() == "distribution" for n in names)
-    return Stats(labels, np.asarray(codes, np.int64), np.asarray(qs), wants_distribution)
+    return Stats(
+        labels,
+        np.asarray(codes, np.int64),
+        np.asarray(qs),
+        "distribution" in canonical,
+        "weighted_distribution" in canonical,
+        tuple(dict.fromkeys(canonical)),
+    )
 
 
 def _series(geometries: Any) -> gpd.GeoSeries:

@@ -78,19 +78,24 @@ def zonal_kernel(
     values: npt.NDArray[Any],
     nodata: Any,
     use_nodata: bool,
+    marks: npt.NDArray[np.uint8],
     coords: npt.NDArray[np.float64],
     ring_offsets: npt.NDArray[np.int64],
     geom_ring_offsets: npt.NDArray[np.int64],
     row_factor: npt.NDArray[np.float64],
+    cover_factor: npt.NDArray[np.float64],
+    col_x: npt.NDArray[np.float64],
+    row_y: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
     mode: int,
     codes: npt.NDArray[np.int64],
     qs: npt.NDArray[np.float64],
     classes: npt.NDArray[np.float64],
+    weighted_classes: bool,
     empty_row: npt.NDArray[np.float64],
     noise: float,
-) -> tuple[
-    npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]
-]:
+    opts: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[Any], ...]:
     """Zonal statistics of every polygon for every leading index of ``values``.
 
     The arguments and results are those of the compiled kernel
@@ -101,13 +106,20 @@ def zonal_kernel(
     family = family_of(values.dtype)
     kernel = _kernel(family)
     f8 = np.float64
-    return kernel(
-        np.ascontiguousarray(values, dtype=family), np.dtype(family).type(nodata),
-        bool(use_nodata), np.ascontiguousarray(coords, dtype=f8),
-        np.ascontiguousarray(ring_offsets, dtype=np.int64),
-        np.ascontiguousarray(geom_ring_offsets, dtype=np.int64),
-        np.ascontiguousarray(row_factor, dtype=f8), int(mode),
-        np.ascontiguousarray(codes, dtype=np.int64), np.ascontiguousarray(qs, dtype=f8),
-        np.ascontiguousarray(classes, dtype=f8), np.ascontiguousarray(empty_row, dtype=f8),
-        float(noise),
+    return tuple(
+        kernel(
+            np.ascontiguousarray(values, dtype=family), np.dtype(family).type(nodata),
+            bool(use_nodata), np.ascontiguousarray(marks, dtype=np.uint8),
+            np.ascontiguousarray(coords, dtype=f8),
+            np.ascontiguousarray(ring_offsets, dtype=np.int64),
+            np.ascontiguousarray(geom_ring_offsets, dtype=np.int64),
+            np.ascontiguousarray(row_factor, dtype=f8),
+            np.ascontiguousarray(cover_factor, dtype=f8),
+            np.ascontiguousarray(col_x, dtype=f8), np.ascontiguousarray(row_y, dtype=f8),
+            np.ascontiguousarray(weights, dtype=f8), int(mode),
+            np.ascontiguousarray(codes, dtype=np.int64), np.ascontiguousarray(qs, dtype=f8),
+            np.ascontiguousarray(classes, dtype=f8), bool(weighted_classes),
+            np.ascontiguousarray(empty_row, dtype=f8), float(noise),
+            np.ascontiguousarray(opts, dtype=f8),
+        )
     )  # fmt: skip
