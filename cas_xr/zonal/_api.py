@@ -133,7 +133,9 @@ def zonal(
     spec = parse_stats(stats)
     obj = on_grid(obj, x_dim=x_dim, y_dim=y_dim)
     variables = variables_of(obj)
-    geo = prepare_geometries(obj, geometries, crs)
+    geo = prepare_geometries(
+        obj, geometries, crs, mode=_MODES[weights], area_weighted=area_weighted
+    )
     row_factor = row_factors(obj, geo.transform, geo.raster_crs, area_weighted)
     class_codes = (
         np.unique(np.concatenate([classes_of(v, classes) for v in variables.values()]))
@@ -169,9 +171,7 @@ def _to_dataset(
 
     stats_arr, count_arr, pixel_arr, dist_arr = arrays
     ngeom = len(geo.kinds)
-    areas = geo.areas
-    cell_area = abs(geo.transform.a * geo.transform.e)
-    scale = np.divide(cell_area, areas, out=np.zeros(ngeom), where=areas > 0)
+    scale = geo.scale
     lazy = isinstance(count_arr, dsa.Array)
     xp: Any = dsa if lazy else np
 

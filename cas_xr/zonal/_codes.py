@@ -13,6 +13,8 @@ __all__ = [
     "COUNT",
     "COVERAGE_NOISE",
     "KIND_EMPTY",
+    "KIND_LINE",
+    "KIND_MULTIPOINT",
     "KIND_POINT",
     "KIND_POLYGON",
     "MAJORITY",
@@ -32,7 +34,7 @@ __all__ = [
 
 COUNT, SUM, MEAN, MIN, MAX, STD, QUANTILE, MAJORITY, MINORITY, UNIQUE = range(10)
 MODE_EXACT, MODE_CENTER, MODE_ALL_TOUCHED = range(3)
-KIND_POLYGON, KIND_POINT, KIND_EMPTY = range(3)
+KIND_POLYGON, KIND_POINT, KIND_EMPTY, KIND_LINE, KIND_MULTIPOINT = range(5)
 
 #: Cells covered by less than this fraction are dropped: the floating-point noise of
 #: mapping coordinates to cell units (up to ~2e-10 of a cell where a polygon edge runs

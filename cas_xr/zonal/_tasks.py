@@ -1,4 +1,7 @@
-"""The lazy graph of :func:`~cas_xr.zonal.zonal`: one kernel task per window of polygons."""
+"""The lazy graph of :func:`~cas_xr.zonal.zonal`: one kernel task per window of geometries.
+
+Polygons, lines and point sets go through the kernel in windows; points are gathered.
+"""
 
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ def _window_task(
 ) -> tuple[
     npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]
 ]:
-    """One partition of polygons: run the compiled kernel once over every layer."""
+    """One partition of geometries: run the compiled kernel once over every layer."""
     from cas_xr.zonal._kernel import zonal_kernel  # compiled on first use
 
     values, nodata, use_nodata = _layer_stack(windows, encodings)
@@ -89,6 +92,7 @@ def _point_task(
     return out, valid.astype(np.float64), valid.astype(np.int64), dist
 
 
+_KERNEL_KINDS = (K.KIND_POLYGON, K.KIND_LINE, K.KIND_MULTIPOINT)
 _Outputs = list[Any]  # stats (g, layers, codes), count (g, layers), pixels (g, layers), dist
 
 
@@ -102,20 +106,24 @@ def _polygon_parts(
     class_codes: npt.NDArray[np.float64],
     window_cells: int,
 ) -> list[tuple[npt.NDArray[np.intp], Any]]:
-    """One delayed kernel call per partition of polygons: ``(indices, task)`` pairs."""
+    """One delayed kernel call per partition of polygons, lines and point sets.
+
+    Returns ``(indices, task)`` pairs.
+    """
     import dask
 
-    from cas_xr.zonal._coverage import polygon_rings
+    from cas_xr.zonal._coverage import geometry_rings
 
     to_cells = cell_units(geo.transform)
-    polygons = np.flatnonzero(geo.kinds == K.KIND_POLYGON)
+    cell_size = (geo.transform.a, geo.transform.e)
+    polygons = np.flatnonzero(np.isin(geo.kinds, _KERNEL_KINDS))
     if not polygons.size:
         return []
     parts = []
     for members, (r0, r1, c0, c1) in partition(geo.bounds[polygons], max_cells=window_cells):
         idx = polygons[members]
         offset = np.array([c0, r0])
-        rings = polygon_rings(geo.shapes[idx], lambda xy, o=offset: to_cells(xy) - o)
+        rings = geometry_rings(geo.shapes[idx], lambda xy, o=offset: to_cells(xy) - o, cell_size)
         window = (r0, r1, c0, c1)
         windows = [
             window_of(v, e, window, geo.shapes[idx], to_cells, geo.bounds[idx])
