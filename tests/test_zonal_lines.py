@@ -333,3 +333,65 @@ def test_a_river_network_is_walked_quickly():
     assert time.perf_counter() - start < 2.0
     inside = shapely.intersection(river, shapely.box(0, 0, 2000, 2000)).length
     assert weights.sum() == pytest.approx(inside, rel=1e-9)
+
+
+def test_lines_and_point_sets_on_a_0_360_grid_match_their_minus_180_180_twins():
+    lons = np.arange(360) + 0.5
+    lats = 89.5 - np.arange(180)
+    data = 1000.0 * np.arange(180)[:, None] + np.arange(360)[None, :]
+    da = xr.DataArray(data, dims=("y", "x"), coords={"y": lats, "x": lons}, name="v")
+    da = da.rio.write_crs("EPSG:4326")
+    across = shapely.LineString([(-10.5, 5.2), (-3.0, 7.7), (12.25, 11.1)])  # over the seam
+    along = shapely.LineString([(0.0, 1.5), (0.0, 3.5)])  # on the seam itself
+    points = shapely.MultiPoint([(-0.5, 1.5), (0.0, 1.5), (359.5, 1.5)])
+    east = [
+        shapely.MultiLineString(
+            [
+                [(349.5, 5.2), (357.0, 7.7), (360.0, 7.7 + 3 * 3.4 / 15.25)],
+                [(0.0, 7.7 + 3 * 3.4 / 15.25), (12.25, 11.1)],
+            ]
+        ),
+        along,
+        shapely.MultiPoint([(359.5, 1.5), (0.0, 1.5), (359.5, 1.5)]),
+    ]
+    stats = ["count", "sum", "min", "max"]
+    ours = zonal(da, gpd.GeoSeries([across, along, points], crs="EPSG:4326"), stats).compute()
+    twins = zonal(da, gpd.GeoSeries(east, crs="EPSG:4326"), stats).compute()
+    np.testing.assert_allclose(ours["v"].values, twins["v"].values, rtol=1e-9)
+    np.testing.assert_allclose(ours["v"].values[0, 0], across.length, rtol=1e-9)
+    # on the seam: column 0 (east of it), rows 86..88 (latitudes 3.5..1.5)
+    np.testing.assert_allclose(ours["v"].values[1], [2.0, 174_000.0, 86_000.0, 88_000.0])
+    np.testing.assert_allclose(ours["coverage_fraction"].values, 1.0)
+
+
+def test_a_line_across_the_antimeridian_is_refused():
+    da = _raster(Affine(1.0, 0.0, -180.0, 0.0, -1.0, 90.0), (180, 360)).rio.write_crs("EPSG:4326")
+    line = gpd.GeoSeries([shapely.LineString([(179.5, 0.5), (-179.5, 1.5)])], crs="EPSG:4326")
+    with pytest.raises(InvalidGeometryError, match="antimeridian"):
+        zonal(da, line, "mean")
+
+
+def test_lines_flow_through_extract_table_and_extract():
+    import cas_xr as cas
+
+    da = _raster(Affine(10.0, 0.0, 0.0, 0.0, -10.0, 40.0), (4, 4))
+    geoms = [
+        shapely.LineString([(1, 39), (39, 1)]),
+        shapely.MultiPoint([(5, 35), (6, 36), (15, 25)]),
+        shapely.GeometryCollection([shapely.LineString([(5, 35), (25, 35)])]),
+        shapely.box(0, 0, 20, 20),
+    ]
+    frame = gpd.GeoDataFrame({"name": list("abcd")}, geometry=geoms, crs=CRS)
+    table = cas.extract_table(frame, {"mine": da}, aggregation=["mean", "sum", "count"])
+    cube = zonal(da, frame, ["mean", "sum", "count"]).compute()
+    np.testing.assert_allclose(
+        table[["mine_mean", "mine_sum", "mine_count"]].to_numpy(), cube["v"].values, rtol=1e-12
+    )
+    np.testing.assert_allclose(table["mine_coverage_fraction"], 1.0)
+    assert list(table["mine_quality"]) == ["good"] * 4
+
+    line = {"type": "LineString", "coordinates": [[-96.59, 39.01], [-96.52, 39.08]]}
+    request = cas.AttributeRequest(geometry=line, dataset_ids=["sample:elevation"])
+    result = cas.extract_sync(request).results[0]
+    assert result.quality == "good" and result.coverage_fraction == pytest.approx(1.0)
+    assert np.isfinite(result.value)

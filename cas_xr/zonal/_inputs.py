@@ -192,8 +192,8 @@ def _as_geoseries(geometries: Any, crs: Any) -> gpd.GeoSeries:
         if across.size:
             raise InvalidGeometryError(
                 f"geometries at positions {across[:10].tolist()} cross the antimeridian (a "
-                "ring has an edge jumping more than 180 degrees of longitude); split them at "
-                "+/-180 into MultiPolygons"
+                "ring or line has an edge jumping more than 180 degrees of longitude); split "
+                "them at +/-180 into MultiPolygons or MultiLineStrings"
             )
     invalid = np.flatnonzero(~series.is_valid.to_numpy())
     if invalid.size:
