@@ -19,6 +19,7 @@ from cas_xr.zonal import zonal
 from cas_xr.zonal._codes import MODE_ALL_TOUCHED, MODE_CENTER, MODE_EXACT
 from cas_xr.zonal._coverage import cell_weights, geometry_rings
 from cas_xr.zonal._inputs import cell_units
+from cas_xr.zonal._lines import weighted_lines
 
 CRS = "EPSG:32633"
 #: A grid whose cell units are exact in binary: lines on cell edges stay on them.
@@ -38,6 +39,7 @@ def _raster(transform: Affine, shape: tuple[int, int], data: np.ndarray | None =
 def _weights(geom: shapely.Geometry, transform: Affine, shape: tuple[int, int], mode: int):
     """The kernel's weight of every cell of the grid for one geometry."""
     rings = geometry_rings([geom], cell_units(transform), (transform.a, transform.e))
+    rings = weighted_lines(*rings, shape, 1e-9)
     buf = np.empty(shape)
     cell_weights(buf, 0, 0, *rings[:2], rings[2][0], rings[2][1], mode, 1e-9)
     return buf
@@ -395,3 +397,29 @@ def test_lines_flow_through_extract_table_and_extract():
     result = cas.extract_sync(request).results[0]
     assert result.quality == "good" and result.coverage_fraction == pytest.approx(1.0)
     assert np.isfinite(result.value)
+
+
+def test_edge_rules_hold_whichever_way_the_y_axis_runs():
+    da = _raster(Affine(1.0, 0.0, 0.0, 0.0, -1.0, 6.0), (6, 6))
+    geoms = gpd.GeoSeries(
+        [
+            shapely.LineString([(0.5, 3), (4.5, 3)]),  # on a row edge: the row south of it
+            shapely.LineString([(2, 0), (2, 6)]),  # on a column edge, the whole grid high
+            shapely.LineString([(0, 0), (6, 6)]),  # through every corner on the diagonal
+            shapely.LineString([(0, 6), (6, 6), (6, 0)]),  # the north and east borders
+            shapely.MultiPoint([(1, 1), (3, 3), (3, 3), (6, 6)]),
+        ],
+        crs=CRS,
+    )
+    stats = ["count", "sum", "min", "max"]
+    for weights in ("exact", "center"):
+        north_up = zonal(da, geoms, stats, weights=weights).compute()
+        south_up = zonal(da.isel(y=slice(None, None, -1)), geoms, stats, weights=weights)
+        for name in ("v", "coverage_fraction", "pixel_count"):
+            np.testing.assert_allclose(north_up[name].values, south_up[name].values, rtol=1e-12)
+    exact = zonal(da, geoms, stats).compute()["v"].values
+    np.testing.assert_allclose(exact[0], [4.0, 0.5 * 18 + 19 + 20 + 21 + 0.5 * 22, 18, 22])
+    np.testing.assert_allclose(exact[1][[0, 2, 3]], [6.0, 2, 32])  # column 2, rows 0..5
+    np.testing.assert_allclose(exact[2][[0, 2, 3]], [6 * np.sqrt(2), 5, 30])  # anti-diagonal
+    # the north border belongs to row 0; the east border to a column beyond the grid
+    np.testing.assert_allclose(exact[3][[0, 2, 3]], [6.0, 0, 5])

@@ -50,7 +50,7 @@ def zonal(
     y_dim: Hashable | None = None,
     eager_cells: int = 0,
 ) -> xr.Dataset:
-    """Zonal statistics of a raster cube over polygons and points, lazily.
+    """Zonal statistics of a raster cube over polygons, lines and points, lazily.
 
     Parameters
     ----------
@@ -66,7 +66,9 @@ def zonal(
         where the grid holds it.
     geometries
         A GeoSeries/GeoDataFrame (its CRS and index are used), shapely geometries, GeoJSON
-        mappings or a FeatureCollection. Polygons, MultiPolygons and Points.
+        mappings or a FeatureCollection. Polygons, MultiPolygons, LineStrings,
+        MultiLineStrings, Points, MultiPoints, and GeometryCollections of one of these
+        kinds (polygons dissolved; a collection mixing kinds raises).
     stats
         Names from :data:`STATISTICS` and quantiles ``pNN`` (e.g. ``"p10"``).
     crs
@@ -75,11 +77,14 @@ def zonal(
     weights
         ``"exact"`` (covered fraction of each cell, exactextract semantics),
         ``"center"`` (cells whose centre is inside) or ``"all_touched"`` (every cell
-        sharing area with the polygon, weight 1).
+        sharing area with the polygon, weight 1). For lines, ``"exact"`` weighs a cell
+        by the line's length inside it (CRS units), and a MultiPoint by its number of
+        points there; the other two modes give weight 1 to each cell they run through
+        or hold (see ``docs/statistics.md``).
     area_weighted
         On geographic grids, also weight cells by their true area (mean, median, std,
         quantiles, majority, minority, distribution; ``sum``, ``count`` and coverage stay
-        coverage-weighted so they match exactextract).
+        coverage-weighted so they match exactextract). Lines and MultiPoints refuse it.
     classes
         Class values (or ``{code: name}``) of the ``distribution``; default from
         ``attrs["class_names"]`` / ``attrs["flag_values"]``.

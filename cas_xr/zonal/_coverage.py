@@ -12,12 +12,14 @@ consistently (exteriors one way, holes the other), which :func:`geometry_rings` 
 
 Lines and point sets travel in the same ring arrays, so the kernel takes every kind of
 geometry through one signature: their rings open with a *header ring* of two vertices,
-``(kind, 0)`` and the cell size ``(a, e)`` of the grid (a polygon's first ring has at
-least four vertices, so it never looks like one). A line's weight in a cell is the
-length of the line inside it, in CRS units (as in exactextract): each segment is clipped
-to the window and walked across the grid (Amanatides and Woo) with the exact parameter of
-each grid-line crossing, and each piece between two crossings is given to the cell that
-holds its midpoint. A point set's weight in a cell is the number of its points there.
+``(kind, least)`` and the cell size ``(a, e)`` of the grid (a polygon's first ring has
+at least four vertices, so it never looks like one). The kernel knows polygons and
+*weighted cells*: a ring of cell centres and a ring of their weights ``(w, 0)``; a
+cell's weight is the sum of its entries, dropped below ``least``. A point set is its
+points' cells with weight 1 each; a line is given in its own coordinates (kind
+``LINES``) and turned into weighted cells, its length in each cell, by
+:func:`cas_xr.zonal._lines.weighted_lines` before the kernel runs, so that code is
+compiled only when lines are used.
 """
 
 from __future__ import annotations
@@ -31,19 +33,18 @@ from numba import njit
 from cas_xr.zonal._codes import MODE_CENTER, MODE_EXACT
 
 __all__ = [
+    "CELLS",
     "LINES",
-    "POINTS",
     "POLYGONS",
     "cell_weights",
     "centre_coverage",
     "exact_coverage",
     "geometry_rings",
     "geometry_window",
-    "line_cells",
 ]
 
 #: Kinds of geometry in the ring arrays (the first vertex of a header ring).
-POLYGONS, LINES, POINTS = 0, 1, 2
+POLYGONS, CELLS, LINES = 0, 1, 2
 _LINEAR = frozenset({"LineString", "MultiLineString"})
 _POLYGONAL = frozenset({"Polygon", "MultiPolygon"})
 
@@ -69,8 +70,8 @@ def geometry_rings(
     tuple of numpy.ndarray
         ``(coords, ring_offsets, geom_ring_offsets)``: all ring vertices, the start of
         each ring in ``coords`` (plus the end), and the first ring of each geometry
-        (plus the end). A line's parts and a point set's points follow a header ring
-        ``[(kind, 0), cell_size]`` (see the module's docstring).
+        (plus the end). A line's parts, and a point set's cells and weights, follow a
+        header ring ``[(kind, least), cell_size]`` (see the module's docstring).
     """
     import shapely
 
@@ -96,11 +97,11 @@ def geometry_rings(
                 xy = np.asarray(line.coords, dtype=np.float64)[:, :2]
                 if len(xy):
                     add(to_cells(xy))
-        elif kind == "MultiPoint":
-            add(np.array([[POINTS, 0.0], cell_size]))
+        elif kind == "MultiPoint":  # already at its cells' centres: weight 1 per point
+            add(np.array([[CELLS, 0.5], cell_size]))
             xy = shapely.get_coordinates(geom)
-            if len(xy):
-                add(to_cells(xy))
+            add(to_cells(xy))
+            add(np.column_stack([np.ones(len(xy)), np.zeros(len(xy))]))
         geom_ring_offsets.append(len(ring_offsets) - 1)
     coords = np.concatenate(coords_parts) if coords_parts else np.empty((0, 2))
     return (
@@ -171,7 +172,7 @@ def _accumulate_edge(
             previous = h
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _kind(
     coords: npt.NDArray[np.float64], ring_offsets: npt.NDArray[np.int64], first: int, last: int
 ) -> int:
@@ -192,12 +193,13 @@ def geometry_window(
 ) -> tuple[int, int, int, int]:
     """Rows ``r0:r1`` and columns ``c0:c1`` of the grid under the rings ``first:last``.
 
-    For lines and point sets the window also holds the cells that a piece lying on a
-    cell edge belongs to (east of a vertical edge, south of a horizontal one).
+    For weighted cells, the cells of their centres.
     """
     kind = _kind(coords, ring_offsets, first, last)
-    start = ring_offsets[first] if kind == POLYGONS else ring_offsets[first + 1]
-    stop = ring_offsets[last]
+    if kind == POLYGONS:
+        start, stop = ring_offsets[first], ring_offsets[last]
+    else:
+        start, stop = ring_offsets[first + 1], ring_offsets[first + 2]
     if start >= stop:
         return 0, 0, 0, 0
     umin = np.inf
@@ -213,7 +215,7 @@ def geometry_window(
         top, bottom = np.floor(vmin), np.ceil(vmax)
         left, right = np.floor(umin), np.ceil(umax)
     else:
-        top, bottom = np.floor(vmin) - 1.0, np.floor(vmax) + 1.0
+        top, bottom = np.floor(vmin), np.floor(vmax) + 1.0
         left, right = np.floor(umin), np.floor(umax) + 1.0
     r0 = int(min(max(top, 0.0), nrows))
     r1 = int(min(max(bottom, r0), nrows))
@@ -223,244 +225,35 @@ def geometry_window(
 
 
 @njit(cache=True)
-def _clip(
-    ua: float, va: float, ub: float, vb: float, box: tuple[float, float, float, float]
-) -> tuple[float, float]:
-    """Parameters ``t0, t1`` of the part of segment a->b inside ``box`` (u0, u1, v0, v1)."""
-    t0 = 0.0
-    t1 = 1.0
-    for p, d, lo, hi in ((ua, ub - ua, box[0], box[1]), (va, vb - va, box[2], box[3])):
-        if d == 0.0:
-            if p < lo or p > hi:
-                return 1.0, 0.0
-        else:
-            ta = (lo - p) / d
-            tb = (hi - p) / d
-            t0 = max(t0, min(ta, tb))
-            t1 = min(t1, max(ta, tb))
-    return t0, t1
-
-
-@njit(cache=True)
-def _pieces(
-    ua: float,
-    va: float,
-    ub: float,
-    vb: float,
-    t0: float,
-    t1: float,
-    south_up: bool,
-    rows: npt.NDArray[np.int64],
-    cols: npt.NDArray[np.int64],
-    spans: npt.NDArray[np.float64],
-) -> int:
-    """Walk segment a->b from ``t0`` to ``t1`` across the grid; return the pieces' number.
-
-    Piece ``k`` lies in cell ``rows[k], cols[k]`` (the cell of its midpoint) and spans
-    ``spans[k]`` of the segment's parameter. Each crossing's parameter is computed from
-    the segment's ends (never accumulated), so the spans add up to ``t1 - t0``. A piece
-    on a horizontal cell edge goes to the row south of it, like a point on that edge.
-    ``rows``/``cols``/``spans`` hold at least ``floor(|du|) + floor(|dv|) + 4`` entries
-    (``du``, ``dv`` the clipped segment's extent in cells).
-    """
-    du = ub - ua
-    dv = vb - va
-    inf = np.inf
-    ku = 0.0
-    kv = 0.0
-    su = 0.0
-    sv = 0.0
-    tu = inf
-    tv = inf
-    if du != 0.0:
-        su = 1.0 if du > 0.0 else -1.0
-        ku = np.floor(ua + t0 * du) + 1.0 if du > 0.0 else np.ceil(ua + t0 * du) - 1.0
-        tu = (ku - ua) / du
-    if dv != 0.0:
-        sv = 1.0 if dv > 0.0 else -1.0
-        kv = np.floor(va + t0 * dv) + 1.0 if dv > 0.0 else np.ceil(va + t0 * dv) - 1.0
-        tv = (kv - va) / dv
-    n = 0
-    t = t0
-    while t < t1:
-        tn = min(tu, tv, t1)
-        if tn > t:
-            tm = 0.5 * (t + tn)
-            vm = va + tm * dv
-            row = np.floor(vm)
-            if south_up and dv == 0.0 and vm == row:
-                row -= 1.0
-            rows[n] = int(row)
-            cols[n] = int(np.floor(ua + tm * du))
-            spans[n] = tn - t
-            n += 1
-            t = tn
-        if tu <= t:
-            ku += su
-            tu = (ku - ua) / du
-        if tv <= t:
-            kv += sv
-            tv = (kv - va) / dv
-    return n
-
-
-@njit(cache=True)
-def _snapped(a: float, b: float) -> tuple[float, float]:
-    """Ends of an axis-parallel segment within 1e-9 of a grid line, moved onto it."""
-    if a == b:
-        r = np.round(a)
-        if abs(a - r) <= 1e-9:
-            return r, r
-    return a, b
-
-
-@njit(cache=True)
-def _line_pieces(
-    coords: npt.NDArray[np.float64],
-    ring_offsets: npt.NDArray[np.int64],
-    first: int,
-    last: int,
-    box: tuple[float, float, float, float],
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """Rows, columns and lengths (CRS units) of the pieces of a line inside ``box``.
-
-    ``first`` is the line's header ring; zero-length segments give no piece.
-    """
-    header = ring_offsets[first]
-    a = abs(coords[header + 1, 0])
-    e = coords[header + 1, 1]
-    size = 64
-    rows = np.empty(size, dtype=np.int64)
-    cols = np.empty(size, dtype=np.int64)
-    lengths = np.empty(size)
-    n = 0
-    for ring in range(first + 1, last):
-        for i in range(ring_offsets[ring], ring_offsets[ring + 1] - 1):
-            ua, ub = _snapped(coords[i, 0], coords[i + 1, 0])
-            va, vb = _snapped(coords[i, 1], coords[i + 1, 1])
-            length = np.hypot((ub - ua) * a, (vb - va) * e)
-            if length == 0.0:
-                continue
-            t0, t1 = _clip(ua, va, ub, vb, box)
-            if t1 <= t0:
-                continue
-            need = n + int(abs(ub - ua) * (t1 - t0)) + int(abs(vb - va) * (t1 - t0)) + 4
-            if need > size:
-                size = max(2 * size, need)
-                rows = np.concatenate((rows[:n], np.empty(size - n, dtype=np.int64)))
-                cols = np.concatenate((cols[:n], np.empty(size - n, dtype=np.int64)))
-                lengths = np.concatenate((lengths[:n], np.empty(size - n)))
-            m = _pieces(ua, va, ub, vb, t0, t1, e > 0.0, rows[n:], cols[n:], lengths[n:])
-            for k in range(n, n + m):
-                lengths[k] *= length
-            n += m
-    return rows[:n], cols[:n], lengths[:n]
-
-
-@njit(cache=True)
-def line_coverage(
+def cells_coverage(
     buf: npt.NDArray[np.float64],
     r0: int,
     c0: int,
     coords: npt.NDArray[np.float64],
     ring_offsets: npt.NDArray[np.int64],
     first: int,
-    last: int,
     exact: bool,
-    noise: float,
 ) -> None:
-    """Fill ``buf`` with the length of the line (rings ``first:last``) inside each cell.
+    """Fill ``buf`` with the summed weight of each cell of weighted cells (header ``first``).
 
-    Lengths are in CRS units; a cell holding less than ``noise`` cells' width of line
-    gets 0. When not ``exact`` every cell the line runs through gets 1.
+    A cell whose weight is below the header's ``least`` gets 0; when not ``exact``,
+    every other cell gets 1.
     """
     buf[:, :] = 0.0
     nrows, ncols = buf.shape
-    box = (float(c0), float(c0 + ncols), float(r0), float(r0 + nrows))
-    rows, cols, lengths = _line_pieces(coords, ring_offsets, first, last, box)
-    for k in range(rows.size):
-        i = rows[k] - r0
-        j = cols[k] - c0
+    least = coords[ring_offsets[first], 1]
+    start, weights = ring_offsets[first + 1], ring_offsets[first + 2]
+    for k in range(weights - start):
+        i = int(np.floor(coords[start + k, 1])) - r0
+        j = int(np.floor(coords[start + k, 0])) - c0
         if 0 <= i < nrows and 0 <= j < ncols:
-            buf[i, j] += lengths[k]
-    header = ring_offsets[first]
-    least = noise * min(abs(coords[header + 1, 0]), abs(coords[header + 1, 1]))
+            buf[i, j] += coords[weights + k, 0]
     for i in range(nrows):
         for j in range(ncols):
             if buf[i, j] < least:
                 buf[i, j] = 0.0
             elif not exact:
                 buf[i, j] = 1.0
-
-
-@njit(cache=True)
-def line_cells(
-    coords: npt.NDArray[np.float64],
-    ring_offsets: npt.NDArray[np.int64],
-    geom_ring_offsets: npt.NDArray[np.int64],
-) -> tuple[
-    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]
-]:
-    """Geometry, row, column and length of every piece of every line, on the whole plane.
-
-    Geometries that are not lines give no piece. The rows and columns may lie off the
-    grid (a line leaving the raster); the caller sums and counts them as it needs.
-    """
-    box = (-np.inf, np.inf, -np.inf, np.inf)
-    geoms = []
-    all_rows = []
-    all_cols = []
-    all_lengths = []
-    for g in range(geom_ring_offsets.size - 1):
-        first, last = geom_ring_offsets[g], geom_ring_offsets[g + 1]
-        if _kind(coords, ring_offsets, first, last) != LINES:
-            continue
-        rows, cols, lengths = _line_pieces(coords, ring_offsets, first, last, box)
-        geoms.append(np.full(rows.size, g, dtype=np.int64))
-        all_rows.append(rows)
-        all_cols.append(cols)
-        all_lengths.append(lengths)
-    n = 0
-    for part in geoms:
-        n += part.size
-    out_g = np.empty(n, dtype=np.int64)
-    out_r = np.empty(n, dtype=np.int64)
-    out_c = np.empty(n, dtype=np.int64)
-    out_l = np.empty(n)
-    k = 0
-    for p in range(len(geoms)):
-        m = geoms[p].size
-        out_g[k : k + m] = geoms[p]
-        out_r[k : k + m] = all_rows[p]
-        out_c[k : k + m] = all_cols[p]
-        out_l[k : k + m] = all_lengths[p]
-        k += m
-    return out_g, out_r, out_c, out_l
-
-
-@njit(cache=True)
-def point_coverage(
-    buf: npt.NDArray[np.float64],
-    r0: int,
-    c0: int,
-    coords: npt.NDArray[np.float64],
-    ring_offsets: npt.NDArray[np.int64],
-    first: int,
-    last: int,
-    exact: bool,
-) -> None:
-    """Fill ``buf`` with the number of points in each cell (1 per cell when not ``exact``).
-
-    The points (rings after the header ``first``) are at their cells' centres already.
-    """
-    buf[:, :] = 0.0
-    nrows, ncols = buf.shape
-    for ring in range(first + 1, last):
-        for k in range(ring_offsets[ring], ring_offsets[ring + 1]):
-            i = int(np.floor(coords[k, 1])) - r0
-            j = int(np.floor(coords[k, 0])) - c0
-            if 0 <= i < nrows and 0 <= j < ncols:
-                buf[i, j] = buf[i, j] + 1.0 if exact else 1.0
 
 
 @njit(cache=True)
@@ -533,7 +326,7 @@ def centre_coverage(
             buf[line, j] = 1.0 if abs(acc) > 0.5 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def cell_weights(
     buf: npt.NDArray[np.float64],
     r0: int,
@@ -548,15 +341,15 @@ def cell_weights(
     """Fill ``buf`` with the weight of each cell for the geometry with rings ``first:last``.
 
     Polygons: covered fraction (``MODE_EXACT``, ``MODE_ALL_TOUCHED``) or centre inside
-    (``MODE_CENTER``); lines: length inside; point sets: number of points. Lines and
-    point sets get 1 per cell they touch in the other modes.
+    (``MODE_CENTER``); weighted cells (lines, point sets): their weight in ``MODE_EXACT``,
+    else 1 per cell. Lines not yet turned into weighted cells get no weight.
     """
     kind = _kind(coords, ring_offsets, first, last)
-    if kind == LINES:
-        line_coverage(buf, r0, c0, coords, ring_offsets, first, last, mode == MODE_EXACT, noise)
-    elif kind == POINTS:
-        point_coverage(buf, r0, c0, coords, ring_offsets, first, last, mode == MODE_EXACT)
-    elif mode == MODE_CENTER:
+    if kind == CELLS:
+        cells_coverage(buf, r0, c0, coords, ring_offsets, first, mode == MODE_EXACT)
+    elif kind == POLYGONS and mode == MODE_CENTER:
         centre_coverage(buf, r0, c0, coords, ring_offsets, first, last)
-    else:
+    elif kind == POLYGONS:
         exact_coverage(buf, r0, c0, coords, ring_offsets, first, last, noise)
+    else:
+        buf[:, :] = 0.0

@@ -171,8 +171,9 @@ def _touched_cells(
     shapes: npt.NDArray[Any], kinds: npt.NDArray[np.int64], transform: Affine
 ) -> npt.NDArray[np.float64]:
     """Cells each line or point set touches, on or off the grid (other kinds: 0)."""
-    from cas_xr.zonal._coverage import geometry_rings, line_cells
+    from cas_xr.zonal._coverage import geometry_rings
     from cas_xr.zonal._inputs import cell_units
+    from cas_xr.zonal._lines import line_cells
 
     out = np.zeros(len(shapes))
     sets = np.flatnonzero(kinds == K.KIND_MULTIPOINT)
@@ -183,7 +184,7 @@ def _touched_cells(
     lines = np.flatnonzero(kinds == K.KIND_LINE)
     if lines.size:
         rings = geometry_rings(shapes[lines], cell_units(transform), (transform.a, transform.e))
-        g, r, c, length = line_cells(*rings)
+        g, r, c, length = line_cells(*rings, (-np.inf, np.inf, -np.inf, np.inf))
         keys, inverse = np.unique(np.column_stack([g, r, c]), axis=0, return_inverse=True)
         totals = np.bincount(inverse.ravel(), weights=length, minlength=len(keys))
         least = K.COVERAGE_NOISE * min(abs(transform.a), abs(transform.e))

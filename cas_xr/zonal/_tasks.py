@@ -52,13 +52,21 @@ def _window_task(
     mode: int,
     stats: Stats,
     classes: npt.NDArray[np.float64],
+    lines: bool,
 ) -> tuple[
     npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]
 ]:
-    """One partition of geometries: run the compiled kernel once over every layer."""
+    """One partition of geometries: run the compiled kernel once over every layer.
+
+    Lines, if any, are turned into their weighted cells in the window first.
+    """
     from cas_xr.zonal._kernel import zonal_kernel  # compiled on first use
 
     values, nodata, use_nodata = _layer_stack(windows, encodings)
+    if lines:
+        from cas_xr.zonal._lines import weighted_lines  # compiled on first use
+
+        rings = weighted_lines(*rings, values.shape[-2:], K.COVERAGE_NOISE)
     coords, ring_offsets, geom_ring_offsets = rings
     return zonal_kernel(
         values, nodata, use_nodata, coords, ring_offsets, geom_ring_offsets, row_factor, mode,
@@ -129,8 +137,9 @@ def _polygon_parts(
             window_of(v, e, window, geo.shapes[idx], to_cells, geo.bounds[idx])
             for v, e in zip(variables, encodings, strict=True)
         ]
+        lines = bool(np.any(geo.kinds[idx] == K.KIND_LINE))
         task = dask.delayed(_window_task, pure=True)(
-            windows, encodings, rings, row_factor[r0:r1], mode, spec, class_codes
+            windows, encodings, rings, row_factor[r0:r1], mode, spec, class_codes, lines
         )
         parts.append((idx, task))
     return parts
