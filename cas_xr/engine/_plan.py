@@ -150,7 +150,7 @@ def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:
         (
             wide & ~invalid & ~too_big,
             InvalidGeometryError,
-            "crosses the antimeridian; split it at +/-180 into a MultiPolygon",
+            "crosses the antimeridian; split it at +/-180 into a MultiPolygon or MultiLineString",
         ),
     ]
     problems = [

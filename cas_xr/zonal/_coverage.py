@@ -37,6 +37,7 @@ __all__ = [
     "LINES",
     "POLYGONS",
     "cell_weights",
+    "cells_coverage",
     "centre_coverage",
     "exact_coverage",
     "geometry_rings",
