@@ -442,3 +442,20 @@ def test_lines_stay_lazy_and_the_accessor_takes_them():
             lazy.compute()["v"].values,
             zonal(da.compute(), geoms, ["mean", "count"], weights=weights)["v"].values,
         )
+
+
+def test_request_models_take_lines_and_point_sets():
+    import pydantic
+
+    import cas_xr as cas
+
+    for geometry in (
+        {"type": "LineString", "coordinates": [[-96.5, 39.0], [-96.4, 39.1]]},
+        {"type": "MultiLineString", "coordinates": [[[-96.5, 39.0], [-96.4, 39.1]]]},
+        {"type": "MultiPoint", "coordinates": [[-96.5, 39.0], [-96.5, 39.0]]},
+    ):
+        request = cas.AttributeRequest(geometry=geometry, dataset_ids=["sample:elevation"])
+        assert request.geometry.to_shapely().geom_type == geometry["type"]
+    across = {"type": "LineString", "coordinates": [[179.5, 0.0], [-179.5, 1.0]]}
+    with pytest.raises(pydantic.ValidationError, match="crosses the antimeridian"):
+        cas.AttributeRequest(geometry=across, dataset_ids=["sample:elevation"])
