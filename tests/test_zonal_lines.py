@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from cas_xr.errors import CasError, InvalidArgumentError, InvalidGeometryError
 from cas_xr.zonal import zonal
-from cas_xr.zonal._codes import MODE_ALL_TOUCHED, MODE_CENTER, MODE_EXACT
+from cas_xr.zonal._codes import MODE_ALL_TOUCHED, MODE_EXACT
 from cas_xr.zonal._coverage import cell_weights, geometry_rings
 from cas_xr.zonal._inputs import cell_units
 from cas_xr.zonal._lines import weighted_lines
@@ -112,9 +112,8 @@ def test_line_weights_are_shapely_lengths_per_cell(line: shapely.LineString):
     reference = _owned_lengths(line, DYADIC, SHAPE)
     tol = 1e-9 * max(line.length, 1.0)
     np.testing.assert_allclose(ours, reference, rtol=1e-9, atol=tol)
-    # every cell with length is touched, with weight 1, in the other modes
-    for mode in (MODE_CENTER, MODE_ALL_TOUCHED):
-        np.testing.assert_array_equal(_weights(line, DYADIC, SHAPE, mode), ours > 0)
+    # every cell with length is touched, with weight 1, in all_touched mode
+    np.testing.assert_array_equal(_weights(line, DYADIC, SHAPE, MODE_ALL_TOUCHED), ours > 0)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -201,7 +200,7 @@ def test_exactextract_drops_a_horizontal_line_that_cas_xr_measures():
     np.testing.assert_allclose(out["v"].values[0], [20.0, 5 * 0 + 10 * 1 + 5 * 2])
 
 
-def test_touched_cells_of_lines_in_centre_and_all_touched_modes():
+def test_cells_of_lines_in_centre_and_all_touched_modes():
     da = _raster(Affine(1.0, 0.0, 0.0, 0.0, -1.0, 4.0), (4, 4))  # cell (r, c) holds 4r + c
     geoms = gpd.GeoSeries(
         [
@@ -212,8 +211,9 @@ def test_touched_cells_of_lines_in_centre_and_all_touched_modes():
         ],
         crs=CRS,
     )
-    expected_cells = [{0, 5}, {4, 5, 6}, {1, 5, 9}, {0}]
-    for weights in ("center", "all_touched"):
+    touched = [{0, 5}, {4, 5, 6}, {1, 5, 9}, {0}]
+    thin = [{0, 5, 10}, {4, 5, 6}, {1, 5, 9}, {0}]  # GDAL's line: also the end's cell
+    for weights, expected_cells in (("all_touched", touched), ("center", thin)):
         out = zonal(da, geoms, ["count", "sum", "min", "max"], weights=weights).compute()
         for i, cells in enumerate(expected_cells):
             np.testing.assert_allclose(
@@ -459,3 +459,32 @@ def test_request_models_take_lines_and_point_sets():
     across = {"type": "LineString", "coordinates": [[179.5, 0.0], [-179.5, 1.0]]}
     with pytest.raises(pydantic.ValidationError, match="crosses the antimeridian"):
         cas.AttributeRequest(geometry=across, dataset_ids=["sample:elevation"])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_lines_and_point_sets_match_rasterstats_in_centre_and_all_touched_modes(seed: int):
+    """rasterstats burns lines with GDAL: thin without all_touched, every cell crossed with."""
+    from rasterstats import zonal_stats
+
+    rng = np.random.default_rng(seed)
+    res = float(rng.choice([1.0, 30.0]))
+    transform = Affine(res, 0.0, float(rng.uniform(-500, 500)), 0.0, -res, 1000.0)
+    shape = (int(rng.integers(5, 25)), int(rng.integers(5, 25)))
+    data = rng.normal(50, 10, size=shape)
+    da = _raster(transform, shape, data)
+    geoms = []
+    for _ in range(4):  # within the raster: rasterstats crops its window to the raster
+        uv = rng.uniform(0.01, np.array(shape[::-1]) - 0.01, size=(int(rng.integers(2, 6)), 2))
+        geoms.append(shapely.LineString([transform * tuple(p) for p in uv]))
+    geoms.append(shapely.MultiLineString(geoms[:2]))
+    uv = rng.uniform(0.01, np.array(shape[::-1]) - 0.01, size=(6, 2))
+    geoms.append(shapely.MultiPoint([transform * tuple(p) for p in [*uv, uv[0]]]))
+    stats = ["count", "sum", "mean", "min", "max"]
+    for weights, all_touched in (("center", False), ("all_touched", True)):
+        ours = zonal(da, gpd.GeoSeries(geoms, crs=CRS), stats, weights=weights)["v"].values
+        theirs = zonal_stats(
+            geoms, data, affine=transform, stats=stats, all_touched=all_touched, nodata=-1e9
+        )
+        expected = [[row[k] for k in stats] for row in theirs]
+        np.testing.assert_allclose(ours, expected, rtol=1e-9)

@@ -168,9 +168,9 @@ def snapped_points(
 
 
 def _touched_cells(
-    shapes: npt.NDArray[Any], kinds: npt.NDArray[np.int64], transform: Affine
+    shapes: npt.NDArray[Any], kinds: npt.NDArray[np.int64], transform: Affine, mode: int
 ) -> npt.NDArray[np.float64]:
-    """Cells each line or point set touches, on or off the grid (other kinds: 0)."""
+    """Cells each line or point set touches in ``mode``, on or off the grid (others: 0)."""
     from cas_xr.zonal._coverage import geometry_rings
     from cas_xr.zonal._inputs import cell_units
     from cas_xr.zonal._lines import line_cells
@@ -184,7 +184,8 @@ def _touched_cells(
     lines = np.flatnonzero(kinds == K.KIND_LINE)
     if lines.size:
         rings = geometry_rings(shapes[lines], cell_units(transform), (transform.a, transform.e))
-        g, r, c, length = line_cells(*rings, (-np.inf, np.inf, -np.inf, np.inf))
+        plane = (-np.inf, np.inf, -np.inf, np.inf)
+        g, r, c, length = line_cells(*rings, plane, mode == K.MODE_CENTER)
         keys, inverse = np.unique(np.column_stack([g, r, c]), axis=0, return_inverse=True)
         totals = np.bincount(inverse.ravel(), weights=length, minlength=len(keys))
         least = K.COVERAGE_NOISE * min(abs(transform.a), abs(transform.e))
@@ -217,7 +218,7 @@ def coverage_scale(
         counts = shapely.get_num_coordinates(shapes).astype(np.float64)
         measure = np.where(kinds == K.KIND_LINE, lengths, counts)
     else:
-        measure = _touched_cells(shapes, kinds, transform)
+        measure = _touched_cells(shapes, kinds, transform, mode)
     other = np.isin(kinds, (K.KIND_LINE, K.KIND_MULTIPOINT))
     scale[other] = np.divide(1.0, measure, out=np.zeros(len(measure)), where=measure > 0)[other]
     return scale

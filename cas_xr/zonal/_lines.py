@@ -178,19 +178,81 @@ def _line_pieces(
 
 
 @njit(cache=True)
+def _thin_cells(
+    coords: npt.NDArray[np.float64],
+    ring_offsets: npt.NDArray[np.int64],
+    first: int,
+    last: int,
+    box: tuple[float, float, float, float],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Rows and columns of a line's thin raster inside ``box`` (weight 1 each).
+
+    GDAL's rasterisation of a line without ``all_touched`` (what rasterstats burns;
+    checked against GDAL 3.10): per segment, Bresenham's line from the cell of its
+    start to the cell of its end (the cells of ``floor(u), floor(v)``), 8-connected,
+    one cell per step along the longer axis, stepping the shorter axis when the error
+    term reaches 0. A south-up grid is walked as its north-up mirror, so that the cells
+    do not depend on which way the y axis runs (and a vertex on a cell edge belongs to
+    the cell a point there would).
+    """
+    flip = -1.0 if coords[ring_offsets[first] + 1, 1] > 0.0 else 1.0  # e > 0: south up
+    size = 0
+    for ring in range(first + 1, last):
+        for i in range(ring_offsets[ring], ring_offsets[ring + 1] - 1):
+            size += int(abs(np.floor(coords[i + 1, 0]) - np.floor(coords[i, 0])))
+            size += int(abs(np.floor(coords[i + 1, 1]) - np.floor(coords[i, 1]))) + 3
+    rows = np.empty(size, dtype=np.int64)
+    cols = np.empty(size, dtype=np.int64)
+    n = 0
+    for ring in range(first + 1, last):
+        for i in range(ring_offsets[ring], ring_offsets[ring + 1] - 1):
+            x, y = int(np.floor(coords[i, 0])), int(np.floor(flip * coords[i, 1]))
+            x1, y1 = int(np.floor(coords[i + 1, 0])), int(np.floor(flip * coords[i + 1, 1]))
+            dx, dy = abs(x1 - x), abs(y1 - y)
+            sx = -1 if x > x1 else 1
+            sy = -1 if y > y1 else 1
+            major, minor = max(dx, dy), min(dx, dy)
+            step = 2 * minor
+            back = step - 2 * major
+            error = step - major
+            for _ in range(major + 1):
+                row = y if flip > 0.0 else -y - 1
+                if box[0] <= x < box[1] and box[2] <= row < box[3]:
+                    rows[n] = row
+                    cols[n] = x
+                    n += 1
+                if dx >= dy:
+                    x += sx
+                else:
+                    y += sy
+                if error >= 0:
+                    if dx >= dy:
+                        y += sy
+                    else:
+                        x += sx
+                    error += back
+                else:
+                    error += step
+    return rows[:n], cols[:n], np.ones(n)
+
+
+@njit(cache=True)
 def line_cells(
     coords: npt.NDArray[np.float64],
     ring_offsets: npt.NDArray[np.int64],
     geom_ring_offsets: npt.NDArray[np.int64],
     box: tuple[float, float, float, float],
+    thin: bool,
 ) -> tuple[
     npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]
 ]:
     """Geometry, row, column and length of every piece of every line inside ``box``.
 
     ``box`` is ``(u0, u1, v0, v1)`` in cell units (infinite: the whole plane, so rows
-    and columns may lie off the grid). Geometries that are not lines give no piece;
-    the pieces come in the order of the geometries. The caller sums and counts them.
+    and columns may lie off the grid). With ``thin``, the cells of the line's thin
+    raster instead, with length 1 (:func:`_thin_cells`). Geometries that are not lines
+    give no piece; the pieces come in the order of the geometries. The caller sums and
+    counts them.
     """
     geoms = []
     all_rows = []
@@ -200,7 +262,10 @@ def line_cells(
         first, last = geom_ring_offsets[g], geom_ring_offsets[g + 1]
         if not _is_line(coords, ring_offsets, first, last):
             continue
-        rows, cols, lengths = _line_pieces(coords, ring_offsets, first, last, box)
+        if thin:
+            rows, cols, lengths = _thin_cells(coords, ring_offsets, first, last, box)
+        else:
+            rows, cols, lengths = _line_pieces(coords, ring_offsets, first, last, box)
         geoms.append(np.full(rows.size, g, dtype=np.int64))
         all_rows.append(rows)
         all_cols.append(cols)
@@ -229,6 +294,7 @@ def weighted_lines(
     geom_ring_offsets: npt.NDArray[np.int64],
     shape: tuple[int, int],
     noise: float,
+    thin: bool = False,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Ring arrays (window cell units) with every line turned into its weighted cells.
 
@@ -240,6 +306,9 @@ def weighted_lines(
         ``(rows, cols)`` of the window: only the line inside it is kept.
     noise
         A cell holding less than this many cell sides of line gets no weight.
+    thin
+        Weigh the cells of the line's thin raster instead (``center`` mode; see
+        :func:`_thin_cells`).
 
     Returns
     -------
@@ -248,7 +317,7 @@ def weighted_lines(
         centres of the cells of its pieces and the pieces' lengths (CRS units).
     """
     box = (0.0, float(shape[1]), 0.0, float(shape[0]))
-    g, rows, cols, lengths = line_cells(coords, ring_offsets, geom_ring_offsets, box)
+    g, rows, cols, lengths = line_cells(coords, ring_offsets, geom_ring_offsets, box, thin)
     starts = np.searchsorted(g, np.arange(geom_ring_offsets.size))
     out_coords: list[npt.NDArray[np.float64]] = []
     sizes: list[int] = []

@@ -66,7 +66,8 @@ def _window_task(
     if lines:
         from cas_xr.zonal._lines import weighted_lines  # compiled on first use
 
-        rings = weighted_lines(*rings, values.shape[-2:], K.COVERAGE_NOISE)
+        thin = mode == K.MODE_CENTER
+        rings = weighted_lines(*rings, values.shape[-2:], K.COVERAGE_NOISE, thin)
     coords, ring_offsets, geom_ring_offsets = rings
     return zonal_kernel(
         values, nodata, use_nodata, coords, ring_offsets, geom_ring_offsets, row_factor, mode,
