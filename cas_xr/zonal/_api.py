@@ -79,8 +79,9 @@ def zonal(
         ``"center"`` (cells whose centre is inside) or ``"all_touched"`` (every cell
         sharing area with the polygon, weight 1). For lines, ``"exact"`` weighs a cell
         by the line's length inside it (CRS units), and a MultiPoint by its number of
-        points there; the other two modes give weight 1 to each cell they run through
-        or hold (see ``docs/statistics.md``).
+        points there; ``"all_touched"`` gives weight 1 to each cell a line runs through,
+        ``"center"`` to the cells of its thin raster as GDAL draws it (rasterstats'
+        default), both to each cell holding a point (see ``docs/statistics.md``).
     area_weighted
         On geographic grids, also weight cells by their true area (mean, median, std,
         quantiles, majority, minority, distribution; ``sum``, ``count`` and coverage stay

@@ -7,8 +7,10 @@ the pieces' lengths add up to the segment's. A piece lying on a cell edge goes t
 cell east of a vertical edge and south of a horizontal one, like a point on that edge.
 The cost follows the cells a line crosses, not its bounding box.
 
-Lines reach the kernel as *weighted cells* (see :mod:`cas_xr.zonal._coverage`): this
-module is imported, and compiled, only when lines are used.
+In ``center`` mode a line is drawn instead as GDAL draws it without ``all_touched``
+(:func:`_thin_cells`). Lines reach the kernel as *weighted cells* (see
+:mod:`cas_xr.zonal._coverage`): this module is imported, and compiled, only when lines
+are used.
 """
 
 from __future__ import annotations
