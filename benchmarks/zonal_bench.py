@@ -152,6 +152,31 @@ def run_cas_xr(raster: str, geoms: str, weights: str = "exact") -> Any:
     return cube["v"].sel(zonal_statistics="mean").values
 
 
+def user_mean(values: Any, coverage: Any) -> float:
+    """A user's reduction (exactextract's form): the coverage-weighted mean, in numpy."""
+    return float(np.ma.average(values, weights=coverage))
+
+
+def run_cas_xr_callable(raster: str, geoms: str) -> Any:
+    import dask
+    import geopandas as gpd
+
+    from cas_xr.zonal import zonal
+
+    gdf = gpd.read_parquet(geoms)
+    with dask.config.set(scheduler="threads"):
+        cube = zonal(_open(raster).rename("v"), gdf.geometry, [user_mean]).compute()
+    return cube["v"].sel(zonal_statistics="user_mean").values
+
+
+def callable_rows(
+    paths: dict[str, str], read: Measurement, anchor: tuple[float, Any]
+) -> list[dict[str, Any]]:
+    """W1b with a Python callable (untargeted): the cost of a user reduction per geometry."""
+    m = measure("W1b", "cas_xr callable (user mean)", run_cas_xr_callable, paths["w1"], paths["b"])
+    return [_row(m, anchor[0], read.seconds, anchor[1])]
+
+
 def run_exactextract(raster: str, geoms: str, strategy: str) -> Any:
     import geopandas as gpd
     from exactextract import exact_extract
@@ -255,6 +280,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
     read = {key: measure(key, "read+decode", run_read, paths[key]) for key in ("w1", "w2")}
+    anchors: dict[str, tuple[float, Any]] = {}
     for workload, raster, geoms in (
         ("W1a", "w1", "a"),
         ("W1b", "w1", "b"),
@@ -291,11 +317,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             )
             runs.append(rs)
         ee_s, reference = (best.seconds, best.result) if best else (float("nan"), None)
+        anchors[workload] = (ee_s, reference)
         rows += [_row(m, ee_s, read[raster].seconds, reference) for m in runs]
     # points: exactextract returns NaN for points, so the anchor is xarray's .sel(nearest)
     sel = measure("W1d", "xarray .sel(nearest)", run_sel_nearest, paths["w1"], paths["d"])
     ours = measure("W1d", "cas_xr points", run_cas_xr, paths["w1"], paths["d"], "exact")
     rows += [_row(m, float("nan"), read["w1"].seconds, sel.result) for m in (ours, sel)]
+    rows += callable_rows(paths, read["w1"], anchors["W1b"])
     size = SIZES[args.size]
     title = f"zonal statistics, size={args.size} (W1 {size['w1']}^2, W2 {size['w2']}^2 x 12)"
     print_table(f"{title}, {os.cpu_count()} cores", rows)

@@ -60,6 +60,12 @@ class CasAccessor:
     zonal = _Bound("cas_xr.zonal:zonal")
     """Zonal statistics of this cube: :func:`cas_xr.zonal.zonal` with the cube as ``obj``."""
 
+    cells = _Bound("cas_xr.zonal:cells")
+    """Every cell geometries cover, as a long table: :func:`cas_xr.zonal.cells`."""
+
+    point_query = _Bound("cas_xr.zonal:point_query")
+    """Values at points, bilinear or nearest: :func:`cas_xr.zonal.point_query`."""
+
     def _array(self, method: str) -> xr.DataArray:
         if isinstance(self._obj, xr.Dataset):
             raise ArgumentTypeError(

@@ -2,8 +2,9 @@
 
 Sub-commands: ``extract`` (statistics of geometries as a table: JSON, GeoJSON, CSV or
 GeoParquet), ``raster`` (a box of a dataset as a GeoTIFF), ``providers``, ``datasets``,
-``demo`` (every sample dataset for the sample catchments, offline), ``serve`` (the OGC API
-- Processes service), ``client`` (talk to a service), ``version`` and ``show-versions``.
+``health`` (each provider's test read), ``demo`` (every sample dataset for the sample
+catchments, offline), ``serve`` (the OGC API - Processes service), ``client`` (talk to a
+service), ``version`` and ``show-versions``.
 
 ``extract`` is a view of :func:`cas_xr.extract_table`: the geometries are read into a
 GeoDataFrame (GeoJSON, GeoPackage, Shapefile, GeoParquet, FlatGeobuf...) and computed in
@@ -12,7 +13,8 @@ one call.
 Exit statuses: 0 success (for ``extract``: every result has a value); 1 a run-time
 failure; 2 invalid arguments or input (files, geometries, dataset ids, time ranges,
 limits, outputs); 3 some results of ``extract`` are MISSING or DEGRADED (with ``--strict``:
-some are not GOOD); 4 every result is MISSING. Errors are one ``error: ...`` line on
+some are not GOOD), or some providers of ``health`` are not healthy; 4 every result is
+MISSING, or no provider ``health`` tested answered. Errors are one ``error: ...`` line on
 stderr; ``--debug`` adds the traceback. A dataset or geometry that fails does not stop
 ``extract`` (unless no geometry can be computed): its results are MISSING in the
 ``<dataset>_quality`` column, the table is written, and the warnings go to stderr.
@@ -37,6 +39,7 @@ from pydantic import ValidationError
 
 import cas_xr as cas
 from cas_xr._cli._common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError
+from cas_xr._cli._health import add_health
 from cas_xr._cli._output import FORMATS, output_format, writing
 from cas_xr._cli._raster import add_raster
 from cas_xr._cli._status import exit_status, quality_counts
@@ -826,7 +829,8 @@ def _build_parser() -> _Parser:
         description="Catchment attributes from remote geodata.",
         epilog=(
             "Exit status: 0 success; 1 run-time failure; 2 invalid arguments or input; "
-            "extract: 3 some results missing or degraded (--strict: not good), 4 all missing."
+            "extract: 3 some results missing or degraded (--strict: not good), 4 all missing; "
+            "health: 3 some providers not healthy, 4 none answered."
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {cas.__version__}")
@@ -840,6 +844,7 @@ def _build_parser() -> _Parser:
     p.add_argument("--provider", metavar="SLUG", help="only this provider's datasets")
     p.add_argument("--json", action="store_true", help="the full metadata as JSON")
     p.set_defaults(run=_cmd_datasets)
+    add_health(sub, common, print_table=_print_table)
     p = sub.add_parser(
         "demo", parents=[common], help="every sample dataset for the sample catchments (offline)"
     )

@@ -33,8 +33,10 @@ __all__ = [
     "DataType",
     "Dataset",
     "Geometry",
+    "HealthCheckResult",
     "OutputMode",
     "Protocol",
+    "ProviderStatus",
     "QualityFlag",
     "RasterResampling",
     "RasterResult",
@@ -113,7 +115,11 @@ class DataType(StrEnum):
 
 
 class Protocol(StrEnum):
-    """How a provider serves its data (cas_xr adds ``local``, ``zarr`` and ``stac_static``)."""
+    """How a provider serves its data.
+
+    cas_xr adds ``local``, ``zarr``, ``stac_static`` and ``stac_zarr`` (a Zarr store that
+    is an asset of a STAC collection).
+    """
 
     WCS = "wcs"
     WFS = "wfs"
@@ -124,6 +130,7 @@ class Protocol(StrEnum):
     STAC_STATIC = "stac_static"
     LOCAL = "local"
     ZARR = "zarr"
+    STAC_ZARR = "stac_zarr"
 
 
 DATASET_ID_PATTERN = re.compile(
@@ -720,3 +727,29 @@ class Dataset(BaseModel):
     protocol: Protocol
     license: str = ""
     citation: str = ""
+
+
+# -- provider health ----------------------------------------------------------------------
+
+
+class ProviderStatus(StrEnum):
+    """The state of a provider as :func:`~cas_xr.check_providers` found it."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    DOWN = "down"
+    AUTH_GATED = "auth_gated"
+    UNKNOWN = "unknown"
+
+
+class HealthCheckResult(BaseModel):
+    """One provider's health: its state, how fast it answered, the value it gave."""
+
+    provider: str
+    status: ProviderStatus
+    response_time_ms: float | None = None
+    last_checked: datetime
+    datasets_available: int = Field(ge=0)
+    test_value: float | None = None
+    expected_range: tuple[float, float] | None = None
+    error: str | None = None

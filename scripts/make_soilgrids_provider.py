@@ -145,6 +145,12 @@ def provider() -> dict[str, object]:
         "license": "CC-BY-4.0",
         "citation": POGGIO,
         "options": {"version": "2.0.1"},
+        # `cas-xr health`: the clay content of the topsoil near Manhattan, Kansas (g/kg)
+        "health": {
+            "dataset": "clay_0-5cm",
+            "geometry": {"type": "Point", "coordinates": [-96.59, 39.06]},
+            "expected_range": [50.0, 600.0],
+        },
         "datasets": datasets,
     }
 

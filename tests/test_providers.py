@@ -51,7 +51,7 @@ STAC_DATASETS = {
 
 def test_the_built_in_providers_are_the_documented_ones() -> None:
     slugs = {load_provider_file(p).slug for p in BUILTIN}
-    assert slugs == {"sample", "isric_soilgrids", *STAC_DATASETS}
+    assert slugs == {"sample", "isric_soilgrids", "daymet", *STAC_DATASETS}
     assert {p.stem for p in BUILTIN} == slugs  # one file per provider, named after it
 
 

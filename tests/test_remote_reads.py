@@ -271,7 +271,17 @@ def test_overlapping_items_over_http_fuse_as_odc_stac_does(tmp_path: Path):
     np.testing.assert_array_equal(opened.y, on_disk.y)
 
 
-def test_wcs_requests_the_touched_chunks_merged_and_in_parallel(
+def _window_cells(geometries: gpd.GeoSeries) -> int:
+    """Cells of the geometries' bounding windows (their union): what a WCS must send."""
+    cells = np.zeros((N, N), dtype=bool)
+    for x0, y0, x1, y1 in geometries.bounds.to_numpy():
+        c0, r0 = ~GRID * (x0, y1)
+        c1, r1 = ~GRID * (x1, y0)
+        cells[int(np.floor(r0)) : int(np.ceil(r1)), int(np.floor(c0)) : int(np.ceil(c1))] = True
+    return int(cells.sum())
+
+
+def test_wcs_requests_the_geometry_windows_merged_and_in_parallel(
     mapserv: str, cog: Path, tmp_path: Path
 ):
     geometries = _sparse(6, seed=17)
@@ -306,6 +316,43 @@ datasets:
     blocks = _touched(geometries)  # the 128-cell chunks the geometries touch
     assert 1 <= len(coverages) <= len(blocks) < (N // TILE) ** 2 / 2
     assert peak >= 2  # several requests in flight
+    # only the cells under the geometries' windows, not whole chunks (GeoTIFF headers
+    # aside); the first geometry's result came from the cache
+    sent = sum(r.bytes_sent for r in coverages)
+    floor = _window_cells(geometries[1:]) * np.dtype(_values().dtype).itemsize
+    assert floor <= sent <= 1.25 * floor + 2048 * len(coverages)
+    disk = cas.extract_table(geometries, ["disk:dem"])
+    np.testing.assert_allclose(remote["wcs:dem_mean"], disk["disk:dem_mean"], rtol=0, atol=1e-9)
+
+
+def test_wcs_reads_far_apart_windows_of_one_chunk_apart(mapserv: str, cog: Path, tmp_path: Path):
+    # two small squares in opposite corners of one 128-cell chunk: two small requests,
+    # not the chunk (nor the box around them)
+    corner = [GRID * (128 * 3 + 2, 128 * 2 + 2), GRID * (128 * 3 + 108, 128 * 2 + 108)]
+    geometries = gpd.GeoSeries(
+        [shapely.box(x, y - 0.018, x + 0.018, y) for x, y in corner], crs="EPSG:4326"
+    )
+    with (
+        serve_wcs({"dem": cog}) as wcs,
+        serve_with_latency(upstream="http://" + urlsplit(wcs.url).netloc, round_trip=0) as server,
+    ):
+        (tmp_path / "wcs.yaml").write_text(
+            f"slug: wcs\nprotocol: wcs\nendpoint: {server.proxied(wcs.url)}\nlicense: CC0-1.0\n"
+            "datasets:\n  - name: dem\n    coverage: dem\n    variables:\n"
+            "      - {name: dem, units: m}\n",
+            encoding="utf-8",
+        )
+        cas.configure(
+            provider_files=[tmp_path / "wcs.yaml", _local_provider(tmp_path, str(cog), "disk")]
+        )
+        cas.extract_table(_box_in_tile(6, 6), ["wcs:dem"])  # describes the coverage
+        server.reset()
+        remote = cas.extract_table(geometries, ["wcs:dem"])
+        coverages = [r for r in server.records if "GetCoverage" in r.path]
+    sent = sum(r.bytes_sent for r in coverages)
+    floor = _window_cells(geometries) * np.dtype(_values().dtype).itemsize
+    assert len(coverages) == 2
+    assert floor <= sent <= 1.25 * floor + 2048 * len(coverages) < 128 * 128 * 4
     disk = cas.extract_table(geometries, ["disk:dem"])
     np.testing.assert_allclose(remote["wcs:dem_mean"], disk["disk:dem_mean"], rtol=0, atol=1e-9)
 

@@ -231,6 +231,22 @@ def test_temporal_dataset_gives_a_long_table():
     assert per_step.mean() == pytest.approx(engine.value, rel=1e-12)
 
 
+def test_quality_warning_counts_time_steps_as_values_not_results():
+    from cas_xr.errors import QualityWarning
+    from cas_xr.sample import sample_catchments_path
+
+    frame = gpd.read_file(sample_catchments_path())  # some catchments are partly outside
+    ids = ["sample:precipitation", "sample:elevation"]
+    with pytest.warns(QualityWarning) as caught:
+        table = cas.extract_table(frame, ids, time_range=("2022-01-01", "2022-12-31"))
+    message = next(str(w.message) for w in caught if w.category is QualityWarning)
+    flags = table["sample:precipitation_quality"].ne("good").sum()
+    flags += table.groupby(level=0)["sample:elevation_quality"].first().ne("good").sum()
+    values = len(frame) * (12 + 1)
+    results = len(frame) * len(ids)
+    assert message.startswith(f"{flags} of {values} values ({results} results over their time")
+
+
 def test_distribution_columns_carry_class_names():
     table = cas.extract_table(GOOD_SAMPLE, "sample:land_cover", aggregation=["distribution"])
     shares = table.filter(like="sample:land_cover_distribution_")

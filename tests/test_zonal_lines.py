@@ -488,3 +488,33 @@ def test_lines_and_point_sets_match_rasterstats_in_centre_and_all_touched_modes(
         )
         expected = [[row[k] for k in stats] for row in theirs]
         np.testing.assert_allclose(ours, expected, rtol=1e-9)
+
+
+def test_cells_and_user_reductions_take_lines_and_point_sets():
+    from cas_xr.zonal import cells
+
+    da = _raster(Affine(10.0, 0.0, 0.0, 0.0, -10.0, 40.0), (4, 4))  # cell k holds k
+    geoms = gpd.GeoSeries(
+        [
+            shapely.LineString([(1, 39), (39, 1)]),
+            shapely.MultiPoint([(5, 35), (6, 36), (15, 25)]),
+            shapely.box(0, 0, 20, 20),
+        ],
+        crs=CRS,
+    )
+    table = cells(da, geoms).compute()
+    line = table.isel(cell=np.flatnonzero(table["geometry"].to_numpy() == 0))
+    assert line["cell_id"].to_numpy().tolist() == [0, 5, 10, 15]
+    root2 = np.sqrt(2)
+    np.testing.assert_allclose(line["coverage"], [9 * root2, 10 * root2, 10 * root2, 9 * root2])
+    points = table.isel(cell=np.flatnonzero(table["geometry"].to_numpy() == 1))
+    assert points["cell_id"].to_numpy().tolist() == [0, 5]
+    np.testing.assert_allclose(points["coverage"], [2.0, 1.0])  # two points in cell 0
+    centre = cells(da, geoms, weights="center").compute()
+    assert np.all(centre["coverage"].to_numpy() == 1.0)
+
+    def weighted_mean(values, coverage):
+        return float(np.sum(values * coverage) / np.sum(coverage))
+
+    out = zonal(da, geoms, ["mean", weighted_mean]).compute()["v"].values
+    np.testing.assert_allclose(out[:, 1], out[:, 0], rtol=1e-12)

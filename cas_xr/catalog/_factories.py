@@ -22,6 +22,7 @@ _FACTORIES = {
     Protocol.WCS: "cas_xr.sources._wcs:from_definition",
     Protocol.LOCAL: "cas_xr.sources._local:from_definition",
     Protocol.ZARR: "cas_xr.sources._local:from_definition",
+    Protocol.STAC_ZARR: "cas_xr.sources._stac_zarr:from_definition",
 }
 
 

@@ -9,13 +9,19 @@ import yaml
 from pydantic import ValidationError
 
 from cas_xr.errors import ProviderDefinitionError
-from cas_xr.sources._definitions import DatasetDefinition, ProviderDefinition, VariableDefinition
+from cas_xr.sources._definitions import (
+    DatasetDefinition,
+    HealthTest,
+    ProviderDefinition,
+    VariableDefinition,
+)
 
 #: libyaml's safe loader when PyYAML was built with it (about 10x faster), else the Python one
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 __all__ = [
     "DatasetDefinition",
+    "HealthTest",
     "ProviderDefinition",
     "VariableDefinition",
     "load_provider_file",

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     http_retries: int = Field(default=5, ge=0)
     gdal_http_max_retry: int = Field(default=5, ge=0)
     small_request_cells: int = Field(default=4_194_304, ge=0)
+    health_slow_ms: float = Field(default=5000, gt=0)
 
     # service settings (cas_xr additions)
     sync_execute: bool = False

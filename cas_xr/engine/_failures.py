@@ -107,6 +107,7 @@ def warn_summary(
     *,
     failed: int,
     results: int,
+    values: int | None = None,
 ) -> None:
     """Warn once about a request's failed results and once about its non-GOOD ones.
 
@@ -124,6 +125,9 @@ def warn_summary(
         How many results failed.
     results
         The number of results of the request (geometries x datasets).
+    values
+        The number of values ``flagged`` counts, when it counts each time step of a
+        temporal result (geometries x datasets x steps); default ``results``.
     """
     import warnings
 
@@ -149,8 +153,13 @@ def warn_summary(
         parts = [
             f"{d}: {flag}: {n} (e.g. {why})" for (d, flag), (n, why) in sorted(flagged.items())
         ]
+        what = (
+            "results"
+            if values is None or values == results
+            else f"values ({results} results over their time steps)"
+        )
         warnings.warn(
-            f"{sum(n for n, _ in flagged.values())} of {results} results are not GOOD; "
+            f"{sum(n for n, _ in flagged.values())} of {values or results} {what} are not GOOD; "
             + "; ".join(parts),
             QualityWarning,
             stacklevel=stacklevel,

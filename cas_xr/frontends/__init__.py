@@ -2,10 +2,12 @@
 
 ``extract``/``batch_extract`` (and their blocking twins) answer with the CAS response
 models, ``extract_cube``/``extract_table`` with the vector data cube or its table,
-``extract_raster`` writes pixels, ``open_dataset`` gives a dataset's lazy cube.
+``extract_raster`` writes pixels, ``open_dataset`` gives a dataset's lazy cube,
+``check_providers`` reads each provider's test geometry and says how it is.
 """
 
 from cas_xr.frontends._cubes import extract_cube, extract_table
+from cas_xr.frontends._health import check_providers, check_providers_sync
 from cas_xr.frontends._open import open_dataset
 from cas_xr.frontends._raster import extract_raster
 from cas_xr.frontends._responses import batch_extract, batch_extract_reporting, extract
@@ -21,6 +23,8 @@ __all__ = [
     "batch_extract",
     "batch_extract_reporting",
     "batch_extract_sync",
+    "check_providers",
+    "check_providers_sync",
     "extract",
     "extract_cube",
     "extract_raster",

@@ -42,6 +42,7 @@ def _compute(
     warn_summary(
         json.loads(result.cube.attrs["cas_failures"]), result.flagged,
         failed=summary["failed"], results=summary["results"],
+        values=sum(summary["quality"].values()),
     )  # fmt: skip
     return result
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, RootModel
 
@@ -30,12 +30,17 @@ FINAL = frozenset(JobStatus) - ACTIVE
 
 
 class StatusInfo(Document):
-    """The status of a job."""
+    """The status of a job.
+
+    ``status`` is a :class:`JobStatus`; a state this package does not know (another
+    server's extension) is kept as the plain string it was sent as, and counts as not
+    finished.
+    """
 
     jobID: str
     processID: str | None = None
     type: str = "process"
-    status: JobStatus
+    status: Annotated[JobStatus | str, Field(union_mode="left_to_right")]
     message: str | None = None
     created: datetime | None = None
     started: datetime | None = None

@@ -6,14 +6,14 @@ server::
 
     uvicorn --factory cas_xr.service:create_app --no-proxy-headers
 
-Needs the ``service`` extra (fastapi, uvicorn, limits).
+Needs the ``service`` extra (fastapi, uvicorn, limits, jinja2, fastapi-offline).
 """
 
 import importlib
 
 from cas_xr.errors import MissingDependencyError
 
-for _name in ("fastapi", "uvicorn", "limits"):
+for _name in ("fastapi", "uvicorn", "limits", "jinja2", "fastapi_offline"):
     try:
         importlib.import_module(_name)
     except ImportError as _err:

@@ -23,6 +23,7 @@ from cas_xr.service._schema import openapi30_document
 from cas_xr.service._security import BodySizeLimit, RateLimiter, authenticator
 from cas_xr.service._state import ServiceState
 from cas_xr.service._table import extract_table_process
+from cas_xr.service._web import install_web
 
 __all__ = ["create_app", "create_testing_app"]
 
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Fa
         description=_DESCRIPTION,
         version=cas.__version__,
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc come from install_web, without a CDN
+        redoc_url=None,
         dependencies=[] if limiter is None else [Depends(limiter)],
         responses=problems(500) if limiter is None else problems(429, 500, 503),
     )
@@ -105,8 +108,9 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Fa
     app.include_router(
         api_routes(state),
         dependencies=protected,
-        responses=problems(401) if options.auth_enabled else None,
+        responses=problems(401, 403) if options.auth_enabled else None,
     )
+    install_web(app, state)
     app.add_middleware(BodySizeLimit, max_bytes=options.max_request_bytes)
     app.add_middleware(
         CORSMiddleware,

@@ -34,6 +34,7 @@ from cas_xr.service._redact import redact_text
 
 __all__ = [
     "PROBLEM_TABLE",
+    "CsrfError",
     "InvalidInputError",
     "JobDismissedError",
     "JobFailedError",
@@ -112,6 +113,10 @@ class UnauthorizedError(ServiceError):
     """No valid API key or bearer token."""
 
 
+class CsrfError(ServiceError):
+    """A request authenticated by the session cookie lacks its CSRF token."""
+
+
 class RateLimitedError(ServiceError):
     """Too many requests from this client in the last minute."""
 
@@ -149,6 +154,7 @@ PROBLEM_TABLE: tuple[tuple[type[Exception], int, str, str], ...] = (
     (PayloadTooLargeError, 413, _CAS + "payload-too-large", "Payload too large"),
     (UnsupportedMediaTypeError, 415, _CAS + "unsupported-media-type", "Unsupported media type"),
     (UnauthorizedError, 401, _CAS + "unauthorized", "Unauthorized"),
+    (CsrfError, 403, _CAS + "csrf-failed", "CSRF token missing or wrong"),
     (RateLimitedError, 429, _CAS + "rate-limited", "Too many requests"),
     (RateLimitUnavailableError, 503, _CAS + "rate-limit-unavailable", "Service unavailable"),
     (RequestTimeoutError, 504, _CAS + "timeout", "Request timed out"),

@@ -1,8 +1,10 @@
 """Authentication, rate limiting and the request-size limit.
 
 - Authentication (``auth_enabled``): an API key from ``api_keys``, sent in the
-  ``api_key_header`` header (default ``X-API-Key``) or as ``Authorization: Bearer <key>``.
-  The landing page, ``/conformance`` and the API documents stay public.
+  ``api_key_header`` header (default ``X-API-Key``) or as ``Authorization: Bearer <key>``,
+  or a browser session (``cas_xr.service._sessions``: a signed cookie set by the login
+  page; requests that change something also need its CSRF token). The landing page,
+  ``/conformance`` and the API documents stay public.
 - Rate limiting (``rate_limit_enabled``): at most ``rate_limit_per_minute`` requests per
   client in any minute (the `limits <https://limits.readthedocs.io>`_ library's moving
   window); over it, 429 with ``Retry-After``. A client is the API key it sent *when that
@@ -32,12 +34,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cas_xr.errors import ConfigurationError
 from cas_xr.service._options import ServiceOptions
 from cas_xr.service._problems import (
+    CsrfError,
     PayloadTooLargeError,
     RateLimitedError,
     RateLimitUnavailableError,
     UnauthorizedError,
     render_problem,
 )
+from cas_xr.service._sessions import COOKIE, CSRF_HEADER, SAFE_METHODS, Sessions
 
 __all__ = ["ApiKeys", "BodySizeLimit", "RateLimiter", "authenticator"]
 
@@ -91,14 +95,28 @@ def authenticator(options: ServiceOptions) -> Callable[..., Awaitable[None]]:
     api_key_scheme = APIKeyHeader(name=options.api_key_header, auto_error=False)
     bearer_scheme = HTTPBearer(auto_error=False)
     keys = ApiKeys(options.api_keys, options.api_key_header)
+    sessions = Sessions(options.api_keys)
 
     # annotations are evaluated here (no `from __future__ import annotations` in this
     # module) so that FastAPI sees the local security schemes
     async def authenticate(
+        request: Request,
         api_key: Annotated[str | None, Security(api_key_scheme)],
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     ) -> None:
         given = api_key if api_key is not None else (bearer.credentials if bearer else None)
+        cookie = request.cookies.get(COOKIE)
+        if given is None and sessions.identity(cookie) is not None:
+            assert cookie is not None  # a valid session has a cookie
+            if request.method in SAFE_METHODS or sessions.check_csrf(
+                cookie, request.headers.get(CSRF_HEADER)
+            ):
+                return
+            raise CsrfError(
+                f"this request comes with the session cookie but not with its CSRF token "
+                f"(header {CSRF_HEADER}): send it from the service's own pages (reload "
+                "the page), or authenticate with an API key instead"
+            )
         if given is None:
             detail = (
                 f"this service needs an API key: send it in the {options.api_key_header} "
@@ -153,11 +171,14 @@ class RateLimiter:
         self._keys = (
             ApiKeys(options.api_keys, options.api_key_header) if options.auth_enabled else None
         )
+        self._sessions = Sessions(options.api_keys)
 
     def client(self, request: Request) -> str:
         """Who ``request`` counts against: a verified API key, else an address."""
         if self._keys is not None:
             identity = self._keys.identity(self._keys.presented(request))
+            if identity is None:
+                identity = self._sessions.identity(request.cookies.get(COOKIE))
             if identity is not None:
                 return identity
         return "addr:" + (request.client.host if request.client else "unknown")

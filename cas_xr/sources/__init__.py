@@ -4,12 +4,14 @@ from cas_xr.sources._base import Source, gdal_options
 from cas_xr.sources._local import LocalSource
 from cas_xr.sources._stac_api import StacApiSource
 from cas_xr.sources._stac_static import StaticStacSource
+from cas_xr.sources._stac_zarr import StacZarrSource
 from cas_xr.sources._wcs import WcsSource
 
 __all__ = [
     "LocalSource",
     "Source",
     "StacApiSource",
+    "StacZarrSource",
     "StaticStacSource",
     "WcsSource",
     "gdal_options",

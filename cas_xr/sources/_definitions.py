@@ -10,9 +10,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cas_xr.models import BoundingBox, Dataset, Protocol, TemporalExtent, TemporalType, Variable
+from cas_xr.models import (
+    BoundingBox,
+    Dataset,
+    Geometry,
+    Protocol,
+    TemporalExtent,
+    TemporalType,
+    TimeRange,
+    Variable,
+)
 
-__all__ = ["DatasetDefinition", "ProviderDefinition", "VariableDefinition"]
+__all__ = ["DatasetDefinition", "HealthTest", "ProviderDefinition", "VariableDefinition"]
 
 
 class VariableDefinition(Variable):
@@ -56,6 +65,37 @@ class DatasetDefinition(BaseModel):
         return self.temporal.temporal_type is not TemporalType.STATIC
 
 
+class HealthTest(BaseModel):
+    """What :func:`~cas_xr.check_providers` reads to tell whether a provider works.
+
+    Attributes
+    ----------
+    geometry
+        A small GeoJSON Point or Polygon in lon/lat (EPSG:4326) where the dataset has data.
+    dataset
+        The dataset to read (default: the provider's first).
+    expected_range
+        ``[min, max]`` of a sound value there (the mean; the majority class code of
+        categorical data), in the dataset's units as results report them; outside it the
+        provider is ``degraded``. None: any value is sound.
+    time_range
+        Temporal datasets: the steps to average (default: the latest step).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    geometry: Geometry
+    dataset: str | None = None
+    expected_range: tuple[float, float] | None = None
+    time_range: TimeRange | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HealthTest:
+        if self.expected_range is not None and self.expected_range[0] > self.expected_range[1]:
+            raise ValueError(f"expected_range {list(self.expected_range)} must be [min, max]")
+        return self
+
+
 class ProviderDefinition(BaseModel):
     """A provider: a slug, a protocol, an endpoint and its datasets."""
 
@@ -73,6 +113,9 @@ class ProviderDefinition(BaseModel):
         description="protocol-specific options (e.g. WCS version, storage_options, url signing)",
     )
     datasets: list[DatasetDefinition] = Field(min_length=1)
+    health: HealthTest | None = Field(
+        default=None, description="the test geometry and expected value of the health check"
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> ProviderDefinition:
@@ -80,7 +123,20 @@ class ProviderDefinition(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"dataset names must be unique within a provider, repeated: {dupes}")
+        if self.health is not None and self.health.dataset not in (None, *names):
+            raise ValueError(
+                f"health.dataset {self.health.dataset!r} is not a dataset of the provider "
+                f"(its datasets: {names})"
+            )
         return self
+
+    @property
+    def health_dataset(self) -> DatasetDefinition | None:
+        """The dataset the health check reads (None without a ``health`` test)."""
+        if self.health is None:
+            return None
+        name = self.health.dataset or self.datasets[0].name
+        return next(d for d in self.datasets if d.name == name)
 
     def options_for(self, definition: DatasetDefinition) -> dict[str, Any]:
         """The protocol options of one dataset (its own over the provider's)."""

@@ -11,6 +11,8 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from affine import Affine
+
 from cas_xr.config import get_settings
 from cas_xr.errors import MissingDependencyError
 from cas_xr.sources._local_options import NOT_FOUND, is_url
@@ -133,7 +135,9 @@ def open_array(
     if not native_chunks:
         size = chunks or get_settings().chunk_size
         da = da.chunk({"y": size, "x": size, **({"time": 1} if "time" in da.dims else {})})
-    da = da.rio.write_crs(crs)
+    # written, not left to be recomputed: one row or column of coordinates has no spacing
+    window = transform * Affine.translation(cols.start, rows.start)
+    da = da.rio.write_crs(crs).rio.write_transform(window)
     nodata = da.attrs.get("_FillValue", da.attrs.get("missing_value"))
     return source._with_nodata(da, None if nodata is None else float(nodata))
 

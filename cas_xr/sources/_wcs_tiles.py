@@ -20,7 +20,7 @@ import logging
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -71,6 +71,8 @@ class TileReader:
     source: WcsSource
     coverage: DescribedCoverage
     window: Affine
+    #: Any box can be requested, not only whole chunks (see cas_xr.zonal._reads).
+    reads_any_window: ClassVar[bool] = True
 
     def __call__(self, rows: slice, cols: slice) -> _Read:
         """The cells ``rows, cols`` of the window, and None; or nodata and the error."""
@@ -95,12 +97,26 @@ class TileReader:
         same_nodata(tile.data, tile.nodata, self.coverage.nodata)
         return tile.data, None
 
+    def joined(
+        self, spans: Sequence[tuple[int, int, int, int]], shape: tuple[int, int], *reads: _Read
+    ) -> _Read:
+        """One read of ``shape`` cells from reads of its parts ``spans`` (r0, r1, c0, c1).
+
+        Cells in no part are never used (see :func:`cas_xr.zonal._reads.compute`); they
+        hold zeros. The error is the first part's that failed, if any.
+        """
+        data = np.zeros(shape, dtype=np.dtype(self.coverage.dtype))
+        for (r0, r1, c0, c1), (part, _) in zip(spans, reads, strict=True):
+            data[r0:r1, c0:c1] = part
+        return data, next((error for _, error in reads if error is not None), None)
+
     def read_many(self, windows: Sequence[tuple[slice, slice]]) -> list[_Read]:
         """What :meth:`__call__` returns for each window, in few concurrent requests.
 
         Neighbouring windows are requested together, as rectangles of at most
-        ``tile_size`` cells a side; the requests run at once on the I/O threads (at most
-        ``max_concurrent_requests_per_host`` in flight per host).
+        ``tile_size`` cells a side (see :func:`_rectangles`); the requests run at once
+        on the I/O threads (at most ``max_concurrent_requests_per_host`` in flight per
+        host).
         """
         from cas_xr.sources._http import io_pool
 
@@ -122,24 +138,23 @@ class TileReader:
 def _rectangles(
     windows: Sequence[tuple[slice, slice]], most: int
 ) -> list[tuple[slice, slice, list[int]]]:
-    """Chunks of one grid gathered into requests of at most ``most`` cells a side.
+    """Windows of one grid gathered into requests of at most ``most`` cells a side.
 
-    The grid is cut into squares of whole chunks, at most ``most`` cells a side; the
-    chunks asked for in one square are requested together, as the box around them (so a
-    few chunks between them may come along: one request costs more than a few cells).
+    The grid is cut into squares of ``most`` cells a side; within a square, windows are
+    merged while the box around them holds few cells that none of them needs (see
+    :func:`cas_xr.zonal._boxes.merged`: the pieces of one geometry's window, cut by the
+    chunks, merge back into it; windows far apart stay apart).
     """
-    size = max(max(r.stop - r.start, c.stop - c.start) for r, c in windows)
-    step = max(most // size, 1) * size
+    from cas_xr.zonal._boxes import merged
+
     squares: dict[tuple[int, int], list[int]] = {}
     for k, (rows, cols) in enumerate(windows):
-        squares.setdefault((rows.start // step, cols.start // step), []).append(k)
+        squares.setdefault((rows.start // most, cols.start // most), []).append(k)
     out = []
     for members in squares.values():
-        r0 = min(windows[k][0].start for k in members)
-        r1 = max(windows[k][0].stop for k in members)
-        c0 = min(windows[k][1].start for k in members)
-        c1 = max(windows[k][1].stop for k in members)
-        out.append((slice(r0, r1), slice(c0, c1), members))
+        boxes = [(r.start, r.stop, c.start, c.stop) for r, c in (windows[k] for k in members)]
+        for (r0, r1, c0, c1), served in merged(boxes, most):
+            out.append((slice(r0, r1), slice(c0, c1), [members[k] for k in served]))
     return out
 
 

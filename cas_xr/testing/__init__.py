@@ -9,7 +9,8 @@ directory over HTTP with byte ranges so that GDAL's ``/vsicurl/`` can read it;
 such a catalog with :func:`read_static_collection`; :func:`serve_wcs` serves GeoTIFFs as
 WCS 1.0.0/2.0.1 coverages with MapServer. :func:`serve_with_latency` serves a folder, or
 relays to another server, with a set round trip and bandwidth and counts the requests and
-byte ranges asked; :func:`tiff_tiles` and :func:`tiles_requested` map those ranges onto a
+byte ranges asked; :func:`serve_status` answers every request with one status (401, 403...);
+:func:`tiff_tiles` and :func:`tiles_requested` map those ranges onto a
 GeoTIFF's internal tiles.
 """
 
@@ -31,6 +32,7 @@ from cas_xr.testing._stac import (
     make_stac_catalog,
 )
 from cas_xr.testing._stac_api import StacApiServerError, read_static_collection, serve_stac_api
+from cas_xr.testing._status import serve_status
 from cas_xr.testing._tiff import tiff_tiles, tiles_requested
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "read_static_collection",
     "serve_folder",
     "serve_stac_api",
+    "serve_status",
     "serve_wcs",
     "serve_with_latency",
     "tiff_tiles",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,6 +10,8 @@ import numpy.typing as npt
 
 from cas_xr.errors import InvalidArgumentError
 from cas_xr.zonal import _codes as K
+from cas_xr.zonal._callables import split_stats, with_reductions
+from cas_xr.zonal._cells import same_grid
 from cas_xr.zonal._codes import COVERAGE_NOISE
 from cas_xr.zonal._dims import on_grid
 from cas_xr.zonal._encoding import encoding_of
@@ -38,7 +40,7 @@ __all__ = ["STATISTICS", "zonal"]
 def zonal(
     obj: xr.DataArray | xr.Dataset,
     geometries: Any,
-    stats: str | Sequence[str] = ("mean",),
+    stats: str | Sequence[str] | Any = ("mean",),
     *,
     crs: Any = None,
     weights: str = "exact",
@@ -49,6 +51,8 @@ def zonal(
     x_dim: Hashable | None = None,
     y_dim: Hashable | None = None,
     eager_cells: int = 0,
+    add_stats: Mapping[str, Callable[..., Any]] | None = None,
+    weights_raster: xr.DataArray | None = None,
 ) -> xr.Dataset:
     """Zonal statistics of a raster cube over polygons, lines and points, lazily.
 
@@ -70,7 +74,13 @@ def zonal(
         MultiLineStrings, Points, MultiPoints, and GeometryCollections of one of these
         kinds (polygons dissolved; a collection mixing kinds raises).
     stats
-        Names from :data:`STATISTICS` and quantiles ``pNN`` (e.g. ``"p10"``).
+        Names from :data:`STATISTICS` and quantiles ``pNN`` (e.g. ``"p10"``); also
+        user reductions: callables and ``(name, func[, kwargs])`` tuples, run on each
+        geometry's cells (see ``docs/statistics.md``, "User reductions"): one required
+        argument, ``func(values, axis=-1, **kwargs)`` as xvec's; two or three,
+        ``func(values, coverage[, weights])`` as exactextract's. Their results follow
+        the named statistics along ``zonal_statistics``, labelled by name (a function's
+        ``__name__``).
     crs
         CRS of ``geometries`` when they carry none. Geometries are reprojected to the
         raster's CRS explicitly; a geometry CRS is never assumed.
@@ -111,6 +121,14 @@ def zonal(
         many cells in all (over every layer): the cells are read together and the kernel
         runs without a Dask graph, for small requests where building the graph would
         cost more than the work. The result then holds numpy arrays. Default 0: lazy.
+    add_stats
+        rasterstats' ``{name: func}``: ``func(masked)`` on a 2-D masked array of the
+        geometry's cells (masked outside them and where missing), per layer; results
+        join ``zonal_statistics`` as ``name``.
+    weights_raster
+        A DataArray on the raster's grid (same CRS, transform and shape; one layer, or
+        one per layer): the ``weights`` of three-argument reductions
+        ``func(values, coverage, weights)`` (exactextract's), masked where missing.
 
     Returns
     -------
@@ -136,7 +154,8 @@ def zonal(
 
     if weights not in _MODES:
         raise InvalidArgumentError(f"weights must be one of {sorted(_MODES)}, got {weights!r}")
-    spec = parse_stats(stats)
+    names, reductions = split_stats(stats, add_stats)
+    spec = parse_stats(names if names or not reductions else "count")  # replaced, if so
     obj = on_grid(obj, x_dim=x_dim, y_dim=y_dim)
     variables = variables_of(obj)
     geo = prepare_geometries(
@@ -154,6 +173,13 @@ def zonal(
         window_cells_of(variables.values(), chunks), eager_cells=eager_cells,
     )  # fmt: skip
     out = _to_dataset(geo, variables, isinstance(obj, xr.DataArray), spec, arrays, class_codes)
+    if reductions:
+        out = with_reductions(
+            out, geo, variables, encodings, _MODES[weights], reductions,
+            window_cells_of(variables.values(), chunks), replace=not names,
+            weights_raster=None if weights_raster is None
+            else same_grid(obj, weights_raster, x_dim=x_dim, y_dim=y_dim),
+        )  # fmt: skip
     if spec.distribution:
         names_map = _class_names(classes, variables.values())
         if names_map:

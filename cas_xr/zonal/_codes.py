@@ -12,6 +12,7 @@ import numpy.typing as npt
 __all__ = [
     "COUNT",
     "COVERAGE_NOISE",
+    "KERNEL_KINDS",
     "KIND_EMPTY",
     "KIND_LINE",
     "KIND_MULTIPOINT",
@@ -35,6 +36,8 @@ __all__ = [
 COUNT, SUM, MEAN, MIN, MAX, STD, QUANTILE, MAJORITY, MINORITY, UNIQUE = range(10)
 MODE_EXACT, MODE_CENTER, MODE_ALL_TOUCHED = range(3)
 KIND_POLYGON, KIND_POINT, KIND_EMPTY, KIND_LINE, KIND_MULTIPOINT = range(5)
+#: The kinds whose cells the kernel's coverage finds (points are gathered on their own).
+KERNEL_KINDS = (KIND_POLYGON, KIND_LINE, KIND_MULTIPOINT)
 
 #: Cells covered by less than this fraction are dropped: the floating-point noise of
 #: mapping coordinates to cell units (up to ~2e-10 of a cell where a polygon edge runs

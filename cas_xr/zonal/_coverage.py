@@ -42,6 +42,7 @@ __all__ = [
     "exact_coverage",
     "geometry_rings",
     "geometry_window",
+    "has_lines",
 ]
 
 #: Kinds of geometry in the ring arrays (the first vertex of a header ring).
@@ -110,6 +111,17 @@ def geometry_rings(
         np.asarray(ring_offsets, dtype=np.int64),
         np.asarray(geom_ring_offsets, dtype=np.int64),
     )
+
+
+def has_lines(
+    rings: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]],
+) -> bool:
+    """Whether ring arrays hold a line still in its own coordinates (kind ``LINES``)."""
+    coords, ring_offsets, geom_ring_offsets = rings
+    first = geom_ring_offsets[:-1][np.diff(geom_ring_offsets) > 0]
+    header = ring_offsets[first]
+    is_header = ring_offsets[first + 1] - header == 2
+    return bool(np.any(coords[header[is_header], 0] == LINES))
 
 
 @njit(cache=True, inline="always")

@@ -9,6 +9,13 @@ under its geometries) and replaces them with one task per batch of chunks of one
 which fetches the whole batch concurrently on the I/O threads, bounded per host by
 ``max_concurrent_requests_per_host``. Every other task, and each chunk's key, stay as
 they were, so what depends on a chunk (its failure flag, a zonal window) is untouched.
+
+A reader that can fetch any window, not only whole chunks (``reads_any_window``: a WCS
+asks for any box), fetches only the part of a chunk that the computation slices out of
+it: when every use of the chunk's cells is a slice, its read is cut to the box around
+the slices and the slices are shifted to match (sparse zonal windows slice each chunk to
+the geometries' windows, see :mod:`cas_xr.zonal._sparse`); slices far apart are read
+apart and joined (the reader's ``joined``).
 """
 
 from __future__ import annotations
@@ -55,13 +62,118 @@ def _read_tasks(graph: dict[Any, Any]) -> list[tuple[BatchReader, list[tuple[Any
     return list(found.values())
 
 
+def _is_getitem(task: Any) -> bool:
+    from dask._task_spec import Alias, Task, TaskRef
+    from dask.array.chunk import getitem
+
+    return (
+        isinstance(task, Task)
+        and task.func in (operator.getitem, getitem)
+        and len(task.args) == 2
+        and isinstance(task.args[0], (TaskRef, Alias))
+        and not task.kwargs
+    )
+
+
+def _box(index: Any, shape: tuple[int, int]) -> tuple[slice, slice] | None:
+    """The last two items of ``index`` as unit-step slices within ``shape``, or None."""
+    out = []
+    for item, n in zip(index[-2:], shape, strict=True):
+        if not isinstance(item, slice):
+            return None
+        start, stop, step = item.indices(n)
+        if step != 1 or stop <= start:
+            return None
+        out.append(slice(start, stop))
+    return out[0], out[1]
+
+
+def _slicers(graph: dict[Any, Any], users: dict[Any, list[Any]], key: Any, ndim: int) -> list[Any]:
+    """The tasks that slice the chunk ``key`` (of ``ndim`` dims, the last two spatial).
+
+    Uses that only add leading axes (``x[None, :, :]``) are looked through. Empty when
+    some use is anything else: it may need the whole chunk.
+    """
+    found = []
+    for user in users.get(key, ()):
+        task = graph[user]
+        index = task.args[1] if _is_getitem(task) else None
+        if not isinstance(index, tuple):
+            return []
+        added = sum(item is None for item in index)
+        if len(index) - added != ndim:
+            return []
+        if not added:
+            found.append(user)
+            continue
+        lead, last = index[:-2], index[-2:]
+        if last != (slice(None), slice(None)) or any(
+            i != slice(None) for i in lead if i is not None
+        ):
+            return []
+        inner = _slicers(graph, users, user, len(index))
+        if not inner:
+            return []
+        found.extend(inner)
+    return found
+
+
+def _cropped(graph: dict[Any, Any], reads: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """Cut reads to what their chunk's users slice out (see the module); in place.
+
+    The read becomes the box around the slices; when that box holds many cells no slice
+    needs, the read is split into one read per slice and their join (``reader.joined``).
+    Returns the reads now in the graph: ``(key, (rows, cols))``.
+    """
+    from dask._task_spec import Task, TaskRef
+
+    from cas_xr.zonal._boxes import WASTE, around
+
+    users: dict[Any, list[Any]] = {}
+    for key, task in graph.items():
+        for dep in getattr(task, "dependencies", ()):
+            users.setdefault(dep, []).append(key)
+    out = []
+    for key, (rows, cols) in reads:
+        shape = (rows.stop - rows.start, cols.stop - cols.start)
+        cells = [u for u in users.get(key, ()) if _is_getitem(graph[u]) and graph[u].args[1] == 0]
+        slicers = _slicers(graph, users, cells[0], 2) if len(cells) == 1 else []
+        found = [_box(graph[u].args[1], shape) for u in slicers]
+        boxes = [(r.start, r.stop, c.start, c.stop) for r, c in (b for b in found if b)]
+        if not slicers or len(boxes) < len(slicers):  # some use takes the whole chunk
+            out.append((key, (rows, cols)))
+            continue
+        r0, r1, c0, c1 = around(boxes)
+        for u, (a, b, c, d) in zip(slicers, boxes, strict=True):
+            task = graph[u]
+            shifted = (slice(a - r0, b - r0), slice(c - c0, d - c0))
+            graph[u] = Task(u, task.func, task.args[0], (*task.args[1][:-2], *shifted))
+        reader = graph[key].func
+        parts = sorted(set(boxes))
+        if (r1 - r0) * (c1 - c0) <= (1 + WASTE) * sum((b - a) * (d - c) for a, b, c, d in parts):
+            parts = [(r0, r1, c0, c1)]
+        keys = (
+            [key] if len(parts) == 1 else [(f"{key[0]}-{n}", *key[1:]) for n in range(len(parts))]
+        )
+        for part, (a, b, c, d) in zip(keys, parts, strict=True):
+            window = (slice(rows.start + a, rows.start + b), slice(cols.start + c, cols.start + d))
+            graph[part] = Task(part, reader, *window)
+            out.append((part, window))
+        if len(parts) > 1:
+            spans = [(a - r0, b - r0, c - c0, d - c0) for a, b, c, d in parts]
+            refs = [TaskRef(part) for part in keys]
+            graph[key] = Task(key, reader.joined, spans, (r1 - r0, c1 - c0), *refs)
+    return out
+
+
 def batched(graph: dict[Any, Any]) -> dict[Any, Any]:
     """``graph`` (of Tasks) with its read tasks fetched in batches (see the module)."""
     from dask._task_spec import Task, TaskRef
     from dask.base import tokenize
 
     out = dict(graph)
-    for reader, reads in _read_tasks(graph):
+    for reader, found in _read_tasks(graph):
+        reads = _cropped(out, found) if getattr(reader, "reads_any_window", False) else found
         if len(reads) < 2:
             continue
         reads.sort(key=lambda kw: (kw[1][0].start, kw[1][1].start))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from cas_xr.zonal._boxes import WASTE
 from cas_xr.zonal._encoding import Encoding
 
 if TYPE_CHECKING:
@@ -43,8 +44,8 @@ def touched_edges(
     to_cells: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]],
     chunks: tuple[Sequence[int], Sequence[int]],
     window: _Window,
-) -> list[_Window] | None:
-    """The chunk boxes inside ``window`` that some geometry touches; None when all are.
+) -> tuple[list[_Window], bool]:
+    """The chunk boxes inside ``window`` that some geometry touches, and whether all are.
 
     Parameters
     ----------
@@ -59,9 +60,9 @@ def touched_edges(
 
     Returns
     -------
-    list or None
-        ``(r0, r1, c0, c1)`` of each touched chunk (clipped to the window), or None when
-        every chunk in the window is touched, so the window can be read whole.
+    tuple
+        ``(r0, r1, c0, c1)`` of each touched chunk (clipped to the window), and True
+        when every chunk in the window is touched.
     """
     import shapely
 
@@ -73,15 +74,37 @@ def touched_edges(
         )
     ]
     if len(boxes) == 1:
-        return None
+        return boxes, True
     polygons = shapely.box(
         *np.array([(c - _GROW, a - _GROW, d + _GROW, b + _GROW) for a, b, c, d in boxes]).T
     )
     tree = shapely.STRtree(shapely.transform(shapes, to_cells))
     hit = np.unique(tree.query(polygons, predicate="intersects")[0])
-    if hit.size == len(boxes):
-        return None
-    return [boxes[i] for i in hit]
+    return [boxes[i] for i in hit], hit.size == len(boxes)
+
+
+def _clipped(boxes: Sequence[_Window], bounds: npt.NDArray[np.int64]) -> list[_Window]:
+    """The parts of each chunk box under the geometry windows that overlap it.
+
+    The rest of the chunk lies outside every geometry's window, so a reader that can
+    fetch any window (WCS) need not fetch it (see :func:`cas_xr.zonal._reads.compute`).
+    Windows close together give one part (see :func:`cas_xr.zonal._boxes.merged`).
+    """
+    from cas_xr.zonal._boxes import merged
+
+    out: list[_Window] = []
+    for a, b, c, d in boxes:
+        near = bounds[
+            (bounds[:, 0] < b) & (bounds[:, 1] > a) & (bounds[:, 2] < d) & (bounds[:, 3] > c)
+        ]
+        if not near.size:
+            out.append((a, b, c, d))
+            continue
+        parts = [
+            (max(int(p), a), min(int(q), b), max(int(u), c), min(int(v), d)) for p, q, u, v in near
+        ]
+        out.extend(box for box, _ in merged(parts))
+    return out
 
 
 def _assemble(
@@ -134,8 +157,9 @@ def window_of(
     Returns
     -------
     dask.array.Array or dask.delayed.Delayed or numpy.ndarray
-        The window sliced whole when it is in memory or every chunk in it is touched;
-        else a task assembling the touched chunks.
+        The window sliced whole when it is in memory, or every chunk in it is touched
+        and the geometries' windows fill most of it; else a task assembling the parts of
+        the touched chunks under the geometries' windows.
     """
     import dask
 
@@ -148,8 +172,11 @@ def window_of(
         boxes = (bounds[:, 1] - bounds[:, 0]) * (bounds[:, 3] - bounds[:, 2])
         if boxes.sum() >= (r1 - r0) * (c1 - c0):
             return whole
-    touched = touched_edges(shapes, to_cells, (data.chunks[-2], data.chunks[-1]), window)
-    if touched is None:
+    touched, every = touched_edges(shapes, to_cells, (data.chunks[-2], data.chunks[-1]), window)
+    if bounds is not None:
+        touched = _clipped(touched, bounds)
+    needed = sum((b - a) * (d - c) for a, b, c, d in touched)
+    if every and (1 + WASTE) * needed >= (r1 - r0) * (c1 - c0):
         return whole
     pieces = [data[..., a:b, c:d] for a, b, c, d in touched]
     spans = [(a - r0, b - r0, c - c0, d - c0) for a, b, c, d in touched]

@@ -101,7 +101,6 @@ def _point_task(
     return out, valid.astype(np.float64), valid.astype(np.int64), dist
 
 
-_KERNEL_KINDS = (K.KIND_POLYGON, K.KIND_LINE, K.KIND_MULTIPOINT)
 _Outputs = list[Any]  # stats (g, layers, codes), count (g, layers), pixels (g, layers), dist
 
 
@@ -125,7 +124,7 @@ def _polygon_parts(
 
     to_cells = cell_units(geo.transform)
     cell_size = (geo.transform.a, geo.transform.e)
-    polygons = np.flatnonzero(np.isin(geo.kinds, _KERNEL_KINDS))
+    polygons = np.flatnonzero(np.isin(geo.kinds, K.KERNEL_KINDS))
     if not polygons.size:
         return []
     parts = []

@@ -1,0 +1,94 @@
+"""Browser sessions: a signed cookie after a login with an API key, and CSRF tokens.
+
+With ``auth_enabled``, the HTML pages' login form takes an API key and sets the session
+cookie ``cas_session`` (HttpOnly, SameSite=Strict): ``<identity>.<expiry>.<signature>``,
+where the identity is the key's digest (:meth:`ApiKeys.identity`, never the key) and the
+signature an HMAC whose secret is derived from the configured API keys, so every worker
+process accepts the same cookies and changing the keys ends every session. Nothing is
+stored on the server.
+
+A request authenticated by the cookie that changes something (any method but GET, HEAD
+and OPTIONS) must also carry the session's CSRF token (an HMAC of the cookie) in the
+``X-CSRF-Token`` header or the ``csrf_token`` form field: the pages embed it. The login
+form itself is protected by a double-submit token (the ``cas_login`` cookie and a form
+field derived from it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Iterable
+
+from pydantic import SecretStr
+
+__all__ = ["COOKIE", "CSRF_FIELD", "CSRF_HEADER", "LOGIN_COOKIE", "SAFE_METHODS", "Sessions"]
+
+COOKIE = "cas_session"
+LOGIN_COOKIE = "cas_login"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_LIFETIME_S = 8 * 3600
+
+
+class Sessions:
+    """Issue and check session cookies and CSRF tokens.
+
+    Parameters
+    ----------
+    keys
+        The accepted API keys (the signing secret is derived from them).
+    lifetime_s
+        How long a session lasts.
+    """
+
+    def __init__(self, keys: Iterable[SecretStr], *, lifetime_s: int = _LIFETIME_S) -> None:
+        material = b"\0".join(sorted(k.get_secret_value().encode() for k in keys))
+        self._secret = hashlib.sha256(b"cas_xr session\0" + material).digest()
+        self.lifetime_s = lifetime_s
+
+    def __repr__(self) -> str:
+        return f"Sessions(lifetime_s={self.lifetime_s})"
+
+    def _mac(self, purpose: str, text: str) -> str:
+        message = f"{purpose}|{text}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def issue(self, identity: str) -> str:
+        """A cookie value for a verified ``identity`` (``key:<digest>``)."""
+        body = f"{identity}.{int(time.time()) + self.lifetime_s}"
+        return f"{body}.{self._mac('session', body)}"
+
+    def identity(self, cookie: str | None) -> str | None:
+        """The identity of a valid, unexpired cookie, else None."""
+        body, _, mac = (cookie or "").rpartition(".")
+        identity, _, expiry = body.rpartition(".")
+        if not identity or not hmac.compare_digest(mac, self._mac("session", body)):
+            return None
+        return identity if expiry.isdigit() and int(expiry) > time.time() else None
+
+    def csrf_token(self, cookie: str) -> str:
+        """The CSRF token of a session cookie."""
+        return self._mac("csrf", cookie)
+
+    def check_csrf(self, cookie: str, token: str | None) -> bool:
+        """Whether ``token`` is the CSRF token of ``cookie``."""
+        return token is not None and hmac.compare_digest(token, self.csrf_token(cookie))
+
+    @staticmethod
+    def login_nonce() -> str:
+        """A fresh value for the ``cas_login`` cookie."""
+        return secrets.token_urlsafe(24)
+
+    def login_token(self, nonce: str) -> str:
+        """The login form's token for the ``cas_login`` cookie ``nonce``."""
+        return self._mac("login", nonce)
+
+    def check_login(self, nonce: str | None, token: str | None) -> bool:
+        """Whether the login form's ``token`` matches the ``cas_login`` cookie."""
+        if not nonce or token is None:
+            return False
+        return hmac.compare_digest(token, self.login_token(nonce))

@@ -1,0 +1,196 @@
+"""The built-in definitions against the publishers' recorded metadata (offline), and the
+real upstreams for one catchment (opt-in: ``network`` marker and ``CAS_NETWORK_TESTS=1``).
+
+The recorded metadata are in ``tests/fixtures/upstream/`` (their sources in its README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyproj
+import pytest
+
+import cas_xr as cas
+from cas_xr.models import Protocol
+
+FIXTURES = Path(__file__).parent / "fixtures" / "upstream"
+DAYMET = json.loads((FIXTURES / "daymet-daily-na.template.json").read_text(encoding="utf-8"))
+WORLDCOVER = json.loads((FIXTURES / "esa-worldcover.template.json").read_text(encoding="utf-8"))
+#: the publisher's spelling -> the UDUNITS symbol cas_xr writes (the same unit)
+UNIT_SPELLINGS = {"degrees C": "degC"}
+
+
+def _same_projection(a: Any, b: Any) -> bool:
+    """Whether two CRSs put points of North America at the same x/y (to 1 mm)."""
+    lon, lat = np.meshgrid(np.linspace(-170, -55, 12), np.linspace(15, 80, 12))
+    xa, ya = pyproj.Transformer.from_crs(4326, pyproj.CRS(a), always_xy=True).transform(lon, lat)
+    xb, yb = pyproj.Transformer.from_crs(4326, pyproj.CRS(b), always_xy=True).transform(lon, lat)
+    return bool(np.allclose(xa, xb, rtol=0, atol=1e-3) and np.allclose(ya, yb, rtol=0, atol=1e-3))
+
+
+def _stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+# -- Daymet daily (Planetary Computer daymet-daily-na) -------------------------------------
+
+
+@pytest.mark.parametrize("name", ["prcp", "tmin", "tmax"])
+def test_daymet_matches_the_collection_metadata(name: str) -> None:
+    connector = cas.get_connector("daymet")
+    dataset = connector.definition_of(name)
+    (variable,) = dataset.variables
+    cube = DAYMET["cube:variables"][dataset.array]
+    assert connector.definition.protocol is Protocol.STAC_ZARR
+    assert connector.definition.endpoint == "https://planetarycomputer.microsoft.com/api/stac/v1"
+    assert dataset.collection == DAYMET["id"] == "daymet-daily-na"
+    asset = DAYMET["assets"][dataset.asset]
+    assert "zarr" in asset["roles"] and asset["xarray:open_kwargs"] == {"consolidated": True}
+    assert dataset.array == variable.name == name
+    assert cube["type"] == "data" and cube["dimensions"] == ["time", "y", "x"]
+    assert UNIT_SPELLINGS.get(cube["unit"], cube["unit"]) == variable.units
+    assert cube["attrs"]["units"] == cube["unit"]
+    assert not {"scale_factor", "add_offset"} & set(cube["attrs"])  # stored as published
+    assert variable.scale is None and variable.offset is None
+    # the grid: CF grid mapping and PROJJSON of the dims, 1000 m cells
+    grid = DAYMET["cube:variables"][cube["attrs"]["grid_mapping"]]["attrs"]
+    assert _same_projection(dataset.crs, pyproj.CRS.from_cf(grid))
+    for axis in ("x", "y"):
+        dim = DAYMET["cube:dimensions"][axis]
+        assert _same_projection(dataset.crs, pyproj.CRS.from_json_dict(dim["reference_system"]))
+        assert abs(dim["step"]) == dataset.resolution_m == 1000
+    # extent and time span
+    assert dataset.bbox is not None
+    box = dataset.bbox
+    assert [box.min_lon, box.min_lat, box.max_lon, box.max_lat] == DAYMET["extent"]["spatial"][
+        "bbox"
+    ][0]
+    (interval,) = DAYMET["extent"]["temporal"]["interval"]
+    assert (dataset.temporal.start, dataset.temporal.end) == tuple(map(_stamp, interval))
+    assert dataset.temporal.temporal_type is cas.TemporalType.DAILY
+    assert connector.definition.options == {"sign": "planetary_computer"}
+
+
+def test_daymet_units_are_what_the_camels_set_needs() -> None:
+    units = {d.name: d.variables[0].units for d in cas.get_connector("daymet").definition.datasets}
+    assert units == {"prcp": "mm/day", "tmin": "degC", "tmax": "degC"}
+
+
+# -- ESA WorldCover ------------------------------------------------------------------------
+
+
+def _class_name(description: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", description.lower()).strip("_")
+
+
+def test_worldcover_matches_the_collection_metadata() -> None:
+    dataset = cas.get_connector("esa_worldcover").definition_of("land_cover")
+    (variable,) = dataset.variables
+    asset = WORLDCOVER["item_assets"][dataset.asset]
+    assert dataset.collection == WORLDCOVER["id"]
+    (band,) = asset["raster:bands"]
+    assert variable.nodata_value == band["nodata"] and band["data_type"] == "uint8"
+    assert dataset.resolution_m == band["spatial_resolution"]
+    published = {c["value"]: _class_name(c["description"]) for c in asset["classification:classes"]}
+    assert variable.class_names == published
+    assert variable.valid_range == (min(published), max(published))
+    box = dataset.bbox
+    assert box is not None
+    bbox = [box.min_lon, box.min_lat, box.max_lon, box.max_lat]
+    assert bbox == WORLDCOVER["extent"]["spatial"]["bbox"][0]
+    (interval,) = WORLDCOVER["extent"]["temporal"]["interval"]
+    assert (dataset.temporal.start, dataset.temporal.end) == tuple(map(_stamp, interval))
+    assert cas.get_connector("esa_worldcover").definition.license == WORLDCOVER["license"]
+
+
+def test_worldcover_forest_classes_are_tree_cover_and_mangroves() -> None:
+    names = cas.get_connector("esa_worldcover").definition_of("land_cover").variables[0].class_names
+    assert names is not None
+    assert {code for code, name in names.items() if name in ("tree_cover", "mangroves")} == {10, 95}
+
+
+# -- SoilGrids -----------------------------------------------------------------------------
+
+
+def _faq_rows() -> dict[str, list[str]]:
+    text = (FIXTURES / "soilgrids-faq-properties.md").read_text(encoding="utf-8")
+    rows = [[c.strip() for c in line.split("|")[:5]] for line in text.splitlines()[2:]]
+    return {row[0]: row for row in rows}
+
+
+#: where the recorded table is known to be wrong (its own units contradict it) or to
+#: spell otherwise: property -> (what the definition has, why)
+FAQ_EXCEPTIONS = {
+    "cfvo": "vol‰ to vol% divides by 10, not the 100 the table prints (the definition: 0.1)",
+}
+
+
+@pytest.mark.parametrize("prop", ["sand", "silt", "clay", "bdod", "cec", "nitrogen", "soc", "ocd"])
+def test_soilgrids_units_and_scales_match_the_faq(prop: str) -> None:
+    _, _, units, factor, _ = _faq_rows()[prop]
+    definition = cas.get_connector("isric_soilgrids").definition
+    datasets = [d for d in definition.datasets if d.name.split("_")[0] == prop]
+    assert len(datasets) == 6  # the six standard depths
+    for dataset in datasets:
+        (variable,) = dataset.variables
+        assert variable.units == units
+        assert variable.scale == pytest.approx(1 / float(factor), rel=1e-12)
+        assert variable.nodata_value == -32768
+
+
+def test_soilgrids_texture_fractions_sum_in_the_stored_units() -> None:
+    """sand + silt + clay = 1000 g/kg: the texture attributes are fractions of one whole."""
+    rows = _faq_rows()
+    assert {rows[p][2] for p in ("sand", "silt", "clay")} == {"g/kg"}
+    assert "cfvo" in FAQ_EXCEPTIONS and rows["cfvo"][3] == "100"  # the known misprint
+
+
+# -- the real upstreams, one catchment (opt-in) -------------------------------------------
+
+network = pytest.mark.skipif(
+    os.environ.get("CAS_NETWORK_TESTS") != "1",
+    reason="reaches the real providers; set CAS_NETWORK_TESTS=1 to run",
+)
+#: a small catchment east of Manhattan, Kansas (about 20 km2)
+CATCHMENT = {
+    "type": "Polygon",
+    "coordinates": [
+        [[-96.60, 39.04], [-96.55, 39.04], [-96.55, 39.08], [-96.60, 39.08], [-96.60, 39.04]]
+    ],
+}
+
+
+@pytest.mark.network
+@network
+def test_real_catchment_values_for_the_camels_datasets() -> None:
+    import geopandas as gpd
+    import shapely
+
+    cas.configure(provider_timeout_s=120, request_timeout_s=1800)
+    frame = gpd.GeoDataFrame(geometry=[shapely.geometry.shape(CATCHMENT)], crs="EPSG:4326")
+    year = ("2019-01-01", "2019-12-31T23:59:59")
+    climate = cas.extract_table(
+        frame, ["daymet:prcp", "daymet:tmin", "daymet:tmax"], time_range=year
+    )
+    assert len(climate) == 365  # Daymet years have 365 days
+    prcp, tmin, tmax = (climate[f"daymet:{v}_mean"].to_numpy() for v in ("prcp", "tmin", "tmax"))
+    assert 500 < prcp.sum() < 1600  # eastern Kansas: about 900 mm a year
+    assert (prcp >= 0).all() and (tmin <= tmax).all()
+    assert -5 < tmin.mean() < 15 and 10 < tmax.mean() < 25
+    soils = cas.extract_table(
+        frame, [f"isric_soilgrids:{p}_0-5cm" for p in ("sand", "silt", "clay")]
+    )
+    total = sum(
+        float(soils[f"isric_soilgrids:{p}_0-5cm_mean"].iloc[0]) for p in ("sand", "silt", "clay")
+    )
+    assert 950 < total < 1050  # g/kg, fractions of the fine earth
+    cover = cas.extract_table(frame, ["esa_worldcover:land_cover"], aggregation="distribution")
+    fractions = cover.filter(like="_distribution_").iloc[-1]
+    assert fractions.sum() == pytest.approx(1.0, abs=0.02)
