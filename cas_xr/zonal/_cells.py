@@ -249,8 +249,9 @@ def cells(
     obj
         A DataArray or Dataset on a grid, as for :func:`~cas_xr.zonal.zonal`.
     geometries
-        Polygons, MultiPolygons and Points, as for :func:`~cas_xr.zonal.zonal`. A point
-        covers the one cell that holds it, with coverage 1.
+        Any kind :func:`~cas_xr.zonal.zonal` takes. A point covers the one cell that
+        holds it, with coverage 1; in ``"exact"`` mode a line's ``coverage`` is its
+        length in the cell (CRS units) and a MultiPoint's its number of points there.
     crs
         CRS of ``geometries`` when they carry none.
     weights
