@@ -29,6 +29,7 @@ from cas_xr._version import __version__
 
 if TYPE_CHECKING:
     from cas_xr import zonal
+    from cas_xr.attributes import extract_attributes, list_attribute_sets
     from cas_xr.catalog import discover, get_connector, list_datasets, list_providers
     from cas_xr.config import Settings, configure, get_settings
     from cas_xr.errors import BatchFailureWarning
@@ -70,7 +71,10 @@ if TYPE_CHECKING:
     )
 
 #: Where the public names live, searched in this order (each module's ``__all__``).
-_HOMES = ("cas_xr.models", "cas_xr.errors", "cas_xr.config", "cas_xr.catalog", "cas_xr.frontends")
+_HOMES = (
+    "cas_xr.models", "cas_xr.errors", "cas_xr.config", "cas_xr.catalog", "cas_xr.frontends",
+    "cas_xr.attributes",
+)  # fmt: skip
 
 __all__ = [
     "AggregationMethod",
@@ -103,6 +107,7 @@ __all__ = [
     "configure",
     "discover",
     "extract",
+    "extract_attributes",
     "extract_cube",
     "extract_raster",
     "extract_raster_sync",
@@ -110,6 +115,7 @@ __all__ = [
     "extract_table",
     "get_connector",
     "get_settings",
+    "list_attribute_sets",
     "list_datasets",
     "list_providers",
     "open_dataset",

@@ -1,10 +1,11 @@
 """The ``cas-xr`` command line.
 
 Sub-commands: ``extract`` (statistics of geometries as a table: JSON, GeoJSON, CSV or
-GeoParquet), ``raster`` (a box of a dataset as a GeoTIFF), ``providers``, ``datasets``,
-``health`` (each provider's test read), ``demo`` (every sample dataset for the sample
-catchments, offline), ``serve`` (the OGC API - Processes service), ``client`` (talk to a
-service), ``version`` and ``show-versions``.
+GeoParquet), ``attributes`` (an attribute set such as ``camels`` as such a table),
+``raster`` (a box of a dataset as a GeoTIFF), ``providers``, ``datasets``, ``health``
+(each provider's test read), ``demo`` (every sample dataset for the sample catchments,
+offline), ``serve`` (the OGC API - Processes service), ``client`` (talk to a service),
+``version`` and ``show-versions``.
 
 ``extract`` is a view of :func:`cas_xr.extract_table`: the geometries are read into a
 GeoDataFrame (GeoJSON, GeoPackage, Shapefile, GeoParquet, FlatGeobuf...) and computed in
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import ValidationError
 
 import cas_xr as cas
+from cas_xr._cli._attributes import add_attributes
 from cas_xr._cli._common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError
 from cas_xr._cli._health import add_health
 from cas_xr._cli._output import FORMATS, output_format, writing
@@ -836,6 +838,10 @@ def _build_parser() -> _Parser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {cas.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_extract(sub, common)
+    add_attributes(
+        sub, common, time_range=_time_range, read_geometries=_read_geometries,
+        labels_of=_labels, write_table=_write_table,
+    )  # fmt: skip
     add_raster(sub, common, time_range=_time_range)
     p = sub.add_parser("providers", parents=[common], help="list the providers")
     p.add_argument("--json", action="store_true", help="as JSON, with each provider's dataset ids")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import rioxarray  # noqa: F401  (registers .rio)
 import shapely
 from affine import Affine
 
@@ -58,6 +59,31 @@ LAND_COVER_WEIGHTS = {
     "K": {10: 12, 20: 4, 30: 25, 40: 40, 50: 6, 60: 2, 80: 5, 90: 6},
     "U": {10: 12, 20: 35, 30: 20, 40: 8, 50: 4, 60: 15, 80: 3, 90: 3},
 }
+
+#: variables of the daily file: units and long name
+DAILY_UNITS = {
+    "prcp": ("mm/day", "precipitation total of the day"),
+    "tmin": ("degC", "minimum air temperature of the day"),
+    "tmax": ("degC", "maximum air temperature of the day"),
+}
+#: the daily grid (one NetCDF file for both regions): west, south, east, north; resolution
+DAILY_GRID = ((-112.10, 38.80, -96.30, 42.10), 0.05)
+DAILY_FILE = "daily/daily_2022.nc"
+#: daily weather of each region: mean temperature (degC) and its annual amplitude, the day
+#: of the year of the warmest day, the diurnal range (K), the chance of a wet day in
+#: January..December, and the mean amount on a wet day (mm)
+DAILY_CLIMATE = {
+    "K": {
+        "t_mean": 12.5, "t_amp": 14.0, "t_peak": 200, "dtr": 12.0,
+        "wet": [0.18, 0.2, 0.25, 0.3, 0.36, 0.38, 0.3, 0.28, 0.26, 0.22, 0.19, 0.18],
+        "amount": 8.0,
+    },
+    "U": {
+        "t_mean": 7.0, "t_amp": 12.5, "t_peak": 205, "dtr": 14.0,
+        "wet": [0.38, 0.36, 0.36, 0.32, 0.28, 0.16, 0.13, 0.15, 0.2, 0.26, 0.33, 0.38],
+        "amount": 4.5,
+    },
+}  # fmt: skip
 
 #: monthly climatology (mm/month) of the precipitation collection
 PRECIP_CLIMATOLOGY = {
@@ -340,6 +366,83 @@ CATCHMENT_NOTES = {
 }
 
 
+def daily_region(region: str, lon: FloatArray, lat: FloatArray) -> dict[str, FloatArray]:
+    """Daily precipitation (mm/day), tmin and tmax (degC) of 2022 at cell centres.
+
+    A regional series (seasonal temperature plus day-to-day anomalies, wet days drawn
+    from a monthly chance with exponential amounts) varied across the region: wetter
+    to the east, cooler to the north, with small independent noise per cell.
+    """
+    climate = DAILY_CLIMATE[region]
+    rng = np.random.default_rng(701 if region == "K" else 702)
+    days = np.arange(365)
+    months = np.array([(dt.date(2022, 1, 1) + dt.timedelta(days=int(d))).month for d in days])
+    season = np.cos(2 * math.pi * (days - climate["t_peak"]) / 365.25)
+    anomaly = np.convolve(rng.normal(0.0, 3.0, 365 + 4), np.ones(5) / 5 * 1.6, mode="valid")
+    t_mean = climate["t_mean"] + climate["t_amp"] * season + anomaly
+    wet = rng.uniform(size=365) < np.asarray(climate["wet"])[months - 1]
+    amount = np.where(wet, rng.exponential(climate["amount"], 365), 0.0)
+    west, south, east, north = REGIONS[region]
+    x = (lon - (west + east) / 2) / (east - west)
+    y = (lat - (south + north) / 2) / (north - south)
+    shape = (365, *lon.shape)
+    factor = (1.0 + 0.3 * x) * rng.lognormal(0.0, 0.15, shape)
+    prcp = np.round(amount[:, None, None] * factor, 1)
+    cell_t = t_mean[:, None, None] - 1.5 * y + rng.normal(0.0, 0.3, shape)
+    half_range = (climate["dtr"] + rng.normal(0.0, 1.5, 365))[:, None, None] / 2
+    return {
+        "prcp": prcp,
+        "tmin": np.round(cell_t - half_range, 1),
+        "tmax": np.round(cell_t + half_range, 1),
+    }
+
+
+def daily(out: pathlib.Path) -> pathlib.Path:
+    """Write the daily weather of 2022 of both regions into one CF NetCDF file.
+
+    The grid spans both regions at 0.05 degrees; cells outside the regions are nodata
+    (-9999). Chunks that hold only nodata compress to almost nothing, which keeps the file
+    small.
+    """
+    import xarray as xr
+
+    (west, south, east, north), res = DAILY_GRID
+    tile = Tile("daily", (west, south, east, north), res)
+    lon2d, lat2d = tile.centres()
+    data = {name: np.full((365, *tile.shape), np.nan, dtype=np.float32) for name in DAILY_UNITS}
+    for region, (rw, rs, re, rn) in REGIONS.items():
+        rows = slice(round((north - rn) / res), round((north - rs) / res))
+        cols = slice(round((rw - west) / res), round((re - west) / res))
+        values = daily_region(region, lon2d[rows, cols], lat2d[rows, cols])
+        for name, array in values.items():
+            data[name][:, rows, cols] = array
+    time = np.arange("2022-01-01", "2023-01-01", dtype="datetime64[D]").astype("datetime64[ns]")
+    coords = {"time": time, "lat": lat2d[:, 0], "lon": lon2d[0]}
+    ds = xr.Dataset(
+        {
+            name: (("time", "lat", "lon"), array, {"units": DAILY_UNITS[name][0],
+                                                   "long_name": DAILY_UNITS[name][1]})
+            for name, array in data.items()
+        },
+        coords=coords,
+        attrs={"title": "cas_xr sample daily weather (SYNTHETIC)", "comment": SYNTHETIC,
+               "Conventions": "CF-1.8", "license": LICENSE},
+    )  # fmt: skip
+    ds = ds.rio.write_crs("EPSG:4326")
+    ds["lat"].attrs.update(units="degrees_north", standard_name="latitude")
+    ds["lon"].attrs.update(units="degrees_east", standard_name="longitude")
+    encoding: dict[str, dict[str, object]] = {
+        name: {"zlib": True, "complevel": 9, "shuffle": True, "_FillValue": -9999.0,
+               "chunksizes": (1, 66, 316)}
+        for name in data
+    }  # fmt: skip
+    encoding["time"] = {"units": "days since 2022-01-01", "calendar": "standard", "dtype": "int32"}
+    path = out / DAILY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
+    return path
+
+
 def catchment_shapes() -> dict[str, shapely.Geometry]:
     """Sample catchment geometries; exterior rings counter-clockwise, holes clockwise."""
     rng = np.random.default_rng(601)
@@ -385,8 +488,9 @@ def catchments() -> dict[str, object]:
 def generate(out: pathlib.Path) -> pathlib.Path:
     """Write all sample data into ``out`` and return the path of ``catalog.json``."""
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("elevation", "clay_0-5cm", "land_cover", "precipitation"):
+    for stale in ("elevation", "clay_0-5cm", "land_cover", "precipitation", "daily"):
         shutil.rmtree(out / stale, ignore_errors=True)
+    daily(out)
     collections = [elevation(out), clay(out), land_cover(out), precipitation(out)]
     catalog = make_stac_catalog(
         out,

@@ -267,8 +267,8 @@ def test_client_extract_errors(client: Client):
     with pytest.raises(ClientError, match="extract_raster") as info:
         client.extract(raster)
     assert info.value.status_code == 400
-    with pytest.raises(ClientError, match="slope"):
-        client.extract({"geometry": POINT, "dataset_ids": ["sample:slope"]})
+    with pytest.raises(ClientError, match="curvature"):
+        client.extract({"geometry": POINT, "dataset_ids": ["sample:curvature"]})
 
 
 def test_async_client(service: LiveService):

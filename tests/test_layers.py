@@ -76,6 +76,14 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("cas_xr.catalog", "cas_xr.engine", "cas_xr.frontends", "cas_xr.service"),
     ),
     "catalog": (("cas_xr.catalog",), ("cas_xr.engine", "cas_xr.frontends", "cas_xr.service")),
+    # what the catalog builds for derived datasets, and the indices: never the engine
+    "attributes (data side)": (
+        (
+            "cas_xr.attributes._terrain", "cas_xr.attributes._derived",
+            "cas_xr.attributes._climate",
+        ),
+        ("cas_xr.catalog", "cas_xr.engine", "cas_xr.frontends", "cas_xr.service", "cas_xr.cli"),
+    ),
     "engine": (("cas_xr.engine",), ("cas_xr.frontends", "cas_xr.service", "cas_xr.cli")),
     "front ends": (("cas_xr.frontends",), ("cas_xr.service", "cas_xr.client", "cas_xr.cli")),
     "accessor": (

@@ -93,7 +93,7 @@ def test_extract_raster_bad_input(tmp_path: Path):
         cas.extract_raster_sync("sample:elevation", (-111.95, 41.95, -112.05, 42.05), tmp_path)
     assert isinstance(raised.value.__cause__, pydantic.ValidationError)
     with pytest.raises(errors.UnknownDatasetError):
-        cas.extract_raster_sync("sample:slope", bbox, tmp_path)
+        cas.extract_raster_sync("sample:curvature", bbox, tmp_path)
     (tmp_path / "afile").write_text("")
     with pytest.raises(ValueError, match="a file, not a folder"):
         cas.extract_raster_sync("sample:elevation", bbox, tmp_path / "afile")

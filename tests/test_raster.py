@@ -566,7 +566,7 @@ BAD_INPUT = {
     "inverted": ((DEM, (-111.95, 41.95, -112.05, 42.05)), {}, InvalidRequestError, "min_lon"),
     "out-of-range": ((DEM, (-112.0, 41.9, -111.9, 95.0)), {}, InvalidRequestError, "max_lat"),
     "three-numbers": ((DEM, (1, 2, 3)), {}, InvalidRequestError, "4 numbers"),
-    "unknown-dataset": (("sample:slope", U_BOX), {}, UnknownDatasetError, "no dataset 'slope'"),
+    "unknown-dataset": (("sample:curve", U_BOX), {}, UnknownDatasetError, "no dataset 'curve'"),
     "unknown-provider": (("nowhere:dem", U_BOX), {}, UnknownProviderError, "nowhere"),
     "bad-resampling": ((DEM, U_BOX), {"resampling": "lanczos"}, ValueError, "unknown resampling"),
     "bad-resolution": ((DEM, U_BOX), {"target_resolution": -1.0}, ValueError, "positive"),

@@ -24,6 +24,12 @@ def test_discover_and_list():
         "sample:clay_0-5cm",
         "sample:land_cover",
         "sample:precipitation",
+        "sample:slope",
+        "sample:slope_m_per_km",
+        "sample:aspect",
+        "sample:prcp",
+        "sample:tmin",
+        "sample:tmax",
     ]
     land = connector.dataset("land_cover")
     assert land.variables[0].data_type is cas.DataType.CATEGORICAL
@@ -39,8 +45,8 @@ def test_unknown_provider_is_a_key_error_listing_slugs():
 
 
 def test_unknown_dataset_lists_the_providers_datasets():
-    with pytest.raises(UnknownDatasetError, match="no dataset 'slope'.*'elevation'"):
-        cas.get_connector("sample").dataset("slope")
+    with pytest.raises(UnknownDatasetError, match="no dataset 'curvature'.*'elevation'"):
+        cas.get_connector("sample").dataset("curvature")
 
 
 def test_provider_file_adds_a_provider(tmp_path: Path):

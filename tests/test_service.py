@@ -228,7 +228,7 @@ def test_list_datasets(http: httpx.Client):
          "invalid-input", "'colour'"),
         ({"geometry": POINT, "dataset_ids": "sample:elevation"}, "invalid-input", "dataset_ids"),
         ({"dataset_ids": ["sample:elevation"]}, "invalid-input", "geometry"),
-        ({"geometry": POINT, "dataset_ids": ["sample:slope"]}, "unknown-dataset", "slope"),
+        ({"geometry": POINT, "dataset_ids": ["sample:curvature"]}, "unknown-dataset", "curvature"),
         ({"geometry": POINT, "dataset_ids": ["nope:x"]}, "unknown-dataset", "nope"),
         ({"geometry": POINT, "dataset_ids": ["Bad Id"]}, "invalid-input", "Bad Id"),
         ({"geometry": POINT, "dataset_ids": ["sample:elevation"], "output": "raster"},

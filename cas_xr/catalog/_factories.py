@@ -33,7 +33,24 @@ def build_source(provider: ProviderDefinition, dataset: DatasetDefinition) -> So
     ------
     SourceError
         If no source in this version of cas_xr reads the provider's protocol.
+
+    Notes
+    -----
+    A dataset with its own ``protocol`` or ``endpoint`` is read as if its provider had
+    them; a derived dataset (``derive``) is computed from the source of its base dataset.
     """
+    if dataset.derive is not None:
+        from cas_xr.attributes._derived import DerivedSource
+
+        base = provider.definition_of(dataset.derive.dataset)
+        return DerivedSource(
+            base=build_source(provider, base),
+            function=dataset.derive.function,
+            resolution_m=base.resolution_m,
+            base_id=f"{provider.slug}:{base.name}",
+            nodata=dataset.variables[0].nodata_value,
+        )
+    provider = provider.for_dataset(dataset)
     target = _FACTORIES.get(provider.protocol)
     if target is None:
         raise SourceError(

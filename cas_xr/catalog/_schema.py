@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from cas_xr.errors import ProviderDefinitionError
 from cas_xr.sources._definitions import (
     DatasetDefinition,
+    DerivedDefinition,
     HealthTest,
     ProviderDefinition,
     VariableDefinition,
@@ -21,6 +22,7 @@ _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 __all__ = [
     "DatasetDefinition",
+    "DerivedDefinition",
     "HealthTest",
     "ProviderDefinition",
     "VariableDefinition",
@@ -70,8 +72,14 @@ def parse_provider(data: Any, *, origin: str, base: Path | None = None) -> Provi
             "page of the docs for the schema"
         ) from None
     if base is not None:
+        datasets = [
+            d.model_copy(update={"endpoint": _resolve_endpoint(d.endpoint, base)})
+            if d.endpoint is not None
+            else d
+            for d in definition.datasets
+        ]
         definition = definition.model_copy(
-            update={"endpoint": _resolve_endpoint(definition.endpoint, base)}
+            update={"endpoint": _resolve_endpoint(definition.endpoint, base), "datasets": datasets}
         )
     return definition
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cas_xr.config import get_settings
+from cas_xr.config import Settings, get_settings
 from cas_xr.engine import Result, compute, make_plan, warn_summary
 from cas_xr.frontends._table import table_of
 from cas_xr.models import AggregationMethod, TimeRange
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["BATCH_SIZE", "extract_cube", "extract_table"]
+__all__ = ["BATCH_SIZE", "compute_request", "extract_cube", "extract_table"]
 
 #: Geometries per batch unless told otherwise.
 BATCH_SIZE = 20_000
@@ -25,17 +25,23 @@ _Aggregation = str | AggregationMethod | Sequence[str | AggregationMethod]
 _TimeRangeLike = TimeRange | dict[str, Any] | Sequence[Any] | None
 
 
-def _compute(
+def compute_request(
     geometries: Any,
     dataset_ids: Any,
     aggregation: _Aggregation,
     time_range: _TimeRangeLike,
     batch_size: int,
+    *,
+    settings: Settings | None = None,
 ) -> Result:
-    """Plan and compute; warn about failed and non-GOOD results (at the user's line)."""
+    """Plan and compute; warn about failed and non-GOOD results (at the user's line).
+
+    ``settings`` replaces the current settings for this request (e.g. to force area
+    weighting); by default :func:`~cas_xr.config.get_settings`.
+    """
     plan = make_plan(
         geometries, dataset_ids, aggregation=aggregation, time_range=time_range,
-        batch_size=batch_size, settings=get_settings(),
+        batch_size=batch_size, settings=settings or get_settings(),
     )  # fmt: skip
     result = compute(plan)
     summary = json.loads(result.cube.attrs["cas_summary"])
@@ -111,7 +117,7 @@ def extract_cube(
     LimitExceededError
         If more datasets are asked than ``max_datasets_per_request``.
     """
-    return _compute(geometries, dataset_ids, aggregation, time_range, batch_size).cube
+    return compute_request(geometries, dataset_ids, aggregation, time_range, batch_size).cube
 
 
 def extract_table(
@@ -138,5 +144,5 @@ def extract_table(
         provenance per dataset, the settings, the summary and the failures;
         ``to_parquet`` keeps it in the GeoParquet file.
     """
-    result = _compute(geometries, dataset_ids, aggregation, time_range, batch_size)
+    result = compute_request(geometries, dataset_ids, aggregation, time_range, batch_size)
     return table_of(result.plan, result.cube, geometries)

@@ -5,8 +5,9 @@ Nothing in here is a real measurement: every raster and catchment was generated 
 Kansas ("K", lon -96.70..-96.30, lat 38.80..39.30) and Utah ("U", lon -112.10..-111.90,
 lat 41.90..42.10), as Cloud-Optimized GeoTIFFs (EPSG:4326) described by a static,
 self-contained STAC catalog with the collections ``elevation``, ``clay_0-5cm``,
-``land_cover`` and ``precipitation``, plus a GeoJSON file of sample catchments. See
-``data/README.md`` for the details.
+``land_cover`` and ``precipitation``, daily weather of 2022 (``prcp``, ``tmin``, ``tmax``)
+in one NetCDF file (``daily/daily_2022.nc``), plus a GeoJSON file of sample catchments.
+See ``data/README.md`` for the details.
 """
 
 from __future__ import annotations

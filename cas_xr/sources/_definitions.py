@@ -6,7 +6,7 @@ sources from them; sources read them and never import the catalog.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,13 +21,30 @@ from cas_xr.models import (
     Variable,
 )
 
-__all__ = ["DatasetDefinition", "HealthTest", "ProviderDefinition", "VariableDefinition"]
+__all__ = [
+    "DatasetDefinition",
+    "DerivedDefinition",
+    "HealthTest",
+    "ProviderDefinition",
+    "VariableDefinition",
+]
 
 
 class VariableDefinition(Variable):
     """A :class:`~cas_xr.models.Variable` as written in a provider file (no unknown keys)."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class DerivedDefinition(BaseModel):
+    """A dataset computed per cell, on the source grid, from another dataset of the provider."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    function: Literal["slope", "slope_m_per_km", "aspect"] = Field(
+        description="what to compute per cell (implemented in cas_xr.attributes)"
+    )
+    dataset: str = Field(description="name of the provider's dataset it is computed from")
 
 
 class DatasetDefinition(BaseModel):
@@ -58,6 +75,15 @@ class DatasetDefinition(BaseModel):
     temporal: TemporalExtent = Field(default_factory=TemporalExtent)
     license: str | None = None
     citation: str | None = None
+    protocol: Protocol | None = Field(
+        default=None, description="this dataset's protocol when it is not the provider's"
+    )
+    endpoint: str | None = Field(
+        default=None, description="this dataset's endpoint when it is not the provider's"
+    )
+    derive: DerivedDefinition | None = Field(
+        default=None, description="computed per cell from another dataset of the provider"
+    )
 
     @property
     def is_temporal(self) -> bool:
@@ -128,6 +154,9 @@ class ProviderDefinition(BaseModel):
                 f"health.dataset {self.health.dataset!r} is not a dataset of the provider "
                 f"(its datasets: {names})"
             )
+        for dataset in self.datasets:
+            if dataset.derive is not None:
+                self._check_base(dataset.name, dataset.derive.dataset)
         return self
 
     @property
@@ -137,6 +166,32 @@ class ProviderDefinition(BaseModel):
             return None
         name = self.health.dataset or self.datasets[0].name
         return next(d for d in self.datasets if d.name == name)
+
+    def _check_base(self, name: str, base: str) -> None:
+        found = [d for d in self.datasets if d.name == base]
+        if not found:
+            raise ValueError(f"dataset {name!r} derives from {base!r}, which the provider lacks")
+        if found[0].derive is not None or found[0].is_temporal:
+            raise ValueError(
+                f"dataset {name!r} derives from {base!r}, which is derived or temporal; derive "
+                "from a static dataset that is read (e.g. a DEM)"
+            )
+
+    def definition_of(self, name: str) -> DatasetDefinition:
+        """The definition of dataset ``name`` (a ``KeyError`` if the provider lacks it)."""
+        for dataset in self.datasets:
+            if dataset.name == name:
+                return dataset
+        raise KeyError(name)
+
+    def for_dataset(self, definition: DatasetDefinition) -> ProviderDefinition:
+        """The provider as ``definition`` sees it: with its own protocol and endpoint, if any."""
+        update: dict[str, Any] = {}
+        if definition.protocol is not None:
+            update["protocol"] = definition.protocol
+        if definition.endpoint is not None:
+            update["endpoint"] = definition.endpoint
+        return self.model_copy(update=update) if update else self
 
     def options_for(self, definition: DatasetDefinition) -> dict[str, Any]:
         """The protocol options of one dataset (its own over the provider's)."""
@@ -154,7 +209,7 @@ class ProviderDefinition(BaseModel):
             crs=definition.crs,
             bbox=definition.bbox,
             temporal=definition.temporal,
-            protocol=self.protocol,
+            protocol=definition.protocol or self.protocol,
             license=definition.license or self.license,
             citation=definition.citation or self.citation,
         )
