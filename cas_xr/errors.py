@@ -76,7 +76,7 @@ class EventLoopError(CasError, RuntimeError):
 
 
 class InvalidGeometryError(CasError, ValueError):
-    """A geometry is not a valid Point, Polygon or MultiPolygon in the stated CRS."""
+    """A geometry is not a valid geometry of a supported type in the stated CRS."""
 
 
 class InvalidStatisticError(InvalidArgumentError, TypeError):

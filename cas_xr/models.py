@@ -170,7 +170,9 @@ def split_dataset_id(dataset_id: object) -> tuple[str, str]:
 
 # -- geometry -----------------------------------------------------------------------------
 
-_GEOMETRY_TYPES = ("Point", "Polygon", "MultiPolygon")
+_GEOMETRY_TYPES = (
+    "Point", "Polygon", "MultiPolygon", "LineString", "MultiLineString", "MultiPoint",
+)  # fmt: skip
 
 
 def _unwrap_geometry(value: Any) -> Any:
@@ -229,6 +231,13 @@ def _check_ring(ring: Any, where: str) -> None:
         )
 
 
+def _check_line(coords: Any, where: str) -> None:
+    if not isinstance(coords, list | tuple) or len(coords) < 2:
+        raise ValueError(f"{where}: a LineString needs at least 2 positions")
+    for i, pos in enumerate(coords):
+        _check_position(pos, f"{where}, position {i}")
+
+
 def _check_polygon(coords: Any, where: str) -> None:
     if not isinstance(coords, list | tuple) or not coords:
         raise ValueError(f"{where}: a Polygon needs a list of rings (exterior first)")
@@ -237,7 +246,7 @@ def _check_polygon(coords: Any, where: str) -> None:
 
 
 class Geometry(BaseModel):
-    """A GeoJSON Point, Polygon or MultiPolygon.
+    """A GeoJSON Point, Polygon, MultiPolygon, LineString, MultiLineString or MultiPoint.
 
     Also accepts a GeoJSON Feature (its geometry is used), a shapely geometry or any
     object with ``__geo_interface__``. Coordinates are checked: positions are finite
@@ -246,7 +255,7 @@ class Geometry(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    type: Literal["Point", "Polygon", "MultiPolygon"]
+    type: Literal["Point", "Polygon", "MultiPolygon", "LineString", "MultiLineString", "MultiPoint"]
     coordinates: list[Any]
 
     @model_validator(mode="before")
@@ -266,6 +275,16 @@ class Geometry(BaseModel):
             _check_position(self.coordinates, "Point")
         elif self.type == "Polygon":
             _check_polygon(self.coordinates, "Polygon")
+        elif self.type == "LineString":
+            _check_line(self.coordinates, "LineString")
+        elif self.type in ("MultiLineString", "MultiPoint"):
+            if not self.coordinates:
+                raise ValueError(f"{self.type}: needs at least one part")
+            for i, part in enumerate(self.coordinates):
+                if self.type == "MultiPoint":
+                    _check_position(part, f"MultiPoint, point {i}")
+                else:
+                    _check_line(part, f"MultiLineString, line {i}")
         else:
             if not self.coordinates:
                 raise ValueError("MultiPolygon: needs at least one polygon")
@@ -287,6 +306,12 @@ class Geometry(BaseModel):
         """Iterate over every (x, y) position."""
         if self.type == "Point":
             yield float(self.coordinates[0]), float(self.coordinates[1])
+            return
+        if self.type in ("LineString", "MultiPoint", "MultiLineString"):
+            lines = [self.coordinates] if self.type != "MultiLineString" else self.coordinates
+            for line in lines:
+                for pos in line:
+                    yield float(pos[0]), float(pos[1])
             return
         polygons = [self.coordinates] if self.type == "Polygon" else self.coordinates
         for poly in polygons:
@@ -386,7 +411,7 @@ def _check_crs(crs: str) -> str:
 
 
 def crosses_antimeridian(geometries: Any) -> npt.NDArray[np.bool_]:
-    """Which lon/lat geometries have a ring that crosses the antimeridian.
+    """Which lon/lat geometries have a ring or line that crosses the antimeridian.
 
     The one rule cas_xr applies to geographic geometries (the request models, the batch
     inputs and :func:`cas_xr.zonal.zonal` all call it). A ring crosses the antimeridian
@@ -431,6 +456,8 @@ def crosses_antimeridian(geometries: Any) -> npt.NDArray[np.bool_]:
         return out
     parts, part_of = shapely.get_parts(geoms[wide], return_index=True)
     rings, ring_part = shapely.get_rings(parts, return_index=True)
+    lines = np.flatnonzero(shapely.get_type_id(parts) == 1)  # LineStrings: edges like rings
+    rings, ring_part = np.concatenate([rings, parts[lines]]), np.concatenate([ring_part, lines])
     xy, ring_of = shapely.get_coordinates(rings, return_index=True)
     seam = np.abs(xy[:, 0] - 180.0 * np.round(xy[:, 0] / 180.0)) <= 1e-9
     fixed = seam | (np.abs(np.abs(xy[:, 1]) - 90.0) <= 1e-9)
@@ -456,8 +483,8 @@ def _check_geographic_range(geometry: Geometry, crs: str, where: str) -> None:
             )
     if not geometry.is_point and crosses_antimeridian(geometry.to_shapely())[0]:
         raise ValueError(
-            f"{where}: a ring of the polygon crosses the antimeridian (an edge jumps more "
-            "than 180 degrees of longitude); split it at +/-180 into a MultiPolygon"
+            f"{where}: the geometry crosses the antimeridian (an edge jumps more than 180 "
+            "degrees of longitude); split it at +/-180 into a MultiPolygon or MultiLineString"
         )
 
 

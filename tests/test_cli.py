@@ -253,14 +253,16 @@ def test_extract_isolates_faulty_geometries(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     line = {"type": "LineString", "coordinates": [[-96.5, 39.0], [-96.4, 39.1]]}
-    features = [*FEATURES[:2], {"type": "Feature", "properties": {"id": "L"}, "geometry": line}]
+    point = {"type": "Point", "coordinates": [-96.5, 39.0]}
+    mixed = {"type": "GeometryCollection", "geometries": [line, point]}
+    features = [*FEATURES[:2], {"type": "Feature", "properties": {"id": "L"}, "geometry": mixed}]
     path = tmp_path / "three.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     code, out, err = run(capsys, "extract", str(path), *ELEVATION, "--format", "csv")
     assert code == 3  # some results MISSING
     quality = [r["sample:elevation_quality"] for r in csv_rows(out)]
     assert quality == ["good", "good", "missing"]
-    assert "(InvalidGeometryError: only Polygon, MultiPolygon and Point are supported)" in err
+    assert "(InvalidGeometryError: a GeometryCollection mixing polygons, lines and points" in err
 
 
 def test_debug_shows_python_warnings(
@@ -383,6 +385,10 @@ def test_python_dash_m() -> None:
 
 ELEVATION = ("-d", "sample:elevation")
 OPEN_RING = '{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}'
+MIXED_COLLECTION = (
+    '{"type": "GeometryCollection", "geometries": [{"type": "Point", "coordinates": [0, 0]}, '
+    '{"type": "LineString", "coordinates": [[0, 0], [1, 1]]}]}'
+)
 
 
 @pytest.mark.parametrize(
@@ -393,9 +399,9 @@ OPEN_RING = '{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]
         (["extract", "@missing.geojson", *ELEVATION], 2, "'missing.geojson' not found"),
         (["extract", "[1, 2]", *ELEVATION], 2, "is not a GeoJSON object"),
         (
-            ["extract", '{"type": "LineString", "coordinates": [[0, 0], [1, 1]]}', *ELEVATION],
+            ["extract", MIXED_COLLECTION, *ELEVATION],
             2,
-            "no geometry can be computed: #0: only Polygon, MultiPolygon and Point are supported",
+            "no geometry can be computed: #0: a GeometryCollection mixing polygons, lines",
         ),
         (
             ["extract", OPEN_RING, *ELEVATION],

@@ -69,7 +69,9 @@ def test_geometry_accepts_features_shapely_and_models(geometry: object):
 @pytest.mark.parametrize(
     ("geometry", "message"),
     [
-        ({"type": "LineString", "coordinates": [[0, 0], [1, 1]]}, "LineString' is not supported"),
+        ({"type": "Curve", "coordinates": [[0, 0], [1, 1]]}, "Curve' is not supported"),
+        ({"type": "LineString", "coordinates": [[0, 0]]}, "at least 2 positions"),
+        ({"type": "MultiPoint", "coordinates": [[0, "a"]]}, "must be numbers"),
         ({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 0]]]}, "at least 4 positions"),
         ({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}, "not closed"),
         ({"type": "Point", "coordinates": [float("nan"), 1.0]}, "must be finite"),

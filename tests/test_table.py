@@ -291,7 +291,9 @@ def test_failed_dataset_and_bad_geometries_are_missing_and_counted(grid: dict[st
     frame = _polygons(6)
     bowtie = shapely.Polygon([(500_300, 4_999_000), (500_900, 4_998_400),
                               (500_900, 4_999_000), (500_300, 4_998_400)])  # fmt: skip
-    line = shapely.LineString([(500_300, 4_999_000), (500_900, 4_998_400)])
+    line = shapely.GeometryCollection(  # mixed kinds: refused
+        [shapely.LineString([(500_300, 4_999_000), (500_900, 4_998_400)]), shapely.Point(0, 0)]
+    )
     frame.loc["bad", "geometry"] = bowtie
     frame.loc["line", "geometry"] = line
     with pytest.warns(BatchFailureWarning) as record:
@@ -302,7 +304,7 @@ def test_failed_dataset_and_bad_geometries_are_missing_and_counted(grid: dict[st
     assert kinds == {("grid:gone", "not_found"), (None, "InvalidGeometryError")}
     invalid = [f for f in failures if f["dataset_id"] is None]
     assert sorted(i for f in invalid for i in f["index"]) == ["bad", "line"]
-    assert any("only Polygon, MultiPolygon and Point" in f["message"] for f in invalid)
+    assert any("mixing polygons, lines and points" in f["message"] for f in invalid)
     quality = table["grid:a_quality"].astype(str)
     assert (quality[["bad", "line"]] == "missing").all()
     assert (quality.drop(["bad", "line"]) == "good").all()

@@ -420,7 +420,7 @@ def test_everything_zonal_raises_is_a_cas_error():
         (lambda: zonal(da, box, ["distribution"]), ValueError),
         (lambda: zonal(da, [{"type": "Polygon"}], crs=UTM), ValueError),
         (lambda: zonal(da, [None], crs=UTM), ValueError),
-        (lambda: zonal(da, [shapely.LineString([(0, 0), (1, 1)])], crs=UTM), ValueError),
+        (lambda: zonal(da, [shapely.LinearRing([(0, 0), (1, 1), (1, 0)])], crs=UTM), ValueError),
         (lambda: zonal(da, box, crs="EPSG:4326"), ValueError),
         (lambda: zonal(da.rename(y="a", x="b"), box), ValueError),
         (lambda: zonal(da, box, x_dim="x", y_dim="x"), ValueError),

@@ -32,13 +32,12 @@ from cas_xr.models import (
     geometry_keys,
     validated,
 )
+from cas_xr.zonal._kinds import SUPPORTED, mixed_collections
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
 __all__ = ["Plan", "Problem", "make_plan"]
-
-_KINDS = {"Polygon", "MultiPolygon", "Point"}
 
 
 @dataclass(frozen=True)
@@ -130,8 +129,9 @@ def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:
     values = series.to_numpy()
     missing = series.isna().to_numpy()
     kinds = np.array([g.geom_type if g is not None else "" for g in values], dtype=object)
-    unsupported = ~missing & ~np.isin(kinds, list(_KINDS))
-    checkable = ~missing & ~unsupported
+    unsupported = ~missing & ~np.isin(kinds, list(SUPPORTED))
+    mixed = ~missing & ~unsupported & mixed_collections(values)
+    checkable = ~missing & ~unsupported & ~mixed
     invalid = checkable & ~shapely.is_valid(values)
     vertices = np.where(checkable, shapely.get_num_coordinates(values), 0)
     too_big = checkable & (vertices > settings.max_polygon_vertices)
@@ -140,7 +140,13 @@ def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:
         wide = checkable & crosses_antimeridian(values)
     rules = [
         (missing, InvalidGeometryError, "the geometry is missing (None)"),
-        (unsupported, InvalidGeometryError, "only Polygon, MultiPolygon and Point are supported"),
+        (unsupported, InvalidGeometryError, f"only {', '.join(SUPPORTED)} are supported"),
+        (
+            mixed,
+            InvalidGeometryError,
+            "a GeometryCollection mixing polygons, lines and points; split it into one "
+            "geometry per kind (e.g. GeoDataFrame.explode())",
+        ),
         (
             too_big & ~invalid,
             LimitExceededError,
@@ -150,7 +156,7 @@ def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:
         (
             wide & ~invalid & ~too_big,
             InvalidGeometryError,
-            "crosses the antimeridian; split it at +/-180 into a MultiPolygon",
+            "crosses the antimeridian; split it at +/-180 into a MultiPolygon or MultiLineString",
         ),
     ]
     problems = [

@@ -75,7 +75,7 @@ def extract_cube(
     ----------
     geometries
         A GeoDataFrame or GeoSeries with a CRS (the geometries' CRS; never assumed).
-        Polygons, MultiPolygons and Points.
+        Polygons, lines, points (single and multi) and GeometryCollections of one kind.
     dataset_ids
         One id or several, e.g. ``["sample:elevation", "sample:clay_0-5cm"]``, and your
         own cubes beside them as ``{name: DataArray}`` entries, e.g.

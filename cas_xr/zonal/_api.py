@@ -65,7 +65,7 @@ def zonal(
     eager_cells: int = 0,
     add_stats: Mapping[str, Callable[..., Any]] | None = None,
 ) -> xr.Dataset:
-    """Zonal statistics of a raster cube over polygons and points, lazily.
+    """Zonal statistics of a raster cube over polygons, lines and points, lazily.
 
     Parameters
     ----------
@@ -81,7 +81,9 @@ def zonal(
         where the grid holds it.
     geometries
         A GeoSeries/GeoDataFrame (its CRS and index are used), shapely geometries, GeoJSON
-        mappings or a FeatureCollection. Polygons, MultiPolygons and Points.
+        mappings or a FeatureCollection. Polygons, MultiPolygons, LineStrings,
+        MultiLineStrings, Points, MultiPoints, and GeometryCollections of one of these
+        kinds (polygons dissolved; a collection mixing kinds raises).
     stats
         Names from :data:`STATISTICS`, other tools' names from :data:`ALIASES` (e.g.
         exactextract's ``stdev``, ``variety``, ``frac``; rasterstats' ``nodata``; xvec's
@@ -99,12 +101,16 @@ def zonal(
     weights
         ``"exact"`` (covered fraction of each cell, exactextract semantics),
         ``"center"`` (cells whose centre is inside) or ``"all_touched"`` (every cell
-        sharing area with the polygon, weight 1). Not a weights raster: that is
-        ``weights_raster``.
+        sharing area with the polygon, weight 1). For lines, ``"exact"`` weighs a cell
+        by the line's length inside it (CRS units), and a MultiPoint by its number of
+        points there; ``"all_touched"`` gives weight 1 to each cell a line runs through,
+        ``"center"`` to the cells of its thin raster as GDAL draws it (rasterstats'
+        default), both to each cell holding a point (see ``docs/statistics.md``).
     area_weighted
         On geographic grids, also weight cells by their true area (mean, median, std,
         quantiles, majority, minority, distribution; ``sum``, ``count`` and coverage stay
-        coverage-weighted so they match exactextract). Excludes ``coverage_weight``.
+        coverage-weighted so they match exactextract). Excludes ``coverage_weight``;
+        lines and MultiPoints refuse it.
     weights_raster
         A DataArray on the same grid (same x/y coordinates), with one layer or as many as
         the values, for ``weighted_mean``, ``weighted_sum``, ``weighted_stdev``,
@@ -197,7 +203,9 @@ def zonal(
     variables = variables_of(obj)
     layers = sum(int(np.prod(v.shape[:-2])) for v in variables.values())
     weights_var = weights_raster_of(weights_raster, obj, spec, layers=layers)
-    geo = prepare_geometries(obj, geometries, crs)
+    geo = prepare_geometries(
+        obj, geometries, crs, mode=_MODES[weights], area_weighted=area_weighted
+    )
     rows, cols = obj.sizes["y"], obj.sizes["x"]
     t = geo.transform
     grid = Grid(
@@ -264,9 +272,7 @@ def _to_dataset(
 
     stats_arr, count_arr, pixel_arr, dist_arr, wdist_arr = arrays
     ngeom = len(geo.kinds)
-    areas = geo.areas
-    cell_area = abs(geo.transform.a * geo.transform.e)
-    scale = np.divide(cell_area, areas, out=np.zeros(ngeom), where=areas > 0)
+    scale = geo.scale
     lazy = isinstance(count_arr, dsa.Array)
     xp: Any = dsa if lazy else np
 

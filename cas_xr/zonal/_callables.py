@@ -397,10 +397,8 @@ def with_reductions(
     """
     import dask.array as dsa
 
-    from cas_xr.zonal._cells import check_kinds
     from cas_xr.zonal._inputs import layers_of
 
-    check_kinds(geo, "a user reduction")
     needs_weights = [r.name for r in reductions if r.weighted]
     if needs_weights and weights_raster is None:
         raise InvalidStatisticError(

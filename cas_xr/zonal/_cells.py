@@ -30,7 +30,6 @@ __all__ = [
     "MODES",
     "Covered",
     "cells",
-    "check_kinds",
     "covered_cells",
     "decoded_layers",
     "polygon_windows",
@@ -61,45 +60,34 @@ class Covered:
     weight: npt.NDArray[np.float64]
 
 
-#: Geometry types whose cells :func:`covered_cells` and the points' path find.
-_KINDS = ("Polygon", "MultiPolygon", "Point")
-
-
-def check_kinds(geo: Geometries, what: str) -> None:
-    """Raise unless every geometry is a Polygon, MultiPolygon or Point (never skip one)."""
-    from cas_xr.errors import InvalidGeometryError
-
-    types = geo.series.geom_type.to_numpy()
-    other = np.flatnonzero(~np.isin(types, _KINDS) & ~geo.empty)
-    if other.size:
-        raise InvalidGeometryError(
-            f"{what} takes Polygons, MultiPolygons and Points; positions "
-            f"{other[:10].tolist()} hold {sorted(set(types[other]))}: compute their named "
-            "statistics with zonal(), or buffer them into polygons"
-        )
-
-
 def covered_cells(
     rings: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]],
     shape: tuple[int, int],
     mode: int,
 ) -> Covered:
-    """The cells of a ``shape`` window that each polygon covers, with the kernel's weights.
+    """The cells of a ``shape`` window that each geometry covers, with the kernel's weights.
 
     Parameters
     ----------
     rings
-        The polygons' rings in the window's cell units
-        (:func:`~cas_xr.zonal._coverage.polygon_rings`).
+        The rings of the polygons, lines and point sets in the window's cell units
+        (:func:`~cas_xr.zonal._coverage.geometry_rings`); lines are turned into their
+        weighted cells here, as in the kernel's tasks.
     shape
         ``(rows, cols)`` of the window.
     mode
         ``MODE_EXACT``, ``MODE_CENTER`` or ``MODE_ALL_TOUCHED``, as in the kernel: a cell
         counts when its weight is above zero (exact coverage below
         :data:`~cas_xr.zonal.COVERAGE_NOISE` is dropped), with weight 1 outside exact mode.
+        A line's weight is its length in the cell, a point set's its number of points.
     """
-    from cas_xr.zonal._coverage import centre_coverage, exact_coverage, geometry_window
+    from cas_xr.zonal._coverage import cell_weights, geometry_window, has_lines
 
+    if has_lines(rings):
+        from cas_xr.zonal._lines import weighted_lines
+
+        thin = mode == K.MODE_CENTER
+        rings = weighted_lines(*rings, shape, K.COVERAGE_NOISE, thin)
     coords, ring_offsets, geom_ring_offsets = rings
     rows: list[npt.NDArray[np.int64]] = []
     cols: list[npt.NDArray[np.int64]] = []
@@ -110,14 +98,9 @@ def covered_cells(
         if first == last:
             counts.append(0)
             continue
-        r0, r1, c0, c1 = geometry_window(
-            coords, ring_offsets[first], ring_offsets[last], shape[0], shape[1]
-        )
+        r0, r1, c0, c1 = geometry_window(coords, ring_offsets, first, last, *shape)
         buf = np.empty((r1 - r0, c1 - c0))
-        if mode == K.MODE_CENTER:
-            centre_coverage(buf, r0, c0, coords, ring_offsets, first, last)
-        else:
-            exact_coverage(buf, r0, c0, coords, ring_offsets, first, last, K.COVERAGE_NOISE)
+        cell_weights(buf, r0, c0, coords, ring_offsets, first, last, mode, K.COVERAGE_NOISE)
         i, j = np.nonzero(buf > 0.0)
         rows.append(i + r0)
         cols.append(j + c0)
@@ -153,20 +136,21 @@ def polygon_windows(
     encodings: Sequence[Encoding],
     window_cells: int,
 ) -> Iterator[tuple[npt.NDArray[np.intp], tuple[int, int, int, int], Any, list[Any]]]:
-    """The kernel's windows of polygons: ``(indices, window, rings, lazy windows)``.
+    """The kernel's windows of geometries: ``(indices, window, rings, lazy windows)``.
 
     The same Hilbert partition and sparse windows as the kernel's tasks
-    (:mod:`cas_xr.zonal._partition`, :mod:`cas_xr.zonal._sparse`): each polygon lies in
-    exactly one window, whole, and only the chunks under the polygons are read.
-    ``window_cells`` bounds a window's cells over every layer.
+    (:mod:`cas_xr.zonal._partition`, :mod:`cas_xr.zonal._sparse`): each polygon, line
+    and point set lies in exactly one window, whole, and only the chunks under them are
+    read. ``window_cells`` bounds a window's cells over every layer.
     """
-    from cas_xr.zonal._coverage import polygon_rings
+    from cas_xr.zonal._coverage import geometry_rings
     from cas_xr.zonal._inputs import cell_units
     from cas_xr.zonal._partition import partition
     from cas_xr.zonal._sparse import window_of
 
     to_cells = cell_units(geo.transform)
-    polygons = np.flatnonzero(geo.kinds == K.KIND_POLYGON)
+    cell_size = (geo.transform.a, geo.transform.e)
+    polygons = np.flatnonzero(np.isin(geo.kinds, K.KERNEL_KINDS))
     if not polygons.size:
         return
     layers = sum(int(np.prod(v.shape[:-2])) for v in variables)
@@ -174,7 +158,7 @@ def polygon_windows(
     for members, window in partition(geo.bounds[polygons], max_cells=budget):
         idx = polygons[members]
         offset = np.array([window[2], window[0]])
-        rings = polygon_rings(geo.shapes[idx], lambda xy, o=offset: to_cells(xy) - o)
+        rings = geometry_rings(geo.shapes[idx], lambda xy, o=offset: to_cells(xy) - o, cell_size)
         lazy = [
             window_of(v, e, window, geo.shapes[idx], to_cells, geo.bounds[idx])
             for v, e in zip(variables, encodings, strict=True)
@@ -265,8 +249,9 @@ def cells(
     obj
         A DataArray or Dataset on a grid, as for :func:`~cas_xr.zonal.zonal`.
     geometries
-        Polygons, MultiPolygons and Points, as for :func:`~cas_xr.zonal.zonal`. A point
-        covers the one cell that holds it, with coverage 1.
+        Any kind :func:`~cas_xr.zonal.zonal` takes. A point covers the one cell that
+        holds it, with coverage 1; in ``"exact"`` mode a line's ``coverage`` is its
+        length in the cell (CRS units) and a MultiPoint's its number of points there.
     crs
         CRS of ``geometries`` when they carry none.
     weights
@@ -322,8 +307,7 @@ def cells(
     variables = variables_of(obj)
     if weights_raster is not None:
         variables = {**variables, _WEIGHTS: same_grid(obj, weights_raster, x_dim, y_dim)}
-    geo = prepare_geometries(obj, geometries, crs)
-    check_kinds(geo, "cells()")
+    geo = prepare_geometries(obj, geometries, crs, mode=MODES[weights])
     arrays = list(variables.values())
     encodings = [encoding_of(v, nodata if k != _WEIGHTS else None) for k, v in variables.items()]
     geometry: list[npt.NDArray[np.int64]] = []

@@ -14,7 +14,10 @@ __all__ = [
     "COUNT",
     "COVERAGE_NOISE",
     "CV",
+    "KERNEL_KINDS",
     "KIND_EMPTY",
+    "KIND_LINE",
+    "KIND_MULTIPOINT",
     "KIND_POINT",
     "KIND_POLYGON",
     "MAJORITY",
@@ -59,7 +62,9 @@ VARIANCE, CV, RANGE, NODATA_COUNT, NAN_COUNT = range(10, 15)
 MIN_X, MIN_Y, MAX_X, MAX_Y = range(15, 19)
 WEIGHTED_MEAN, WEIGHTED_SUM, WEIGHTED_STD, WEIGHTED_VARIANCE = range(19, 23)
 MODE_EXACT, MODE_CENTER, MODE_ALL_TOUCHED = range(3)
-KIND_POLYGON, KIND_POINT, KIND_EMPTY = range(3)
+KIND_POLYGON, KIND_POINT, KIND_EMPTY, KIND_LINE, KIND_MULTIPOINT = range(5)
+#: The kinds whose cells the kernel's coverage finds (points are gathered on their own).
+KERNEL_KINDS = (KIND_POLYGON, KIND_LINE, KIND_MULTIPOINT)
 
 #: Statistics that need the distinct values and their pooled weights.
 POOLED_STATISTICS = (QUANTILE, MAJORITY, MINORITY, UNIQUE)

@@ -32,7 +32,6 @@ from cas_xr.zonal._codes import (
     MIN_Y,
     MINORITY,
     MODE_ALL_TOUCHED,
-    MODE_CENTER,
     NAN_COUNT,
     NODATA_COUNT,
     OPT_DEFAULT_VALUE,
@@ -52,7 +51,7 @@ from cas_xr.zonal._codes import (
     WEIGHTED_SUM,
     WEIGHTED_VARIANCE,
 )
-from cas_xr.zonal._coverage import centre_coverage, exact_coverage, geometry_window
+from cas_xr.zonal._coverage import cell_weights, geometry_window
 
 __all__ = ["FAMILIES", "kernel_for"]
 
@@ -426,7 +425,8 @@ def _zonal_kernel(
         ``(layers, rows, cols)``: 1 where a decoded NaN was a missing-value marker (so
         ``nodata_count`` and ``nan_count`` tell them apart), or empty.
     coords, ring_offsets, geom_ring_offsets
-        Polygon rings in window cell units (:func:`~cas_xr.zonal._coverage.polygon_rings`).
+        Rings of polygons, lines and point sets in window cell units
+        (:func:`~cas_xr.zonal._coverage.geometry_rings`).
     row_factor
         Per-row multiplier of the weights of averaging statistics (true cell area).
     cover_factor
@@ -496,14 +496,9 @@ def _zonal_kernel(
         first, last = geom_ring_offsets[g], geom_ring_offsets[g + 1]
         if first == last:
             continue
-        r0, r1, c0, c1 = geometry_window(
-            coords, ring_offsets[first], ring_offsets[last], nrows, ncols
-        )
+        r0, r1, c0, c1 = geometry_window(coords, ring_offsets, first, last, nrows, ncols)
         buf = np.empty((r1 - r0, c1 - c0))
-        if mode == MODE_CENTER:
-            centre_coverage(buf, r0, c0, coords, ring_offsets, first, last)
-        else:
-            exact_coverage(buf, r0, c0, coords, ring_offsets, first, last, noise)
+        cell_weights(buf, r0, c0, coords, ring_offsets, first, last, mode, noise)
         size = buf.size
         x = np.empty(size)
         w = np.empty(size)

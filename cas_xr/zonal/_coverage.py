@@ -1,4 +1,4 @@
-"""Exact cell coverage of polygons, compiled with numba.
+"""Exact cell weights of polygons, lines and point sets, compiled with numba.
 
 For each polygon the fraction of every grid cell it covers is computed analytically
 (exactextract semantics) by accumulating, edge by edge and row by row, the signed area
@@ -8,7 +8,18 @@ proportional to the polygon's perimeter plus its bounding box, in cells.
 
 Coordinates are in *cell units* of the window: ``u`` = column (0 at the window's left
 edge, growing east), ``v`` = row (0 at the window's first row). Rings must be oriented
-consistently (exteriors one way, holes the other), which :func:`polygon_rings` ensures.
+consistently (exteriors one way, holes the other), which :func:`geometry_rings` ensures.
+
+Lines and point sets travel in the same ring arrays, so the kernel takes every kind of
+geometry through one signature: their rings open with a *header ring* of two vertices,
+``(kind, least)`` and the cell size ``(a, e)`` of the grid (a polygon's first ring has
+at least four vertices, so it never looks like one). The kernel knows polygons and
+*weighted cells*: a ring of cell centres and a ring of their weights ``(w, 0)``; a
+cell's weight is the sum of its entries, dropped below ``least``. A point set is its
+points' cells with weight 1 each; a line is given in its own coordinates (kind
+``LINES``) and turned into weighted cells, its length in each cell, by
+:func:`cas_xr.zonal._lines.weighted_lines` before the kernel runs, so that code is
+compiled only when lines are used.
 """
 
 from __future__ import annotations
@@ -19,32 +30,50 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from cas_xr.zonal._codes import MODE_CENTER, MODE_EXACT
+
 __all__ = [
+    "CELLS",
+    "LINES",
+    "POLYGONS",
+    "cell_weights",
+    "cells_coverage",
     "centre_coverage",
     "exact_coverage",
+    "geometry_rings",
     "geometry_window",
-    "polygon_rings",
+    "has_lines",
 ]
 
+#: Kinds of geometry in the ring arrays (the first vertex of a header ring).
+POLYGONS, CELLS, LINES = 0, 1, 2
+_LINEAR = frozenset({"LineString", "MultiLineString"})
+_POLYGONAL = frozenset({"Polygon", "MultiPolygon"})
 
-def polygon_rings(
-    geometries: Any, to_cells: Any
+
+def geometry_rings(
+    geometries: Any, to_cells: Any, cell_size: tuple[float, float] = (1.0, -1.0)
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Flatten polygons into ring arrays in cell units.
+    """Flatten polygons, lines and point sets into ring arrays in cell units.
 
     Parameters
     ----------
     geometries
-        A sequence of shapely Polygons/MultiPolygons (other types give no rings).
+        A sequence of shapely Polygons/MultiPolygons, LineStrings/MultiLineStrings and
+        MultiPoints (other types give no rings).
     to_cells
         Function mapping an ``(n, 2)`` array of x/y to ``(n, 2)`` column/row units.
+    cell_size
+        The grid's ``(a, e)`` (cell width and signed height, in CRS units), stored in the
+        header ring of lines (their lengths are in CRS units) and point sets.
 
     Returns
     -------
     tuple of numpy.ndarray
         ``(coords, ring_offsets, geom_ring_offsets)``: all ring vertices, the start of
         each ring in ``coords`` (plus the end), and the first ring of each geometry
-        (plus the end).
+        (plus the end). A line's parts, and a point set's cells and weights, follow a
+        header ring ``[(kind, least), cell_size]`` (see the module's docstring).
     """
     import shapely
 
@@ -52,14 +81,29 @@ def polygon_rings(
     coords_parts: list[npt.NDArray[np.float64]] = []
     ring_offsets = [0]
     geom_ring_offsets = [0]
+
+    def add(xy: npt.NDArray[np.float64]) -> None:
+        coords_parts.append(xy)
+        ring_offsets.append(ring_offsets[-1] + len(xy))
+
     for geom in oriented:
-        if geom is not None and geom.geom_type in {"Polygon", "MultiPolygon"}:
-            parts = geom.geoms if geom.geom_type == "MultiPolygon" else [geom]
+        kind = geom.geom_type if geom is not None else ""
+        if kind in _POLYGONAL:
+            parts = geom.geoms if kind == "MultiPolygon" else [geom]
             for poly in parts:
                 for ring in (poly.exterior, *poly.interiors):
-                    xy = np.asarray(ring.coords, dtype=np.float64)[:, :2]
-                    coords_parts.append(to_cells(xy))
-                    ring_offsets.append(ring_offsets[-1] + len(xy))
+                    add(to_cells(np.asarray(ring.coords, dtype=np.float64)[:, :2]))
+        elif kind in _LINEAR:
+            add(np.array([[LINES, 0.0], cell_size]))
+            for line in geom.geoms if kind == "MultiLineString" else [geom]:
+                xy = np.asarray(line.coords, dtype=np.float64)[:, :2]
+                if len(xy):
+                    add(to_cells(xy))
+        elif kind == "MultiPoint":  # already at its cells' centres: weight 1 per point
+            add(np.array([[CELLS, 0.5], cell_size]))
+            xy = shapely.get_coordinates(geom)
+            add(to_cells(xy))
+            add(np.column_stack([np.ones(len(xy)), np.zeros(len(xy))]))
         geom_ring_offsets.append(len(ring_offsets) - 1)
     coords = np.concatenate(coords_parts) if coords_parts else np.empty((0, 2))
     return (
@@ -67,6 +111,17 @@ def polygon_rings(
         np.asarray(ring_offsets, dtype=np.int64),
         np.asarray(geom_ring_offsets, dtype=np.int64),
     )
+
+
+def has_lines(
+    rings: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]],
+) -> bool:
+    """Whether ring arrays hold a line still in its own coordinates (kind ``LINES``)."""
+    coords, ring_offsets, geom_ring_offsets = rings
+    first = geom_ring_offsets[:-1][np.diff(geom_ring_offsets) > 0]
+    header = ring_offsets[first]
+    is_header = ring_offsets[first + 1] - header == 2
+    return bool(np.any(coords[header[is_header], 0] == LINES))
 
 
 @njit(cache=True, inline="always")
@@ -130,11 +185,36 @@ def _accumulate_edge(
             previous = h
 
 
+@njit(cache=True, inline="always")
+def _kind(
+    coords: npt.NDArray[np.float64], ring_offsets: npt.NDArray[np.int64], first: int, last: int
+) -> int:
+    """The kind of the geometry with rings ``first:last``: its header's, else POLYGONS."""
+    if last > first and ring_offsets[first + 1] - ring_offsets[first] == 2:
+        return int(coords[ring_offsets[first], 0])
+    return POLYGONS
+
+
 @njit(cache=True)
 def geometry_window(
-    coords: npt.NDArray[np.float64], start: int, stop: int, nrows: int, ncols: int
+    coords: npt.NDArray[np.float64],
+    ring_offsets: npt.NDArray[np.int64],
+    first: int,
+    last: int,
+    nrows: int,
+    ncols: int,
 ) -> tuple[int, int, int, int]:
-    """Rows ``r0:r1`` and columns ``c0:c1`` of the grid under vertices ``start:stop``."""
+    """Rows ``r0:r1`` and columns ``c0:c1`` of the grid under the rings ``first:last``.
+
+    For weighted cells, the cells of their centres.
+    """
+    kind = _kind(coords, ring_offsets, first, last)
+    if kind == POLYGONS:
+        start, stop = ring_offsets[first], ring_offsets[last]
+    else:
+        start, stop = ring_offsets[first + 1], ring_offsets[first + 2]
+    if start >= stop:
+        return 0, 0, 0, 0
     umin = np.inf
     umax = -np.inf
     vmin = np.inf
@@ -144,11 +224,49 @@ def geometry_window(
         umax = max(umax, coords[i, 0])
         vmin = min(vmin, coords[i, 1])
         vmax = max(vmax, coords[i, 1])
-    r0 = min(max(int(np.floor(vmin)), 0), nrows)
-    r1 = min(max(int(np.ceil(vmax)), r0), nrows)
-    c0 = min(max(int(np.floor(umin)), 0), ncols)
-    c1 = min(max(int(np.ceil(umax)), c0), ncols)
+    if kind == POLYGONS:
+        top, bottom = np.floor(vmin), np.ceil(vmax)
+        left, right = np.floor(umin), np.ceil(umax)
+    else:
+        top, bottom = np.floor(vmin), np.floor(vmax) + 1.0
+        left, right = np.floor(umin), np.floor(umax) + 1.0
+    r0 = int(min(max(top, 0.0), nrows))
+    r1 = int(min(max(bottom, r0), nrows))
+    c0 = int(min(max(left, 0.0), ncols))
+    c1 = int(min(max(right, c0), ncols))
     return r0, r1, c0, c1
+
+
+@njit(cache=True)
+def cells_coverage(
+    buf: npt.NDArray[np.float64],
+    r0: int,
+    c0: int,
+    coords: npt.NDArray[np.float64],
+    ring_offsets: npt.NDArray[np.int64],
+    first: int,
+    exact: bool,
+) -> None:
+    """Fill ``buf`` with the summed weight of each cell of weighted cells (header ``first``).
+
+    A cell whose weight is below the header's ``least`` gets 0; when not ``exact``,
+    every other cell gets 1.
+    """
+    buf[:, :] = 0.0
+    nrows, ncols = buf.shape
+    least = coords[ring_offsets[first], 1]
+    start, weights = ring_offsets[first + 1], ring_offsets[first + 2]
+    for k in range(weights - start):
+        i = int(np.floor(coords[start + k, 1])) - r0
+        j = int(np.floor(coords[start + k, 0])) - c0
+        if 0 <= i < nrows and 0 <= j < ncols:
+            buf[i, j] += coords[weights + k, 0]
+    for i in range(nrows):
+        for j in range(ncols):
+            if buf[i, j] < least:
+                buf[i, j] = 0.0
+            elif not exact:
+                buf[i, j] = 1.0
 
 
 @njit(cache=True)
@@ -219,3 +337,32 @@ def centre_coverage(
         for j in range(width):
             acc += buf[line, j]
             buf[line, j] = 1.0 if abs(acc) > 0.5 else 0.0
+
+
+@njit(cache=True, inline="always")
+def cell_weights(
+    buf: npt.NDArray[np.float64],
+    r0: int,
+    c0: int,
+    coords: npt.NDArray[np.float64],
+    ring_offsets: npt.NDArray[np.int64],
+    first: int,
+    last: int,
+    mode: int,
+    noise: float,
+) -> None:
+    """Fill ``buf`` with the weight of each cell for the geometry with rings ``first:last``.
+
+    Polygons: covered fraction (``MODE_EXACT``, ``MODE_ALL_TOUCHED``) or centre inside
+    (``MODE_CENTER``); weighted cells (lines, point sets): their weight in ``MODE_EXACT``,
+    else 1 per cell. Lines not yet turned into weighted cells get no weight.
+    """
+    kind = _kind(coords, ring_offsets, first, last)
+    if kind == CELLS:
+        cells_coverage(buf, r0, c0, coords, ring_offsets, first, mode == MODE_EXACT)
+    elif kind == POLYGONS and mode == MODE_CENTER:
+        centre_coverage(buf, r0, c0, coords, ring_offsets, first, last)
+    elif kind == POLYGONS:
+        exact_coverage(buf, r0, c0, coords, ring_offsets, first, last, noise)
+    else:
+        buf[:, :] = 0.0

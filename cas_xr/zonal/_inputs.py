@@ -20,6 +20,15 @@ from cas_xr.errors import (
     UnsupportedGridError,
 )
 from cas_xr.zonal import _codes as K
+from cas_xr.zonal._kinds import (
+    SUPPORTED,
+    coverage_scale,
+    homogeneous,
+    kinds_of,
+    mixed_collections,
+    point_cells,
+    snapped_points,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -72,7 +81,6 @@ _CLASS_OUTPUTS = ("distribution", "weighted_distribution")
 _PERCENTILE = re.compile(r"^(?:p|percentile_)(\d{1,3}(?:\.\d+)?)$")
 _QUANTILE = re.compile(r"^quantile\(\s*(?:q\s*=\s*)?(\d*\.?\d+(?:e-?\d+)?)\s*\)$")
 _EARTH_RADIUS_M = 6_371_008.8
-_POINT = 0  # shapely type id
 #: Window side (cells) of a task over an in-memory (NumPy-backed) raster.
 DEFAULT_CHUNKS = 2048
 
@@ -249,10 +257,18 @@ def _as_geoseries(geometries: Any, crs: Any) -> gpd.GeoSeries:
             "drop them or use empty geometries (their statistics are NaN)"
         )
     kinds = set(series.geom_type.dropna())
-    bad = kinds - {"Polygon", "MultiPolygon", "Point"}
+    bad = kinds - set(SUPPORTED)
     if bad:
         raise InvalidGeometryError(
-            f"geometry types {sorted(bad)} are not supported; use Polygon, MultiPolygon or Point"
+            f"geometry types {sorted(bad)} are not supported; use one of {', '.join(SUPPORTED)}"
+        )
+    mixed = np.flatnonzero(mixed_collections(series.to_numpy()))
+    if mixed.size:
+        raise InvalidGeometryError(
+            f"GeometryCollections at positions {mixed[:10].tolist()} mix polygons, lines and "
+            "points, whose areas, lengths and counts cannot be added; split them into one "
+            "geometry per kind (e.g. GeoSeries.explode() then dissolve by kind) and compute "
+            "each on its own"
         )
     if series.crs.is_geographic:
         from cas_xr.models import crosses_antimeridian
@@ -261,8 +277,8 @@ def _as_geoseries(geometries: Any, crs: Any) -> gpd.GeoSeries:
         if across.size:
             raise InvalidGeometryError(
                 f"geometries at positions {across[:10].tolist()} cross the antimeridian (a "
-                "ring has an edge jumping more than 180 degrees of longitude); split them at "
-                "+/-180 into MultiPolygons"
+                "ring or line has an edge jumping more than 180 degrees of longitude); split "
+                "them at +/-180 into MultiPolygons or MultiLineStrings"
             )
     invalid = np.flatnonzero(~series.is_valid.to_numpy())
     if invalid.size:
@@ -348,25 +364,6 @@ def layers_of(var: xr.DataArray) -> tuple[list[Hashable], dict[Hashable, Any]]:
     return lead, {d: var[d].values if d in var.coords else np.arange(var.sizes[d]) for d in lead}
 
 
-def _point_cells(
-    shapes: npt.NDArray[Any], is_point: npt.NDArray[np.bool_], transform: Affine
-) -> npt.NDArray[np.int64]:
-    """Row and column of the cell holding each (non-empty) point; -1, -1 for the others.
-
-    A point on a cell edge (to within float noise) belongs to the cell east of a vertical
-    edge and south of a horizontal one, whichever way the y axis runs.
-    """
-    import shapely
-
-    out = np.full((len(shapes), 2), -1, dtype=np.int64)
-    if is_point.any():
-        uv = np.round(cell_units(transform)(shapely.get_coordinates(shapes[is_point])), 9)
-        out[is_point, 1] = np.floor(uv[:, 0]).astype(np.int64)
-        rows = np.floor(uv[:, 1]) if transform.e < 0 else np.ceil(uv[:, 1]) - 1
-        out[is_point, 0] = rows.astype(np.int64)
-    return out
-
-
 def _bounds_in_cells(
     shapes: npt.NDArray[Any], to_cells: Any, shape: tuple[int, int]
 ) -> npt.NDArray[np.int64]:
@@ -439,13 +436,21 @@ class Geometries:
     kinds: npt.NDArray[np.int64]
     points: npt.NDArray[np.int64]
     bounds: npt.NDArray[np.int64]
+    scale: npt.NDArray[np.float64]  # coverage fraction per unit of valid weight
 
     @property
     def empty(self) -> npt.NDArray[np.bool_]:
         return self.kinds == K.KIND_EMPTY
 
 
-def prepare_geometries(obj: xr.DataArray | xr.Dataset, geometries: Any, crs: Any) -> Geometries:
+def prepare_geometries(
+    obj: xr.DataArray | xr.Dataset,
+    geometries: Any,
+    crs: Any,
+    *,
+    mode: int = K.MODE_EXACT,
+    area_weighted: bool = False,
+) -> Geometries:
     import shapely
 
     from cas_xr.zonal._longitudes import match_longitudes
@@ -454,16 +459,28 @@ def prepare_geometries(obj: xr.DataArray | xr.Dataset, geometries: Any, crs: Any
     transform, shape = _grid(obj)
     series = _as_geoseries(geometries, crs)
     native = series.to_crs(raster_crs) if not series.crs.equals(raster_crs) else series
-    shapes = native.to_numpy()
+    shapes = homogeneous(native.to_numpy())
     areas = shapely.area(shapes)  # planar, in the raster CRS, like the cell area
     if raster_crs.is_geographic:
         edges = sorted((transform.c, transform.c + transform.a * shape[1]))
         shapes = match_longitudes(shapes, edges[0], edges[1])
     empty = shapely.is_empty(shapes)
-    is_point = (shapely.get_type_id(shapes) == _POINT) & ~empty
-    kinds = np.where(is_point, K.KIND_POINT, K.KIND_POLYGON).astype(np.int64)
+    kinds = kinds_of(shapes)
+    linear = np.isin(kinds, (K.KIND_LINE, K.KIND_MULTIPOINT)) & ~empty
+    if area_weighted and linear.any():
+        raise InvalidArgumentError(
+            f"area_weighted=True weights cells by their area, which means nothing for the "
+            f"lines or point sets at positions {np.flatnonzero(linear)[:10].tolist()}; drop "
+            "area_weighted, or reproject raster and lines to an equidistant CRS"
+        )
+    shapes = snapped_points(shapes, kinds, transform)
+    is_point = (kinds == K.KIND_POINT) & ~empty
     bounds = _bounds_in_cells(shapes, cell_units(transform), shape)
-    points = _point_cells(shapes, is_point, transform)
+    if transform.e > 0:  # a line on a row edge belongs to the row south of it, above it
+        bounds[linear, 0] = np.maximum(bounds[linear, 0] - 1, 0)
+    points = np.full((len(shapes), 2), -1, dtype=np.int64)
+    if is_point.any():
+        points[is_point] = point_cells(shapes[is_point], transform)
     outside = np.where(
         is_point,
         (points[:, 0] < 0)
@@ -473,4 +490,5 @@ def prepare_geometries(obj: xr.DataArray | xr.Dataset, geometries: Any, crs: Any
         (bounds[:, 1] <= bounds[:, 0]) | (bounds[:, 3] <= bounds[:, 2]),
     )
     kinds[outside | empty] = K.KIND_EMPTY
-    return Geometries(series, shapes, areas, raster_crs, transform, kinds, points, bounds)
+    scale = coverage_scale(shapes, kinds, areas, transform, mode)
+    return Geometries(series, shapes, areas, raster_crs, transform, kinds, points, bounds, scale)

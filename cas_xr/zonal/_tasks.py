@@ -1,4 +1,7 @@
-"""The lazy graph of :func:`~cas_xr.zonal.zonal`: one kernel task per window of polygons."""
+"""The lazy graph of :func:`~cas_xr.zonal.zonal`: one kernel task per window of geometries.
+
+Polygons, lines and point sets go through the kernel in windows; points are gathered.
+"""
 
 from __future__ import annotations
 
@@ -91,11 +94,20 @@ def _window_task(
     col_x: npt.NDArray[np.float64],
     weights: npt.NDArray[Any] | None,
     setup: Setup,
+    lines: bool,
 ) -> tuple[npt.NDArray[Any], ...]:
-    """One partition of polygons: run the compiled kernel once over every layer."""
+    """One partition of geometries: run the compiled kernel once over every layer.
+
+    Lines, if any, are turned into their weighted cells in the window first.
+    """
     from cas_xr.zonal._kernel import zonal_kernel  # compiled on first use
 
     values, nodata, use_nodata, marks = _layer_stack(windows, encodings, setup.marks)
+    if lines:
+        from cas_xr.zonal._lines import weighted_lines  # compiled on first use
+
+        thin = setup.mode == K.MODE_CENTER
+        rings = weighted_lines(*rings, values.shape[-2:], K.COVERAGE_NOISE, thin)
     coords, ring_offsets, geom_ring_offsets = rings
     row_factor, cover_factor, row_y = rows
     weight_values = _NO_WEIGHTS
@@ -177,20 +189,24 @@ def _polygon_parts(
     setup: Setup,
     window_cells: int,
 ) -> list[tuple[npt.NDArray[np.intp], Any]]:
-    """One delayed kernel call per partition of polygons: ``(indices, task)`` pairs."""
+    """One delayed kernel call per partition of polygons, lines and point sets.
+
+    Returns ``(indices, task)`` pairs.
+    """
     import dask
 
-    from cas_xr.zonal._coverage import polygon_rings
+    from cas_xr.zonal._coverage import geometry_rings
 
     to_cells = cell_units(geo.transform)
-    polygons = np.flatnonzero(geo.kinds == K.KIND_POLYGON)
+    cell_size = (geo.transform.a, geo.transform.e)
+    polygons = np.flatnonzero(np.isin(geo.kinds, K.KERNEL_KINDS))
     if not polygons.size:
         return []
     parts = []
     for members, (r0, r1, c0, c1) in partition(geo.bounds[polygons], max_cells=window_cells):
         idx = polygons[members]
         offset = np.array([c0, r0])
-        rings = polygon_rings(geo.shapes[idx], lambda xy, o=offset: to_cells(xy) - o)
+        rings = geometry_rings(geo.shapes[idx], lambda xy, o=offset: to_cells(xy) - o, cell_size)
         window = (r0, r1, c0, c1)
         windows = [
             window_of(v, e, window, geo.shapes[idx], to_cells, geo.bounds[idx])
@@ -201,8 +217,16 @@ def _polygon_parts(
             weight_window = window_of(
                 weights, setup.weights, window, geo.shapes[idx], to_cells, geo.bounds[idx]
             )
+        lines = bool(np.any(geo.kinds[idx] == K.KIND_LINE))
         task = dask.delayed(_window_task, pure=True)(
-            windows, encodings, rings, grid.rows(r0, r1), grid.col_x[c0:c1], weight_window, setup
+            windows,
+            encodings,
+            rings,
+            grid.rows(r0, r1),
+            grid.col_x[c0:c1],
+            weight_window,
+            setup,
+            lines,
         )
         parts.append((idx, task))
     return parts
