@@ -8,7 +8,12 @@ models, ``extract_cube``/``extract_table`` with the vector data cube or its tabl
 from cas_xr.frontends._cubes import extract_cube, extract_table
 from cas_xr.frontends._open import open_dataset
 from cas_xr.frontends._raster import extract_raster
-from cas_xr.frontends._responses import batch_extract, batch_extract_reporting, extract
+from cas_xr.frontends._responses import (
+    batch_extract,
+    batch_extract_reporting,
+    extract,
+    extract_together,
+)
 from cas_xr.frontends._sync import (
     batch_extract_sync,
     extract_raster_sync,
@@ -27,6 +32,7 @@ __all__ = [
     "extract_raster_sync",
     "extract_sync",
     "extract_table",
+    "extract_together",
     "open_dataset",
     "run_sync",
     "show_versions",
