@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -92,6 +93,45 @@ def _point_task(
 _Outputs = list[Any]  # stats (g, layers, codes), count (g, layers), pixels (g, layers), dist
 
 
+@dataclass(frozen=True)
+class _Part:
+    """Geometries computed by one call ``function(inputs, *args)``.
+
+    ``inputs`` are the cells it reads (lazy: Dask arrays or delayed objects, or arrays
+    in memory), ``args`` everything else.
+    """
+
+    indices: npt.NDArray[np.intp]
+    function: Callable[..., Any]
+    inputs: list[Any]
+    args: tuple[Any, ...]
+
+    def delayed(self) -> Any:
+        """The call as a Dask task."""
+        import dask
+
+        return dask.delayed(self.function, pure=True)(self.inputs, *self.args)
+
+
+def _run_now(parts: list[_Part]) -> list[Any]:
+    """Every part's outputs, computed in this thread: their cells read together, no graph."""
+    import dask
+
+    from cas_xr.zonal._reads import compute
+
+    inputs = [x for part in parts for x in part.inputs]
+    lazy = [k for k, x in enumerate(inputs) if dask.is_dask_collection(x)]
+    computed = compute(*[inputs[k] for k in lazy], scheduler="synchronous")
+    for k, value in zip(lazy, computed, strict=True):
+        inputs[k] = value
+    done, start = [], 0
+    for part in parts:
+        stop = start + len(part.inputs)
+        done.append(part.function(inputs[start:stop], *part.args))
+        start = stop
+    return done
+
+
 def _polygon_parts(
     geo: Geometries,
     variables: list[xr.DataArray],
@@ -101,10 +141,8 @@ def _polygon_parts(
     spec: Stats,
     class_codes: npt.NDArray[np.float64],
     window_cells: int,
-) -> list[tuple[npt.NDArray[np.intp], Any]]:
-    """One delayed kernel call per partition of polygons: ``(indices, task)`` pairs."""
-    import dask
-
+) -> list[_Part]:
+    """One kernel call per partition of polygons."""
     from cas_xr.zonal._coverage import polygon_rings
 
     to_cells = cell_units(geo.transform)
@@ -121,10 +159,8 @@ def _polygon_parts(
             window_of(v, e, window, geo.shapes[idx], to_cells, geo.bounds[idx])
             for v, e in zip(variables, encodings, strict=True)
         ]
-        task = dask.delayed(_window_task, pure=True)(
-            windows, encodings, rings, row_factor[r0:r1], mode, spec, class_codes
-        )
-        parts.append((idx, task))
+        args = (encodings, rings, row_factor[r0:r1], mode, spec, class_codes)
+        parts.append(_Part(idx, _window_task, windows, args))
     return parts
 
 
@@ -134,9 +170,8 @@ def _point_part(
     encodings: list[Encoding],
     spec: Stats,
     class_codes: npt.NDArray[np.float64],
-) -> list[tuple[npt.NDArray[np.intp], Any]]:
+) -> list[_Part]:
     """The points' cells, gathered with vectorised indexing (only their chunks are read)."""
-    import dask
     import dask.array as dsa
 
     points = np.flatnonzero(geo.kinds == K.KIND_POINT)
@@ -146,7 +181,7 @@ def _point_part(
     gathered = [
         dsa.moveaxis(dsa.asarray(v.data), (-2, -1), (0, 1)).vindex[rows, cols] for v in variables
     ]
-    return [(points, dask.delayed(_point_task, pure=True)(gathered, encodings, spec, class_codes))]
+    return [_Part(points, _point_task, gathered, (encodings, spec, class_codes))]
 
 
 def lazy_arrays(
@@ -167,7 +202,7 @@ def lazy_arrays(
     polygon task reads per layer. When the windows hold at most ``eager_cells`` cells in
     all, the outputs are computed here, in this thread, and returned as numpy arrays: the
     cells are read at once (:func:`~cas_xr.zonal._reads.compute`, synchronously) and
-    the kernel runs on each window, with no Dask arrays around them.
+    the kernel runs on each window, with no Dask graph around it.
     """
     import dask.array as dsa
 
@@ -178,7 +213,7 @@ def lazy_arrays(
         *_point_part(geo, variables, encodings, spec, class_codes),
     ]
     empty = np.flatnonzero(geo.empty)
-    inverse = np.argsort(np.concatenate([idx for idx, _ in parts] + [empty]))
+    inverse = np.argsort(np.concatenate([part.indices for part in parts] + [empty]))
     outputs = [
         ((layers, spec.codes.size), np.float64, K.empty_stats(spec.codes)),
         ((layers,), np.float64, 0.0),
@@ -186,18 +221,17 @@ def lazy_arrays(
         ((layers, class_codes.size), np.float64, 0.0),
     ]
     if _cells(geo, layers) <= eager_cells:
-        from cas_xr.zonal._reads import compute
-
-        done = compute(*[task for _, task in parts], scheduler="synchronous")
+        done = _run_now(parts)
         eager = []
         for k, (tail, dtype, fill) in enumerate(outputs):
             pieces = [np.asarray(result[k], dtype=dtype) for result in done]
             pieces.append(np.broadcast_to(np.asarray(fill, dtype=dtype), (empty.size, *tail)))
             eager.append(np.concatenate(pieces, axis=0)[inverse])
         return eager
+    tasks = [(part.indices, part.delayed()) for part in parts]
     arrays = []
     for k, (tail, dtype, fill) in enumerate(outputs):
-        pieces = [dsa.from_delayed(task[k], (len(idx), *tail), dtype=dtype) for idx, task in parts]
+        pieces = [dsa.from_delayed(task[k], (len(idx), *tail), dtype=dtype) for idx, task in tasks]
         if empty.size:
             filled = np.broadcast_to(np.asarray(fill, dtype=dtype), (empty.size, *tail))
             pieces.append(dsa.from_array(filled))
