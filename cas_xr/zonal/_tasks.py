@@ -121,7 +121,7 @@ def _run_now(parts: list[_Part]) -> list[Any]:
 
     inputs = [x for part in parts for x in part.inputs]
     lazy = [k for k, x in enumerate(inputs) if dask.is_dask_collection(x)]
-    computed = compute(*[inputs[k] for k in lazy], scheduler="synchronous")
+    computed = compute(*[inputs[k] for k in lazy], scheduler="synchronous", optimize=False)
     for k, value in zip(lazy, computed, strict=True):
         inputs[k] = value
     done, start = [], 0
