@@ -150,3 +150,33 @@ def test_concurrent_extract_jobs_agree_with_extract_sync(tmp_path: Path):
             [r.value for r in alone.results], rel=1e-12
         )
         assert [r.quality for r in response.results] == [r.quality for r in alone.results]
+
+
+def test_jobs_queued_while_their_key_computes_run_together_next():
+    store = JobStore(":memory:")
+    runner = JobRunner(store, workers=3)
+    computing, release = threading.Event(), threading.Event()
+    calls: list[list[int]] = []
+
+    def run_many(items: Sequence[Any]) -> list[dict[str, Any]]:
+        calls.append(list(items))
+        if items == [0]:
+            computing.set()
+            release.wait(30)
+        return [{"i": i} for i in items]
+
+    def alone(context: JobContext) -> dict[str, Any]:
+        raise AssertionError("run together, never alone")
+
+    def submit(i: int) -> Any:
+        job_id = store.create("key", {"i": i}).job_id
+        return runner.submit(job_id, alone, batch=Batch("key", i, run_many))
+
+    done = [submit(0)]
+    assert computing.wait(30)
+    done += [submit(i) for i in range(1, 6)]  # the other workers are free, yet wait
+    release.set()
+    for future in done:
+        future.result(30)
+    assert calls == [[0], [1, 2, 3, 4, 5]]
+    runner.shutdown()

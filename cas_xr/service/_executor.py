@@ -8,8 +8,9 @@ dropped.
 
 Small jobs that can run together (a :class:`Batch` with the same key, e.g. ``extract``
 requests for the same datasets) wait in one queue, and a worker takes every one queued
-at that moment and runs them as one computation: under load, each job's share of the
-fixed costs (planning, opening datasets, database writes) shrinks as the queue grows.
+at that moment and runs them as one computation, one computation of a key at a time:
+under load, each job's share of the fixed costs (planning, opening datasets, database
+writes) shrinks as the queue grows.
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ class JobRunner:
         self._cancel: dict[str, threading.Event] = {}
         self._settled: dict[str, Future[None]] = {}
         self._queues: dict[Hashable, list[_Queued]] = {}
+        self._running: set[Hashable] = set()  # keys whose jobs a worker is running
 
     def submit(
         self, job_id: str, function: JobFunction, *, batch: Batch | None = None
@@ -220,16 +222,30 @@ class JobRunner:
             _settle(settled)
 
     def _run_batch(self, key: Hashable) -> None:
-        """Run the jobs queued under ``key`` now (nothing if another worker took them)."""
-        with self._lock:
-            queue = self._queues.get(key, [])
-            taken, rest = queue[:MAX_BATCH], queue[MAX_BATCH:]
-            if rest:
-                self._queues[key] = rest
-            else:
-                self._queues.pop(key, None)
-        if not taken:
-            return
+        """Run the jobs queued under ``key``, call after call, until none is left.
+
+        One worker at a time runs a key's calls: jobs queued while a call computes wait
+        for the next one, which takes them all (rather than each worker starting a small
+        call of its own, the calls contending for the same cores).
+        """
+        while True:
+            with self._lock:
+                if key in self._running:
+                    return  # the worker running this key takes them next
+                queue = self._queues.pop(key, [])
+                taken, rest = queue[:MAX_BATCH], queue[MAX_BATCH:]
+                if rest:
+                    self._queues[key] = rest
+                if not taken:
+                    return
+                self._running.add(key)
+            try:
+                self._run_together(taken)
+            finally:
+                with self._lock:
+                    self._running.discard(key)
+
+    def _run_together(self, taken: list[_Queued]) -> None:
         try:
             waiting = [q for q in taken if not q.cancelled.is_set()]
             started = set(self._store.start_many([q.job_id for q in waiting]))

@@ -95,6 +95,18 @@ class ServiceState:
         record = self.store.create(process.id, inputs, transmissions)
         return record, self._queue(record.job_id, process, parsed)
 
+    def execute(
+        self, process: Process, inputs: dict[str, Any], transmissions: dict[str, str]
+    ) -> tuple[JobRecord, Future[None]]:
+        """Validate ``inputs``, store and queue the job; its record as it is now.
+
+        Blocking (validation may read the catalog, the store writes to SQLite): the
+        routes call it in a worker thread, never on the event loop.
+        """
+        parsed = process.validate(inputs, self.options)
+        record, done = self.submit(process, parsed, inputs, transmissions)
+        return self.store.get(record.job_id) or record, done
+
     def _queue(self, job_id: str, process: Process, parsed: Any) -> Future[None]:
         def run(context: JobContext) -> dict[str, Any]:
             return dict(redact(process.function(parsed, context, self.options)))
