@@ -163,7 +163,7 @@ class JobRunner:
         Returns
         -------
         concurrent.futures.Future
-            Done when the job has finished (whatever its status).
+            Done once the job's status is final here (see :meth:`settled`).
         """
         event = threading.Event()
         settled: Future[None] = Future()
