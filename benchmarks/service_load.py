@@ -1,13 +1,18 @@
 """Load test of the service: concurrent `extract` requests on the sample provider, loopback only.
 
-Usage: python benchmarks/service_load.py [--requests 200] [--timeout 300]
+Usage: python benchmarks/service_load.py [--requests 200] [--users 20] [--timeout 300]
 
 Starts `cas-xr serve` on a free port of 127.0.0.1 with a temporary job database, sends
-``--requests`` extract requests at once through cas_xr's AsyncClient (each a different
-geometry near lon -96.5 lat 39.0, so no answer comes from the result cache), waits for
-every job, and prints latency percentiles (submit to results) and throughput. It then
-checks that nothing was lost: every request has a successful job in ``/jobs``. Bounded:
-the whole run stops after ``--timeout`` seconds, and the server is stopped.
+one unmeasured request (the server loads the engine on its first job), then
+``--requests`` extract requests at once through cas_xr's AsyncClient, shared by
+``--users`` clients (each a different geometry near lon -96.5 lat 39.0, so no answer
+comes from the result cache), waits for every job, and prints percentiles of the time to
+a result (request sent to results received) and of the submit (the execute request's
+answer), and the throughput: requests / (first request to last result). It then checks
+that nothing was lost: every request has a successful job in ``/jobs``. The anchor,
+``extract_sync_per_s``, is the same requests computed one by one with ``extract_sync``
+in this process, after one unmeasured call. Bounded: the whole run stops after
+``--timeout`` seconds, and the server is stopped.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ import httpx
 import numpy as np
 
 from cas_xr.client import AsyncClient
+from cas_xr.client._calls import LONG_POLL_S
+from cas_xr.models import AttributeResponse
+from cas_xr.ogc import JobStatus
 
 
 def _free_port() -> int:
@@ -64,49 +72,136 @@ def _request(i: int) -> dict[str, Any]:
             "dataset_ids": ["sample:elevation", "sample:land_cover"]}  # fmt: skip
 
 
-async def _run(url: str, n: int) -> tuple[list[float], list[str], float]:
-    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=n + 10))
-    async with AsyncClient(api_url=url, transport=transport, timeout=120) as client:
+async def _extract(client: AsyncClient, inputs: dict[str, Any]) -> float:
+    """What ``client.extract`` does, step by step; returns the submit's seconds."""
+    started = time.perf_counter()
+    job = await client.execute_process("extract", {"inputs": inputs})
+    submitted = time.perf_counter() - started
+    status = await client.wait_for_job(job.jobID)
+    if status.status is not JobStatus.SUCCESSFUL:
+        raise RuntimeError(f"job {job.jobID} {status.status.value}: {status.message}")
+    AttributeResponse.model_validate((await client.get_job_results(job.jobID))["response"])
+    return submitted
 
-        async def one(i: int) -> float:
-            started = time.perf_counter()
-            await client.extract(_request(i))
-            return time.perf_counter() - started
 
+async def _extract_raw(session: Any, url: str, inputs: dict[str, Any]) -> float:
+    """The same HTTP exchange as :func:`_extract`, with aiohttp; returns the submit's seconds."""
+    started = time.perf_counter()
+    async with session.post(f"{url}processes/extract/execution", json={"inputs": inputs}) as r:
+        if r.status != 201:
+            raise RuntimeError(f"execute answered {r.status}: {await r.text()}")
+        job = r.headers["Location"]
+    submitted = time.perf_counter() - started
+    status: dict[str, Any] = {"status": "accepted"}
+    while status["status"] in ("accepted", "running"):  # long polls, as the client's
+        async with session.get(job, headers={"Prefer": f"wait={LONG_POLL_S}"}) as r:
+            status = await r.json()
+    if status["status"] != "successful":
+        raise RuntimeError(f"job {job} {status['status']}: {status.get('message')}")
+    async with session.get(f"{job}/results") as r:
+        AttributeResponse.model_validate((await r.json())["response"])
+    return submitted
+
+
+async def _run(
+    url: str, n: int, users: int, client: str
+) -> tuple[list[tuple[float, float]], list[str], float]:
+    import aiohttp
+
+    # one client (a connection pool) per user, as separate users have
+    sessions = [aiohttp.ClientSession() for _ in range(min(users, n))]
+    clients = [
+        AsyncClient(api_url=url, transport=httpx.AsyncHTTPTransport(), timeout=120)
+        for _ in range(min(users, n))
+    ]
+
+    async def extract(i: int) -> float:
+        if client == "cas_xr":
+            return await _extract(clients[i % len(clients)], _request(i))
+        return await _extract_raw(sessions[i % len(sessions)], url, _request(i))
+
+    async def one(i: int) -> tuple[float, float]:
+        started = time.perf_counter()
+        submit = await extract(i)
+        return time.perf_counter() - started, submit
+
+    try:
+        await extract(n)  # unmeasured: the server loads the engine once
         started = time.perf_counter()
         outcomes = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
         wall = time.perf_counter() - started
-    latencies = [o for o in outcomes if isinstance(o, float)]
+    finally:
+        for session in sessions:
+            await session.close()
+        for each in clients:
+            await each.aclose()
+    times = [o for o in outcomes if isinstance(o, tuple)]
     errors = [repr(o) for o in outcomes if isinstance(o, BaseException)]
-    return latencies, errors, wall
+    return times, errors, wall
+
+
+def _anchor(n: int) -> float:
+    """Seconds to compute the same requests one by one with ``extract_sync``, in process."""
+    import warnings
+
+    import cas_xr as cas
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # quality warnings of the sample data
+        cas.extract_sync(_request(n + 1))  # unmeasured: load the engine
+        started = time.perf_counter()
+        for i in range(n):
+            cas.extract_sync(_request(i))
+        return time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=300, help="bound of the whole run (s)")
+    parser.add_argument("--users", type=int, default=20, help="clients the requests share")
+    parser.add_argument(
+        "--client", choices=["aiohttp", "cas_xr"], default="aiohttp",
+        help="the users' HTTP client: aiohttp (light), or cas_xr's AsyncClient (httpx)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-anchor", dest="anchor", action="store_false",
+        help="skip the anchor: the same requests through extract_sync, one by one",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         server, url = _start_server(Path(tmp))
         try:
-            latencies, errors, wall = asyncio.run(
-                asyncio.wait_for(_run(url, args.requests), args.timeout)
+            times, errors, wall = asyncio.run(
+                asyncio.wait_for(_run(url, args.requests, args.users, args.client), args.timeout)
             )
             jobs = httpx.get(url + "jobs", params={"limit": 10_000}, timeout=30).json()["jobs"]
         finally:
             server.terminate()
             server.wait(30)
+    # the warm-up request's job is not one of the measured requests
     successful = sum(1 for j in jobs if j["processID"] == "extract" and j["status"] == "successful")
+    successful -= 1
+    anchor_s = _anchor(args.requests) if args.anchor else float("nan")
+    latencies, submits = [t for t, _ in times], [s for _, s in times]
+
+    def percentile(values: list[float], q: float) -> float:
+        return float(np.percentile(values, q)) if values else float("nan")
+
     row = {
+        "client": args.client,
         "requests": args.requests,
         "errors": len(errors),
         "jobs_successful": successful,
         "lost_jobs": args.requests - successful,
-        "p50_s": float(np.percentile(latencies, 50)) if latencies else float("nan"),
-        "p95_s": float(np.percentile(latencies, 95)) if latencies else float("nan"),
+        "p50_s": percentile(latencies, 50),
+        "p95_s": percentile(latencies, 95),
         "max_s": max(latencies, default=float("nan")),
+        "submit_p50_ms": 1000 * percentile(submits, 50),
+        "submit_p95_ms": 1000 * percentile(submits, 95),
         "throughput_per_s": len(latencies) / wall,
         "wall_s": wall,
+        "extract_sync_per_s": args.requests / anchor_s,
     }
     print("## service load: concurrent extract requests (loopback, sample provider)\n")
     print("| " + " | ".join(row) + " |")

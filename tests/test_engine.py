@@ -356,8 +356,8 @@ def test_unknown_ids_fail_before_any_work(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(Connector, "open", fail)
     with pytest.raises(UnknownProviderError, match="unknown provider 'nasa'"):
         cas.extract_sync({"geometry": POINT, "dataset_ids": ["sample:elevation", "nasa:dem"]})
-    with pytest.raises(UnknownDatasetError, match="no dataset 'slope'"):
-        cas.extract_sync({"geometry": POINT, "dataset_ids": ["sample:slope"]})
+    with pytest.raises(UnknownDatasetError, match="no dataset 'curvature'"):
+        cas.extract_sync({"geometry": POINT, "dataset_ids": ["sample:curvature"]})
     with pytest.raises(InvalidRequestError, match="provider:name") as raised:
         cas.extract_sync({"geometry": POINT, "dataset_ids": ["elevation"]})
     assert isinstance(raised.value.__cause__, pydantic.ValidationError)

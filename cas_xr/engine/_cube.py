@@ -241,7 +241,8 @@ def assemble(plan: Plan, outcome: Outcome) -> tuple[xr.Dataset, dict[tuple[str, 
         non-GOOD flags with a sample reason, for the caller's warning.
     """
     import xarray as xr
-    import xvec  # noqa: F401  (registers .xvec)
+
+    from cas_xr.zonal._api import geometry_indexed
 
     times = _time_axis(outcome)
     data: dict[str, Any] = {}
@@ -291,4 +292,4 @@ def assemble(plan: Plan, outcome: Outcome) -> tuple[xr.Dataset, dict[tuple[str, 
         cas_summary=json.dumps(summary),
         cas_failures=json.dumps(failures, default=str),
     )
-    return cube.xvec.set_geom_indexes("geometry", crs=plan.series.crs), reasons
+    return geometry_indexed(cube, plan.series.crs), reasons

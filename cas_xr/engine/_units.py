@@ -210,10 +210,13 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     layers = [m.data.copy(deep=False) for m in unit.members]
     for layer in layers:
         layer.attrs.pop("cas_failed_chunks", None)
-    stacked = xr.concat(
-        layers, dim="layer", coords="minimal", compat="override", join="override",
-        combine_attrs="drop_conflicts",
-    ).rename("v")  # fmt: skip
+    if len(layers) == 1:  # what concat gives for one, without its merging
+        stacked = layers[0].expand_dims("layer").rename("v")
+    else:
+        stacked = xr.concat(
+            layers, dim="layer", coords="minimal", compat="override", join="override",
+            combine_attrs="drop_conflicts",
+        ).rename("v")  # fmt: skip
     crs = first.data.rio.crs
     classes = class_codes(first.data, first.target.variable) if recipe.distribution else None
     # a source that reports failed chunks is counted over the graph: it stays lazy

@@ -10,7 +10,12 @@ from cas_xr.frontends._cubes import extract_cube, extract_table
 from cas_xr.frontends._health import check_providers, check_providers_sync
 from cas_xr.frontends._open import open_dataset
 from cas_xr.frontends._raster import extract_raster
-from cas_xr.frontends._responses import batch_extract, batch_extract_reporting, extract
+from cas_xr.frontends._responses import (
+    batch_extract,
+    batch_extract_reporting,
+    extract,
+    extract_together,
+)
 from cas_xr.frontends._sync import (
     batch_extract_sync,
     extract_raster_sync,
@@ -31,6 +36,7 @@ __all__ = [
     "extract_raster_sync",
     "extract_sync",
     "extract_table",
+    "extract_together",
     "open_dataset",
     "run_sync",
     "show_versions",

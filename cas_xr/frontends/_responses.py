@@ -14,6 +14,7 @@ import asyncio
 import functools
 import json
 import math
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -54,7 +55,7 @@ from cas_xr.models import (
     validated,
 )
 
-__all__ = ["Report", "batch_extract", "batch_extract_reporting", "extract"]
+__all__ = ["Report", "batch_extract", "batch_extract_reporting", "extract", "extract_together"]
 
 # Blocking reads run here, never on the event loop. Not the loop's default executor, so a
 # timed-out request returns at once instead of waiting for its threads at loop shutdown.
@@ -261,11 +262,13 @@ async def _responses(
     geometries: Sequence[Geometry],
     report: Report | None = None,
     desc: str = "extract",
+    *,
+    min_bar: int = _BAR_MIN_RESULTS,
 ) -> list[AttributeResponse]:
     settings = get_settings()
     groups = max(_MIN_GROUP, math.ceil(len(geometries) / _PROGRESS_STEPS))
     plan = _plan(request, geometries, BATCH_SIZE if report is None else groups, settings)
-    run = functools.partial(compute, plan, report=report, min_bar=_BAR_MIN_RESULTS, desc=desc)
+    run = functools.partial(compute, plan, report=report, min_bar=min_bar, desc=desc)
     try:
         async with asyncio.timeout(settings.request_timeout_s):
             result = await asyncio.get_running_loop().run_in_executor(_EXECUTOR, run)
@@ -310,6 +313,43 @@ async def extract(request: AttributeRequest | dict[str, Any]) -> AttributeRespon
         )
     (response,) = await _responses(request, [request.geometry])
     return response
+
+
+async def extract_together(requests: Sequence[AttributeRequest]) -> list[AttributeResponse]:
+    """:func:`extract` of several requests that differ only in their geometry, as one batch.
+
+    What a service does with many small requests at once: one plan, one run and one
+    result-cache lookup for all of them, so each pays a share of the fixed costs. Each
+    response holds what :func:`extract` of its request gives, but ``elapsed_ms``, the
+    time of the whole call; no progress bar is shown.
+
+    Parameters
+    ----------
+    requests
+        Validated requests (``output="stats"``), equal but for ``geometry``.
+
+    Returns
+    -------
+    list of AttributeResponse
+        One per request, in order.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If the requests differ in anything but their geometry, or ask for a raster.
+    LimitExceededError, RequestTimeoutError
+        As for :func:`extract`.
+    """
+    first = requests[0]
+    if first.output is OutputMode.RASTER or any(
+        r.model_copy(update={"geometry": first.geometry}) != first for r in requests[1:]
+    ):
+        raise InvalidArgumentError(
+            "extract_together() takes statistics requests that differ only in their "
+            "geometry; call extract() for each request instead"
+        )
+    # a service's many small requests: no progress bar
+    return await _responses(first, [r.geometry for r in requests], min_bar=sys.maxsize)
 
 
 async def batch_extract(request: BatchAttributeRequest | dict[str, Any]) -> BatchAttributeResponse:

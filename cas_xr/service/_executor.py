@@ -5,14 +5,21 @@ steps, learns that its job was dismissed (or the server is stopping): ``report``
 ``check`` and ``sleep`` then raise :class:`JobCancelledError`. A dismissed job is
 marked ``dismissed`` at once by the store; whatever its worker returns afterwards is
 dropped.
+
+Small jobs that can run together (a :class:`Batch` with the same key, e.g. ``extract``
+requests for the same datasets) wait in one queue, and a worker takes every one queued
+at that moment and runs them as one computation, one computation of a key at a time:
+under load, each job's share of the fixed costs (planning, opening datasets, database
+writes) shrinks as the queue grows.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from cas_xr.errors import CasError
@@ -20,6 +27,7 @@ from cas_xr.service._jobs import JobStore
 from cas_xr.service._redact import redact_text
 
 __all__ = [
+    "Batch",
     "JobCancelledError",
     "JobContext",
     "JobRunner",
@@ -30,6 +38,37 @@ __all__ = [
 logger = logging.getLogger("cas_xr.service")
 
 JobFunction = Callable[["JobContext"], dict[str, Any]]
+
+#: Jobs a worker takes from one batch queue at most.
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Batch:
+    """How a job may run together with others: jobs of one ``key`` run as one call.
+
+    Parameters
+    ----------
+    key
+        Jobs with equal keys can be computed together.
+    item
+        This job's part of the call.
+    run
+        ``run(items) -> outputs``, one per item, in order. If it raises, each job of the
+        call runs alone (its own ``function``), so one job's failure is not the others'.
+    """
+
+    key: Hashable
+    item: Any
+    run: Callable[[Sequence[Any]], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class _Queued:
+    job_id: str
+    function: JobFunction
+    batch: Batch
+    cancelled: threading.Event
 
 
 class JobCancelledError(CasError):
@@ -104,20 +143,42 @@ class JobRunner:
         self._lock = threading.Lock()
         self._cancel: dict[str, threading.Event] = {}
         self._settled: dict[str, Future[None]] = {}
+        self._queues: dict[Hashable, list[_Queued]] = {}
+        self._running: set[Hashable] = set()  # keys whose jobs a worker is running
 
-    def submit(self, job_id: str, function: JobFunction) -> Future[None]:
+    def submit(
+        self, job_id: str, function: JobFunction, *, batch: Batch | None = None
+    ) -> Future[None]:
         """Queue job ``job_id`` (stored as ``accepted``) to run ``function``.
+
+        Parameters
+        ----------
+        job_id
+            The job.
+        function
+            What the job runs.
+        batch
+            How the job may run together with others queued at the same time (None: alone).
 
         Returns
         -------
         concurrent.futures.Future
-            Done when the job has finished (whatever its status).
+            Done once the job's status is final here (see :meth:`settled`).
         """
         event = threading.Event()
+        settled: Future[None] = Future()
         with self._lock:
             self._cancel[job_id] = event
-            self._settled[job_id] = Future()
-        return self._pool.submit(self._run, job_id, function, event)
+            self._settled[job_id] = settled
+            if batch is not None:
+                self._queues.setdefault(batch.key, []).append(
+                    _Queued(job_id, function, batch, event)
+                )
+        if batch is None:
+            self._pool.submit(self._run, job_id, function, event)
+        else:
+            self._pool.submit(self._run_batch, batch.key)
+        return settled
 
     def settled(self, job_id: str) -> Future[None] | None:
         """A future done once job ``job_id``'s status is final here (None: it already is).
@@ -153,19 +214,69 @@ class JobRunner:
         try:
             if event.is_set() or not self._store.start(job_id):
                 return
-            try:
-                results = function(JobContext(job_id, self._store, event))
-            except JobCancelledError:
-                return
-            except Exception as err:
-                self._store.fail(job_id, failure_message(err))
-                return
-            self._store.succeed(job_id, results)
+            self._finish(job_id, function, event)
         finally:
             with self._lock:
                 self._cancel.pop(job_id, None)
                 settled = self._settled.pop(job_id, None)
             _settle(settled)
+
+    def _run_batch(self, key: Hashable) -> None:
+        """Run the jobs queued under ``key``, call after call, until none is left.
+
+        One worker at a time runs a key's calls: jobs queued while a call computes wait
+        for the next one, which takes them all (rather than each worker starting a small
+        call of its own, the calls contending for the same cores).
+        """
+        while True:
+            with self._lock:
+                if key in self._running:
+                    return  # the worker running this key takes them next
+                queue = self._queues.pop(key, [])
+                taken, rest = queue[:MAX_BATCH], queue[MAX_BATCH:]
+                if rest:
+                    self._queues[key] = rest
+                if not taken:
+                    return
+                self._running.add(key)
+            try:
+                self._run_together(taken)
+            finally:
+                with self._lock:
+                    self._running.discard(key)
+
+    def _run_together(self, taken: list[_Queued]) -> None:
+        try:
+            waiting = [q for q in taken if not q.cancelled.is_set()]
+            started = set(self._store.start_many([q.job_id for q in waiting]))
+            jobs = [q for q in waiting if q.job_id in started]
+            if not jobs:
+                return
+            try:
+                outputs = jobs[0].batch.run([q.batch.item for q in jobs])
+            except Exception:  # each alone, so that each job gets its own outcome
+                for q in jobs:
+                    self._finish(q.job_id, q.function, q.cancelled)
+                return
+            self._store.succeed_many({q.job_id: out for q, out in zip(jobs, outputs, strict=True)})
+        finally:
+            with self._lock:
+                for q in taken:
+                    self._cancel.pop(q.job_id, None)
+                settled = [self._settled.pop(q.job_id, None) for q in taken]
+            for future in settled:
+                _settle(future)
+
+    def _finish(self, job_id: str, function: JobFunction, event: threading.Event) -> None:
+        """Run a started job's ``function`` and store its outcome."""
+        try:
+            results = function(JobContext(job_id, self._store, event))
+        except JobCancelledError:
+            return
+        except Exception as err:
+            self._store.fail(job_id, failure_message(err))
+            return
+        self._store.succeed(job_id, results)
 
 
 def _settle(future: Future[None] | None) -> None:

@@ -108,6 +108,9 @@ class JobStore:
         self._conn = sqlite3.connect(path, check_same_thread=False)
         if path != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
+            # in WAL mode, NORMAL loses no committed job when the process dies (only when
+            # the machine does), and spares each commit an fsync
+            self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
         self._conn.commit()
 
@@ -133,15 +136,14 @@ class JobStore:
         transmissions
             Output id -> ``"value"`` or ``"reference"``, as the execute request asked.
         """
-        now = _now()
+        now, document = _now(), json.dumps(inputs)
         with self._transaction() as db:
             (seq,) = db.execute("SELECT value FROM counter WHERE name = 'job'").fetchone()
             db.execute("UPDATE counter SET value = value + 1 WHERE name = 'job'")
             db.execute(
                 "INSERT INTO jobs (seq, job_id, process_id, status, created, updated, inputs) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (seq, f"job_{seq}", process_id, JobStatus.ACCEPTED.value, now, now,
-                 json.dumps(inputs)),
+                (seq, f"job_{seq}", process_id, JobStatus.ACCEPTED.value, now, now, document),
             )  # fmt: skip
             db.executemany(
                 "INSERT INTO transmissions (job_id, output_id, mode) VALUES (?, ?, ?)",
@@ -256,9 +258,22 @@ class JobStore:
 
     def start(self, job_id: str) -> bool:
         """Mark an accepted job running; False if it is no longer accepted."""
-        return self._update(
-            job_id, {JobStatus.ACCEPTED}, status=JobStatus.RUNNING.value, started=_now(), progress=0
-        )
+        return bool(self.start_many([job_id]))
+
+    def start_many(self, job_ids: Collection[str]) -> list[str]:
+        """Mark accepted jobs running, in one transaction; the ids of those that were accepted."""
+        now = _now()
+        started = []
+        with self._transaction() as db:
+            for job_id in job_ids:
+                cursor = db.execute(
+                    "UPDATE jobs SET status = ?, started = ?, updated = ?, progress = 0 "
+                    "WHERE job_id = ? AND status = ?",
+                    (JobStatus.RUNNING.value, now, now, job_id, JobStatus.ACCEPTED.value),
+                )
+                if cursor.rowcount == 1:
+                    started.append(job_id)
+        return started
 
     def set_progress(self, job_id: str, progress: int, message: str | None = None) -> bool:
         """Record the progress (0..100) of a running job; False if it is not running."""
@@ -273,24 +288,45 @@ class JobStore:
         :class:`FileOutput` values are stored as files. False (and nothing stored) if the
         job is no longer running.
         """
-        files = [(k, v) for k, v in results.items() if isinstance(v, FileOutput)]
-        document = {k: None if isinstance(v, FileOutput) else v for k, v in results.items()}
-        now = _now()
-        with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE jobs SET status = ?, message = ?, progress = 100, finished = ?, "
-                "updated = ?, results = ? WHERE job_id = ? AND status = ?",
-                (JobStatus.SUCCESSFUL.value, message, now, now, json.dumps(document), job_id,
-                 JobStatus.RUNNING.value),
-            )  # fmt: skip
-            if cursor.rowcount != 1:
-                return False
-            db.executemany(
-                "INSERT OR REPLACE INTO files (job_id, output_id, media_type, data) "
-                "VALUES (?, ?, ?, ?)",
-                [(job_id, k, f.media_type, f.data) for k, f in files],
+        return bool(self.succeed_many({job_id: results}, message))
+
+    def succeed_many(
+        self, results: Mapping[str, dict[str, Any]], message: str = "Done"
+    ) -> list[str]:
+        """Store the outputs of running jobs (job id -> outputs) in one transaction.
+
+        As :meth:`succeed` for each job; returns the ids of the jobs marked successful
+        (the others were no longer running, and nothing of theirs is stored).
+        """
+        documents = {
+            job_id: json.dumps(
+                {k: None if isinstance(v, FileOutput) else v for k, v in outputs.items()}
             )
-        return True
+            for job_id, outputs in results.items()
+        }  # encoded outside the lock
+        now = _now()
+        done = []
+        with self._transaction() as db:
+            for job_id, outputs in results.items():
+                cursor = db.execute(
+                    "UPDATE jobs SET status = ?, message = ?, progress = 100, finished = ?, "
+                    "updated = ?, results = ? WHERE job_id = ? AND status = ?",
+                    (JobStatus.SUCCESSFUL.value, message, now, now, documents[job_id], job_id,
+                     JobStatus.RUNNING.value),
+                )  # fmt: skip
+                if cursor.rowcount != 1:
+                    continue
+                done.append(job_id)
+                db.executemany(
+                    "INSERT OR REPLACE INTO files (job_id, output_id, media_type, data) "
+                    "VALUES (?, ?, ?, ?)",
+                    [
+                        (job_id, k, f.media_type, f.data)
+                        for k, f in outputs.items()
+                        if isinstance(f, FileOutput)
+                    ],
+                )
+        return done
 
     def fail(self, job_id: str, message: str) -> bool:
         """Mark an accepted or running job failed with ``message``."""

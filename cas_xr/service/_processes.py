@@ -8,7 +8,7 @@ names them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 import cas_xr as cas
 from cas_xr.errors import LimitExceededError
-from cas_xr.frontends import batch_extract_reporting, run_sync
+from cas_xr.frontends import batch_extract_reporting, extract_together, run_sync
 from cas_xr.models import (
     AttributeRequest,
     AttributeResponse,
@@ -86,6 +86,10 @@ class Process:
         ``precheck(raw_inputs, options)`` raises before validation (e.g. to refuse raster
         output with a clear problem rather than as an unknown input, or too many
         geometries as a limit rather than as an invalid input).
+    batch_key, batch_function
+        Jobs whose validated inputs have equal ``batch_key(inputs)`` and are queued at
+        the same time run as one ``batch_function([inputs, ...], options)`` giving each
+        job's outputs in order (None: each job runs alone).
     """
 
     id: str
@@ -99,6 +103,8 @@ class Process:
     input_docs: Mapping[str, str] = field(default_factory=dict)
     precheck: Callable[[Mapping[str, Any], ServiceOptions], None] | None = None
     transmission: tuple[str, ...] = ("value",)
+    batch_key: Callable[[Any], Hashable] | None = None
+    batch_function: Callable[[Sequence[Any], ServiceOptions], list[dict[str, Any]]] | None = None
 
     @property
     def input_names(self) -> list[str]:
@@ -261,6 +267,16 @@ def _extract(request: AttributeRequest, context: JobContext, options: ServiceOpt
     return {"response": cas.extract_sync(request).model_dump(mode="json")}
 
 
+def _extract_key(request: AttributeRequest) -> Hashable:
+    """What ``extract`` jobs computed together share: everything but the geometry."""
+    return request.model_dump_json(exclude={"geometry"})
+
+
+def _extract_together(requests: Sequence[AttributeRequest], options: ServiceOptions) -> list[dict]:
+    responses = run_sync(extract_together(requests), awaitable="extract_together")
+    return [{"response": r.model_dump(mode="json")} for r in responses]
+
+
 def _batch_extract(
     request: BatchAttributeRequest, context: JobContext, options: ServiceOptions
 ) -> dict:
@@ -312,6 +328,7 @@ def _statistics_process(
     model: type[BaseModel],
     output: Output,
     function: Callable[[Any, JobContext, ServiceOptions], dict[str, Any]],
+    **batching: Any,
 ) -> Process:
     """A process over a facade request model: limits and dataset ids checked, rasters refused."""
     return Process(
@@ -325,6 +342,7 @@ def _statistics_process(
         hidden=_RASTER_INPUTS,
         input_docs=_REQUEST_DOCS,
         precheck=_precheck_request,
+        **batching,
     )
 
 
@@ -339,6 +357,8 @@ def cas_processes() -> list[Process]:
             AttributeRequest,
             Output(AttributeResponse, "Attribute response"),
             _extract,
+            batch_key=_extract_key,
+            batch_function=_extract_together,
         ),
         _statistics_process(
             "batch-extract",

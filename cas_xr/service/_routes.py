@@ -271,8 +271,7 @@ def api_routes(state: ServiceState) -> APIRouter:
         process = state.process(process_id)
         inputs = dict(execute.inputs or {})
         transmissions = process.transmissions(execute.outputs)
-        parsed = await run_in_threadpool(process.validate, inputs, state.options)
-        record, done = state.submit(process, parsed, inputs, transmissions)
+        record, done = await run_in_threadpool(state.execute, process, inputs, transmissions)
         base = _base(request)
         respond_async = "respond-async" in (prefer or "").lower()
         if state.options.sync_execute and not respond_async:
@@ -282,8 +281,7 @@ def api_routes(state: ServiceState) -> APIRouter:
         headers = {"Location": f"{base}jobs/{record.job_id}"}
         if respond_async and state.options.sync_execute:
             headers["Preference-Applied"] = "respond-async"
-        info = _status_info(store.get(record.job_id) or record, base)
-        return JSONResponse(_dump(info), status_code=201, headers=headers)
+        return JSONResponse(_dump(_status_info(record, base)), status_code=201, headers=headers)
 
     async def _wait(job_id: str, done: Future[None], href: str) -> None:
         timeout = state.options.request_timeout_s

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 from cas_xr.engine._scheduler import current_scheduler
 from cas_xr.errors import CasError
 from cas_xr.ogc import JobStatus
-from cas_xr.service._executor import JobContext, JobRunner, failure_message
+from cas_xr.service._executor import Batch, JobContext, JobRunner, failure_message
 from cas_xr.service._jobs import JobRecord, JobStore
 from cas_xr.service._options import ServiceOptions
 from cas_xr.service._problems import NoSuchProcessError
@@ -95,11 +95,34 @@ class ServiceState:
         record = self.store.create(process.id, inputs, transmissions)
         return record, self._queue(record.job_id, process, parsed)
 
+    def execute(
+        self, process: Process, inputs: dict[str, Any], transmissions: dict[str, str]
+    ) -> tuple[JobRecord, Future[None]]:
+        """Validate ``inputs``, store and queue the job; its record as it is now.
+
+        Blocking (validation may read the catalog, the store writes to SQLite): the
+        routes call it in a worker thread, never on the event loop.
+        """
+        parsed = process.validate(inputs, self.options)
+        record, done = self.submit(process, parsed, inputs, transmissions)
+        return self.store.get(record.job_id) or record, done
+
     def _queue(self, job_id: str, process: Process, parsed: Any) -> Future[None]:
         def run(context: JobContext) -> dict[str, Any]:
             return dict(redact(process.function(parsed, context, self.options)))
 
-        return self.runner.submit(job_id, run)
+        return self.runner.submit(job_id, run, batch=self._batch(process, parsed))
+
+    def _batch(self, process: Process, parsed: Any) -> Batch | None:
+        """How a job of ``process`` may run with others (None: alone)."""
+        if process.batch_key is None or process.batch_function is None:
+            return None
+        function = process.batch_function
+
+        def run_many(items: Sequence[Any]) -> list[dict[str, Any]]:
+            return [dict(redact(out)) for out in function(items, self.options)]
+
+        return Batch((process.id, process.batch_key(parsed)), parsed, run_many)
 
     def recover(self) -> None:
         """After a (re)start: fail the jobs that were cut off, re-queue the accepted ones."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -274,17 +275,38 @@ def load_items(
 
 
 def _on_grid(data: Any, transform: Affine, crs: str, nodata: float | None) -> xr.DataArray:
-    """A layer read by tile, as odc-stac would label it: cell centres, CRS and nodata."""
-    import rioxarray  # noqa: F401  (registers .rio)
+    """A layer read by tile, as odc-stac would label it: cell centres, CRS and nodata.
+
+    Labelled as ``rio.write_crs(crs).rio.write_transform(transform)`` labels it (a
+    ``spatial_ref`` coordinate, the ``grid_mapping`` encoding), with the CRS's attributes
+    made once per CRS: a small request opens a layer per call.
+    """
     import xarray as xr
     from rioxarray.rioxarray import affine_to_coords
 
     rows, cols = data.shape
     coords = affine_to_coords(transform, cols, rows)
-    da = xr.DataArray(data, dims=("y", "x"), coords={"y": coords["y"], "x": coords["x"]})
-    da = da.rio.write_crs(crs).rio.write_transform(transform)
-    da.attrs["nodata"] = nodata
+    geotransform = " ".join(str(item) for item in transform.to_gdal())
+    spatial_ref = xr.Variable((), 0, attrs={**_grid_mapping(crs), "GeoTransform": geotransform})
+    da = xr.DataArray(
+        data, dims=("y", "x"),
+        coords={"y": coords["y"], "x": coords["x"], "spatial_ref": spatial_ref},
+        attrs={"nodata": nodata},
+    )  # fmt: skip
+    da.encoding["grid_mapping"] = "spatial_ref"
     return da
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_mapping(crs: str) -> dict[str, Any]:
+    """The attributes rioxarray's ``write_crs`` gives the ``spatial_ref`` coordinate."""
+    import pyproj
+    from rioxarray.crs import crs_from_user_input
+
+    parsed = crs_from_user_input(crs)  # a rasterio CRS, whose WKT rioxarray writes
+    attrs: dict[str, Any] = pyproj.CRS.from_user_input(parsed).to_cf()
+    wkt = parsed.to_wkt()
+    return {**attrs, "spatial_ref": wkt, "crs_wkt": wkt}
 
 
 def _one_layer(item: pystac.Item, parsed: Any, index: int) -> str:

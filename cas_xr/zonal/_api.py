@@ -250,7 +250,21 @@ def zonal(
     out.attrs.update(_provenance(obj, weights=weights, area_weighted=area_weighted))
     if coverage_weight != "fraction":
         out.attrs["zonal_coverage_weight"] = coverage_weight
-    return out.xvec.set_geom_indexes("geometry", crs=geo.series.crs)
+    return geometry_indexed(out, geo.series.crs)
+
+
+def geometry_indexed(cube: xr.Dataset, crs: Any) -> xr.Dataset:
+    """``cube.xvec.set_geom_indexes("geometry", crs=crs)`` for a new cube.
+
+    The same steps, without the accessor: it first looks for geometries in every
+    coordinate, which a small request pays twice per call.
+    """
+    from pyproj import CRS
+    from xvec import GeometryIndex
+
+    out = cube.drop_indexes("geometry")
+    out["geometry"].attrs["crs"] = CRS.from_user_input(crs)
+    return out.set_xindex("geometry", GeometryIndex, crs=crs)
 
 
 def _to_dataset(

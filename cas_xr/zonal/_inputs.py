@@ -316,12 +316,35 @@ def _raster_crs(obj: xr.DataArray | xr.Dataset) -> Any:
     return crs
 
 
+def _transform_of_coords(obj: xr.DataArray | xr.Dataset) -> Affine | None:
+    """``obj.rio.transform(recalc=True)``, the same arithmetic on the 1-D coordinates.
+
+    rioxarray indexes the coordinates a dozen times through xarray, which a small
+    request pays on every call; None where rioxarray would not recalculate (fewer than
+    two cells along a dim, a rotated or non-rectilinear transform kept in the metadata)
+    or the coordinates are not 1-D, for rioxarray to decide.
+    """
+    from affine import Affine
+
+    variables = obj.coords.variables
+    x, y = variables.get("x"), variables.get("y")
+    if x is None or y is None or x.dims != ("x",) or y.dims != ("y",) or min(x.size, y.size) < 2:
+        return None
+    kept = obj.rio._cached_transform()
+    if kept is not None and (not kept.is_rectilinear or kept.b or kept.d):
+        return None
+    xs, ys = x.values, y.values
+    left, right, top, bottom = float(xs[0]), float(xs[-1]), float(ys[0]), float(ys[-1])
+    res_x, res_y = (right - left) / (x.size - 1), (bottom - top) / (y.size - 1)
+    return Affine.translation(left - res_x / 2.0, top - res_y / 2.0) * Affine.scale(res_x, res_y)
+
+
 def _grid(obj: xr.DataArray | xr.Dataset) -> tuple[Affine, tuple[int, int]]:
     """The affine transform and ``(rows, cols)`` of a cube with ``y``/``x`` dims."""
     from rioxarray.exceptions import RioXarrayError
 
     try:
-        transform = obj.rio.transform(recalc=True)
+        transform = _transform_of_coords(obj) or obj.rio.transform(recalc=True)
     except (RioXarrayError, IndexError, KeyError, ValueError) as err:
         raise UnsupportedGridError(
             f"cannot read the grid of the raster from its x/y coordinates ({err}); zonal() "

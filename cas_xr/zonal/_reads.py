@@ -193,7 +193,9 @@ def batched(graph: dict[Any, Any]) -> dict[Any, Any]:
     return out
 
 
-def compute(*collections: Any, scheduler: str = "threads") -> tuple[Any, ...]:
+def compute(
+    *collections: Any, scheduler: str = "threads", optimize: bool = True
+) -> tuple[Any, ...]:
     """Compute Dask collections together, as ``dask.compute``, with batched remote reads.
 
     Parameters
@@ -203,6 +205,10 @@ def compute(*collections: Any, scheduler: str = "threads") -> tuple[Any, ...]:
     scheduler
         A local Dask scheduler: ``"threads"`` or ``"synchronous"`` (this runs inside a
         unit's task; asking Dask for the scheduler by name would import distributed).
+    optimize
+        Optimise the graph as ``dask.compute`` does; False only culls it to the tasks the
+        collections need (the same values: for the few tasks of a small request,
+        optimising costs more than it saves).
 
     Returns
     -------
@@ -213,13 +219,20 @@ def compute(*collections: Any, scheduler: str = "threads") -> tuple[Any, ...]:
     import dask.local
     import dask.threaded
     from dask._task_spec import convert_legacy_graph
+    from dask.core import flatten
+    from dask.optimization import cull
 
-    with dask.config.set({"optimization.fuse.active": False}):  # keep the read tasks
-        optimized = dask.optimize(*collections)
+    if optimize:
+        with dask.config.set({"optimization.fuse.active": False}):  # keep the read tasks
+            optimized = dask.optimize(*collections)
+    else:
+        optimized = collections
     graph: dict[Any, Any] = {}
     for collection in optimized:
         graph.update(collection.__dask_graph__())
     keys = [collection.__dask_keys__() for collection in optimized]
+    if not optimize:
+        graph, _ = cull(graph, list(flatten(keys)))
     get = dask.local.get_sync if scheduler in ("synchronous", "sync") else dask.threaded.get
     results = get(batched(convert_legacy_graph(graph)), keys)
     finals = (collection.__dask_postcompute__() for collection in optimized)

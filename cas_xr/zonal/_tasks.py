@@ -5,7 +5,7 @@ Polygons, lines and point sets go through the kernel in windows; points are gath
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -86,22 +86,31 @@ def _layer_stack(
     return np.concatenate(stacked), np.float64(0.0), False, flags
 
 
+def _split(
+    inputs: Sequence[npt.NDArray[Any]], encodings: Sequence[Encoding]
+) -> tuple[Sequence[npt.NDArray[Any]], npt.NDArray[Any] | None]:
+    """The variables' arrays of a task's inputs, and the weights raster's (or None)."""
+    n = len(encodings)
+    return inputs[:n], (inputs[n] if len(inputs) > n else None)
+
+
 def _window_task(
-    windows: Sequence[npt.NDArray[Any]],
+    inputs: Sequence[npt.NDArray[Any]],
     encodings: Sequence[Encoding],
     rings: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]],
     rows: tuple[npt.NDArray[np.float64], ...],
     col_x: npt.NDArray[np.float64],
-    weights: npt.NDArray[Any] | None,
     setup: Setup,
     lines: bool,
 ) -> tuple[npt.NDArray[Any], ...]:
     """One partition of geometries: run the compiled kernel once over every layer.
 
+    ``inputs`` are the variables' windows, then the weights raster's if there is one.
     Lines, if any, are turned into their weighted cells in the window first.
     """
     from cas_xr.zonal._kernel import zonal_kernel  # compiled on first use
 
+    windows, weights = _split(inputs, encodings)
     values, nodata, use_nodata, marks = _layer_stack(windows, encodings, setup.marks)
     if lines:
         from cas_xr.zonal._lines import weighted_lines  # compiled on first use
@@ -123,16 +132,18 @@ def _window_task(
 
 
 def _point_task(
-    values: Sequence[npt.NDArray[Any]],
+    inputs: Sequence[npt.NDArray[Any]],
     encodings: Sequence[Encoding],
-    weights: npt.NDArray[Any] | None,
     cells: npt.NDArray[np.float64],
     setup: Setup,
 ) -> tuple[npt.NDArray[Any], ...]:
     """Statistics of points: each takes its one cell with weight 1.
 
-    ``cells`` holds each point's cell centre ``x``, ``y`` and ``cover_factor``.
+    ``inputs`` are the variables' values at the points, then the weights raster's if
+    there is one; ``cells`` holds each point's cell centre ``x``, ``y`` and
+    ``cover_factor``.
     """
+    values, weights = _split(inputs, encodings)
 
     def columns(arrays: Sequence[Any], codes: Sequence[Encoding], marker: bool) -> Any:
         out = []  # (points, layers): decoded with the leading dims first, the points last
@@ -180,6 +191,45 @@ def _point_task(
 _Outputs = list[Any]
 
 
+@dataclass(frozen=True)
+class _Part:
+    """Geometries computed by one call ``function(inputs, *args)``.
+
+    ``inputs`` are the cells it reads (lazy: Dask arrays or delayed objects, or arrays
+    in memory), ``args`` everything else.
+    """
+
+    indices: npt.NDArray[np.intp]
+    function: Callable[..., Any]
+    inputs: list[Any]
+    args: tuple[Any, ...]
+
+    def delayed(self) -> Any:
+        """The call as a Dask task."""
+        import dask
+
+        return dask.delayed(self.function, pure=True)(self.inputs, *self.args)
+
+
+def _run_now(parts: list[_Part]) -> list[Any]:
+    """Every part's outputs, computed in this thread: their cells read together, no graph."""
+    import dask
+
+    from cas_xr.zonal._reads import compute
+
+    inputs = [x for part in parts for x in part.inputs]
+    lazy = [k for k, x in enumerate(inputs) if dask.is_dask_collection(x)]
+    computed = compute(*[inputs[k] for k in lazy], scheduler="synchronous", optimize=False)
+    for k, value in zip(lazy, computed, strict=True):
+        inputs[k] = value
+    done, start = [], 0
+    for part in parts:
+        stop = start + len(part.inputs)
+        done.append(part.function(inputs[start:stop], *part.args))
+        start = stop
+    return done
+
+
 def _polygon_parts(
     geo: Geometries,
     variables: list[xr.DataArray],
@@ -188,13 +238,8 @@ def _polygon_parts(
     grid: Grid,
     setup: Setup,
     window_cells: int,
-) -> list[tuple[npt.NDArray[np.intp], Any]]:
-    """One delayed kernel call per partition of polygons, lines and point sets.
-
-    Returns ``(indices, task)`` pairs.
-    """
-    import dask
-
+) -> list[_Part]:
+    """One kernel call per partition of polygons, lines and point sets."""
     from cas_xr.zonal._coverage import geometry_rings
 
     to_cells = cell_units(geo.transform)
@@ -212,23 +257,15 @@ def _polygon_parts(
             window_of(v, e, window, geo.shapes[idx], to_cells, geo.bounds[idx])
             for v, e in zip(variables, encodings, strict=True)
         ]
-        weight_window = None
         if weights is not None and setup.weights is not None:
-            weight_window = window_of(
-                weights, setup.weights, window, geo.shapes[idx], to_cells, geo.bounds[idx]
+            windows.append(
+                window_of(
+                    weights, setup.weights, window, geo.shapes[idx], to_cells, geo.bounds[idx]
+                )
             )
         lines = bool(np.any(geo.kinds[idx] == K.KIND_LINE))
-        task = dask.delayed(_window_task, pure=True)(
-            windows,
-            encodings,
-            rings,
-            grid.rows(r0, r1),
-            grid.col_x[c0:c1],
-            weight_window,
-            setup,
-            lines,
-        )
-        parts.append((idx, task))
+        args = (encodings, rings, grid.rows(r0, r1), grid.col_x[c0:c1], setup, lines)
+        parts.append(_Part(idx, _window_task, windows, args))
     return parts
 
 
@@ -239,9 +276,8 @@ def _point_part(
     weights: xr.DataArray | None,
     grid: Grid,
     setup: Setup,
-) -> list[tuple[npt.NDArray[np.intp], Any]]:
+) -> list[_Part]:
     """The points' cells, gathered with vectorised indexing (only their chunks are read)."""
-    import dask
     import dask.array as dsa
 
     points = np.flatnonzero(geo.kinds == K.KIND_POINT)
@@ -253,10 +289,10 @@ def _point_part(
         return dsa.moveaxis(dsa.asarray(v.data), (-2, -1), (0, 1)).vindex[rows, cols]
 
     gathered = [gather(v) for v in variables]
-    at_points = None if weights is None else gather(weights)
+    if weights is not None:
+        gathered.append(gather(weights))
     cells = np.column_stack([grid.col_x[cols], grid.row_y[rows], grid.cover_factor[rows]])
-    task = dask.delayed(_point_task, pure=True)(gathered, encodings, at_points, cells, setup)
-    return [(points, task)]
+    return [_Part(points, _point_task, gathered, (encodings, cells, setup))]
 
 
 def lazy_arrays(
@@ -277,7 +313,7 @@ def lazy_arrays(
     read beside the values'). When the windows hold at most ``eager_cells`` cells in
     all, the outputs are computed here, in this thread, and returned as numpy arrays: the
     cells are read at once (:func:`~cas_xr.zonal._reads.compute`, synchronously) and
-    the kernel runs on each window, with no Dask arrays around them.
+    the kernel runs on each window, with no Dask graph around it.
     """
     import dask.array as dsa
 
@@ -288,7 +324,7 @@ def lazy_arrays(
         *_point_part(geo, variables, encodings, weights, grid, setup),
     ]
     empty = np.flatnonzero(geo.empty)
-    inverse = np.argsort(np.concatenate([idx for idx, _ in parts] + [empty]))
+    inverse = np.argsort(np.concatenate([part.indices for part in parts] + [empty]))
     spec, classes = setup.stats, setup.classes.size
     outputs = [
         ((layers, spec.codes.size), np.float64, K.empty_stats(spec.codes)),
@@ -298,18 +334,17 @@ def lazy_arrays(
         ((layers, classes if spec.weighted_distribution else 0), np.float64, 0.0),
     ]
     if _cells(geo, layers) <= eager_cells:
-        from cas_xr.zonal._reads import compute
-
-        done = compute(*[task for _, task in parts], scheduler="synchronous")
+        done = _run_now(parts)
         eager = []
         for k, (tail, dtype, fill) in enumerate(outputs):
             pieces = [np.asarray(result[k], dtype=dtype) for result in done]
             pieces.append(np.broadcast_to(np.asarray(fill, dtype=dtype), (empty.size, *tail)))
             eager.append(np.concatenate(pieces, axis=0)[inverse])
         return eager
+    tasks = [(part.indices, part.delayed()) for part in parts]
     arrays = []
     for k, (tail, dtype, fill) in enumerate(outputs):
-        pieces = [dsa.from_delayed(task[k], (len(idx), *tail), dtype=dtype) for idx, task in parts]
+        pieces = [dsa.from_delayed(task[k], (len(idx), *tail), dtype=dtype) for idx, task in tasks]
         if empty.size:
             filled = np.broadcast_to(np.asarray(fill, dtype=dtype), (empty.size, *tail))
             pieces.append(dsa.from_array(filled))

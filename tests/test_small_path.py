@@ -1,0 +1,82 @@
+"""The small-request path's shortcuts label and compute exactly as the general route does."""
+
+from __future__ import annotations
+
+import dask.array as dsa
+import numpy as np
+import pytest
+import rioxarray  # noqa: F401  (registers .rio)
+import xarray as xr
+import xvec  # noqa: F401  (registers .xvec)
+from affine import Affine
+from rioxarray.rioxarray import affine_to_coords
+
+from cas_xr.sources._stac_common import _on_grid
+
+
+def _labelled_by_rioxarray(data, transform, crs, nodata):
+    rows, cols = data.shape
+    coords = affine_to_coords(transform, cols, rows)
+    da = xr.DataArray(data, dims=("y", "x"), coords={"y": coords["y"], "x": coords["x"]})
+    da = da.rio.write_crs(crs).rio.write_transform(transform)
+    da.attrs["nodata"] = nodata
+    return da
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:32633", "ESRI:54009"])
+@pytest.mark.parametrize(
+    "transform",
+    [Affine(0.001, 0, -96.7, 0, -0.001, 39.3), Affine(30, 0, 500_000, 0, -30, 4_000_000)],
+)
+def test_a_layer_read_by_tile_is_labelled_as_rioxarray_labels_it(crs: str, transform: Affine):
+    data = dsa.zeros((50, 40), chunks=16)
+    ours, theirs = (
+        _on_grid(data, transform, crs, -9999.0),
+        _labelled_by_rioxarray(data, transform, crs, -9999.0),
+    )
+    xr.testing.assert_identical(ours, theirs)
+    assert ours.encoding == theirs.encoding
+    assert ours.rio.crs == theirs.rio.crs
+    assert ours.rio.transform() == theirs.rio.transform() == transform
+    again = _on_grid(data, transform, crs, None)  # the CRS's attributes are shared, not mutated
+    assert again.spatial_ref.attrs == theirs.spatial_ref.attrs
+    assert again.attrs["nodata"] is None
+
+
+def test_the_transform_of_coordinates_is_rioxarrays():
+    from cas_xr.zonal._inputs import _transform_of_coords
+
+    rng = np.random.default_rng(0)
+    for k in range(60):
+        y_sign = 1 if k % 3 == 0 else -1  # some grids run south to north
+        transform = Affine(
+            rng.uniform(1e-4, 100), 0, rng.uniform(-1e6, 1e6),
+            0, y_sign * rng.uniform(1e-4, 100), rng.uniform(-1e6, 1e6),
+        )  # fmt: skip
+        rows, cols = (int(n) for n in rng.integers(2, 3000, 2))
+        da = _on_grid(dsa.zeros((rows, cols), chunks=512), transform, "EPSG:32633", None)
+        window = da.isel(
+            y=slice(rows // 3, None), x=slice(cols // 4, cols // 4 + max(2, cols // 2))
+        )
+        for obj in (da, window, da.to_dataset(name="v")):
+            assert tuple(_transform_of_coords(obj)) == tuple(obj.rio.transform(recalc=True))
+    one_row = _on_grid(dsa.zeros((1, 5)), Affine(1, 0, 0, 0, -1, 0), "EPSG:4326", None)
+    assert _transform_of_coords(one_row) is None  # rioxarray decides (from the metadata)
+
+
+def test_the_geometry_index_is_xvecs():
+    import shapely
+
+    from cas_xr.zonal._api import geometry_indexed
+
+    shapes = [shapely.box(0, 0, 1, 1), shapely.Point(2, 3), shapely.from_wkt("POLYGON EMPTY")]
+    cube = xr.Dataset(
+        {"v": ("geometry", np.arange(3.0))},
+        coords={"geometry": np.array(shapes, dtype=object), "index": ("geometry", np.arange(3))},
+    )
+    for crs in ("EPSG:4326", 32633):
+        ours, theirs = geometry_indexed(cube, crs), cube.xvec.set_geom_indexes("geometry", crs=crs)
+        xr.testing.assert_identical(ours, theirs)
+        assert ours.xindexes["geometry"].crs == theirs.xindexes["geometry"].crs
+        assert list(ours.xvec.geom_coords_indexed) == ["geometry"]
+        assert "crs" not in cube["geometry"].attrs  # the input is left as it was
