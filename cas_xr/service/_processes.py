@@ -315,8 +315,13 @@ _REQUEST_DOCS = {
     "aggregation": "The statistic to compute.",
     "target_crs": "The output CRS of raster mode (unused: statistics only).",
     "geometry_crs": "The CRS of the input coordinates.",
-    "geometry": "A GeoJSON Point, Polygon or MultiPolygon (or a Feature).",
-    "geometries": "GeoJSON Points, Polygons or MultiPolygons (or Features).",
+    "geometry": (
+        "A GeoJSON Point, MultiPoint, LineString, MultiLineString, Polygon, MultiPolygon or "
+        "a GeometryCollection of one of these kinds (or a Feature)."
+    ),
+    "geometries": (
+        "GeoJSON geometries as 'geometry' takes them (or Features): points, lines, polygons."
+    ),
     "output": "'stats' (the default); 'raster' is refused: rasters are not served over HTTP.",
 }
 
