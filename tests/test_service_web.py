@@ -343,3 +343,22 @@ def test_svg_map_colours_by_value_groups_far_geometries_and_simplifies():
     assert [label for _, label in drawn.legend] == ["1", "1.5", "2", "2.5", "3"]
     for panel in drawn.panels:
         assert panel.width <= 640 and panel.height <= 400
+
+
+def test_csv_download_quotes_text_a_spreadsheet_would_run():
+    import csv
+    import io
+
+    from cas_xr.service._web._results import Row, to_csv
+
+    row = Row(
+        geometry=0, label='=HYPERLINK("http://x","y")', dataset_id="sample:elevation",
+        variable="elevation", value=-3.5, units="m", aggregation="mean", quality="good",
+        coverage_fraction=1.0, pixel_count=4, timestamp=None, provider="sample",
+        error="@SUM(A1)",
+    )  # fmt: skip
+    header, cells = list(csv.reader(io.StringIO(to_csv([row]))))
+    record = dict(zip(header, cells, strict=True))
+    assert record["label"] == '\'=HYPERLINK("http://x","y")'
+    assert record["error"] == "'@SUM(A1)"
+    assert record["value"] == "-3.5" and record["dataset_id"] == "sample:elevation"

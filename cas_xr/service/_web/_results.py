@@ -87,13 +87,27 @@ def _cell(value: Any) -> Any:
     return json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
 
 
+#: A text cell starting with one of these is a formula to a spreadsheet (OWASP's list).
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(value: Any) -> Any:
+    """A cell of the CSV: text a spreadsheet would run as a formula is quoted with ``'``."""
+    value = _cell(value)
+    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA) else value
+
+
 def to_csv(rows: Sequence[Row]) -> str:
-    """The rows as CSV (a distribution's value as a JSON object)."""
+    """The rows as CSV (a distribution's value as a JSON object).
+
+    Text that a spreadsheet would read as a formula (``=``, ``+``, ``-``, ``@`` first: a
+    dataset id or warning from a provider file) gets a leading ``'``; numbers stay.
+    """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([f.name for f in fields(Row)])
     for row in rows:
-        writer.writerow(["" if v is None else _cell(v) for v in asdict(row).values()])
+        writer.writerow(["" if v is None else _text(v) for v in asdict(row).values()])
     return out.getvalue()
 
 
