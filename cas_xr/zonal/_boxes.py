@@ -30,7 +30,9 @@ def _area(box: Box) -> int:
     return (box[1] - box[0]) * (box[3] - box[2])
 
 
-def merged(boxes: Sequence[Box], most: int | None = None) -> list[tuple[Box, list[int]]]:
+def merged(
+    boxes: Sequence[Box], most: int | None = None, whole: float = WASTE
+) -> list[tuple[Box, list[int]]]:
     """``boxes`` gathered into reads: each read's box and the indices of the boxes it serves.
 
     Parameters
@@ -39,6 +41,9 @@ def merged(boxes: Sequence[Box], most: int | None = None) -> list[tuple[Box, lis
         The boxes needed (overlapping ones count their shared cells twice).
     most
         At most this many cells a side per read (None: no limit).
+    whole
+        The box around all is one read when it holds at most this much more than the
+        boxes (a denser set is cheaper in one request than in many).
 
     Returns
     -------
@@ -47,14 +52,13 @@ def merged(boxes: Sequence[Box], most: int | None = None) -> list[tuple[Box, lis
         around them fits (side and :data:`WASTE`); the box around all is tried first.
     """
 
-    def fits(box: Box, cells: int) -> bool:
+    def fits(box: Box, cells: int, waste: float = WASTE) -> bool:
         side = max(box[1] - box[0], box[3] - box[2])
-        return (most is None or side <= most) and _area(box) <= (1 + WASTE) * cells
+        return (most is None or side <= most) and _area(box) <= (1 + waste) * cells
 
     groups = [(box, _area(box), [k]) for k, box in enumerate(boxes)]
-    whole = around(boxes)
-    if fits(whole, sum(cells for _, cells, _ in groups)):
-        return [(whole, list(range(len(boxes))))]
+    if fits(around(boxes), sum(cells for _, cells, _ in groups), whole):
+        return [(around(boxes), list(range(len(boxes))))]
     joined = True
     while joined:
         joined = False
