@@ -284,7 +284,7 @@ def assemble(plan: Plan, outcome: Outcome) -> tuple[xr.Dataset, dict[tuple[str, 
     cube.attrs.update(
         title="cas_xr zonal statistics",
         cas_xr_version=__version__,
-        aggregation=" ".join(plan.stats),
+        aggregation=" ".join([*plan.stats, *(r.name for r in plan.reductions)]),
         time_range="" if tr is None else f"{tr.start.isoformat()}/{tr.end.isoformat()}",
         zonal_weights=plan.settings.zonal_weights,
         zonal_area_weighted=int(plan.settings.area_weighted),

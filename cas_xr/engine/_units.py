@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from cas_xr.engine._scheduler import Scheduler
+    from cas_xr.zonal._callables import Reduction
 
 __all__ = [
     "NO_READ_FUSION",
@@ -60,11 +61,16 @@ class Member:
 
 @dataclass(frozen=True)
 class Unit:
-    """Geometries (positions in the input, and the shapes) and the datasets computed together."""
+    """Geometries (positions in the input, and the shapes) and the datasets computed together.
+
+    ``weights`` is the weights raster on the members' grid (see
+    :func:`~cas_xr.engine._weights.weights_on`), when the statistics need one.
+    """
 
     positions: npt.NDArray[np.intp]
     geometries: gpd.GeoSeries
     members: list[Member]
+    weights: xr.DataArray | None = None
 
     @property
     def results(self) -> int:
@@ -177,11 +183,17 @@ class Recipe:
     scheduler: str  # the Dask scheduler of a unit's own graph
     small_cells: int = 0  # a unit whose windows hold at most this many cells runs eagerly
     window: int | None = None  # side (cells) of a zonal task's window; None: the chunks'
+    reductions: tuple[Reduction, ...] = ()  # the user's functions (in-process requests only)
 
     @property
     def numeric(self) -> bool:
         """Whether statistics along ``zonal_statistics`` are asked."""
-        return any(s != "distribution" for s in self.stats)
+        return bool(self.reductions) or any(s != "distribution" for s in self.stats)
+
+    @property
+    def zonal_stats(self) -> list[Any]:
+        """``stats`` for :func:`~cas_xr.zonal.zonal`: the names, then the reductions."""
+        return [*self.stats, *((r.name, r.func, dict(r.kwargs)) for r in self.reductions)]
 
     @property
     def distribution(self) -> bool:
@@ -223,7 +235,8 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     flagged = any("cas_failed_chunks" in m.data.attrs for m in unit.members)
     with dask.config.set(NO_READ_FUSION):
         cube = zonal(
-            stacked, unit.geometries, recipe.stats, weights=recipe.weights,
+            stacked, unit.geometries, recipe.zonal_stats, weights=recipe.weights,
+            weights_raster=unit.weights,
             area_weighted=recipe.area_weighted and bool(crs.is_geographic),
             classes=classes, nodata=first.data.attrs.get("nodata"),
             eager_cells=0 if flagged else recipe.small_cells, chunks=recipe.window,
