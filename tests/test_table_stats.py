@@ -308,3 +308,22 @@ def test_the_service_says_functions_are_for_python(tmp_path: Path):
     detail = response.json()["detail"]
     assert "unknown statistic 'numpy.nanmedian'" in detail
     assert "the service takes statistic names only" in detail
+
+
+def test_reductions_and_a_weights_dataset_run_on_a_cluster(cluster: Any):
+    distributed = pytest.importorskip("distributed")
+    local = 3.0
+
+    def shifted_mean(values: Any, axis: int = -1) -> Any:  # a closure: shipped by value
+        return np.nanmean(values, axis=axis) + local
+
+    asked: list[Any] = ["mean", "weighted_mean", shifted_mean]
+    args: dict[str, Any] = {"aggregation": asked, "weights_raster": "sample:land_cover"}
+    here = cas.extract_table(KANSAS, "sample:elevation", **args)
+    with distributed.Client(cluster):
+        there = cas.extract_table(KANSAS, "sample:elevation", **args)
+    assert "distributed" in there.attrs["cas_xr"]["summary"]["scheduler"]
+    for column in ("mean", "weighted_mean", "shifted_mean"):
+        name = f"sample:elevation_{column}"
+        np.testing.assert_allclose(there[name], here[name], rtol=1e-12)
+    assert np.isfinite(there["sample:elevation_shifted_mean"]).all()
