@@ -224,11 +224,48 @@ def test_weights_raster_errors_are_clear():
         cas.extract_table(KANSAS, "sample:elevation", aggregation="weighted_mean")
     with pytest.raises(ArgumentTypeError, match="weights_raster must be a dataset id"):
         cas.extract_table(KANSAS, "sample:elevation", aggregation="weighted_mean", weights_raster=3)
-    with pytest.raises(InvalidArgumentError, match="weighted_frac"):
-        cas.extract_table(
-            KANSAS, "sample:land_cover", aggregation="weighted_frac",
-            weights_raster="sample:elevation",
-        )  # fmt: skip
+
+
+def test_weighted_frac_equals_zonal_in_the_table_and_the_cube():
+    asked = ["frac", "weighted_frac", "majority"]
+    args: dict[str, Any] = {"aggregation": asked, "weights_raster": "sample:elevation"}
+    table = cas.extract_table(KANSAS, "sample:land_cover", **args)
+    cube = cas.extract_cube(KANSAS, "sample:land_cover", **args)
+    values, weights = _opened("sample:land_cover", KANSAS), _opened("sample:elevation", KANSAS)
+    classes = sorted(resolve("sample:land_cover")[0].definition_of("land_cover").variables[0]
+                     .class_names)  # fmt: skip
+    expected = zonal(
+        values, KANSAS, asked, weights_raster=weights, classes=classes,
+        nodata=values.attrs["nodata"],
+    ).compute()  # fmt: skip
+    assert expected["weighted_distribution"].shape == (len(KANSAS), len(classes))
+    names = cube["sample:land_cover_class_name"].values.tolist()
+    assert cube["sample:land_cover_class"].values.tolist() == classes
+    for k, name in enumerate(names):
+        for output in ("distribution", "weighted_distribution"):
+            np.testing.assert_allclose(
+                table[f"sample:land_cover_{output}_{name}"], expected[output].values[:, k],
+                rtol=1e-12, atol=1e-13,  # shares: the sums of other windows differ by ~1e-14
+            )  # fmt: skip
+    np.testing.assert_allclose(
+        cube["sample:land_cover_weighted_distribution"].values,
+        expected["weighted_distribution"].values, rtol=1e-12, atol=1e-13,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        table["sample:land_cover_majority"], expected["land_cover"].values[:, 0], rtol=1e-12
+    )
+    shares = table.filter(like="_weighted_distribution_").sum(axis=1)
+    np.testing.assert_allclose(shares, 1.0, rtol=1e-9)  # elevation weights: every one defined
+    assert not np.allclose(
+        table.filter(like="_weighted_distribution_").to_numpy(),
+        table.filter(regex="_distribution_").filter(regex="^sample:land_cover_distribution")
+        .to_numpy(),
+    )  # fmt: skip
+    again = cas.extract_table(KANSAS, "sample:land_cover", **args)  # from the cache
+    assert again.attrs["cas_xr"]["summary"]["cached"] == len(KANSAS)
+    np.testing.assert_array_equal(
+        again.filter(like="distribution"), table.filter(like="distribution")
+    )
 
 
 def test_a_three_argument_reduction_takes_the_weights_dataset():

@@ -77,13 +77,19 @@ class Plan:
 
     @property
     def numeric(self) -> list[str]:
-        """The labels along ``zonal_statistics``: statistics but ``distribution``, reductions."""
-        return [s for s in self.stats if s != "distribution"] + [r.name for r in self.reductions]
+        """The labels along ``zonal_statistics``: statistics but the class outputs, reductions."""
+        named = [s for s in self.stats if s not in _CLASS_OUTPUTS]
+        return named + [r.name for r in self.reductions]
 
     @property
     def distribution(self) -> bool:
         """Whether the class distribution is asked for."""
         return "distribution" in self.stats
+
+    @property
+    def weighted_distribution(self) -> bool:
+        """Whether the weighted class distribution (``weighted_frac``) is asked for."""
+        return "weighted_distribution" in self.stats
 
 
 def _as_series(geometries: Any) -> gpd.GeoSeries:
@@ -108,6 +114,8 @@ def _as_series(geometries: Any) -> gpd.GeoSeries:
 
 #: Table columns of a dataset beside its statistics: a reduction may not take their names.
 _RESERVED = ("coverage_fraction", "pixel_count", "quality")
+_CLASS_OUTPUTS = ("distribution", "weighted_distribution")
+_CLASS_PREFIXES = ("distribution_", "weighted_distribution_")
 
 
 def _stats(aggregation: Any) -> tuple[list[str], list[Reduction], bool]:
@@ -128,14 +136,8 @@ def _stats(aggregation: Any) -> tuple[list[str], list[Reduction], bool]:
     names, reductions = split_stats(items)  # raises on a malformed reduction
     names = list(dict.fromkeys(str(a).lower() for a in names))
     spec = parse_stats(names if names or not reductions else "count")  # names the valid ones
-    if spec.weighted_distribution:
-        raise InvalidArgumentError(
-            "weighted_frac (weighted_distribution) is not in extract_table/extract_cube yet; "
-            "use cas_xr.zonal.zonal(cube, geometries, 'weighted_frac', weights_raster=...) on "
-            "the opened datasets"
-        )
     for r in reductions:
-        if r.name.lower() in _RESERVED or r.name.lower().startswith("distribution_"):
+        if r.name.lower() in _RESERVED or r.name.lower().startswith(_CLASS_PREFIXES):
             raise InvalidArgumentError(
                 f"a reduction named {r.name!r} would clash with the table's own column "
                 f"<dataset>_{r.name}; name it otherwise with a tuple, e.g. ('my_{r.name}', func)"

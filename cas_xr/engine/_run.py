@@ -42,7 +42,7 @@ from cas_xr.engine._weights import weights_on
 
 __all__ = ["MEMORY", "Failure", "Outcome", "Report", "run"]
 
-_VERSION = 3  # bump when what a cache entry means changes
+_VERSION = 4  # bump when what a cache entry means changes
 
 #: ``report(done, total)``: how many of a request's results (geometry x dataset) are made
 Report = Callable[[int, int], None]
@@ -260,7 +260,9 @@ class _Runner:
             except Exception as err:  # no weights: the weighted results are MISSING
                 self._fail([m.target for m in members], positions, err)
                 return
-        for members_on_grid in group(members, distribution=self.plan.distribution):
+        for members_on_grid in group(
+            members, distribution=self.plan.distribution or self.plan.weighted_distribution
+        ):
             aligned = None
             if weights is not None:  # another grid raises: it is the request that is wrong
                 first = members_on_grid[0]

@@ -96,14 +96,14 @@ def extract_cube(
         (``mean``, ``median``, ``min``, ``max``, ``std``, ``variance``, ``sum``,
         ``count``, ``majority``, ``minority``, ``unique``, ``range``, quantiles such as
         ``p90`` or ``quantile(q=0.9)``, ``distribution`` (area fraction of each class),
-        ``weighted_mean``/``weighted_sum``/``weighted_stdev``/``weighted_variance`` (with
-        ``weights_raster``), the aliases of exactextract, rasterstats and xvec ...; see
-        ``docs/statistics.md``), and user reductions as ``zonal`` takes them: callables
-        (``func(values, axis=-1)`` as xvec's, ``func(values, coverage[, weights])`` as
-        exactextract's) and ``(name, func, kwargs)`` tuples, labelled by name. They give
-        the numbers ``zonal(cube, geometries, stats=[func])`` gives; they run in this
-        process (or on its Dask cluster), so the CLI and the service do not take them.
-        ``weighted_frac`` is not offered here yet (use ``zonal``).
+        ``weighted_mean``/``weighted_sum``/``weighted_stdev``/``weighted_variance`` and
+        ``weighted_frac`` (with ``weights_raster``), the aliases of exactextract,
+        rasterstats and xvec ...; see ``docs/statistics.md``), and user reductions as
+        ``zonal`` takes them: callables (``func(values, axis=-1)`` as xvec's,
+        ``func(values, coverage[, weights])`` as exactextract's) and ``(name, func,
+        kwargs)`` tuples, labelled by name, after the named statistics. They give the
+        numbers ``zonal(cube, geometries, stats=[func])`` gives; they run in this process
+        (or on its Dask cluster), so the CLI and the service do not take them.
     time_range
         ``(start, end)``, a dict or a :class:`~cas_xr.models.TimeRange`: the steps of
         temporal datasets to keep (every step is kept, per step). Static datasets ignore it.
@@ -123,8 +123,9 @@ def extract_cube(
     xarray.Dataset
         Dimension ``geometry`` with a CRS-aware xvec index (the input index kept as a
         coordinate), ``zonal_statistics``, and ``time`` when a dataset is temporal. Per
-        dataset id ``d``: ``d``, ``d_distribution`` (if asked), ``d_coverage_fraction``,
-        ``d_pixel_count`` and ``d_quality`` (CF flags: ``flag_values``/``flag_meanings``).
+        dataset id ``d``: ``d``, ``d_distribution`` and ``d_weighted_distribution`` (if
+        asked), ``d_coverage_fraction``, ``d_pixel_count`` and ``d_quality`` (CF flags:
+        ``flag_values``/``flag_meanings``).
         Variables carry units, license, citation and provenance; the cube's attrs carry
         the settings used, ``cas_summary`` (counts of results computed, cached, failed
         and per quality flag) and ``cas_failures`` (JSON). Save it with
@@ -173,8 +174,9 @@ def extract_table(
     -------
     geopandas.GeoDataFrame
         The input's index, columns and geometry, plus per dataset id ``d``:
-        ``d_<statistic>`` for each statistic, ``d_distribution_<class>`` (if asked),
-        ``d_coverage_fraction``, ``d_pixel_count`` and ``d_quality``. With a temporal
+        ``d_<statistic>`` for each statistic, ``d_distribution_<class>`` and
+        ``d_weighted_distribution_<class>`` (if asked), ``d_coverage_fraction``,
+        ``d_pixel_count`` and ``d_quality``. With a temporal
         dataset the table is long: one row per (geometry, time step), indexed by
         (input index, ``time``). ``attrs["cas_xr"]`` holds units, license, citation and
         provenance per dataset, the settings, the summary and the failures;
