@@ -268,6 +268,32 @@ def test_weighted_frac_equals_zonal_in_the_table_and_the_cube():
     )
 
 
+@pytest.mark.parametrize("with_dist", [True, False])
+def test_cache_entries_keep_the_weighted_distribution(with_dist: bool):
+    from cas_xr.engine._entries import Block, decode, encode
+
+    rng = np.random.default_rng(2)
+    block = Block(
+        positions=np.array([4, 1, 7]),
+        stats=rng.random((3, 1, 2)),
+        coverage=rng.random((3, 1)),
+        pixels=np.array([[3], [2], [0]]),
+        dist=rng.random((3, 1, 4)) if with_dist else np.zeros((3, 1, 0)),
+        times=None,
+        classes=np.array([10.0, 20.0, 30.0, 40.0]),
+        computed_ms=np.array([1.0, 2.0, 3.0]),
+        wdist=rng.random((3, 1, 4)),
+    )
+    (back,) = decode([4, 1, 7], encode(block))
+    for name in ("positions", "stats", "coverage", "pixels", "dist", "classes", "wdist"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(block, name))
+    np.testing.assert_array_equal(back.computed_ms, block.computed_ms)
+    plain = Block(**{**block.__dict__, "wdist": None})
+    (back,) = decode([4, 1, 7], encode(plain))
+    assert back.wdist is None
+    np.testing.assert_array_equal(back.dist, block.dist)
+
+
 def test_a_three_argument_reduction_takes_the_weights_dataset():
     def weighted_total(values: Any, coverage: Any, weights: Any) -> Any:
         return np.ma.sum(values * coverage * weights)
