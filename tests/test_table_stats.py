@@ -171,6 +171,7 @@ def test_weighted_statistics_equal_zonal_with_the_weights_dataarray(weights_id: 
         np.testing.assert_allclose(got, expected["elevation"].values[:, k], rtol=1e-12)
         assert np.isfinite(got).all()
     assert not np.allclose(table["sample:elevation_weighted_mean"], table["sample:elevation_mean"])
+    assert table.attrs["cas_xr"]["weights_raster"] == weights_id
 
 
 def test_weighted_mean_equals_exactextract_on_the_sample_files(tmp_path: Path):

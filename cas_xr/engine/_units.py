@@ -210,11 +210,11 @@ class Recipe:
 def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     """The unit's lazy arrays and its coordinates.
 
-    The arrays are the coverage fractions and pixel counts, the statistics (if any) and
-    the class distribution and the weighted one (if asked), each of shape
-    ``(geometry, layer, ...)`` with layer
-    ``k`` holding member ``k``, then the count of failed chunks among those read (see
-    :func:`~cas_xr.engine._failures.read_failures`) of each member whose source reports them.
+    The arrays are the coverage fractions and pixel counts, the statistics (if any), the
+    class distribution and the weighted one (if asked), each of shape ``(geometry, layer,
+    ...)`` with layer ``k`` holding member ``k``, then the count of failed chunks among
+    those read (see :func:`~cas_xr.engine._failures.read_failures`) of each member whose
+    source reports them.
 
     Compute the arrays together (``dask.compute(*arrays)``) so that they share the
     kernel's tasks; optimised one by one, each would run the kernel again.

@@ -68,7 +68,10 @@ def _metadata(plan: Plan, cube: xr.Dataset) -> dict[str, Any]:
             "citation": attrs["citation"],
             "provenance": json.loads(attrs["cas_provenance"]),
         }
-    keys = ("cas_xr_version", "aggregation", "time_range", "zonal_weights", "geometry_crs")
+    keys = (
+        "cas_xr_version", "aggregation", "time_range", "zonal_weights", "weights_raster",
+        "geometry_crs",
+    )  # fmt: skip
     return {
         **{k: cube.attrs[k] for k in keys},
         "zonal_area_weighted": bool(cube.attrs["zonal_area_weighted"]),
