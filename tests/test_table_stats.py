@@ -197,6 +197,28 @@ def test_weighted_mean_equals_exactextract_on_the_sample_files(tmp_path: Path):
     np.testing.assert_allclose(table["sample:elevation_weighted_mean"], reference, rtol=1e-6)
 
 
+def test_a_static_weights_cube_weighs_every_step_of_temporal_values():
+    steps = ("2022-01-01", "2022-03-31")
+    weights = cas.open_dataset("sample:precipitation").isel(time=0)  # one step, as a cube
+    args: dict[str, Any] = {"aggregation": ["weighted_mean", "mean"], "time_range": steps}
+    table = cas.extract_table(KANSAS, "sample:precipitation", weights_raster=weights, **args)
+    connector, name = resolve("sample:precipitation")
+    bounds = tuple(KANSAS.total_bounds + np.array([-0.05, -0.05, 0.05, 0.05]))
+    values = connector.open(name, bbox=bounds, time_range=cas.models.TimeRange(
+        start=steps[0], end=steps[1]))  # fmt: skip
+    cut = weights.sel(y=values["y"], x=values["x"], method="nearest")
+    cut = cut.assign_coords(y=values["y"], x=values["x"])
+    expected = zonal(
+        values, KANSAS, ["weighted_mean", "mean"], weights_raster=cut,
+        nodata=values.attrs["nodata"],
+    ).compute()["precipitation"]  # fmt: skip
+    assert expected.dims == ("geometry", "time", "zonal_statistics")
+    got = table["sample:precipitation_weighted_mean"].to_numpy().reshape(len(KANSAS), 3)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected.values[..., 0], rtol=1e-12)
+    assert not np.allclose(got, expected.values[..., 1])
+
+
 def test_the_cache_keys_on_the_weights_dataset(tmp_path: Path):
     cas.configure(result_cache_dir=tmp_path / "cache", progress=False)
     args: dict[str, Any] = {"aggregation": "weighted_mean"}

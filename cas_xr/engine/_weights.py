@@ -39,8 +39,9 @@ def _static(weights: xr.DataArray, weights_id: str) -> xr.DataArray:
     if weights.sizes["time"] != 1:
         raise InvalidArgumentError(
             f"weights_raster {weights_id!r} has {weights.sizes['time']} time steps; a weights "
-            "raster must be static (one layer for every step of the values): pick one step, "
-            "or use cas_xr.zonal.zonal with a DataArray of one layer per value layer"
+            "raster must be static (one layer for every step of the values): pass one step "
+            "as a DataArray, e.g. cas_xr.open_dataset(id).isel(time=0), or use "
+            "cas_xr.zonal.zonal with one weights layer per value layer"
         )
     return weights.isel(time=0, drop=True)
 
