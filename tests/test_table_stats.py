@@ -372,6 +372,9 @@ def test_the_cli_says_functions_are_for_python(capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert code == 2 and "unknown statistic 'numpy.nanmedian'" in err
     assert "--stat takes statistic names only" in err
+    code = main(["extract", point, "-d", "sample:elevation", "--stat", "mean,weighted_mean"])
+    err = capsys.readouterr().err
+    assert code == 2 and "which --stat does not take yet" in err
 
 
 def test_the_service_says_functions_are_for_python(tmp_path: Path):
@@ -388,12 +391,16 @@ def test_the_service_says_functions_are_for_python(tmp_path: Path):
     }  # fmt: skip
     inputs = {"features": features, "dataset_ids": ["sample:elevation"],
               "aggregation": ["mean", "numpy.nanmedian"]}  # fmt: skip
+    weighted = {**inputs, "aggregation": "weighted_mean"}
     with threaded_service(create_app(settings)) as url, httpx.Client(base_url=url) as http:
         response = http.post("processes/extract-table/execution", json={"inputs": inputs})
+        refused = http.post("processes/extract-table/execution", json={"inputs": weighted})
     assert response.status_code == 400, response.text
     detail = response.json()["detail"]
     assert "unknown statistic 'numpy.nanmedian'" in detail
     assert "the service takes statistic names only" in detail
+    assert refused.status_code == 400, refused.text
+    assert "which the service does not take yet" in refused.json()["detail"]
 
 
 def test_reductions_and_a_weights_dataset_run_on_a_cluster(cluster: Any):

@@ -153,19 +153,26 @@ def check_names(names: str | Sequence[str], *, where: str) -> None:
     ------
     InvalidStatisticError
         For an unknown name, saying that user reductions (Python functions) are for the
-        Python entry points only.
+        Python entry points only; for a ``weighted_*`` statistic, whose weights raster
+        only the Python entry points take.
     """
     from cas_xr.errors import InvalidStatisticError
     from cas_xr.zonal._inputs import parse_stats
 
     try:
-        parse_stats(names)
+        spec = parse_stats(names)
     except InvalidStatisticError as err:
         raise InvalidStatisticError(
             f"{err}. {where} takes statistic names only: user reductions (Python functions) "
             "run in Python, e.g. cas_xr.extract_table(geometries, ids, aggregation=['mean', "
             "my_function])"
         ) from None
+    if spec.needs_weights:
+        raise InvalidStatisticError(
+            f"the weighted statistics need a weights raster, which {where} does not take "
+            "yet; use Python: cas_xr.extract_table(geometries, ids, aggregation="
+            "'weighted_mean', weights_raster='<provider>:<dataset>')"
+        )
 
 
 def _weights(weights_raster: Any, needed: bool, settings: Settings) -> Target | None:
