@@ -392,6 +392,9 @@ def _statistics(values: Sequence[str] | None) -> str | list[str]:
     names = list(dict.fromkeys(n.strip() for v in values or ["mean"] for n in v.split(",")))
     if "" in names:
         raise UsageError("--stat got an empty statistic name; e.g. --stat mean,max,p90")
+    from cas_xr.engine._plan import check_names
+
+    check_names(names, where="--stat")
     return names[0] if len(names) == 1 else names
 
 

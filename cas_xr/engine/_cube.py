@@ -1,7 +1,8 @@
 """Blocks of values into the xvec vector data cube, with quality flags and metadata.
 
 Per dataset ``d`` the cube holds ``d`` (statistics along ``zonal_statistics``),
-``d_distribution`` (along ``d_class``, when asked), ``d_coverage_fraction``,
+``d_distribution`` and ``d_weighted_distribution`` (along ``d_class``, when asked),
+``d_coverage_fraction``,
 ``d_pixel_count`` and ``d_quality`` (CF flags), along ``geometry`` and, for temporal
 datasets, ``time`` (the union of the steps of every temporal dataset; a dataset's coverage
 is NaN at the steps it does not have). Every attribute is
@@ -48,6 +49,7 @@ class _Values:
     coverage: npt.NDArray[np.float64]  # (n, steps)
     pixels: npt.NDArray[np.int64]  # (n, steps)
     dist: npt.NDArray[np.float64]  # (n, steps, classes)
+    wdist: npt.NDArray[np.float64]  # (n, steps, classes): weighted_frac
     classes: npt.NDArray[np.float64]
     degraded: npt.NDArray[np.bool_]  # (n,)
     failed: npt.NDArray[np.bool_]  # (n,)
@@ -80,6 +82,7 @@ def _values(
         coverage=np.zeros((n, steps)),
         pixels=np.zeros((n, steps), dtype=np.int64),
         dist=np.zeros((n, steps, classes.size if plan.distribution else 0)),
+        wdist=np.full((n, steps, classes.size if plan.weighted_distribution else 0), np.nan),
         classes=classes,
         degraded=np.zeros(n, dtype=bool),
         failed=np.zeros(n, dtype=bool),
@@ -93,6 +96,8 @@ def _values(
         out.pixels[rows, cols] = b.pixels
         if plan.distribution:
             out.dist[np.ix_(b.positions, t, np.searchsorted(classes, b.classes))] = b.dist
+        if b.wdist is not None:
+            out.wdist[np.ix_(b.positions, t, np.searchsorted(classes, b.classes))] = b.wdist
         out.degraded[b.positions] |= b.degraded
     if temporal and blocks:  # steps of other datasets only: no coverage to speak of
         own = np.unique(np.concatenate([b.times for b in blocks if b.times is not None]))
@@ -195,13 +200,19 @@ def _dataset_vars(
             attrs["valid_range"] = list(variable.valid_range)
         data[d] = ((*lead, "zonal_statistics"), shaped(values.stats), {**attrs, **common})
     if plan.distribution:
-        names = variable.class_names
         data[f"{d}_distribution"] = (
             (*lead, f"{d}_class"), shaped(values.dist),
             {"long_name": "area fraction of each class", "units": "1", **common},
         )  # fmt: skip
+    if plan.weighted_distribution:
+        data[f"{d}_weighted_distribution"] = (
+            (*lead, f"{d}_class"), shaped(values.wdist),
+            {"long_name": "share of each class, weighted by the weights raster", "units": "1",
+             **common},
+        )  # fmt: skip
+    if plan.distribution or plan.weighted_distribution:
         coords[f"{d}_class"] = values.classes
-        labels = [class_label(c, names) for c in values.classes]
+        labels = [class_label(c, variable.class_names) for c in values.classes]
         coords[f"{d}_class_name"] = (f"{d}_class", np.array(labels, dtype=object))
     data[f"{d}_coverage_fraction"] = (
         lead, shaped(values.coverage),
@@ -284,9 +295,10 @@ def assemble(plan: Plan, outcome: Outcome) -> tuple[xr.Dataset, dict[tuple[str, 
     cube.attrs.update(
         title="cas_xr zonal statistics",
         cas_xr_version=__version__,
-        aggregation=" ".join(plan.stats),
+        aggregation=" ".join([*plan.stats, *(r.name for r in plan.reductions)]),
         time_range="" if tr is None else f"{tr.start.isoformat()}/{tr.end.isoformat()}",
         zonal_weights=plan.settings.zonal_weights,
+        weights_raster="" if plan.weights is None else plan.weights.dataset_id,
         zonal_area_weighted=int(plan.settings.area_weighted),
         geometry_crs=plan.series.crs.to_string(),
         cas_summary=json.dumps(summary),

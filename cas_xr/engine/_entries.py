@@ -17,8 +17,9 @@ import numpy.typing as npt
 
 __all__ = ["Block", "decode", "encode"]
 
-_HEADER = struct.Struct("<BBIII")  # version, has time, steps, statistics, classes
-_VERSION = 2
+# version, has time, steps, statistics, classes, class outputs (bit 0: dist, 1: wdist)
+_HEADER = struct.Struct("<BBIIIB")
+_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,8 @@ class Block:
     pixels
         ``(n, steps)`` valid cells with weight > 0.
     dist
-        ``(n, steps, classes)`` area fraction of each class (``classes`` may be 0).
+        ``(n, steps, classes)`` area fraction of each class (``classes`` may be 0; the
+        last axis is empty when the distribution is not asked).
     times
         ``(steps,)`` ``datetime64[ns]``, or None for static data (one step).
     classes
@@ -46,6 +48,9 @@ class Block:
     computed_ms
         ``(n,)`` milliseconds the call that computed each value took until it had it
         (kept in the cache, so a cached result can say what its computation cost).
+    wdist
+        ``(n, steps, classes)`` weighted share of each class (exactextract's
+        ``weighted_frac``), or None when not asked.
     """
 
     positions: npt.NDArray[np.intp]
@@ -57,13 +62,15 @@ class Block:
     classes: npt.NDArray[np.float64]
     degraded: bool = False
     computed_ms: npt.NDArray[np.float64] | None = None
+    wdist: npt.NDArray[np.float64] | None = None
 
 
 def encode(block: Block) -> list[bytes]:
     """The cache entry of each geometry of ``block``, in its order."""
     n, steps, nstats = block.stats.shape
     has_time = block.times is not None
-    prefix = [_HEADER.pack(_VERSION, has_time, steps, nstats, block.classes.size)]
+    outputs = int(block.dist.shape[-1] > 0) | (block.wdist is not None) << 1
+    prefix = [_HEADER.pack(_VERSION, has_time, steps, nstats, block.classes.size, outputs)]
     if block.times is not None:
         prefix.append(block.times.astype("datetime64[ns]").view(np.int64).tobytes())
     prefix.append(block.classes.astype(np.float64).tobytes())
@@ -74,6 +81,7 @@ def encode(block: Block) -> list[bytes]:
         block.coverage.astype(np.float64),
         block.pixels.astype(np.int64),
         block.dist.astype(np.float64),
+        *(() if block.wdist is None else (block.wdist.astype(np.float64),)),
         np.asarray(computed, dtype=np.float64),
     )
     rows = np.concatenate(
@@ -92,7 +100,7 @@ def decode(positions: Sequence[int], payloads: Sequence[bytes]) -> list[Block]:
     """
     groups: dict[bytes, tuple[list[int], list[bytes]]] = {}
     for position, payload in zip(positions, payloads, strict=True):
-        version, has_time, steps, _, ncls = _HEADER.unpack_from(payload)
+        version, has_time, steps, _, ncls, _ = _HEADER.unpack_from(payload)
         if version != _VERSION:
             raise ValueError(f"cache entry of version {version}; expected {_VERSION}")
         signature = payload[: _HEADER.size + 8 * (steps * has_time + ncls)]
@@ -103,7 +111,7 @@ def decode(positions: Sequence[int], payloads: Sequence[bytes]) -> list[Block]:
 
 
 def _block(signature: bytes, positions: list[int], bodies: list[bytes]) -> Block:
-    _, has_time, steps, nstats, ncls = _HEADER.unpack_from(signature)
+    _, has_time, steps, nstats, ncls, outputs = _HEADER.unpack_from(signature)
     offset = _HEADER.size
     times = None
     if has_time:
@@ -112,16 +120,20 @@ def _block(signature: bytes, positions: list[int], bodies: list[bytes]) -> Block
     classes = np.frombuffer(signature, np.float64, ncls, offset)
     n = len(bodies)
     flat = np.frombuffer(b"".join(bodies), np.uint8).reshape(n, -1)
-    sizes = [steps * nstats, steps, steps, steps * ncls, 1]
-    cuts = np.cumsum([0, *sizes]) * 8
+    ndist = ncls if outputs & 1 else 0
+    sizes = [steps * nstats, steps, steps, steps * ndist]
+    if outputs & 2:
+        sizes.append(steps * ncls)
+    cuts = np.cumsum([0, *sizes, 1]) * 8
     columns = [flat[:, a:b] for a, b in itertools.pairwise(cuts)]
     return Block(
         positions=np.asarray(positions, dtype=np.intp),
         stats=columns[0].copy().view(np.float64).reshape(n, steps, nstats),
         coverage=columns[1].copy().view(np.float64).reshape(n, steps),
         pixels=columns[2].copy().view(np.int64).reshape(n, steps),
-        dist=columns[3].copy().view(np.float64).reshape(n, steps, ncls),
+        dist=columns[3].copy().view(np.float64).reshape(n, steps, ndist),
         times=times,
         classes=classes.copy(),
-        computed_ms=columns[4].copy().view(np.float64).reshape(n),
+        computed_ms=columns[-1].copy().view(np.float64).reshape(n),
+        wdist=columns[4].copy().view(np.float64).reshape(n, steps, ncls) if outputs & 2 else None,
     )

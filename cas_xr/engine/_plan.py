@@ -37,7 +37,9 @@ from cas_xr.zonal._kinds import SUPPORTED, mixed_collections
 if TYPE_CHECKING:
     import geopandas as gpd
 
-__all__ = ["Plan", "Problem", "make_plan"]
+    from cas_xr.zonal._callables import Reduction
+
+__all__ = ["Plan", "Problem", "check_names", "make_plan"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,9 @@ class Plan:
     ``series`` keeps the input order and index; ``keys`` are the geometries' keys;
     ``batches`` are positions of computable geometries in Hilbert order, cut into groups
     of at most ``batch_size``. With ``latest_step``, temporal datasets keep only their
-    latest step (the CAS rule when no time range is given).
+    latest step (the CAS rule when no time range is given). ``stats`` are the statistic
+    names; ``reductions`` the user's functions, whose results follow them; ``weights``
+    the weights raster's dataset, when a statistic or reduction needs one.
     """
 
     series: gpd.GeoSeries
@@ -68,16 +72,24 @@ class Plan:
     batches: list[npt.NDArray[np.intp]]
     problems: list[Problem] = field(default_factory=list)
     latest_step: bool = False
+    reductions: tuple[Reduction, ...] = ()
+    weights: Target | None = None
 
     @property
     def numeric(self) -> list[str]:
-        """The statistics along ``zonal_statistics`` (all but ``distribution``)."""
-        return [s for s in self.stats if s != "distribution"]
+        """The labels along ``zonal_statistics``: statistics but the class outputs, reductions."""
+        named = [s for s in self.stats if s not in _CLASS_OUTPUTS]
+        return named + [r.name for r in self.reductions]
 
     @property
     def distribution(self) -> bool:
         """Whether the class distribution is asked for."""
         return "distribution" in self.stats
+
+    @property
+    def weighted_distribution(self) -> bool:
+        """Whether the weighted class distribution (``weighted_frac``) is asked for."""
+        return "weighted_distribution" in self.stats
 
 
 def _as_series(geometries: Any) -> gpd.GeoSeries:
@@ -100,27 +112,91 @@ def _as_series(geometries: Any) -> gpd.GeoSeries:
     return series
 
 
-def _stats(aggregation: Any) -> list[str]:
+#: Table columns of a dataset beside its statistics: a reduction may not take their names.
+_RESERVED = ("coverage_fraction", "pixel_count", "quality")
+_CLASS_OUTPUTS = ("distribution", "weighted_distribution")
+_CLASS_PREFIXES = ("distribution_", "weighted_distribution_")
+
+
+def _stats(aggregation: Any) -> tuple[list[str], list[Reduction], bool]:
+    """Statistic names, user reductions, and whether a weights raster is needed."""
+    from cas_xr.zonal._callables import split_stats
     from cas_xr.zonal._inputs import parse_stats
 
-    if isinstance(aggregation, str):
+    if isinstance(aggregation, str) or callable(aggregation):
         items = [aggregation]
     elif isinstance(aggregation, Sequence):
         items = list(aggregation)
     else:
         raise ArgumentTypeError(
-            "aggregation must be a statistic name or a list of them, e.g. 'mean' or "
-            f"['mean', 'p90'], got {type(aggregation).__name__}"
+            "aggregation must be a statistic name, a function or a list of them, e.g. 'mean' "
+            f"or ['mean', 'p90', my_function], got {type(aggregation).__name__}"
         )
-    names = list(dict.fromkeys(str(getattr(a, "value", a)).lower() for a in items))
-    spec = parse_stats(names)  # raises naming the valid statistics
+    items = [getattr(a, "value", a) if isinstance(a, AggregationMethod) else a for a in items]
+    names, reductions = split_stats(items)  # raises on a malformed reduction
+    names = list(dict.fromkeys(str(a).lower() for a in names))
+    spec = parse_stats(names if names or not reductions else "count")  # names the valid ones
+    for r in reductions:
+        if r.name.lower() in _RESERVED or r.name.lower().startswith(_CLASS_PREFIXES):
+            raise InvalidArgumentError(
+                f"a reduction named {r.name!r} would clash with the table's own column "
+                f"<dataset>_{r.name}; name it otherwise with a tuple, e.g. ('my_{r.name}', func)"
+            )
+    needs = spec.needs_weights or any(r.weighted for r in reductions)
+    return (list(spec.names) if names else []), reductions, needs
+
+
+def check_names(names: str | Sequence[str], *, where: str) -> None:
+    """Check statistic names for an entry point that cannot take functions (CLI, service).
+
+    Raises
+    ------
+    InvalidStatisticError
+        For an unknown name, saying that user reductions (Python functions) are for the
+        Python entry points only; for a ``weighted_*`` statistic, whose weights raster
+        only the Python entry points take.
+    """
+    from cas_xr.errors import InvalidStatisticError
+    from cas_xr.zonal._inputs import parse_stats
+
+    try:
+        spec = parse_stats(names)
+    except InvalidStatisticError as err:
+        raise InvalidStatisticError(
+            f"{err}. {where} takes statistic names only: user reductions (Python functions) "
+            "run in Python, e.g. cas_xr.extract_table(geometries, ids, aggregation=['mean', "
+            "my_function])"
+        ) from None
     if spec.needs_weights:
-        raise InvalidArgumentError(
-            "weighted statistics (weighted_mean, weighted_frac ...) need a weights raster, "
-            "which extract_table/extract_cube do not take yet; use cas_xr.zonal.zonal(..., "
-            "weights_raster=...) on the opened cubes"
+        raise InvalidStatisticError(
+            f"the weighted statistics need a weights raster, which {where} does not take "
+            "yet; use Python: cas_xr.extract_table(geometries, ids, aggregation="
+            "'weighted_mean', weights_raster='<provider>:<dataset>')"
         )
-    return list(spec.names)  # frac is distribution
+
+
+def _weights(weights_raster: Any, needed: bool, settings: Settings) -> Target | None:
+    """The weights raster's dataset (a catalog id or a cube), when it is needed."""
+    if weights_raster is None:
+        if needed:
+            raise InvalidArgumentError(
+                "weighted_mean, weighted_sum, weighted_stdev, weighted_variance and "
+                "three-argument reductions func(values, coverage, weights) need a weights "
+                "raster: pass weights_raster='<provider>:<dataset>' (a dataset on the same "
+                "grid as the values) or a DataArray"
+            )
+        return None
+    if not isinstance(weights_raster, str):
+        import xarray as xr
+
+        if not isinstance(weights_raster, xr.DataArray):
+            raise ArgumentTypeError(
+                "weights_raster must be a dataset id such as 'sample:land_cover' or a "
+                f"DataArray on the values' grid, got {type(weights_raster).__name__}"
+            )
+        weights_raster = {"weights_raster": weights_raster}
+    (target,) = targets_of(weights_raster, settings)  # an unknown id fails now
+    return target if needed else None
 
 
 def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:
@@ -195,11 +271,12 @@ def make_plan(
     geometries: Any,
     dataset_ids: Any,
     *,
-    aggregation: str | AggregationMethod | Sequence[str | AggregationMethod],
+    aggregation: Any,
     time_range: TimeRange | dict[str, Any] | Sequence[Any] | None,
     batch_size: int,
     settings: Settings,
     latest_step: bool = False,
+    weights_raster: Any = None,
 ) -> Plan:
     """Validate a request and cut its geometries into spatially compact batches.
 
@@ -210,7 +287,8 @@ def make_plan(
     dataset_ids
         Ids, or ``{name: DataArray}`` entries (see :func:`targets_of`).
     aggregation
-        One statistic name or several (:data:`cas_xr.zonal.STATISTICS`).
+        One statistic or several: names (:data:`cas_xr.zonal.STATISTICS`, aliases,
+        quantiles), user reductions (callables, ``(name, func[, kwargs])`` tuples).
     time_range
         The steps of temporal datasets to use.
     batch_size
@@ -219,6 +297,9 @@ def make_plan(
         The settings in effect (limits, weights, quality thresholds).
     latest_step
         Keep only the latest step of temporal datasets.
+    weights_raster
+        The dataset id (or a DataArray) of the weights raster of ``weighted_*``
+        statistics and three-argument reductions; ignored when none is asked.
 
     Raises
     ------
@@ -236,8 +317,9 @@ def make_plan(
             f"batch_size must be a positive number of geometries, got {batch_size}"
         )
     series = _as_series(geometries)
-    stats = _stats(aggregation)
+    stats, reductions, needs_weights = _stats(aggregation)
     targets = targets_of(dataset_ids, settings)
+    weights = _weights(weights_raster, needs_weights, settings)
     window = None if time_range is None else validated(TimeRange, time_range)
     problems = _problems(series, settings)
     bad = np.zeros(len(series), dtype=bool)
@@ -253,4 +335,6 @@ def make_plan(
         batches=_batches(series, np.flatnonzero(~bad), batch_size),
         problems=problems,
         latest_step=latest_step,
+        reductions=tuple(reductions),
+        weights=weights,
     )

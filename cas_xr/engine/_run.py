@@ -38,10 +38,11 @@ from cas_xr.engine._units import (
     open_member,
     to_blocks,
 )
+from cas_xr.engine._weights import weights_on
 
 __all__ = ["MEMORY", "Failure", "Outcome", "Report", "run"]
 
-_VERSION = 3  # bump when what a cache entry means changes
+_VERSION = 4  # bump when what a cache entry means changes
 
 #: ``report(done, total)``: how many of a request's results (geometry x dataset) are made
 Report = Callable[[int, int], None]
@@ -91,13 +92,25 @@ class _Cache:
     """The two tiers of the result cache for one plan: memory, then disk.
 
     One key scheme for every entry point: a digest of the dataset (its definition, or a
-    cube's token), the statistics, the time steps, the weights, and the geometry's key.
+    cube's token), the statistics, the time steps, the weights (mode, area weighting and
+    the weights raster's dataset), and the geometry's key.
+
+    A request with user reductions (Python functions) bypasses the cache, both ways: what
+    a function computes depends on its code, defaults, closure, the globals and helpers
+    it calls, and no key captures all of that honestly across processes (a function of
+    the same name, edited, would get the old numbers), so its results are always computed.
     """
 
     def __init__(self, plan: Plan) -> None:
+        self.off = bool(plan.reductions)
         self.memory = MEMORY.current()
         self.disk = persistent_store()
-        common = (tuple(plan.stats), plan.settings.zonal_weights, plan.settings.area_weighted)
+        common: tuple[Any, ...] = (
+            tuple(plan.stats), plan.settings.zonal_weights, plan.settings.area_weighted,
+        )  # fmt: skip
+        if plan.weights is not None:
+            w = plan.weights
+            common += ("weights_raster", w.dataset_id, w.fingerprint(), _steps(plan, w))
         self.prefixes = {
             t.dataset_id: digest(
                 "result", _VERSION, t.dataset_id, t.fingerprint(), _steps(plan, t), common
@@ -112,6 +125,8 @@ class _Cache:
         ]
 
     def get_many(self, keys: list[bytes]) -> dict[bytes, bytes]:
+        if self.off:
+            return {}
         found = {k: v for k in keys if (v := self.memory.get(k)) is not None}
         if self.disk is not None:
             found.update(self.disk.get_many([k for k in keys if k not in found]))
@@ -120,11 +135,15 @@ class _Cache:
     @property
     def room(self) -> int | None:
         """How many of the latest entries are worth storing (None: all of them)."""
+        if self.off:
+            return 0
         if self.disk is not None:
             return None
         return self.memory.max_entries if self.memory.ttl_s > 0 else 0
 
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        if self.off:
+            return
         if self.memory.ttl_s > 0 and self.memory.max_entries > 0:
             for key, value in items[-self.memory.max_entries :]:
                 self.memory.set(key, value)
@@ -232,8 +251,26 @@ class _Runner:
                 )
             except Exception as err:  # a dataset that cannot open is MISSING, not fatal
                 self._fail([target], positions, err)
-        for members_on_grid in group(members, distribution=self.plan.distribution):
-            yield Unit(positions, geometries, members_on_grid)
+        weights = self.plan.weights
+        if weights is not None and members:
+            try:
+                raw = open_member(
+                    weights, bounds, self.plan.time_range, latest_step=self.plan.latest_step
+                ).data
+            except Exception as err:  # no weights: the weighted results are MISSING
+                self._fail([m.target for m in members], positions, err)
+                return
+        for members_on_grid in group(
+            members, distribution=self.plan.distribution or self.plan.weighted_distribution
+        ):
+            aligned = None
+            if weights is not None:  # another grid raises: it is the request that is wrong
+                first = members_on_grid[0]
+                aligned = weights_on(
+                    raw, first.data, weights_id=weights.dataset_id,
+                    values_id=first.target.dataset_id,
+                )  # fmt: skip
+            yield Unit(positions, geometries, members_on_grid, aligned)
 
     def _batch_units(self) -> Iterator[Unit]:
         for batch in self.plan.batches:
@@ -253,6 +290,7 @@ class _Runner:
             self.plan.stats, settings.zonal_weights, settings.area_weighted,
             self.scheduler.task_scheduler, settings.small_request_cells,
             window=settings.chunk_size,  # windows as large as before, whatever sources' chunks
+            reductions=self.plan.reductions,
         )  # fmt: skip
         jobs = ((unit, compute_unit, (unit, recipe)) for unit in units)
         for unit, result, error in self.scheduler.unordered(jobs):
@@ -275,7 +313,9 @@ class _Runner:
     def run(self, bar: ProgressBar) -> Outcome:
         self.bar = bar
         again = self.compute(self._batch_units(), retry=True)
-        singles = (Unit(u.positions, u.geometries, [m]) for u in again for m in u.members)
+        singles = (
+            Unit(u.positions, u.geometries, [m], u.weights) for u in again for m in u.members
+        )
         self.compute(singles, retry=False)
         return self.outcome
 

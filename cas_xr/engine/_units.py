@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from cas_xr.engine._scheduler import Scheduler
+    from cas_xr.zonal._callables import Reduction
 
 __all__ = [
     "NO_READ_FUSION",
@@ -60,11 +61,16 @@ class Member:
 
 @dataclass(frozen=True)
 class Unit:
-    """Geometries (positions in the input, and the shapes) and the datasets computed together."""
+    """Geometries (positions in the input, and the shapes) and the datasets computed together.
+
+    ``weights`` is the weights raster on the members' grid (see
+    :func:`~cas_xr.engine._weights.weights_on`), when the statistics need one.
+    """
 
     positions: npt.NDArray[np.intp]
     geometries: gpd.GeoSeries
     members: list[Member]
+    weights: xr.DataArray | None = None
 
     @property
     def results(self) -> int:
@@ -177,25 +183,38 @@ class Recipe:
     scheduler: str  # the Dask scheduler of a unit's own graph
     small_cells: int = 0  # a unit whose windows hold at most this many cells runs eagerly
     window: int | None = None  # side (cells) of a zonal task's window; None: the chunks'
+    reductions: tuple[Reduction, ...] = ()  # the user's functions (in-process requests only)
 
     @property
     def numeric(self) -> bool:
         """Whether statistics along ``zonal_statistics`` are asked."""
-        return any(s != "distribution" for s in self.stats)
+        classes = ("distribution", "weighted_distribution")
+        return bool(self.reductions) or any(s not in classes for s in self.stats)
+
+    @property
+    def zonal_stats(self) -> list[Any]:
+        """``stats`` for :func:`~cas_xr.zonal.zonal`: the names, then the reductions."""
+        return [*self.stats, *((r.name, r.func, dict(r.kwargs)) for r in self.reductions)]
 
     @property
     def distribution(self) -> bool:
         """Whether the class distribution is asked."""
         return "distribution" in self.stats
 
+    @property
+    def weighted_distribution(self) -> bool:
+        """Whether the weighted class distribution (``weighted_frac``) is asked."""
+        return "weighted_distribution" in self.stats
+
 
 def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     """The unit's lazy arrays and its coordinates.
 
-    The arrays are the coverage fractions and pixel counts, the statistics (if any) and
-    the class distribution (if asked), each of shape ``(geometry, layer, ...)`` with layer
-    ``k`` holding member ``k``, then the count of failed chunks among those read (see
-    :func:`~cas_xr.engine._failures.read_failures`) of each member whose source reports them.
+    The arrays are the coverage fractions and pixel counts, the statistics (if any), the
+    class distribution and the weighted one (if asked), each of shape ``(geometry, layer,
+    ...)`` with layer ``k`` holding member ``k``, then the count of failed chunks among
+    those read (see :func:`~cas_xr.engine._failures.read_failures`) of each member whose
+    source reports them.
 
     Compute the arrays together (``dask.compute(*arrays)``) so that they share the
     kernel's tasks; optimised one by one, each would run the kernel again.
@@ -218,12 +237,14 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
             combine_attrs="drop_conflicts",
         ).rename("v")  # fmt: skip
     crs = first.data.rio.crs
-    classes = class_codes(first.data, first.target.variable) if recipe.distribution else None
+    by_class = recipe.distribution or recipe.weighted_distribution
+    classes = class_codes(first.data, first.target.variable) if by_class else None
     # a source that reports failed chunks is counted over the graph: it stays lazy
     flagged = any("cas_failed_chunks" in m.data.attrs for m in unit.members)
     with dask.config.set(NO_READ_FUSION):
         cube = zonal(
-            stacked, unit.geometries, recipe.stats, weights=recipe.weights,
+            stacked, unit.geometries, recipe.zonal_stats, weights=recipe.weights,
+            weights_raster=unit.weights,
             area_weighted=recipe.area_weighted and bool(crs.is_geographic),
             classes=classes, nodata=first.data.attrs.get("nodata"),
             eager_cells=0 if flagged else recipe.small_cells, chunks=recipe.window,
@@ -234,10 +255,12 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
         arrays.append(cube["v"].data)
     if recipe.distribution:
         arrays.append(cube["distribution"].data)
+    if recipe.weighted_distribution:
+        arrays.append(cube["weighted_distribution"].data)
     arrays += [f for f in failed if f is not None]
     meta = {
         "times": cube["time"].values if "time" in cube.dims else None,
-        "classes": cube["class"].values if recipe.distribution else np.empty(0),
+        "classes": cube["class"].values if by_class else np.empty(0),
         "failed": [f is not None for f in failed],
     }
     return arrays, meta
@@ -273,6 +296,7 @@ def to_blocks(
     coverage, pixels = next(computed), next(computed)
     stats = next(computed) if recipe.numeric else None
     dist = next(computed) if recipe.distribution else None
+    wdist = next(computed) if recipe.weighted_distribution else None
     failed = [next(computed) if has else 0 for has in meta["failed"]]
     n = unit.positions.size
     times = meta["times"]
@@ -296,6 +320,7 @@ def to_blocks(
                 times=None if times is None else times.astype("datetime64[ns]"),
                 classes=classes,
                 degraded=bool(np.sum(failed[k])),
+                wdist=None if wdist is None else wdist[:, k].reshape(n, steps, classes.size),
             ),
         )
         for k, member in enumerate(unit.members)

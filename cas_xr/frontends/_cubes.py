@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cas_xr.config import Settings, get_settings
@@ -21,7 +21,8 @@ __all__ = ["BATCH_SIZE", "compute_request", "extract_cube", "extract_table"]
 BATCH_SIZE = 20_000
 
 _Datasets = str | Sequence[str | Mapping[str, Any]] | Mapping[str, Any]
-_Aggregation = str | AggregationMethod | Sequence[str | AggregationMethod]
+_Stat = str | AggregationMethod | Callable[..., Any] | tuple[Any, ...]
+_Aggregation = _Stat | Sequence[_Stat]
 _TimeRangeLike = TimeRange | dict[str, Any] | Sequence[Any] | None
 
 
@@ -33,15 +34,18 @@ def compute_request(
     batch_size: int,
     *,
     settings: Settings | None = None,
+    weights_raster: str | xr.DataArray | None = None,
 ) -> Result:
     """Plan and compute; warn about failed and non-GOOD results (at the user's line).
 
     ``settings`` replaces the current settings for this request (e.g. to force area
-    weighting); by default :func:`~cas_xr.config.get_settings`.
+    weighting); by default :func:`~cas_xr.config.get_settings`. ``weights_raster`` is
+    the weights dataset of ``weighted_*`` statistics (see :func:`extract_cube`).
     """
     plan = make_plan(
         geometries, dataset_ids, aggregation=aggregation, time_range=time_range,
         batch_size=batch_size, settings=settings or get_settings(),
+        weights_raster=weights_raster,
     )  # fmt: skip
     result = compute(plan)
     summary = json.loads(result.cube.attrs["cas_summary"])
@@ -60,16 +64,19 @@ def extract_cube(
     aggregation: _Aggregation = "mean",
     time_range: _TimeRangeLike = None,
     batch_size: int = BATCH_SIZE,
+    weights_raster: str | xr.DataArray | None = None,
 ) -> xr.Dataset:
     """Zonal statistics of any number of geometries as an xvec vector data cube (blocking).
 
     Geometries are cut into spatially compact batches (Hilbert order); each batch reads
     only the data around it, and batches run on the active ``distributed.Client``, the
     ``dask_scheduler`` setting, or local threads, with a progress bar (``progress``
-    setting). Results are cached per (dataset, geometry, statistics, time range, weights),
-    on disk too when ``result_cache_dir`` is set, so a re-run computes only what is
-    missing. A geometry or dataset that fails gets MISSING results and a
-    :class:`BatchFailureWarning`; the batch completes.
+    setting). Results are cached per (dataset, geometry, statistics, time range, weights,
+    weights raster), on disk too when ``result_cache_dir`` is set, so a re-run computes
+    only what is missing; a request with user reductions (Python functions) is never
+    cached (no key can tell an edited function from the old one). A geometry or dataset
+    that fails gets MISSING results and a :class:`BatchFailureWarning`; the batch
+    completes.
 
     Parameters
     ----------
@@ -89,23 +96,36 @@ def extract_cube(
         (``mean``, ``median``, ``min``, ``max``, ``std``, ``variance``, ``sum``,
         ``count``, ``majority``, ``minority``, ``unique``, ``range``, quantiles such as
         ``p90`` or ``quantile(q=0.9)``, ``distribution`` (area fraction of each class),
-        the aliases of exactextract, rasterstats and xvec ...; see
-        ``docs/statistics.md``), except the ``weighted_*`` statistics, which need a
-        weights raster.
+        ``weighted_mean``/``weighted_sum``/``weighted_stdev``/``weighted_variance`` and
+        ``weighted_frac`` (with ``weights_raster``), the aliases of exactextract,
+        rasterstats and xvec ...; see ``docs/statistics.md``), and user reductions as
+        ``zonal`` takes them: callables (``func(values, axis=-1)`` as xvec's,
+        ``func(values, coverage[, weights])`` as exactextract's) and ``(name, func,
+        kwargs)`` tuples, labelled by name, after the named statistics. They give the
+        numbers ``zonal(cube, geometries, stats=[func])`` gives; they run in this process
+        (or on its Dask cluster), so the CLI and the service do not take them.
     time_range
         ``(start, end)``, a dict or a :class:`~cas_xr.models.TimeRange`: the steps of
         temporal datasets to keep (every step is kept, per step). Static datasets ignore it.
     batch_size
         Geometries per unit of work: it bounds the memory of a task and is the step of
         progress, caching and retries.
+    weights_raster
+        The weights of ``weighted_*`` statistics and three-argument reductions: a dataset
+        id, e.g. ``"sample:land_cover"``, opened around each batch like the values (or a
+        DataArray with a CRS). It must be static and on the values' grid: the same CRS,
+        cell size and cell edges (its extent may differ; cells it does not cover have no
+        weight). It is never resampled: another grid raises ``InvalidArgumentError``.
+        Ignored when no statistic needs it.
 
     Returns
     -------
     xarray.Dataset
         Dimension ``geometry`` with a CRS-aware xvec index (the input index kept as a
         coordinate), ``zonal_statistics``, and ``time`` when a dataset is temporal. Per
-        dataset id ``d``: ``d``, ``d_distribution`` (if asked), ``d_coverage_fraction``,
-        ``d_pixel_count`` and ``d_quality`` (CF flags: ``flag_values``/``flag_meanings``).
+        dataset id ``d``: ``d``, ``d_distribution`` and ``d_weighted_distribution`` (if
+        asked), ``d_coverage_fraction``, ``d_pixel_count`` and ``d_quality`` (CF flags:
+        ``flag_values``/``flag_meanings``).
         Variables carry units, license, citation and provenance; the cube's attrs carry
         the settings used, ``cas_summary`` (counts of results computed, cached, failed
         and per quality flag) and ``cas_failures`` (JSON). Save it with
@@ -120,8 +140,14 @@ def extract_cube(
         If a dataset id is malformed or unknown (before any work).
     LimitExceededError
         If more datasets are asked than ``max_datasets_per_request``.
+    InvalidArgumentError
+        If a ``weighted_*`` statistic has no ``weights_raster``, or the weights raster is
+        not on a dataset's grid (raised when the batch around it is opened).
     """
-    return compute_request(geometries, dataset_ids, aggregation, time_range, batch_size).cube
+    return compute_request(
+        geometries, dataset_ids, aggregation, time_range, batch_size,
+        weights_raster=weights_raster,
+    ).cube  # fmt: skip
 
 
 def extract_table(
@@ -131,22 +157,33 @@ def extract_table(
     aggregation: _Aggregation = "mean",
     time_range: _TimeRangeLike = None,
     batch_size: int = BATCH_SIZE,
+    weights_raster: str | xr.DataArray | None = None,
 ) -> gpd.GeoDataFrame:
     """Zonal statistics of any number of geometries as a GeoDataFrame (blocking).
 
     The same computation as :func:`extract_cube` (see it for the parameters, the
-    scheduler, caching and failures), as a table.
+    scheduler, caching and failures), as a table. ``aggregation`` takes every statistic
+    ``cas_xr.zonal.zonal``'s ``stats=`` takes, user reductions included (callables and
+    ``(name, func, kwargs)`` tuples, in-process only, never cached), e.g.
+    ``extract_table(geoms, ["sample:elevation"], aggregation=["mean", np.nanmedian])``;
+    the ``weighted_*`` statistics take their weights from ``weights_raster``, a dataset
+    on the same grid: ``extract_table(geoms, ["sample:elevation"],
+    aggregation="weighted_mean", weights_raster="sample:land_cover")``.
 
     Returns
     -------
     geopandas.GeoDataFrame
         The input's index, columns and geometry, plus per dataset id ``d``:
-        ``d_<statistic>`` for each statistic, ``d_distribution_<class>`` (if asked),
-        ``d_coverage_fraction``, ``d_pixel_count`` and ``d_quality``. With a temporal
+        ``d_<statistic>`` for each statistic, ``d_distribution_<class>`` and
+        ``d_weighted_distribution_<class>`` (if asked), ``d_coverage_fraction``,
+        ``d_pixel_count`` and ``d_quality``. With a temporal
         dataset the table is long: one row per (geometry, time step), indexed by
         (input index, ``time``). ``attrs["cas_xr"]`` holds units, license, citation and
         provenance per dataset, the settings, the summary and the failures;
         ``to_parquet`` keeps it in the GeoParquet file.
     """
-    result = compute_request(geometries, dataset_ids, aggregation, time_range, batch_size)
+    result = compute_request(
+        geometries, dataset_ids, aggregation, time_range, batch_size,
+        weights_raster=weights_raster,
+    )  # fmt: skip
     return table_of(result.plan, result.cube, geometries)

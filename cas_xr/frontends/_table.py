@@ -1,7 +1,8 @@
 """The vector data cube as a table: one row per geometry, or per (geometry, time).
 
 Columns, per dataset ``d``: ``d_<statistic>`` for each statistic, ``d_distribution_<class>``
-for a class distribution, ``d_coverage_fraction``, ``d_pixel_count`` and ``d_quality``
+for a class distribution (``d_weighted_distribution_<class>`` for ``weighted_frac``),
+``d_coverage_fraction``, ``d_pixel_count`` and ``d_quality``
 (a categorical of flag names). The input frame's index and columns are kept (a result
 column replaces an input column of the same name). Static datasets repeat along time in
 a long table.
@@ -38,11 +39,12 @@ def _columns(cube: xr.Dataset, d: str, steps: int) -> dict[str, Any]:
         stats = rows(var.values, "time" in var.dims)
         for k, label in enumerate(cube["zonal_statistics"].values):
             out[f"{d}_{label}"] = stats[:, k]
-    if f"{d}_distribution" in cube:
-        var = cube[f"{d}_distribution"]
-        dist = rows(var.values, "time" in var.dims)
-        for k, label in enumerate(cube[f"{d}_class_name"].values):
-            out[f"{d}_distribution_{label}"] = dist[:, k]
+    for output in ("distribution", "weighted_distribution"):
+        if f"{d}_{output}" in cube:
+            var = cube[f"{d}_{output}"]
+            dist = rows(var.values, "time" in var.dims)
+            for k, label in enumerate(cube[f"{d}_class_name"].values):
+                out[f"{d}_{output}_{label}"] = dist[:, k]
     for suffix in ("coverage_fraction", "pixel_count"):
         var = cube[f"{d}_{suffix}"]
         out[f"{d}_{suffix}"] = rows(var.values, "time" in var.dims)
@@ -66,7 +68,10 @@ def _metadata(plan: Plan, cube: xr.Dataset) -> dict[str, Any]:
             "citation": attrs["citation"],
             "provenance": json.loads(attrs["cas_provenance"]),
         }
-    keys = ("cas_xr_version", "aggregation", "time_range", "zonal_weights", "geometry_crs")
+    keys = (
+        "cas_xr_version", "aggregation", "time_range", "zonal_weights", "weights_raster",
+        "geometry_crs",
+    )  # fmt: skip
     return {
         **{k: cube.attrs[k] for k in keys},
         "zonal_area_weighted": bool(cube.attrs["zonal_area_weighted"]),

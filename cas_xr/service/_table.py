@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, WithJsonSchema
 
 import cas_xr as cas
-from cas_xr.errors import LimitExceededError
+from cas_xr.engine._plan import check_names
+from cas_xr.errors import InvalidStatisticError, LimitExceededError
 from cas_xr.models import TimeRange
 from cas_xr.service._executor import JobContext
 from cas_xr.service._jobs import FileOutput
@@ -97,6 +98,10 @@ def _check(inputs: ExtractTableInputs, options: ServiceOptions) -> None:
             f"({options.max_table_geometries}); split the table"
         )
     check_datasets(inputs.dataset_ids, options)
+    try:
+        check_names(inputs.aggregation, where="the service")
+    except InvalidStatisticError as err:
+        raise InvalidInputError(f"aggregation: {err}") from None
     inputs._frame = frame
 
 
