@@ -42,7 +42,7 @@ import cas_xr as cas
 from cas_xr._cli._attributes import add_attributes
 from cas_xr._cli._common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError
 from cas_xr._cli._health import add_health
-from cas_xr._cli._output import FORMATS, output_format, writing
+from cas_xr._cli._output import add_table_options, output_format, writing
 from cas_xr._cli._raster import add_raster
 from cas_xr._cli._status import exit_status, quality_counts
 from cas_xr.errors import (
@@ -800,22 +800,12 @@ def _add_extract(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> N
         metavar="START/END",
         help="ISO dates or datetimes, e.g. 2022-01-01/2022-12-31 (temporal datasets)",
     )
-    p.add_argument(
-        "--geometry-crs",
-        help="the CRS of GeoJSON coordinates (default: EPSG:4326); other files are read in "
-        "the CRS they declare",
-    )
-    p.add_argument(
-        "--format",
-        choices=FORMATS,
-        help="output format (default: from the --output suffix, else json): json (rows and "
-        "metadata), geojson (EPSG:4326), csv (rows), parquet (GeoParquet, with metadata)",
-    )
-    p.add_argument("-o", "--output", type=Path, metavar="PATH", help="write here, not to stdout")
-    p.add_argument(
-        "--strict",
-        action="store_true",
-        help="exit with status 3 when any result is not GOOD (partial, suspect... too)",
+    add_table_options(
+        p,
+        format_help="output format (default: from the --output suffix, else json): json (rows "
+        "and metadata), geojson (EPSG:4326), csv (rows), parquet (GeoParquet, with metadata)",
+        output_help="write here, not to stdout",
+        strict_help="exit with status 3 when any result is not GOOD (partial, suspect... too)",
     )
     p.set_defaults(run=_cmd_extract)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cas_xr._cli._common import UsageError
-from cas_xr._cli._output import FORMATS, output_format, writing
+from cas_xr._cli._output import add_table_options, output_format, writing
 from cas_xr._cli._status import exit_status, quality_counts
 
 if TYPE_CHECKING:
@@ -162,21 +162,11 @@ def add_attributes(
         metavar="START/END",
         help="the days to use instead of the set's time range (attributes with their own keep it)",
     )
-    p.add_argument(
-        "--geometry-crs",
-        help="the CRS of GeoJSON coordinates (default: EPSG:4326); other files are read in "
-        "the CRS they declare",
-    )
-    p.add_argument(
-        "--format",
-        choices=FORMATS,
-        help="write this format (default: from the --output suffix); without --output, to "
-        "stdout instead of the printed table",
-    )
-    p.add_argument("-o", "--output", type=Path, metavar="PATH", help="write the table here")
-    p.add_argument(
-        "--strict",
-        action="store_true",
-        help="exit with status 3 when any attribute is not GOOD (partial, suspect... too)",
+    add_table_options(
+        p,
+        format_help="write this format (default: from the --output suffix); without "
+        "--output, to stdout instead of the printed table",
+        output_help="write the table here",
+        strict_help="exit with status 3 when any attribute is not GOOD (partial, suspect... too)",
     )
     p.set_defaults(run=lambda args: _run(args, read_geometries, labels_of, write_table))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,31 @@ SUFFIX_FORMATS = {
     ".parquet": "parquet",
     ".geoparquet": "parquet",
 }
+
+
+def add_table_options(
+    parser: argparse.ArgumentParser, *, format_help: str, output_help: str, strict_help: str
+) -> None:
+    """Add ``--geometry-crs``, ``--format``, ``-o/--output`` and ``--strict`` to ``parser``.
+
+    The options of the commands that read geometries and write a table (``extract``,
+    ``attributes``); the help texts say what each command writes.
+
+    Parameters
+    ----------
+    parser
+        The command's parser.
+    format_help, output_help, strict_help
+        The help of ``--format``, ``--output`` and ``--strict``.
+    """
+    parser.add_argument(
+        "--geometry-crs",
+        help="the CRS of GeoJSON coordinates (default: EPSG:4326); other files are read in "
+        "the CRS they declare",
+    )
+    parser.add_argument("--format", choices=FORMATS, help=format_help)
+    parser.add_argument("-o", "--output", type=Path, metavar="PATH", help=output_help)
+    parser.add_argument("--strict", action="store_true", help=strict_help)
 
 
 def _check_writable(output: Path) -> None:
