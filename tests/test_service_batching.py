@@ -134,14 +134,15 @@ def test_extract_together_refuses_requests_that_differ_beyond_the_geometry():
 
 
 @pytest.mark.filterwarnings("ignore::cas_xr.errors.QualityWarning")
-def test_concurrent_extract_jobs_agree_with_extract_sync(tmp_path: Path):
+@pytest.mark.parametrize("job_processes", [0, 1], ids=["job threads", "a worker process"])
+def test_concurrent_extract_jobs_agree_with_extract_sync(tmp_path: Path, job_processes: int):
     requests = _requests(12, dataset_ids=["sample:elevation", "sample:clay_0-5cm"])
 
     async def send(url: str) -> list[Any]:
         async with AsyncClient(api_url=url, timeout=60) as client:
             return await asyncio.gather(*(client.extract(r) for r in requests))
 
-    with live_service(tmp_path) as live:
+    with live_service(tmp_path, env={"CAS_JOB_PROCESSES": str(job_processes)}) as live:
         responses = asyncio.run(send(live.url))
     cas.configure(result_cache_ttl_s=0)
     for request, response in zip(requests, responses, strict=True):
