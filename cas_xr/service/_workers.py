@@ -43,6 +43,10 @@ def _start_worker() -> None:
     warnings.simplefilter("ignore", CasWarning)
 
 
+def _ready() -> None:
+    """Nothing: unpickling this function imports the engine in the worker."""
+
+
 @functools.cache
 def _processes() -> dict[str, Process]:
     return {p.id: p for p in cas_processes()}
@@ -84,6 +88,12 @@ class WorkerProcesses:
                     self._count, mp_context=context, initializer=_start_worker
                 )
             return self._pool
+
+    def start(self) -> None:
+        """Start the workers now (they import the engine), so that the first job does not wait."""
+        pool = self._current()
+        for _ in range(self._count):
+            pool.submit(_ready)
 
     def run(
         self, process_id: str, items: Sequence[Any], options: ServiceOptions
