@@ -102,9 +102,9 @@ def test_extract_sync_gives_what_extract_gives_and_keeps_its_timeout():
         r.model_dump(exclude={"elapsed_ms"}) for r in awaited.results
     ]
     cas.configure(request_timeout_s=1e-6)
+    ring = [[-96.6, 38.9], [-96.5, 38.9], [-96.5, 39.0], [-96.6, 39.0], [-96.6, 38.9]]
     with pytest.raises(RequestTimeoutError, match="request_timeout_s"):
-        cas.extract_sync({**request, "geometry": {**_SQUARE, "coordinates": [[
-            [-96.6, 38.9], [-96.5, 38.9], [-96.5, 39.0], [-96.6, 39.0], [-96.6, 38.9]]]}})  # fmt: skip
+        cas.extract_sync({**request, "geometry": {"type": "Polygon", "coordinates": [ring]}})
 
 
 def test_extract_sync_in_a_running_event_loop_names_the_awaitable():
