@@ -1,15 +1,19 @@
 """Load test of the service: concurrent `extract` requests on the sample provider, loopback only.
 
 Usage: python benchmarks/service_load.py [--requests 200] [--users 20] [--timeout 300]
+       [--job-processes 1]
 
-Starts `cas-xr serve` on a free port of 127.0.0.1 with a temporary job database, sends
-one unmeasured request (the server loads the engine on its first job), then
-``--requests`` extract requests at once through cas_xr's AsyncClient, shared by
+Starts `cas-xr serve` on a free port of 127.0.0.1 with a temporary job database (and
+``CAS_JOB_PROCESSES``: the worker processes that compute the jobs; revisions without
+that setting ignore it), sends one unmeasured request (the server loads the engine on its
+first job), then ``--requests`` extract requests at once through cas_xr's AsyncClient, shared by
 ``--users`` clients (each a different geometry near lon -96.5 lat 39.0, so no answer
 comes from the result cache), waits for every job, and prints percentiles of the time to
 a result (request sent to results received) and of the submit (the execute request's
 answer), and the throughput: requests / (first request to last result). It then checks
-that nothing was lost: every request has a successful job in ``/jobs``. The anchor,
+that nothing was lost: every request has a successful job in ``/jobs``. The server's CPU
+time (its process and worker processes) per job and the load average are printed too: the
+machine may be shared. The anchor,
 ``extract_sync_per_s``, is the same requests computed one by one with ``extract_sync``
 in this process, after one unmeasured call. Bounded: the whole run stops after
 ``--timeout`` seconds, and the server is stopped.
@@ -43,10 +47,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_server(folder: Path, job_processes: int = 1) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAS_")}
     env["CAS_JOBS_DB"] = str(folder / "jobs.sqlite")
+    env["CAS_JOB_PROCESSES"] = str(job_processes)
     command = [sys.executable, "-m", "cas_xr", "serve", "--port", str(port)]
     log = (folder / "serve.log").open("wb")
     server = subprocess.Popen([*command, "--log-level", "warning"], env=env, stdout=log, stderr=log)
@@ -103,9 +108,24 @@ async def _extract_raw(session: Any, url: str, inputs: dict[str, Any]) -> float:
     return submitted
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and its live descendants so far."""
+    import psutil
+
+    server = psutil.Process(pid)
+    total = 0.0
+    for each in [server, *server.children(recursive=True)]:
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 async def _run(
-    url: str, n: int, users: int, client: str
-) -> tuple[list[tuple[float, float]], list[str], float]:
+    url: str, n: int, users: int, client: str, pid: int
+) -> tuple[list[tuple[float, float]], list[str], float, float]:
     import aiohttp
 
     # one client (a connection pool) per user, as separate users have
@@ -127,9 +147,11 @@ async def _run(
 
     try:
         await extract(n)  # unmeasured: the server loads the engine once
+        cpu = _cpu_s(pid)
         started = time.perf_counter()
         outcomes = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
         wall = time.perf_counter() - started
+        cpu = _cpu_s(pid) - cpu
     finally:
         for session in sessions:
             await session.close()
@@ -137,7 +159,7 @@ async def _run(
             await each.aclose()
     times = [o for o in outcomes if isinstance(o, tuple)]
     errors = [repr(o) for o in outcomes if isinstance(o, BaseException)]
-    return times, errors, wall
+    return times, errors, wall, cpu
 
 
 def _anchor(n: int) -> float:
@@ -165,15 +187,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="the users' HTTP client: aiohttp (light), or cas_xr's AsyncClient (httpx)",
     )  # fmt: skip
     parser.add_argument(
+        "--job-processes", type=int, default=1,
+        help="CAS_JOB_PROCESSES of the server (0: jobs compute in the server's process)",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-anchor", dest="anchor", action="store_false",
         help="skip the anchor: the same requests through extract_sync, one by one",
     )  # fmt: skip
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        server, url = _start_server(Path(tmp))
+        server, url = _start_server(Path(tmp), args.job_processes)
         try:
-            times, errors, wall = asyncio.run(
-                asyncio.wait_for(_run(url, args.requests, args.users, args.client), args.timeout)
+            times, errors, wall, cpu_s = asyncio.run(
+                asyncio.wait_for(
+                    _run(url, args.requests, args.users, args.client, server.pid), args.timeout
+                )
             )
             jobs = httpx.get(url + "jobs", params={"limit": 10_000}, timeout=30).json()["jobs"]
         finally:
@@ -190,6 +218,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     row = {
         "client": args.client,
+        "job_processes": args.job_processes,
         "requests": args.requests,
         "errors": len(errors),
         "jobs_successful": successful,
@@ -201,6 +230,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "submit_p95_ms": 1000 * percentile(submits, 95),
         "throughput_per_s": len(latencies) / wall,
         "wall_s": wall,
+        "server_cpu_ms_per_job": 1000 * cpu_s / args.requests,
+        "load_1min": os.getloadavg()[0],
         "extract_sync_per_s": args.requests / anchor_s,
     }
     print("## service load: concurrent extract requests (loopback, sample provider)\n")

@@ -134,14 +134,15 @@ def test_extract_together_refuses_requests_that_differ_beyond_the_geometry():
 
 
 @pytest.mark.filterwarnings("ignore::cas_xr.errors.QualityWarning")
-def test_concurrent_extract_jobs_agree_with_extract_sync(tmp_path: Path):
+@pytest.mark.parametrize("job_processes", [0, 1], ids=["job threads", "a worker process"])
+def test_concurrent_extract_jobs_agree_with_extract_sync(tmp_path: Path, job_processes: int):
     requests = _requests(12, dataset_ids=["sample:elevation", "sample:clay_0-5cm"])
 
     async def send(url: str) -> list[Any]:
         async with AsyncClient(api_url=url, timeout=60) as client:
             return await asyncio.gather(*(client.extract(r) for r in requests))
 
-    with live_service(tmp_path) as live:
+    with live_service(tmp_path, env={"CAS_JOB_PROCESSES": str(job_processes)}) as live:
         responses = asyncio.run(send(live.url))
     cas.configure(result_cache_ttl_s=0)
     for request, response in zip(requests, responses, strict=True):
@@ -180,3 +181,38 @@ def test_jobs_queued_while_their_key_computes_run_together_next():
         future.result(30)
     assert calls == [[0], [1, 2, 3, 4, 5]]
     runner.shutdown()
+
+
+@pytest.mark.filterwarnings("ignore::cas_xr.errors.QualityWarning")
+def test_a_worker_process_computes_what_the_server_would_and_a_dead_one_is_replaced():
+    import os
+    import signal
+    from concurrent.futures.process import BrokenProcessPool
+
+    from cas_xr.service._options import ServiceOptions
+    from cas_xr.service._processes import cas_processes
+    from cas_xr.service._workers import WorkerProcesses
+
+    options = ServiceOptions.from_settings(cas.Settings(jobs_db=":memory:"))
+    requests = _requests(3, dataset_ids=["sample:elevation", "sample:land_cover"])
+    cas.configure(result_cache_ttl_s=0)
+    (extract,) = [p for p in cas_processes() if p.id == "extract"]
+    assert extract.batch_function is not None
+    here = extract.batch_function(requests, options)
+    workers = WorkerProcesses(1)
+
+    def values(outputs: list[dict[str, Any]]) -> list[list[Any]]:
+        return [[r["value"] for r in out["response"]["results"]] for out in outputs]
+
+    try:
+        there = workers.run("extract", requests, options)
+        assert values(there) == values(here)
+        (pid,) = workers._current()._processes  # type: ignore[union-attr]
+        assert os.getpriority(os.PRIO_PROCESS, pid) > os.getpriority(os.PRIO_PROCESS, 0)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(BrokenProcessPool):
+            workers.run("extract", requests[:1], options)
+        (again,) = values(workers.run("extract", requests[:1], options))
+        assert again == pytest.approx(values(here)[0], rel=1e-12)  # a call of one geometry
+    finally:
+        workers.shutdown()

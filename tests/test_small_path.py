@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import dask.array as dsa
 import numpy as np
 import pytest
@@ -11,6 +13,8 @@ import xvec  # noqa: F401  (registers .xvec)
 from affine import Affine
 from rioxarray.rioxarray import affine_to_coords
 
+import cas_xr as cas
+from cas_xr.errors import EventLoopError, RequestTimeoutError
 from cas_xr.sources._stac_common import _on_grid
 
 
@@ -80,3 +84,33 @@ def test_the_geometry_index_is_xvecs():
         assert ours.xindexes["geometry"].crs == theirs.xindexes["geometry"].crs
         assert list(ours.xvec.geom_coords_indexed) == ["geometry"]
         assert "crs" not in cube["geometry"].attrs  # the input is left as it was
+
+
+_SQUARE = {
+    "type": "Polygon",
+    "coordinates": [[[-96.5, 38.9], [-96.4, 38.9], [-96.4, 39.0], [-96.5, 39.0], [-96.5, 38.9]]],
+}
+
+
+@pytest.mark.filterwarnings("ignore::cas_xr.errors.QualityWarning")
+def test_extract_sync_gives_what_extract_gives_and_keeps_its_timeout():
+    request = {"geometry": _SQUARE, "dataset_ids": ["sample:elevation", "sample:land_cover"]}
+    cas.configure(result_cache_ttl_s=0)
+    blocking = cas.extract_sync(request)
+    awaited = asyncio.run(cas.extract(request))
+    assert [r.model_dump(exclude={"elapsed_ms"}) for r in blocking.results] == [
+        r.model_dump(exclude={"elapsed_ms"}) for r in awaited.results
+    ]
+    cas.configure(request_timeout_s=1e-6)
+    ring = [[-96.6, 38.9], [-96.5, 38.9], [-96.5, 39.0], [-96.6, 39.0], [-96.6, 38.9]]
+    with pytest.raises(RequestTimeoutError, match="request_timeout_s"):
+        cas.extract_sync({**request, "geometry": {"type": "Polygon", "coordinates": [ring]}})
+
+
+def test_extract_sync_in_a_running_event_loop_names_the_awaitable():
+    async def inside() -> None:
+        cas.extract_sync({"geometry": _SQUARE, "dataset_ids": ["sample:elevation"]})
+
+    with pytest.raises(EventLoopError, match=r"await cas_xr\.extract\(") as caught:
+        asyncio.run(inside())
+    assert isinstance(caught.value, RuntimeError)

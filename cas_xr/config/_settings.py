@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     # service settings (cas_xr additions)
     sync_execute: bool = False
     job_workers: int = Field(default=4, ge=1)
+    job_processes: int = Field(default=0, ge=0)
     api_key_header: str = Field(default="X-API-Key", min_length=1)
     max_request_bytes: int = Field(default=10_000_000, ge=1024)
     max_geometries_per_request: int = Field(default=1000, ge=1)

@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime
 from typing import Any
 
@@ -257,6 +257,28 @@ def responses_of(result: Result, method: AggregationMethod) -> list[AttributeRes
     return responses
 
 
+def _computation(
+    request: _Request,
+    geometries: Sequence[Geometry],
+    report: Report | None,
+    desc: str,
+    min_bar: int,
+) -> tuple[functools.partial[Result], float]:
+    """The request's planned computation (to run on ``_EXECUTOR``) and its timeout (s)."""
+    settings = get_settings()
+    groups = max(_MIN_GROUP, math.ceil(len(geometries) / _PROGRESS_STEPS))
+    plan = _plan(request, geometries, BATCH_SIZE if report is None else groups, settings)
+    run = functools.partial(compute, plan, report=report, min_bar=min_bar, desc=desc)
+    return run, settings.request_timeout_s
+
+
+def _timed_out(timeout: float) -> RequestTimeoutError:
+    return RequestTimeoutError(
+        f"the request took longer than request_timeout_s ({timeout} s); "
+        "request fewer geometries or datasets, or raise the setting"
+    )
+
+
 async def _responses(
     request: _Request,
     geometries: Sequence[Geometry],
@@ -265,19 +287,38 @@ async def _responses(
     *,
     min_bar: int = _BAR_MIN_RESULTS,
 ) -> list[AttributeResponse]:
-    settings = get_settings()
-    groups = max(_MIN_GROUP, math.ceil(len(geometries) / _PROGRESS_STEPS))
-    plan = _plan(request, geometries, BATCH_SIZE if report is None else groups, settings)
-    run = functools.partial(compute, plan, report=report, min_bar=min_bar, desc=desc)
+    run, timeout = _computation(request, geometries, report, desc, min_bar)
     try:
-        async with asyncio.timeout(settings.request_timeout_s):
+        async with asyncio.timeout(timeout):
             result = await asyncio.get_running_loop().run_in_executor(_EXECUTOR, run)
     except TimeoutError:
-        raise RequestTimeoutError(
-            f"the request took longer than request_timeout_s ({settings.request_timeout_s} s); "
-            "request fewer geometries or datasets, or raise the setting"
-        ) from None
+        raise _timed_out(timeout) from None
     return responses_of(result, request.aggregation)
+
+
+def _extract_request(request: AttributeRequest | dict[str, Any]) -> AttributeRequest:
+    request = validated(AttributeRequest, request)
+    if request.output is OutputMode.RASTER:
+        raise InvalidArgumentError(
+            "extract() computes statistics; for output='raster' call "
+            "cas_xr.extract_raster(dataset_id, bbox, output_dir) instead"
+        )
+    return request
+
+
+def extract_blocking(request: AttributeRequest | dict[str, Any]) -> AttributeResponse:
+    """:func:`extract` for a caller without an event loop (``extract_sync``).
+
+    The same plan, computation and timeout, without building and closing an event loop
+    for each call: the computation runs on the engine's thread, waited for here.
+    """
+    request = _extract_request(request)
+    run, timeout = _computation(request, [request.geometry], None, "extract", _BAR_MIN_RESULTS)
+    future = _EXECUTOR.submit(run)
+    if not wait([future], timeout).done:
+        raise _timed_out(timeout)
+    (response,) = responses_of(future.result(), request.aggregation)
+    return response
 
 
 async def extract(request: AttributeRequest | dict[str, Any]) -> AttributeResponse:
@@ -305,12 +346,7 @@ async def extract(request: AttributeRequest | dict[str, Any]) -> AttributeRespon
     RequestTimeoutError
         If the request takes longer than ``request_timeout_s``.
     """
-    request = validated(AttributeRequest, request)
-    if request.output is OutputMode.RASTER:
-        raise InvalidArgumentError(
-            "extract() computes statistics; for output='raster' call "
-            "cas_xr.extract_raster(dataset_id, bbox, output_dir) instead"
-        )
+    request = _extract_request(request)
     (response,) = await _responses(request, [request.geometry])
     return response
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from cas_xr.errors import EventLoopError
 from cas_xr.frontends._raster import extract_raster
-from cas_xr.frontends._responses import batch_extract, extract
+from cas_xr.frontends._responses import batch_extract, extract_blocking
 from cas_xr.models import (
     AttributeRequest,
     AttributeResponse,
@@ -40,10 +40,19 @@ def run_sync(coro: Coroutine[Any, Any, T], *, awaitable: str) -> T:
         When called from a running event loop (e.g. Jupyter), naming ``await <awaitable>``.
     """
     try:
+        _no_running_loop(awaitable)
+    except EventLoopError:
+        coro.close()
+        raise
+    return asyncio.run(coro)
+
+
+def _no_running_loop(awaitable: str) -> None:
+    """Raise :class:`EventLoopError` in a running event loop, naming ``await <awaitable>``."""
+    try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
-    coro.close()
+        return
     raise EventLoopError(
         f"{awaitable}_sync() cannot run inside a running event loop (Jupyter, FastAPI, "
         f"asyncio code); use `await cas_xr.{awaitable}(...)` instead"
@@ -52,7 +61,8 @@ def run_sync(coro: Coroutine[Any, Any, T], *, awaitable: str) -> T:
 
 def extract_sync(request: AttributeRequest | dict[str, Any]) -> AttributeResponse:
     """Blocking :func:`~cas_xr.extract`; raises RuntimeError inside a running event loop."""
-    return run_sync(extract(request), awaitable="extract")
+    _no_running_loop("extract")
+    return extract_blocking(request)
 
 
 def batch_extract_sync(request: BatchAttributeRequest | dict[str, Any]) -> BatchAttributeResponse:

@@ -85,6 +85,8 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.info("cas_xr service: %s", await run_in_threadpool(state.executor))
+        if state.workers is not None:
+            state.workers.start()
         if limiter is not None:
             await limiter.check_storage()
         state.recover()

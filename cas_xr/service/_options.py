@@ -36,6 +36,9 @@ class ServiceOptions:
         ``Prefer: respond-async`` runs synchronously).
     job_workers
         Threads that run jobs.
+    job_processes
+        Worker processes that compute the jobs that run together (``extract``); 0: the
+        job threads compute them in the server's process.
     auth_enabled, api_keys, api_key_header
         Authentication: an API key in ``api_key_header`` or ``Authorization: Bearer``.
     rate_limit_enabled, rate_limit_per_minute, rate_limit_storage_url
@@ -54,6 +57,7 @@ class ServiceOptions:
     jobs_db: str
     sync_execute: bool
     job_workers: int
+    job_processes: int
     auth_enabled: bool
     api_keys: tuple[SecretStr, ...]
     api_key_header: str
@@ -82,6 +86,7 @@ class ServiceOptions:
             jobs_db=settings.jobs_db or _default_jobs_db(),
             sync_execute=settings.sync_execute,
             job_workers=settings.job_workers,
+            job_processes=settings.job_processes,
             auth_enabled=settings.auth_enabled,
             api_keys=tuple(settings.api_keys),
             api_key_header=settings.api_key_header,

@@ -145,8 +145,8 @@ def _interval(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None
     return bounds
 
 
-def _json_body(request: Request) -> None:
-    """Refuse a body that is not JSON (415) before FastAPI reads it."""
+async def _json_body(request: Request) -> None:
+    """Refuse a body that is not JSON (415) before FastAPI reads it (async: no thread hop)."""
     headers = request.headers
     media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
     has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers

@@ -17,6 +17,7 @@ from cas_xr.service._options import ServiceOptions
 from cas_xr.service._problems import NoSuchProcessError
 from cas_xr.service._processes import Process
 from cas_xr.service._redact import redact
+from cas_xr.service._workers import WorkerProcesses
 
 __all__ = ["ServiceState"]
 
@@ -42,19 +43,23 @@ class ServiceState:
         The job store.
     runner
         The job executor.
+    workers
+        The worker processes that compute batched jobs (None: the job threads do).
     """
 
     options: ServiceOptions
     processes: Mapping[str, Process]
     store: JobStore
     runner: JobRunner
+    workers: WorkerProcesses | None = None
 
     @classmethod
     def open(cls, options: ServiceOptions, processes: list[Process]) -> ServiceState:
         """Open the job store and start the executor."""
         store = JobStore(options.jobs_db)
         runner = JobRunner(store, options.job_workers)
-        return cls(options, {p.id: p for p in processes}, store, runner)
+        workers = WorkerProcesses(options.job_processes) if options.job_processes else None
+        return cls(options, {p.id: p for p in processes}, store, runner, workers)
 
     @property
     def job_control(self) -> list[str]:
@@ -117,9 +122,11 @@ class ServiceState:
         """How a job of ``process`` may run with others (None: alone)."""
         if process.batch_key is None or process.batch_function is None:
             return None
-        function = process.batch_function
+        function, workers = process.batch_function, self.workers
 
         def run_many(items: Sequence[Any]) -> list[dict[str, Any]]:
+            if workers is not None:
+                return workers.run(process.id, items, self.options)
             return [dict(redact(out)) for out in function(items, self.options)]
 
         return Batch((process.id, process.batch_key(parsed)), parsed, run_many)
@@ -150,9 +157,14 @@ class ServiceState:
             where = current_scheduler().description
         except CasError as err:  # each job will try again, and fail with this message
             where = f"nothing yet ({err})"
-        return f"{self.options.job_workers} job threads computing on {where}"
+        threads = f"{self.options.job_workers} job threads"
+        if self.workers is not None:
+            threads += f" ({self.options.job_processes} worker processes for extract jobs)"
+        return f"{threads} computing on {where}"
 
     def close(self) -> None:
         """Stop the executor and fail the jobs it was running (workers may still finish)."""
         self.runner.shutdown()
+        if self.workers is not None:
+            self.workers.shutdown()
         self.store.fail_running(_CUT_OFF)
