@@ -41,6 +41,7 @@ __all__ = [
     "UnknownProviderError",
     "UnsupportedGridError",
     "strict",
+    "validation_problems",
 ]
 
 
@@ -194,6 +195,26 @@ class BatchFailureWarning(SourceWarning):
     def __init__(self, message: str, failures: list[dict[str, Any]]) -> None:
         super().__init__(message)
         self.failures = failures
+
+
+def validation_problems(err: Any, top: str) -> str:
+    """What a pydantic ``ValidationError`` found, as ``"field.path: message; ..."``.
+
+    Parameters
+    ----------
+    err
+        The ``pydantic.ValidationError``.
+    top
+        The name of a problem of the whole document (an empty field path).
+
+    Returns
+    -------
+    str
+        One ``path: message`` per error, joined by ``"; "``.
+    """
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or top}: {e['msg']}" for e in err.errors()
+    )
 
 
 @contextmanager

@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cas_xr.attributes._climate import INDICES
-from cas_xr.errors import ConfigurationError, UnknownProviderError
+from cas_xr.errors import ConfigurationError, UnknownProviderError, validation_problems
 from cas_xr.models import TimeRange
 
 __all__ = [
@@ -218,10 +218,7 @@ def parse_attribute_set(data: Any, *, origin: str) -> AttributeSet:
     try:
         return AttributeSet.model_validate(data)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in err.errors()
-        )
+        problems = validation_problems(err, "(top level)")
         raise ConfigurationError(
             f"invalid attribute set in {origin}: {problems}; see the 'Attribute sets' page of "
             "the docs for the schema"

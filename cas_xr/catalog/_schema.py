@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from cas_xr.errors import ProviderDefinitionError
+from cas_xr.errors import ProviderDefinitionError, validation_problems
 from cas_xr.sources._definitions import (
     DatasetDefinition,
     DerivedDefinition,
@@ -63,10 +63,7 @@ def parse_provider(data: Any, *, origin: str, base: Path | None = None) -> Provi
     try:
         definition = ProviderDefinition.model_validate(data)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in err.errors()
-        )
+        problems = validation_problems(err, "(top level)")
         raise ProviderDefinitionError(
             f"invalid provider definition in {origin}: {problems}; see the 'Provider files' "
             "page of the docs for the schema"

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cas_xr.errors import ArgumentTypeError, ConfigurationError
+from cas_xr.errors import ArgumentTypeError, ConfigurationError, validation_problems
 
 __all__ = ["Settings", "configure", "get_settings", "settings_generation", "shareable_settings"]
 
@@ -153,9 +153,7 @@ def _build(overrides: dict[str, Any]) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in err.errors()
-        )
+        problems = validation_problems(err, "settings")
         raise ConfigurationError(
             f"invalid cas_xr settings ({problems}); fix the configure() argument or the "
             "CAS_* environment variable"

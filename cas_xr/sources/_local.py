@@ -18,7 +18,7 @@ from affine import Affine
 from pydantic import ValidationError
 
 from cas_xr.config import get_settings
-from cas_xr.errors import ProviderDefinitionError, SourceError
+from cas_xr.errors import ProviderDefinitionError, SourceError, validation_problems
 from cas_xr.sources._base import gdal_options
 from cas_xr.sources._grid import lonlat_bounds_to_crs, snap_bounds
 from cas_xr.sources._local_array import open_array
@@ -208,9 +208,7 @@ def from_definition(provider: ProviderDefinition, dataset: DatasetDefinition) ->
     try:
         options = LocalOptions.model_validate(provider.options_for(dataset))
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in err.errors()
-        )
+        problems = validation_problems(err, "options")
         raise ProviderDefinitionError(
             f"invalid {provider.protocol.value} options of dataset {dataset.name!r} of provider "
             f"{provider.slug!r}: {problems}"

@@ -20,7 +20,7 @@ from pystac_client import Client
 from pystac_client.conformance import ConformanceClasses
 
 from cas_xr.config import SettingsBoundCache
-from cas_xr.errors import ProviderDefinitionError, SourceError
+from cas_xr.errors import ProviderDefinitionError, SourceError, validation_problems
 from cas_xr.sources._stac_api_options import StacApiOptions
 from cas_xr.sources._stac_common import StacItemsSource
 from cas_xr.sources._stac_io import StacIO
@@ -216,9 +216,7 @@ def from_definition(provider: ProviderDefinition, dataset: DatasetDefinition) ->
         options = StacApiOptions.model_validate(provider.options_for(dataset))
         patch_url = options.url_patcher()
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in err.errors()
-        )
+        problems = validation_problems(err, "options")
         raise ProviderDefinitionError(f"invalid {origin}: {problems}") from None
     except ProviderDefinitionError as err:
         raise ProviderDefinitionError(f"invalid {origin}: {err}") from None

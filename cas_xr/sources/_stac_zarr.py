@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cas_xr.config import SettingsBoundCache
-from cas_xr.errors import MissingDependencyError, ProviderDefinitionError, SourceError
+from cas_xr.errors import (
+    MissingDependencyError,
+    ProviderDefinitionError,
+    SourceError,
+    validation_problems,
+)
 from cas_xr.sources._http import fetch, public_url
 from cas_xr.sources._local import LocalSource
 
@@ -202,9 +207,7 @@ def from_definition(provider: ProviderDefinition, dataset: DatasetDefinition) ->
     try:
         options = StacZarrOptions.model_validate(provider.options_for(dataset))
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in err.errors()
-        )
+        problems = validation_problems(err, "options")
         raise ProviderDefinitionError(
             f"invalid stac_zarr options of dataset {dataset.name!r} of provider "
             f"{provider.slug!r}: {problems}"

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import pyproj
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from cas_xr.errors import ConfigurationError
+from cas_xr.errors import ConfigurationError, validation_problems
 
 __all__ = ["RESERVED_PARAMS", "WcsOptions", "check_options"]
 
@@ -70,9 +70,7 @@ def check_options(options: Mapping[str, Any]) -> WcsOptions:
     try:
         return WcsOptions.model_validate(dict(options))
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in err.errors()
-        )
+        problems = validation_problems(err, "options")
         raise ConfigurationError(
             f"invalid WCS options: {problems} (known options: {', '.join(WcsOptions.model_fields)})"
         ) from None
