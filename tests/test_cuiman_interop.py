@@ -1,10 +1,12 @@
 """Code written for cuiman (eozilla's OGC API - Processes client) runs against the service.
 
-The steps of ``notebooks/client_001_processes_and_jobs.ipynb`` and
-``notebooks/client_002_statistics.ipynb``, written with cuiman's ``Client`` and
-gavicore's models (``status.value`` included), run with cuiman itself in the Python 3.12
-interpreter ``.ci/run`` prepares (``CUIMAN_PYTHON``: cuiman needs Python 3.12),
-and unchanged with ``cas_xr.client`` here. Under CI=true a missing interpreter fails.
+``notebooks/client_001_processes_and_jobs.ipynb`` and ``notebooks/client_002_statistics.ipynb``
+run, unchanged, on a Jupyter kernel of the Python 3.12 interpreter ``.ci/run`` prepares
+with cuiman and ipykernel (``CUIMAN_PYTHON``: cuiman needs Python 3.12), where they use
+cuiman's ``Client`` and gavicore's models; ``tests/test_notebooks.py`` runs them on
+cas_xr's client. A script of the same steps with stricter checks (``status.value``
+included) runs with cuiman and with ``cas_xr.client``. Under CI=true a missing interpreter
+fails.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_notebooks import ROOT, run_notebook, write_kernelspec
 from tests.test_service_support import LiveService, live_service
 
 SCRIPT = """\
@@ -146,3 +149,35 @@ def test_cuiman_style_code_runs_unchanged_with_cas_xr_client(service: LiveServic
     seen = _run(sys.executable, service, "cas_xr.client", "cas_xr.client")
     assert seen["client"].startswith("cas_xr.client")
     _check(seen)
+
+
+NOTEBOOK_OUTPUTS = {
+    "client_001_processes_and_jobs.ipynb": [
+        "['successful', 'failed', 'successful']",
+        "[2, 3, 5, 7, 11, 13, 17, 19, 23, 29,",
+    ],
+    "client_002_statistics.ipynb": [
+        "('sample:elevation',",
+        "'m', 'good')",
+        "('sample:clay_0-5cm',",
+        "'g/kg', 'good')",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOK_OUTPUTS))
+def test_client_notebooks_run_unchanged_with_cuiman(
+    name: str, service: LiveService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kernel = write_kernelspec(_cuiman_python(), tmp_path, monkeypatch)
+    monkeypatch.setenv("CAS_CLIENT_API_URL", service.url)
+    notebook = run_notebook(ROOT / "notebooks" / name, kernel, tmp_path)
+    shown = "\n".join(
+        str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+    assert "client: cuiman" in shown
+    for expected in NOTEBOOK_OUTPUTS[name]:
+        assert expected in shown

@@ -167,7 +167,10 @@ def test_a_service_reads_requests_strictly_a_caller_builds_them_freely():
     strict = pydantic.TypeAdapter(ogc.StrictProcessRequest)
     assert strict.validate_python({"inputs": {"a": 1}, "response": "document"}).inputs == {"a": 1}
     with pytest.raises(pydantic.ValidationError, match="'a', 'b' are not members"):
-        strict.validate_python({"a": 1, "b": 2})
+        strict.validate_python({"inputs": {"c": 3}, "a": 1, "b": 2})
+    # without 'inputs', other members are the inputs (what cuiman's ProcessRequest sends)
+    loose = strict.validate_python({"response": "raw", "a": 1, "b": 2})
+    assert (loose.inputs, loose.response) == ({"a": 1, "b": 2}, "raw")
     assert ogc.ProcessRequest.model_validate({"a": 1}).inputs == {"a": 1}
     with pytest.raises(pydantic.ValidationError, match="response"):
         strict.validate_python({"response": "neither"})

@@ -259,8 +259,11 @@ def test_problems_everywhere(http: httpx.Client):
         headers={"content-type": "application/json"},
     )
     assert_problem(bad_json, 400, "invalid-request")
-    wrapped = http.post("processes/sleep_a_while/execution", json={"duration": 1})
+    mixed = {"inputs": {"fail": False}, "duration": 1}  # an input beside 'inputs'
+    wrapped = http.post("processes/sleep_a_while/execution", json=mixed)
     assert "duration" in assert_problem(wrapped, 400, "invalid-request")["detail"]
+    misspelt = http.post("processes/sleep_a_while/execution", json={"duraton": 1})
+    assert "duraton" in assert_problem(misspelt, 400, "invalid-input")["detail"]
     for headers in (
         {"content-type": "text/plain"},
         {"content-type": "application/x-www-form-urlencoded"},

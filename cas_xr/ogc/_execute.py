@@ -27,7 +27,8 @@ class ProcessRequest(Document):
     Keyword arguments that are not request fields are inputs, and a mapping without an
     ``inputs`` member is taken as the inputs: ``ProcessRequest(duration=2)`` and
     ``{"duration": 2}`` both mean ``ProcessRequest(inputs={"duration": 2})``. A service
-    reads requests as :data:`StrictProcessRequest` instead.
+    reads requests as :data:`StrictProcessRequest`, which refuses that form when an
+    ``inputs`` member is there too.
 
     Parameters
     ----------
@@ -50,7 +51,14 @@ class ProcessRequest(Document):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"description": "An execute request: inputs, and how to answer."},
+        json_schema_extra={
+            "description": (
+                "An execute request: inputs, and how to answer. Without an 'inputs' member,"
+                " members other than 'outputs', 'response' and 'subscriber' are the inputs;"
+                " beside 'inputs' they are refused."
+            ),
+            "additionalProperties": True,
+        },
     )
 
     inputs: dict[str, Any] | None = None
@@ -75,7 +83,7 @@ class ProcessRequest(Document):
 
 
 def _refuse_other_members(value: Any) -> Any:
-    if isinstance(value, dict):
+    if isinstance(value, dict) and "inputs" in value:
         other = [repr(name) for name in value if name not in _REQUEST_FIELDS]
         if other:
             are = "is not a member" if len(other) == 1 else "are not members"
@@ -86,6 +94,9 @@ def _refuse_other_members(value: Any) -> Any:
     return value
 
 
-#: A :class:`ProcessRequest` read as the standard's JSON document: members other than
-#: ``inputs``, ``outputs``, ``response`` and ``subscriber`` are refused, not taken as inputs.
+#: A :class:`ProcessRequest` read from a JSON body: with an ``inputs`` member, the
+#: standard's document, whose other members (not ``outputs``, ``response`` or
+#: ``subscriber``) are refused rather than mixed in; without one, members other than those
+#: three are the inputs, the body cuiman (gavicore's ``ProcessRequest(duration=2)``) and
+#: ``request={"fail": True}`` send.
 StrictProcessRequest = Annotated[ProcessRequest, BeforeValidator(_refuse_other_members)]
