@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,6 +69,19 @@ def _run(http: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
     results = http.get(f"jobs/{job_id}/results")
     assert results.status_code == 200
     return {"job_id": job_id, **results.json()}
+
+
+def _progress(http: httpx.Client, job_id: str, until: Any) -> list[tuple[int, str]]:
+    """(progress, message) of the job as seen until ``until(status)`` holds (60 s at most)."""
+    seen: list[tuple[int, str]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = http.get(f"jobs/{job_id}").json()
+        seen.append((status.get("progress", 0), status.get("message") or ""))
+        if until(status):
+            break
+        time.sleep(0.02)
+    return seen
 
 
 def test_20000_geometries_by_reference_equal_extract_table(http: httpx.Client, url: str):
@@ -177,3 +192,18 @@ def test_file_outputs_go_with_their_job(http: httpx.Client):
     )
     assert http.delete(f"jobs/{job_id}").status_code == 200  # removed with its results
     _problem(http.get(f"jobs/{job_id}/results/table"), 404, "no-such-job")
+
+
+def test_a_table_job_reports_progress_and_stops_when_dismissed(http: httpx.Client):
+    frame = _squares(6_000, seed=1)  # ten batches of 600
+    inputs = {"features": _geoparquet(frame), "dataset_ids": ["sample:elevation"]}
+    created = http.post("processes/extract-table/execution", json={"inputs": inputs})
+    job_id = created.json()["jobID"]
+    seen = _progress(http, job_id, lambda status: status.get("progress", 0) > 0)
+    progress, message = seen[-1]
+    assert 0 < progress < 100 and re.fullmatch(r"\d+ of 6000 results done", message), seen
+    assert http.delete(f"jobs/{job_id}").status_code == 200
+    seen = _progress(http, job_id, lambda status: status["status"] != "running")
+    status = http.get(f"jobs/{job_id}").json()
+    assert status["status"] == "dismissed", seen  # stopped at the next batch, not finished
+    _problem(http.get(f"jobs/{job_id}/results"), 410, "job-dismissed")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cas_xr.config import Settings, get_settings
-from cas_xr.engine import Result, compute, make_plan, warn_summary
+from cas_xr.engine import Report, Result, compute, make_plan, warn_summary
 from cas_xr.frontends._table import table_of
 from cas_xr.models import AggregationMethod, TimeRange
 
@@ -35,19 +35,22 @@ def compute_request(
     *,
     settings: Settings | None = None,
     weights_raster: str | xr.DataArray | None = None,
+    report: Report | None = None,
 ) -> Result:
     """Plan and compute; warn about failed and non-GOOD results (at the user's line).
 
     ``settings`` replaces the current settings for this request (e.g. to force area
     weighting); by default :func:`~cas_xr.config.get_settings`. ``weights_raster`` is
     the weights dataset of ``weighted_*`` statistics (see :func:`extract_cube`).
+    ``report(done, total)`` is called as results are made, batch by batch, instead of
+    showing a progress bar; an exception it raises stops the request.
     """
     plan = make_plan(
         geometries, dataset_ids, aggregation=aggregation, time_range=time_range,
         batch_size=batch_size, settings=settings or get_settings(),
         weights_raster=weights_raster,
     )  # fmt: skip
-    result = compute(plan)
+    result = compute(plan, report=report)
     summary = json.loads(result.cube.attrs["cas_summary"])
     warn_summary(
         json.loads(result.cube.attrs["cas_failures"]), result.flagged,

@@ -13,13 +13,15 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import math
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, WithJsonSchema
 
-import cas_xr as cas
 from cas_xr.engine._plan import check_names
 from cas_xr.errors import InvalidStatisticError, LimitExceededError
+from cas_xr.frontends._cubes import compute_request
+from cas_xr.frontends._table import table_of
 from cas_xr.models import TimeRange
 from cas_xr.service._executor import JobContext
 from cas_xr.service._jobs import FileOutput
@@ -35,6 +37,9 @@ __all__ = ["PARQUET", "ExtractTableInputs", "extract_table_process"]
 
 PARQUET = "application/vnd.apache.parquet"
 _RESERVED = ("feature", "time")  # the table's own columns: input position, time step
+#: A table is computed in about this many batches (of at least _MIN_BATCH geometries),
+#: reporting progress and checking for dismissal in between
+_STEPS, _MIN_BATCH = 10, 500
 _GeoParquet = Annotated[
     str, WithJsonSchema({"type": "string", "format": "binary", "contentMediaType": PARQUET})
 ]
@@ -108,13 +113,18 @@ def _check(inputs: ExtractTableInputs, options: ServiceOptions) -> None:
 def _extract_table(
     inputs: ExtractTableInputs, context: JobContext, options: ServiceOptions
 ) -> dict[str, Any]:
+    frame = inputs._frame
+
+    def report(done: int, total: int) -> None:
+        context.report(100 * done / total, f"{done} of {total} results done")
+
     context.check()
-    table = cas.extract_table(
-        inputs._frame,
-        inputs.dataset_ids,
-        aggregation=inputs.aggregation,
-        time_range=inputs.time_range,
-    )
+    batch_size = max(_MIN_BATCH, math.ceil(len(frame) / _STEPS))
+    result = compute_request(
+        frame, inputs.dataset_ids, inputs.aggregation, inputs.time_range, batch_size,
+        report=report,
+    )  # fmt: skip
+    table = table_of(result.plan, result.cube, frame)
     context.check()
     flat = table.reset_index()
     flat.attrs = {"cas_xr": redact(table.attrs["cas_xr"])}
@@ -131,7 +141,8 @@ def extract_table_process() -> Process:
         description=(
             "cas_xr.extract_table over many geometries (a FeatureCollection, or GeoParquet "
             "as base64): one row per geometry (and time step), with the input's properties, "
-            "each statistic, coverage, pixel count and quality per dataset, as GeoParquet. "
+            "each statistic, coverage, pixel count and quality per dataset, as GeoParquet; "
+            "reports progress as batches of geometries are computed. "
             "Ask for the output by reference ('outputs': {'table': {'transmissionMode': "
             "'reference'}}) to download it as a file."
         ),
