@@ -420,3 +420,18 @@ def test_reductions_and_a_weights_dataset_run_on_a_cluster(cluster: Any):
         name = f"sample:elevation_{column}"
         np.testing.assert_allclose(there[name], here[name], rtol=1e-12)
     assert np.isfinite(there["sample:elevation_shifted_mean"]).all()
+
+
+def test_no_weight_under_a_geometry_is_missing_with_its_own_reason():
+    values = cas.open_dataset("sample:elevation").isel(x=slice(0, 60), y=slice(0, 60)).compute()
+    weights = xr.full_like(values, np.nan).rename("weights")  # no weight anywhere
+    x, y = values["x"].values, values["y"].values
+    frame = gpd.GeoDataFrame(geometry=[shapely.box(x[10], y[50], x[50], y[10])], crs=values.rio.crs)
+    aggregation = ["weighted_mean", "mean"]
+    with pytest.warns(QualityWarning, match="no value though 1.000 of the geometry has valid"):
+        table = cas.extract_table(
+            frame, [{"dem": values}], aggregation=aggregation, weights_raster=weights
+        )
+    row = table.iloc[0]
+    assert np.isnan(row["dem_weighted_mean"]) and np.isfinite(row["dem_mean"])
+    assert row["dem_quality"] == "missing" and row["dem_pixel_count"] == 41 * 41

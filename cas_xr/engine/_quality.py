@@ -70,6 +70,12 @@ def _flag(
     settings: Settings,
 ) -> tuple[QualityFlag, str | None]:
     """The flag and reason of a result whose every chunk was read."""
+    if value is None and coverage_fraction > 0:
+        return QualityFlag.MISSING, (
+            f"the statistic has no value though {coverage_fraction:.3f} of the geometry has "
+            "valid cells (a weighted statistic: no weight under it; or the statistic is "
+            "undefined for these cells)"
+        )
     if value is None:
         return QualityFlag.MISSING, "no valid cell under the geometry (nodata or outside the data)"
     if coverage_fraction < settings.quality_missing_below:

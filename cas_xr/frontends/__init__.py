@@ -6,7 +6,7 @@ models, ``extract_cube``/``extract_table`` with the vector data cube or its tabl
 ``check_providers`` reads each provider's test geometry and says how it is.
 """
 
-from cas_xr.frontends._cubes import extract_cube, extract_table
+from cas_xr.frontends._cubes import extract_cube, extract_table, extract_table_reporting
 from cas_xr.frontends._health import check_providers, check_providers_sync
 from cas_xr.frontends._open import open_dataset
 from cas_xr.frontends._raster import extract_raster
@@ -36,6 +36,7 @@ __all__ = [
     "extract_raster_sync",
     "extract_sync",
     "extract_table",
+    "extract_table_reporting",
     "extract_together",
     "open_dataset",
     "run_sync",

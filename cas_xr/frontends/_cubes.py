@@ -15,7 +15,13 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["BATCH_SIZE", "compute_request", "extract_cube", "extract_table"]
+__all__ = [
+    "BATCH_SIZE",
+    "compute_request",
+    "extract_cube",
+    "extract_table",
+    "extract_table_reporting",
+]
 
 #: Geometries per batch unless told otherwise.
 BATCH_SIZE = 20_000
@@ -189,4 +195,25 @@ def extract_table(
         geometries, dataset_ids, aggregation, time_range, batch_size,
         weights_raster=weights_raster,
     )  # fmt: skip
+    return table_of(result.plan, result.cube, geometries)
+
+
+def extract_table_reporting(
+    geometries: Any,
+    dataset_ids: _Datasets,
+    report: Report,
+    *,
+    aggregation: _Aggregation = "mean",
+    time_range: _TimeRangeLike = None,
+    batch_size: int = BATCH_SIZE,
+) -> gpd.GeoDataFrame:
+    """:func:`extract_table`, calling ``report(done, total)`` instead of showing a bar.
+
+    ``report`` is called with the count of results (geometry x dataset) made so far,
+    cached ones first, as each batch of ``batch_size`` geometries is done; an exception
+    it raises stops the request and is raised here.
+    """
+    result = compute_request(
+        geometries, dataset_ids, aggregation, time_range, batch_size, report=report
+    )
     return table_of(result.plan, result.cube, geometries)

@@ -20,8 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, WithJsonSchema
 
 from cas_xr.engine._plan import check_names
 from cas_xr.errors import InvalidStatisticError, LimitExceededError
-from cas_xr.frontends._cubes import compute_request
-from cas_xr.frontends._table import table_of
+from cas_xr.frontends import extract_table_reporting
 from cas_xr.models import TimeRange
 from cas_xr.service._executor import JobContext
 from cas_xr.service._jobs import FileOutput
@@ -120,11 +119,10 @@ def _extract_table(
 
     context.check()
     batch_size = max(_MIN_BATCH, math.ceil(len(frame) / _STEPS))
-    result = compute_request(
-        frame, inputs.dataset_ids, inputs.aggregation, inputs.time_range, batch_size,
-        report=report,
+    table = extract_table_reporting(
+        frame, inputs.dataset_ids, report, aggregation=inputs.aggregation,
+        time_range=inputs.time_range, batch_size=batch_size,
     )  # fmt: skip
-    table = table_of(result.plan, result.cube, frame)
     context.check()
     flat = table.reset_index()
     flat.attrs = {"cas_xr": redact(table.attrs["cas_xr"])}
