@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -71,3 +73,42 @@ def test_graceful_stop_fails_running_jobs_with_a_message(tmp_path: Path):
             assert info["status"] == "failed" and "cut off" in info["message"]
     finally:
         live.stop()
+
+
+def _post(url: str, inputs: dict[str, Any]) -> str:
+    response = httpx.post(f"{url}processes/sleep_a_while/execution", json={"inputs": inputs})
+    assert response.status_code == 201, response.text
+    return str(response.json()["jobID"])
+
+
+def test_services_sharing_a_database_take_over_only_the_jobs_of_the_gone(tmp_path: Path):
+    first = LiveService(tmp_path, {}).start()
+    second = LiveService(tmp_path, {})  # the same folder: the same jobs database
+    try:
+        short = _post(first.url, {"duration": 12})  # outlasts the second one's start
+        with httpx.Client(base_url=first.url, timeout=30) as http:
+            poll(http, short, {"running"})
+            second.start()  # its start-up must not take the first one's running job
+            # both create jobs at once: every id given once
+            urls = [first.url, second.url] * 20
+            with ThreadPoolExecutor(8) as pool:
+                ids = list(pool.map(_post, urls, [{"duration": 0.01}] * len(urls)))
+            assert len(set(ids)) == len(ids)
+            assert http.get(f"jobs/{short}").json()["status"] == "running"
+            assert poll(http, short, {"successful", "failed"})["status"] == "successful"
+        long = [_post(first.url, {"duration": 60}) for _ in range(4)]  # four job threads
+        queued = _post(first.url, {"duration": 0.2})  # waits in the first one's queue
+        with httpx.Client(base_url=second.url, timeout=30) as http:
+            for job_id in long:
+                poll(http, job_id, {"running"})
+            assert http.get(f"jobs/{queued}").json()["status"] == "accepted"
+            first.kill()  # gone without a word: the second takes over within seconds
+            assert poll(http, queued, {"successful", "failed"})["status"] == "successful"
+            for job_id in long:
+                info = poll(http, job_id, {"failed", "successful"})
+                assert info["status"] == "failed" and "cut off" in info["message"], info
+            for job_id in ids:
+                assert poll(http, job_id, {"successful", "failed"})["status"] == "successful"
+    finally:
+        first.stop()
+        second.stop()

@@ -3,13 +3,22 @@
 Job ids are ``job_0``, ``job_1``... from a counter kept in the database: an id is never
 given twice, not even after its job was removed. Status changes are conditional (a job
 dismissed while it runs stays dismissed when its worker finishes).
+
+Several service processes may share one database (``cas-xr serve --workers N``, or a
+second server during a restart): each store has an ``owner`` id, written on the jobs it
+creates or adopts and on a heartbeat row in ``instances``, so that a process fails or
+re-queues only the jobs of processes that are gone (:mod:`cas_xr.service._owners`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
+import time
+import uuid
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +27,7 @@ from typing import Any
 
 from cas_xr.ogc import ACTIVE, JobStatus
 
-__all__ = ["FileOutput", "JobRecord", "JobStore"]
+__all__ = ["FileOutput", "Instance", "JobRecord", "JobStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -49,6 +58,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished TEXT,
     inputs TEXT NOT NULL,
     results TEXT
+);
+CREATE TABLE IF NOT EXISTS instances (
+    owner TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    beat REAL NOT NULL
 );
 """
 _COLUMNS = "job_id, process_id, status, message, progress, created, started, updated, finished"
@@ -94,8 +109,18 @@ class JobRecord:
         )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Instance:
+    """A service process that shares the database: its heartbeat row."""
+
+    owner: str
+    host: str
+    pid: int
+    beat: float
+
+
 class JobStore:
-    """Jobs in an SQLite database, safe to use from several threads.
+    """Jobs in an SQLite database, safe to use from several threads and processes.
 
     Parameters
     ----------
@@ -105,14 +130,20 @@ class JobStore:
 
     def __init__(self, path: str) -> None:
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, check_same_thread=False)
+        self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
         if path != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
             # in WAL mode, NORMAL loses no committed job when the process dies (only when
             # the machine does), and spares each commit an fsync
             self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
+        if "owner" not in columns:  # a database of an earlier version: its jobs have none
+            self._conn.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
         self._conn.commit()
+        #: This process's id on the jobs it creates or adopts.
+        self.owner = uuid.uuid4().hex
+        self.host, self.pid = socket.gethostname(), os.getpid()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -138,12 +169,16 @@ class JobStore:
         """
         now, document = _now(), json.dumps(inputs)
         with self._transaction() as db:
-            (seq,) = db.execute("SELECT value FROM counter WHERE name = 'job'").fetchone()
-            db.execute("UPDATE counter SET value = value + 1 WHERE name = 'job'")
+            # one statement: two processes never read the same counter value
+            (after,) = db.execute(
+                "UPDATE counter SET value = value + 1 WHERE name = 'job' RETURNING value"
+            ).fetchone()
+            seq = after - 1
             db.execute(
-                "INSERT INTO jobs (seq, job_id, process_id, status, created, updated, inputs) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (seq, f"job_{seq}", process_id, JobStatus.ACCEPTED.value, now, now, document),
+                "INSERT INTO jobs (seq, job_id, process_id, status, created, updated, inputs, "
+                "owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (seq, f"job_{seq}", process_id, JobStatus.ACCEPTED.value, now, now, document,
+                 self.owner),
             )  # fmt: skip
             db.executemany(
                 "INSERT INTO transmissions (job_id, output_id, mode) VALUES (?, ?, ?)",
@@ -349,13 +384,70 @@ class JobStore:
             db.execute("DELETE FROM transmissions WHERE job_id = ?", (job_id,))
         return cursor.rowcount == 1
 
-    def fail_running(self, message: str) -> list[str]:
-        """Mark every running job failed with ``message`` (a restart cut them off).
+    def fail_running(self, message: str, owners: Collection[str | None]) -> list[str]:
+        """Mark the running jobs of ``owners`` failed with ``message`` (they were cut off).
 
-        Returns
-        -------
-        list of str
-            The ids of those jobs.
+        ``None`` among ``owners`` stands for jobs without an owner (from a database of an
+        earlier version). Returns the ids of those jobs.
         """
-        running = self.find(limit=-1, statuses=[JobStatus.RUNNING.value])
-        return [job.job_id for job in running if self.fail(job.job_id, message)]
+        where, params = _owned_by(owners)
+        now = _now()
+        with self._transaction() as db:
+            rows = db.execute(
+                "UPDATE jobs SET status = ?, message = ?, finished = ?, updated = ? "
+                f"WHERE status = ? AND ({where}) RETURNING job_id",
+                (JobStatus.FAILED.value, message, now, now, JobStatus.RUNNING.value, *params),
+            ).fetchall()
+        return sorted((r[0] for r in rows), key=lambda job_id: int(job_id[4:]))
+
+    def adopt_accepted(self, owners: Collection[str | None]) -> list[str]:
+        """Make this store the owner of the accepted jobs of ``owners``; their ids, oldest first.
+
+        ``None`` among ``owners`` stands for jobs without an owner. A job is adopted by one
+        process only, whichever asks first.
+        """
+        where, params = _owned_by(owners)
+        with self._transaction() as db:
+            rows = db.execute(
+                f"UPDATE jobs SET owner = ? WHERE status = ? AND ({where}) RETURNING job_id",
+                (self.owner, JobStatus.ACCEPTED.value, *params),
+            ).fetchall()
+        return sorted((r[0] for r in rows), key=lambda job_id: int(job_id[4:]))
+
+    def beat(self) -> None:
+        """Record that this process is alive (its row in ``instances``)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO instances (owner, host, pid, beat) VALUES (?, ?, ?, ?)",
+                (self.owner, self.host, self.pid, time.time()),
+            )
+
+    def instances(self) -> list[Instance]:
+        """Every process's heartbeat row, this one's included."""
+        with self._transaction() as db:
+            rows = db.execute("SELECT owner, host, pid, beat FROM instances").fetchall()
+        return [Instance(*row) for row in rows]
+
+    def owners(self) -> set[str | None]:
+        """The owners of active (accepted or running) jobs; None for jobs without one."""
+        marks = ", ".join("?" * len(ACTIVE))
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT DISTINCT owner FROM jobs WHERE status IN ({marks})",
+                tuple(s.value for s in ACTIVE),
+            ).fetchall()
+        return {row[0] for row in rows}
+
+    def forget(self, owners: Collection[str]) -> None:
+        """Remove the heartbeat rows of ``owners`` (processes that are gone)."""
+        with self._transaction() as db:
+            db.executemany("DELETE FROM instances WHERE owner = ?", [(o,) for o in owners])
+
+
+def _owned_by(owners: Collection[str | None]) -> tuple[str, list[str]]:
+    """An SQL condition on ``owner`` for ``owners`` (None: no owner), and its parameters."""
+    named = [o for o in owners if o is not None]
+    terms = [f"owner IN ({', '.join('?' * len(named))})"] if named else []
+    if None in owners:
+        terms.append("owner IS NULL")
+    return " OR ".join(terms) or "0", named

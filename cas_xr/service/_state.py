@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cas_xr.engine._scheduler import current_scheduler
 from cas_xr.errors import CasError
-from cas_xr.ogc import JobStatus
 from cas_xr.service._executor import Batch, JobContext, JobRunner, failure_message
 from cas_xr.service._jobs import JobRecord, JobStore
 from cas_xr.service._options import ServiceOptions
+from cas_xr.service._owners import BEAT_S, gone
 from cas_xr.service._problems import NoSuchProcessError
 from cas_xr.service._processes import Process
 from cas_xr.service._redact import redact
@@ -52,6 +53,8 @@ class ServiceState:
     store: JobStore
     runner: JobRunner
     workers: WorkerProcesses | None = None
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _beating: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, options: ServiceOptions, processes: list[Process]) -> ServiceState:
@@ -132,19 +135,43 @@ class ServiceState:
         return Batch((process.id, process.batch_key(parsed)), parsed, run_many)
 
     def recover(self) -> None:
-        """After a (re)start: fail the jobs that were cut off, re-queue the accepted ones."""
-        for job_id in self.store.fail_running(_CUT_OFF):
-            logger.warning("job %s was cut off by a restart; marked failed", job_id)
-        for record in self.store.find(limit=-1, statuses=[JobStatus.ACCEPTED.value]):
-            inputs = self.store.inputs(record.job_id) or {}
+        """Take over the jobs of service processes that are gone, now and every few seconds.
+
+        After a (re)start that is every job of the processes before: their running jobs
+        were cut off and are marked failed, their accepted jobs are re-queued here. Jobs of
+        other live processes sharing the database are left alone.
+        """
+        self._take_over()
+        if self._beating is None:
+            self._beating = threading.Thread(
+                target=self._beat, name="cas_xr-service-beat", daemon=True
+            )
+            self._beating.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(BEAT_S):
             try:
-                process = self.process(record.process_id)
+                self._take_over()
+            except Exception:  # the database busy or gone for a moment: beat again later
+                logger.exception("could not record this service process's heartbeat")
+
+    def _take_over(self) -> None:
+        self.store.beat()
+        owners, instances = gone(self.store)
+        for job_id in self.store.fail_running(_CUT_OFF, owners):
+            logger.warning("job %s was cut off by a restart; marked failed", job_id)
+        for job_id in self.store.adopt_accepted(owners):
+            inputs = self.store.inputs(job_id) or {}
+            record = self.store.get(job_id)
+            try:
+                process = self.process(record.process_id if record else "")
                 parsed = process.validate(inputs, self.options)
             except Exception as err:
                 message = f"not re-queued after a restart: {failure_message(err)}"
-                self.store.fail(record.job_id, message)
+                self.store.fail(job_id, message)
                 continue
-            self._queue(record.job_id, process, parsed)
+            self._queue(job_id, process, parsed)
+        self.store.forget(instances)
 
     def executor(self) -> str:
         """Where jobs run, in words, e.g. ``"4 job threads computing on threads"``.
@@ -164,7 +191,11 @@ class ServiceState:
 
     def close(self) -> None:
         """Stop the executor and fail the jobs it was running (workers may still finish)."""
+        self._stop.set()
+        if self._beating is not None:
+            self._beating.join()
         self.runner.shutdown()
         if self.workers is not None:
             self.workers.shutdown()
-        self.store.fail_running(_CUT_OFF)
+        self.store.fail_running(_CUT_OFF, [self.store.owner])
+        self.store.forget([self.store.owner])
