@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 import dask.array as dsa
+import geopandas as gpd
 import numpy as np
 import pytest
 import rioxarray  # noqa: F401  (registers .rio)
+import shapely
 import xarray as xr
 import xvec  # noqa: F401  (registers .xvec)
 from affine import Affine
@@ -114,3 +118,41 @@ def test_extract_sync_in_a_running_event_loop_names_the_awaitable():
     with pytest.raises(EventLoopError, match=r"await cas_xr\.extract\(") as caught:
         asyncio.run(inside())
     assert isinstance(caught.value, RuntimeError)
+
+
+def _window_tasks_run(call: Any) -> tuple[Any, int]:
+    """``call()`` and how many zonal kernel tasks a Dask scheduler ran for it."""
+    from dask.callbacks import Callback
+
+    keys: list[str] = []
+    with Callback(pretask=lambda key, dsk, state: keys.append(str(key))):
+        out = call()
+    return out, sum("_window_task" in k for k in keys)
+
+
+@pytest.mark.filterwarnings("ignore::cas_xr.errors.QualityWarning")
+@pytest.mark.parametrize("aggregation", [["mean", "p90", "std", "count"], ["distribution"]])
+def test_the_small_path_gives_the_cube_the_graph_gives(aggregation: list[str]):
+    catchments = gpd.read_file(Path(cas.__file__).parent / "sample/data/catchments.geojson")
+    points = [shapely.Point(-96.451, 38.953), shapely.Point(-96.549, 39.071)]
+    geometries = gpd.GeoSeries([*catchments.geometry[:5], *points], crs=catchments.crs)
+    ids = (
+        ["sample:land_cover"]
+        if aggregation == ["distribution"]
+        else ["sample:elevation", "sample:clay_0-5cm", "sample:precipitation"]
+    )
+    cas.configure(result_cache_ttl_s=0)
+    small, small_tasks = _window_tasks_run(
+        lambda: cas.extract_cube(geometries, ids, aggregation=aggregation)
+    )
+    cas.configure(small_request_cells=0)  # every unit through the Dask graph
+    graph, graph_tasks = _window_tasks_run(
+        lambda: cas.extract_cube(geometries, ids, aggregation=aggregation)
+    )
+    assert small_tasks == 0 and graph_tasks > 0
+    first = f"{ids[0]}_pixel_count"
+    assert int(small[first].sum()) > 0  # something was computed
+    xr.testing.assert_allclose(small, graph, rtol=0, atol=1e-12)
+    # the same cube but for the numbers' last bits: names, coordinates, indexes, attrs
+    same_numbers = graph.copy(data={k: small[k].values for k in small.data_vars})
+    xr.testing.assert_identical(small, same_numbers)

@@ -222,7 +222,7 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     import dask
     import xarray as xr
 
-    from cas_xr.zonal import zonal
+    from cas_xr.zonal._api import zonal_run
 
     first = unit.members[0]
     # drop_conflicts would compare (so compute) the members' lazy failed-chunk arrays
@@ -242,25 +242,35 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     # a source that reports failed chunks is counted over the graph: it stays lazy
     flagged = any("cas_failed_chunks" in m.data.attrs for m in unit.members)
     with dask.config.set(NO_READ_FUSION):
-        cube = zonal(
+        run = zonal_run(
             stacked, unit.geometries, recipe.zonal_stats, weights=recipe.weights,
             weights_raster=unit.weights,
             area_weighted=recipe.area_weighted and bool(crs.is_geographic),
             classes=classes, nodata=first.data.attrs.get("nodata"),
             eager_cells=0 if flagged else recipe.small_cells, chunks=recipe.window,
+            checked=True,  # the plan checked each geometry
         )  # fmt: skip
-    failed = [read_failures(m.data, cube) for m in unit.members]
-    arrays = [cube["coverage_fraction"].data, cube["pixel_count"].data]
+    if run.reductions:  # labelled on the cube
+        cube = run.cube()
+        data: dict[Hashable, Any] = {k: v.data for k, v in cube.data_vars.items()}
+        coords: dict[Hashable, Any] = {
+            k: cube[k].values for k in ("time", "class") if k in cube.dims
+        }
+    else:  # the cube's arrays, without the cube
+        labelled, coords = run.labelled()
+        data = {k: v[1] for k, v in labelled.items()}
+    arrays = [data["coverage_fraction"], data["pixel_count"]]
     if recipe.numeric:
-        arrays.append(cube["v"].data)
+        arrays.append(data["v"])
     if recipe.distribution:
-        arrays.append(cube["distribution"].data)
+        arrays.append(data["distribution"])
     if recipe.weighted_distribution:
-        arrays.append(cube["weighted_distribution"].data)
+        arrays.append(data["weighted_distribution"])
+    failed = [read_failures(m.data, *arrays) for m in unit.members]
     arrays += [f for f in failed if f is not None]
     meta = {
-        "times": cube["time"].values if "time" in cube.dims else None,
-        "classes": cube["class"].values if by_class else np.empty(0),
+        "times": np.asarray(coords["time"]) if "time" in coords else None,
+        "classes": np.asarray(coords["class"]) if by_class else np.empty(0),
         "failed": [f is not None for f in failed],
     }
     return arrays, meta

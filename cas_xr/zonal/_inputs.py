@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -304,6 +305,22 @@ def _shape(geometry: Any) -> Any:
         ) from None
 
 
+@functools.lru_cache(maxsize=64)
+def _pyproj_crs(wkt: str) -> Any:
+    """``pyproj.CRS.from_wkt(wkt)``, parsed once per CRS."""
+    import pyproj
+
+    return pyproj.CRS.from_wkt(wkt)
+
+
+def _same_crs(crs: Any, raster_crs: Any) -> bool:
+    """``crs.equals(raster_crs)`` for a pyproj CRS and a raster's (rasterio) CRS.
+
+    pyproj would parse the raster's CRS on every comparison, which a small request pays.
+    """
+    return bool(crs.equals(_pyproj_crs(raster_crs.to_wkt())))
+
+
 def _raster_crs(obj: xr.DataArray | xr.Dataset) -> Any:
     import rioxarray  # noqa: F401  (registers .rio)
 
@@ -473,15 +490,22 @@ def prepare_geometries(
     *,
     mode: int = K.MODE_EXACT,
     area_weighted: bool = False,
+    checked: bool = False,
 ) -> Geometries:
+    """The geometries on the grid of ``obj``.
+
+    ``checked``: ``geometries`` is a GeoSeries with a CRS whose geometries passed these
+    checks before (none missing, of a supported kind, valid, no mixed collection, none
+    across the antimeridian); they are not checked again.
+    """
     import shapely
 
     from cas_xr.zonal._longitudes import match_longitudes
 
     raster_crs = _raster_crs(obj)
     transform, shape = _grid(obj)
-    series = _as_geoseries(geometries, crs)
-    native = series.to_crs(raster_crs) if not series.crs.equals(raster_crs) else series
+    series = geometries if checked else _as_geoseries(geometries, crs)
+    native = series if _same_crs(series.crs, raster_crs) else series.to_crs(raster_crs)
     shapes = homogeneous(native.to_numpy())
     areas = shapely.area(shapes)  # planar, in the raster CRS, like the cell area
     if raster_crs.is_geographic:
