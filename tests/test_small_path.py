@@ -156,3 +156,23 @@ def test_the_small_path_gives_the_cube_the_graph_gives(aggregation: list[str]):
     # the same cube but for the numbers' last bits: names, coordinates, indexes, attrs
     same_numbers = graph.copy(data={k: small[k].values for k in small.data_vars})
     xr.testing.assert_identical(small, same_numbers)
+
+
+def test_inline_compute_runs_each_task_once_and_gives_what_dask_gives():
+    import dask
+
+    from cas_xr.zonal._reads import compute
+
+    runs: list[int] = []
+
+    def read(k: int) -> np.ndarray:
+        runs.append(k)
+        return np.arange(12.0).reshape(3, 4) + k
+
+    shared = dsa.from_delayed(dask.delayed(read, pure=True)(1), (3, 4), dtype=float)
+    other = dsa.from_array(np.ones((3, 4)), chunks=2)
+    a, b = (shared + other)[1:, :3].sum(axis=0), (shared * 2)[None]  # a diamond on `shared`
+    ours = compute(a, b, other, scheduler="inline", optimize=False)
+    assert runs == [1]  # read once, for both
+    for mine, theirs in zip(ours, dask.compute(a, b, other), strict=True):
+        np.testing.assert_array_equal(mine, theirs)

@@ -219,7 +219,7 @@ def _run_now(parts: list[_Part]) -> list[Any]:
 
     inputs = [x for part in parts for x in part.inputs]
     lazy = [k for k, x in enumerate(inputs) if dask.is_dask_collection(x)]
-    computed = compute(*[inputs[k] for k in lazy], scheduler="synchronous", optimize=False)
+    computed = compute(*[inputs[k] for k in lazy], scheduler="inline", optimize=False)
     for k, value in zip(lazy, computed, strict=True):
         inputs[k] = value
     done, start = [], 0
@@ -312,7 +312,7 @@ def lazy_arrays(
     polygon task reads per layer. ``weights`` is the weights raster (its windows are
     read beside the values'). When the windows hold at most ``eager_cells`` cells in
     all, the outputs are computed here, in this thread, and returned as numpy arrays: the
-    cells are read at once (:func:`~cas_xr.zonal._reads.compute`, synchronously) and
+    cells are read at once (:func:`~cas_xr.zonal._reads.compute`, inline) and
     the kernel runs on each window, with no Dask graph around it.
     """
     import dask.array as dsa
