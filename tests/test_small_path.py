@@ -176,3 +176,37 @@ def test_inline_compute_runs_each_task_once_and_gives_what_dask_gives():
     assert runs == [1]  # read once, for both
     for mine, theirs in zip(ours, dask.compute(a, b, other), strict=True):
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_the_geometry_cube_is_the_indexed_dataset():
+    from cas_xr.zonal._api import geometry_cube, geometry_indexed
+
+    shapes = [shapely.box(0, 0, 1, 1), shapely.Point(2, 3), shapely.from_wkt("POLYGON EMPTY")]
+
+    def parts() -> tuple[dict[str, Any], dict[str, Any]]:
+        attrs = {"units": "m", "flag_values": np.arange(3, dtype=np.int8)}
+        data = {
+            "d": (("geometry", "time", "zonal_statistics"), np.ones((3, 2, 2)), attrs),
+            "d_pixel_count": (("geometry", "time"), np.zeros((3, 2), np.int64), attrs),
+            "d_distribution": (("geometry", "time", "d_class"), np.zeros((3, 2, 2)), {}),
+        }
+        coords = {
+            "geometry": np.array(shapes, dtype=object),
+            "zonal_statistics": np.array(["mean", "p90"], dtype=object),
+            "time": np.array(["2020-01-01", "2021-01-01"], dtype="datetime64[ns]"),
+            "d_class": np.array([1.0, 2.0]),
+            "d_class_name": ("d_class", np.array(["water", "trees"], dtype=object)),
+            "id": ("geometry", np.array(["a", None, "c"], dtype=object)),  # not all text
+        }
+        return data, coords
+
+    for crs in ("EPSG:4326", 32633):
+        ours, theirs = geometry_cube(*parts(), crs), geometry_indexed(xr.Dataset(*parts()), crs)
+        xr.testing.assert_identical(ours, theirs)
+        assert list(ours.variables) == list(theirs.variables)
+        for name, index in theirs.xindexes.items():
+            assert type(ours.xindexes[name]) is type(index) and ours.xindexes[name].equals(index)
+        for name in theirs.variables:
+            assert ours[name].dtype == theirs[name].dtype
+        assert ours.xindexes["geometry"].crs == theirs.xindexes["geometry"].crs
+        assert ours["zonal_statistics"].to_index().dtype == object  # as xarray indexes it

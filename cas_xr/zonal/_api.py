@@ -43,7 +43,15 @@ if TYPE_CHECKING:
 
     from cas_xr.zonal._callables import Reduction
 
-__all__ = ["ALIASES", "STATISTICS", "ZonalRun", "geometry_indexed", "zonal", "zonal_run"]
+__all__ = [
+    "ALIASES",
+    "STATISTICS",
+    "ZonalRun",
+    "geometry_cube",
+    "geometry_indexed",
+    "zonal",
+    "zonal_run",
+]
 
 
 def zonal(
@@ -361,6 +369,46 @@ def geometry_indexed(cube: xr.Dataset, crs: Any) -> xr.Dataset:
     out = cube.drop_indexes("geometry")
     out["geometry"].attrs["crs"] = CRS.from_user_input(crs)
     return out.set_xindex("geometry", GeometryIndex, crs=crs)
+
+
+def geometry_cube(
+    data_vars: Mapping[Any, Any], coords: Mapping[Any, Any], crs: Any
+) -> xr.Dataset:
+    """``geometry_indexed(xr.Dataset(data_vars, coords=coords), crs)``, for less.
+
+    The same cube. ``coords["geometry"]`` holds the geometries; a coordinate is an array
+    (along the dim of its name) or ``(dims, array)``. xarray would pass every object
+    array (geometries, labels) through pandas to look for dates in it, and index the
+    geometries twice (by value, then by xvec); here the geometries and arrays of strings
+    are taken as they are (pandas would give them back unchanged), and each dimension
+    coordinate is indexed once.
+    """
+    import xarray as xr
+    from pyproj import CRS
+    from xarray.indexes import PandasIndex
+    from xvec import GeometryIndex
+
+    crs = CRS.from_user_input(crs)
+    variables: dict[Hashable, xr.Variable] = {}
+    indexes: dict[Hashable, Any] = {}
+    for name, value in coords.items():
+        dims, data = value if isinstance(value, tuple) else (name, value)
+        data = np.asarray(data)
+        as_is = data.dtype == object and (
+            name == "geometry" or all(isinstance(v, str) for v in data.ravel())
+        )
+        var = xr.Variable(dims, data, fastpath=as_is)
+        if var.dims != (name,):
+            variables[name] = var
+            continue
+        if name == "geometry":
+            var.attrs["crs"] = crs
+            index = GeometryIndex.from_variables({name: var}, options={"crs": crs})
+        else:
+            index = PandasIndex.from_variables({name: var}, options={})
+        indexes[name] = index
+        variables.update(index.create_variables({name: var}))
+    return xr.Dataset(data_vars, coords=xr.Coordinates(variables, indexes=indexes))
 
 
 def _labelled(
