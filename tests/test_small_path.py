@@ -210,3 +210,20 @@ def test_the_geometry_cube_is_the_indexed_dataset():
             assert ours[name].dtype == theirs[name].dtype
         assert ours.xindexes["geometry"].crs == theirs.xindexes["geometry"].crs
         assert ours["zonal_statistics"].to_index().dtype == object  # as xarray indexes it
+
+
+def test_a_cube_in_order_is_taken_as_transposing_would_give_it():
+    from cas_xr.zonal._dims import on_grid
+
+    data = np.arange(24.0).reshape(2, 3, 4)
+    da = xr.DataArray(
+        data, dims=("time", "y", "x"), coords={"y": [3.0, 2.0, 1.0], "x": [0.5, 1.5, 2.5, 3.5]}
+    )
+    swapped = da.assign_coords(lat=(("x", "y"), np.zeros((4, 3))))  # a coordinate out of order
+    cases = [da, da.transpose("y", "x", "time"), swapped, da.assign_coords(t=("time", [1, 2]))]
+    for cube in cases:
+        ours = on_grid(cube)
+        xr.testing.assert_identical(ours, cube.transpose(..., "y", "x"))
+        for name, var in cube.transpose(..., "y", "x").coords.items():
+            assert ours[name].dims == var.dims
+    assert on_grid(da) is da  # nothing to do

@@ -229,8 +229,9 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     layers = [m.data.copy(deep=False) for m in unit.members]
     for layer in layers:
         layer.attrs.pop("cas_failed_chunks", None)
-    if len(layers) == 1:  # what concat gives for one, without its merging
-        stacked = layers[0].expand_dims("layer").rename("v")
+    if len(layers) == 1:  # no layer dim to stack along: the outputs get its axis below
+        stacked = layers[0]
+        stacked.name = "v"
     else:
         stacked = xr.concat(
             layers, dim="layer", coords="minimal", compat="override", join="override",
@@ -259,6 +260,8 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     else:  # the cube's arrays, without the cube
         labelled, coords = run.labelled()
         data = {k: v[1] for k, v in labelled.items()}
+    if len(layers) == 1:  # the layer axis, after the geometry's, as concat would give it
+        data = {k: v[:, None] for k, v in data.items()}
     arrays = [data["coverage_fraction"], data["pixel_count"]]
     if recipe.numeric:
         arrays.append(data["v"])

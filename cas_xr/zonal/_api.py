@@ -371,9 +371,7 @@ def geometry_indexed(cube: xr.Dataset, crs: Any) -> xr.Dataset:
     return out.set_xindex("geometry", GeometryIndex, crs=crs)
 
 
-def geometry_cube(
-    data_vars: Mapping[Any, Any], coords: Mapping[Any, Any], crs: Any
-) -> xr.Dataset:
+def geometry_cube(data_vars: Mapping[Any, Any], coords: Mapping[Any, Any], crs: Any) -> xr.Dataset:
     """``geometry_indexed(xr.Dataset(data_vars, coords=coords), crs)``, for less.
 
     The same cube. ``coords["geometry"]`` holds the geometries; a coordinate is an array
