@@ -227,3 +227,15 @@ def test_a_cube_in_order_is_taken_as_transposing_would_give_it():
         for name, var in cube.transpose(..., "y", "x").coords.items():
             assert ours[name].dims == var.dims
     assert on_grid(da) is da  # nothing to do
+
+
+def test_among_is_isin():
+    from cas_xr.zonal._kinds import among
+
+    rng = np.random.default_rng(0)
+    for shape in [(0,), (1,), (7,), (3, 4), ()]:
+        values = rng.integers(0, 6, shape)
+        for choices in [(), (1,), (2, 3), np.array([5, 0, 1])]:
+            ours, theirs = among(values, choices), np.isin(values, choices)
+            assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+            np.testing.assert_array_equal(ours, theirs)

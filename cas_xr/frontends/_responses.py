@@ -124,7 +124,7 @@ class _View:
     """The results of one dataset of a computed plan, geometry by geometry."""
 
     def __init__(self, result: Result, target: Target, method: AggregationMethod) -> None:
-        cube, d = result.cube, target.dataset_id
+        cube, d = result.cube.variables, target.dataset_id  # no DataArray is built
         n = len(result.plan.series)
         self.target, self.method, self.variable = target, method, target.variable
         self.settings = result.plan.settings

@@ -23,6 +23,7 @@ from cas_xr.errors import (
 from cas_xr.zonal import _codes as K
 from cas_xr.zonal._kinds import (
     SUPPORTED,
+    among,
     coverage_scale,
     homogeneous,
     kinds_of,
@@ -105,7 +106,7 @@ class Stats:
     @property
     def needs_weights(self) -> bool:
         """Whether a weights raster is needed (a ``weighted_*`` statistic)."""
-        return self.weighted_distribution or bool(np.isin(self.codes, K.WEIGHTED_STATISTICS).any())
+        return self.weighted_distribution or bool(among(self.codes, K.WEIGHTED_STATISTICS).any())
 
     @property
     def quantile_columns(self) -> npt.NDArray[np.bool_]:
@@ -513,7 +514,7 @@ def prepare_geometries(
         shapes = match_longitudes(shapes, edges[0], edges[1])
     empty = shapely.is_empty(shapes)
     kinds = kinds_of(shapes)
-    linear = np.isin(kinds, (K.KIND_LINE, K.KIND_MULTIPOINT)) & ~empty
+    linear = among(kinds, (K.KIND_LINE, K.KIND_MULTIPOINT)) & ~empty
     if area_weighted and linear.any():
         raise InvalidArgumentError(
             f"area_weighted=True weights cells by their area, which means nothing for the "

@@ -15,6 +15,7 @@ import numpy.typing as npt
 from cas_xr.zonal import _codes as K
 from cas_xr.zonal._encoding import Encoding
 from cas_xr.zonal._inputs import Geometries, Stats, cell_units
+from cas_xr.zonal._kinds import among
 from cas_xr.zonal._partition import partition
 from cas_xr.zonal._sparse import window_of
 
@@ -43,7 +44,7 @@ class Setup:
     @property
     def marks(self) -> bool:
         """Whether decoded missing-value markers must stay apart from NaN (their counts)."""
-        return bool(np.isin(self.stats.codes, (K.NODATA_COUNT, K.NAN_COUNT)).any())
+        return bool(among(self.stats.codes, (K.NODATA_COUNT, K.NAN_COUNT)).any())
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ def _polygon_parts(
 
     to_cells = cell_units(geo.transform)
     cell_size = (geo.transform.a, geo.transform.e)
-    polygons = np.flatnonzero(np.isin(geo.kinds, K.KERNEL_KINDS))
+    polygons = np.flatnonzero(among(geo.kinds, K.KERNEL_KINDS))
     if not polygons.size:
         return []
     parts = []
