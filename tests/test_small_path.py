@@ -239,3 +239,17 @@ def test_among_is_isin():
             ours, theirs = among(values, choices), np.isin(values, choices)
             assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
             np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.filterwarnings("ignore::cas_xr.errors.QualityWarning")
+@pytest.mark.parametrize("scheduler", ["threads", "synchronous"])
+def test_the_small_path_applies_with_a_local_dask_scheduler(scheduler: str):
+    cas.configure(dask_scheduler=scheduler, result_cache_ttl_s=0)
+    catchments = gpd.read_file(Path(cas.__file__).parent / "sample/data/catchments.geojson")
+    ids = ["sample:elevation", "sample:clay_0-5cm"]
+    cube, tasks = _window_tasks_run(lambda: cas.extract_cube(catchments, ids))
+    assert tasks == 0 and cube.attrs["cas_summary"].count(f'"scheduler": "{scheduler}"') == 1
+    cas.configure(dask_scheduler=scheduler, small_request_cells=0)  # the graph, to compare
+    graph, tasks = _window_tasks_run(lambda: cas.extract_cube(catchments, ids))
+    assert tasks > 0
+    xr.testing.assert_allclose(cube, graph, rtol=0, atol=1e-12)
