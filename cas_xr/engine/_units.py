@@ -10,6 +10,7 @@ cluster a unit is one task: the workers build the graphs, the client only plans.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,14 @@ class Unit:
         return self.positions.size * len(self.members)
 
 
+@functools.cache
+def _lonlat() -> Any:
+    """EPSG:4326, parsed once."""
+    import pyproj
+
+    return pyproj.CRS.from_epsg(4326)
+
+
 def lonlat_bounds(geometries: gpd.GeoSeries) -> tuple[float, ...]:
     """The lon/lat box around ``geometries``."""
     import pyproj
@@ -85,7 +94,7 @@ def lonlat_bounds(geometries: gpd.GeoSeries) -> tuple[float, ...]:
 
     x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(geometries.to_numpy()))
     crs = pyproj.CRS.from_user_input(geometries.crs)
-    lonlat = pyproj.CRS.from_epsg(4326)
+    lonlat = _lonlat()
     if crs.equals(lonlat, ignore_axis_order=True):
         return x0, y0, x1, y1
     transformer = pyproj.Transformer.from_crs(crs, lonlat, always_xy=True)

@@ -79,6 +79,14 @@ _DEGRADED = FLAGS.index(QualityFlag.DEGRADED)
 _Request = AttributeRequest | BatchAttributeRequest
 
 
+@functools.lru_cache(maxsize=32)
+def _crs(text: str) -> Any:
+    """The pyproj CRS of ``geometry_crs``, parsed once (a GeoSeries parses text every time)."""
+    import pyproj
+
+    return pyproj.CRS.from_user_input(text)
+
+
 def _plan(
     request: _Request, geometries: Sequence[Geometry], batch_size: int, settings: Settings
 ) -> Plan:
@@ -86,7 +94,7 @@ def _plan(
     import geopandas as gpd
 
     method = request.aggregation
-    series = gpd.GeoSeries([g.to_shapely() for g in geometries], crs=request.geometry_crs)
+    series = gpd.GeoSeries([g.to_shapely() for g in geometries], crs=_crs(request.geometry_crs))
     plan = make_plan(
         series, request.dataset_ids,
         aggregation="distribution" if method in CLASS_STATISTICS else method.value,
