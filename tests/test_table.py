@@ -128,16 +128,16 @@ def grid(tmp_path: Path) -> dict[str, Path]:
 
 @pytest.fixture
 def zonal_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts zonal() calls (one per unit of work) and the layers of each."""
-    module = sys.modules["cas_xr.zonal"]
-    original = module.zonal
+    """Counts the engine's zonal computations (one per unit of work) and the layers of each."""
+    module = sys.modules["cas_xr.zonal._api"]
+    original = module.zonal_run
     calls: list[int] = []
 
     def counting(obj: Any, *args: Any, **kwargs: Any) -> Any:
         calls.append(obj.sizes.get("layer", 1))
         return original(obj, *args, **kwargs)
 
-    monkeypatch.setattr(module, "zonal", counting)
+    monkeypatch.setattr(module, "zonal_run", counting)
     return calls
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from cas_xr.catalog._factories import build_source
@@ -30,6 +31,11 @@ class Connector:
     def __init__(self, definition: ProviderDefinition) -> None:
         self.definition = definition
         self._datasets = {d.name: d for d in definition.datasets}
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """The definition as JSON (what a cached result was computed with), made once."""
+        return self.definition.model_dump_json()
 
     @property
     def slug(self) -> str:

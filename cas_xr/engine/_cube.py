@@ -251,9 +251,7 @@ def assemble(plan: Plan, outcome: Outcome) -> tuple[xr.Dataset, dict[tuple[str, 
         The cube (attrs ``cas_summary`` and ``cas_failures`` as JSON text) and the
         non-GOOD flags with a sample reason, for the caller's warning.
     """
-    import xarray as xr
-
-    from cas_xr.zonal._api import geometry_indexed
+    from cas_xr.zonal._api import geometry_cube
 
     times = _time_axis(outcome)
     data: dict[str, Any] = {}
@@ -291,7 +289,7 @@ def assemble(plan: Plan, outcome: Outcome) -> tuple[xr.Dataset, dict[tuple[str, 
         "scheduler": outcome.scheduler,
     }
     tr = plan.time_range
-    cube = xr.Dataset(data, coords=coords)
+    cube = geometry_cube(data, coords, plan.series.crs)
     cube.attrs.update(
         title="cas_xr zonal statistics",
         cas_xr_version=__version__,
@@ -304,4 +302,4 @@ def assemble(plan: Plan, outcome: Outcome) -> tuple[xr.Dataset, dict[tuple[str, 
         cas_summary=json.dumps(summary),
         cas_failures=json.dumps(failures, default=str),
     )
-    return geometry_indexed(cube, plan.series.crs), reasons
+    return cube, reasons

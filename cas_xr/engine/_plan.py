@@ -203,7 +203,7 @@ def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:
     import shapely
 
     values = series.to_numpy()
-    missing = series.isna().to_numpy()
+    missing = shapely.is_missing(values)  # GeoSeries.isna, without pandas around it
     kinds = np.array([g.geom_type if g is not None else "" for g in values], dtype=object)
     unsupported = ~missing & ~np.isin(kinds, list(SUPPORTED))
     mixed = ~missing & ~unsupported & mixed_collections(values)

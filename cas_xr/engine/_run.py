@@ -169,6 +169,20 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _plain_whole(series: Any, positions: npt.NDArray[np.intp]) -> bool:
+    """Whether ``positions`` are all of ``series``, in order, and its index a plain range."""
+    import pandas as pd
+
+    n = len(series)
+    return (
+        positions.size == n
+        and bool((positions == np.arange(n)).all())
+        and isinstance(series.index, pd.RangeIndex)
+        and series.index.name is None
+        and series.index.equals(pd.RangeIndex(n))
+    )
+
+
 class _Runner:
     def __init__(self, plan: Plan, scheduler: Scheduler) -> None:
         self.plan = plan
@@ -239,7 +253,11 @@ class _Runner:
         import geopandas as gpd
 
         series = self.plan.series
-        geometries = gpd.GeoSeries(series.to_numpy()[positions], crs=series.crs)
+        geometries = (
+            series  # what the GeoSeries below would be (a small request's one batch)
+            if _plain_whole(series, positions)
+            else gpd.GeoSeries(series.to_numpy()[positions], crs=series.crs)
+        )
         bounds = lonlat_bounds(geometries)
         members: list[Member] = []
         for target in targets:

@@ -79,7 +79,7 @@ class Target:
     def fingerprint(self) -> str:
         """What the cache must know of the dataset: its definition, or the cube's token."""
         if self.connector is not None:
-            return self.connector.definition.model_dump_json()
+            return self.connector.fingerprint
         from dask.base import tokenize
 
         return f"cube:{tokenize(self.cube)}"
@@ -116,7 +116,9 @@ class Target:
             if nodata is not None:
                 import rioxarray  # noqa: F401  (registers .rio)
 
-                da = da.rio.write_nodata(nodata, encoded=False)
+                # in place: the connector made this DataArray for this call (a copy costs
+                # a small request more than its statistics)
+                da = da.rio.write_nodata(nodata, encoded=False, inplace=True)
         if latest_step and "time" in da.dims and da.sizes["time"] > 1:
             da = da.isel(time=[-1])
         return da

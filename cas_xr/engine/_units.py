@@ -10,6 +10,7 @@ cluster a unit is one task: the workers build the graphs, the client only plans.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,14 @@ class Unit:
         return self.positions.size * len(self.members)
 
 
+@functools.cache
+def _lonlat() -> Any:
+    """EPSG:4326, parsed once."""
+    import pyproj
+
+    return pyproj.CRS.from_epsg(4326)
+
+
 def lonlat_bounds(geometries: gpd.GeoSeries) -> tuple[float, ...]:
     """The lon/lat box around ``geometries``."""
     import pyproj
@@ -85,7 +94,7 @@ def lonlat_bounds(geometries: gpd.GeoSeries) -> tuple[float, ...]:
 
     x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(geometries.to_numpy()))
     crs = pyproj.CRS.from_user_input(geometries.crs)
-    lonlat = pyproj.CRS.from_epsg(4326)
+    lonlat = _lonlat()
     if crs.equals(lonlat, ignore_axis_order=True):
         return x0, y0, x1, y1
     transformer = pyproj.Transformer.from_crs(crs, lonlat, always_xy=True)
@@ -222,15 +231,16 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     import dask
     import xarray as xr
 
-    from cas_xr.zonal import zonal
+    from cas_xr.zonal._api import zonal_run
 
     first = unit.members[0]
     # drop_conflicts would compare (so compute) the members' lazy failed-chunk arrays
     layers = [m.data.copy(deep=False) for m in unit.members]
     for layer in layers:
         layer.attrs.pop("cas_failed_chunks", None)
-    if len(layers) == 1:  # what concat gives for one, without its merging
-        stacked = layers[0].expand_dims("layer").rename("v")
+    if len(layers) == 1:  # no layer dim to stack along: the outputs get its axis below
+        stacked = layers[0]
+        stacked.name = "v"
     else:
         stacked = xr.concat(
             layers, dim="layer", coords="minimal", compat="override", join="override",
@@ -242,25 +252,37 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     # a source that reports failed chunks is counted over the graph: it stays lazy
     flagged = any("cas_failed_chunks" in m.data.attrs for m in unit.members)
     with dask.config.set(NO_READ_FUSION):
-        cube = zonal(
+        run = zonal_run(
             stacked, unit.geometries, recipe.zonal_stats, weights=recipe.weights,
             weights_raster=unit.weights,
             area_weighted=recipe.area_weighted and bool(crs.is_geographic),
             classes=classes, nodata=first.data.attrs.get("nodata"),
             eager_cells=0 if flagged else recipe.small_cells, chunks=recipe.window,
+            checked=True,  # the plan checked each geometry
         )  # fmt: skip
-    failed = [read_failures(m.data, cube) for m in unit.members]
-    arrays = [cube["coverage_fraction"].data, cube["pixel_count"].data]
+    if run.reductions:  # labelled on the cube
+        cube = run.cube()
+        data: dict[Hashable, Any] = {k: v.data for k, v in cube.data_vars.items()}
+        coords: dict[Hashable, Any] = {
+            k: cube[k].values for k in ("time", "class") if k in cube.dims
+        }
+    else:  # the cube's arrays, without the cube
+        labelled, coords = run.labelled()
+        data = {k: v[1] for k, v in labelled.items()}
+    if len(layers) == 1:  # the layer axis, after the geometry's, as concat would give it
+        data = {k: v[:, None] for k, v in data.items()}
+    arrays = [data["coverage_fraction"], data["pixel_count"]]
     if recipe.numeric:
-        arrays.append(cube["v"].data)
+        arrays.append(data["v"])
     if recipe.distribution:
-        arrays.append(cube["distribution"].data)
+        arrays.append(data["distribution"])
     if recipe.weighted_distribution:
-        arrays.append(cube["weighted_distribution"].data)
+        arrays.append(data["weighted_distribution"])
+    failed = [read_failures(m.data, *arrays) for m in unit.members]
     arrays += [f for f in failed if f is not None]
     meta = {
-        "times": cube["time"].values if "time" in cube.dims else None,
-        "classes": cube["class"].values if by_class else np.empty(0),
+        "times": np.asarray(coords["time"]) if "time" in coords else None,
+        "classes": np.asarray(coords["class"]) if by_class else np.empty(0),
         "failed": [f is not None for f in failed],
     }
     return arrays, meta

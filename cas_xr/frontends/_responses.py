@@ -79,6 +79,14 @@ _DEGRADED = FLAGS.index(QualityFlag.DEGRADED)
 _Request = AttributeRequest | BatchAttributeRequest
 
 
+@functools.lru_cache(maxsize=32)
+def _crs(text: str) -> Any:
+    """The pyproj CRS of ``geometry_crs``, parsed once (a GeoSeries parses text every time)."""
+    import pyproj
+
+    return pyproj.CRS.from_user_input(text)
+
+
 def _plan(
     request: _Request, geometries: Sequence[Geometry], batch_size: int, settings: Settings
 ) -> Plan:
@@ -86,7 +94,7 @@ def _plan(
     import geopandas as gpd
 
     method = request.aggregation
-    series = gpd.GeoSeries([g.to_shapely() for g in geometries], crs=request.geometry_crs)
+    series = gpd.GeoSeries([g.to_shapely() for g in geometries], crs=_crs(request.geometry_crs))
     plan = make_plan(
         series, request.dataset_ids,
         aggregation="distribution" if method in CLASS_STATISTICS else method.value,
@@ -124,7 +132,7 @@ class _View:
     """The results of one dataset of a computed plan, geometry by geometry."""
 
     def __init__(self, result: Result, target: Target, method: AggregationMethod) -> None:
-        cube, d = result.cube, target.dataset_id
+        cube, d = result.cube.variables, target.dataset_id  # no DataArray is built
         n = len(result.plan.series)
         self.target, self.method, self.variable = target, method, target.variable
         self.settings = result.plan.settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from cas_xr.zonal._callables import split_stats, with_reductions
 from cas_xr.zonal._cells import same_grid
 from cas_xr.zonal._codes import COVERAGE_NOISE
 from cas_xr.zonal._dims import on_grid
-from cas_xr.zonal._encoding import encoding_of
+from cas_xr.zonal._encoding import Encoding, encoding_of
 from cas_xr.zonal._inputs import (
     ALIASES,
     STATISTICS,
@@ -40,7 +41,17 @@ _MODES = {"exact": K.MODE_EXACT, "center": K.MODE_CENTER, "all_touched": K.MODE_
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["ALIASES", "STATISTICS", "zonal"]
+    from cas_xr.zonal._callables import Reduction
+
+__all__ = [
+    "ALIASES",
+    "STATISTICS",
+    "ZonalRun",
+    "geometry_cube",
+    "geometry_indexed",
+    "zonal",
+    "zonal_run",
+]
 
 
 def zonal(
@@ -188,7 +199,113 @@ def zonal(
         ``InvalidStatisticError`` (``stats`` not a name or list of names),
         ``InvalidGeometryError``, ``InvalidArgumentError``, ``UnsupportedGridError``.
     """
-    import xarray as xr
+    return zonal_run(
+        obj, geometries, stats, crs=crs, weights=weights, area_weighted=area_weighted,
+        weights_raster=weights_raster, min_coverage_frac=min_coverage_frac,
+        coverage_weight=coverage_weight, default_value=default_value,
+        default_weight=default_weight, quantile_dtype=quantile_dtype, classes=classes,
+        nodata=nodata, chunks=chunks, x_dim=x_dim, y_dim=y_dim, eager_cells=eager_cells,
+        add_stats=add_stats,
+    ).cube()  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ZonalRun:
+    """What :func:`zonal` computes, before it labels it as a vector data cube.
+
+    :meth:`cube` is what :func:`zonal` returns; :meth:`labelled` gives its variables
+    and coordinates without building xarray objects, for the engine, which reads the
+    arrays and nothing else (a small request would pay more for the cube than for its
+    statistics). Without user reductions they are the cube's very arrays.
+    """
+
+    obj: xr.DataArray | xr.Dataset  # on the grid: dims x and y
+    geo: Geometries
+    variables: dict[Hashable, xr.DataArray]
+    encodings: list[Encoding]
+    spec: Stats
+    arrays: list[Any]  # the kernel's outputs, see cas_xr.zonal._tasks.lazy_arrays
+    class_codes: npt.NDArray[np.float64]
+    floor: list[bool]  # per variable: quantiles rounded down (quantile_dtype="raster")
+    reductions: list[Reduction]
+    named: bool  # whether named statistics were asked (else the reductions replace them)
+    window_cells: int
+    weights: str
+    area_weighted: bool
+    weights_raster: xr.DataArray | None
+    coverage_weight: str
+    classes: Any
+    dims: tuple[Hashable | None, Hashable | None]  # x_dim, y_dim
+
+    def labelled(self) -> tuple[dict[Hashable, Any], dict[Hashable, Any]]:
+        """The cube's variables ``{name: (dims, array[, attrs])}`` and coordinates.
+
+        Those of the named statistics: the reductions are added by :meth:`cube`.
+        """
+        import xarray as xr
+
+        return _labelled(
+            self.geo, self.variables, isinstance(self.obj, xr.DataArray), self.spec,
+            self.arrays, self.class_codes, self.floor,
+        )  # fmt: skip
+
+    def cube(self) -> xr.Dataset:
+        """The vector data cube (see :func:`zonal`)."""
+        import xarray as xr
+
+        data_vars, coords = self.labelled()
+        out = xr.Dataset(data_vars, coords=coords)
+        if self.reductions:
+            x_dim, y_dim = self.dims
+            out = with_reductions(
+                out, self.geo, self.variables, self.encodings, _MODES[self.weights],
+                self.reductions, self.window_cells, replace=not self.named,
+                weights_raster=None if self.weights_raster is None
+                else same_grid(self.obj, self.weights_raster, x_dim=x_dim, y_dim=y_dim),
+            )  # fmt: skip
+        if self.spec.distribution or self.spec.weighted_distribution:
+            names_map = _class_names(self.classes, self.variables.values())
+            if names_map:
+                labels = [str(names_map.get(int(c), c)) for c in self.class_codes]
+                out = out.assign_coords(class_name=("class", labels))
+        out.attrs.update(
+            _provenance(self.obj, weights=self.weights, area_weighted=self.area_weighted)
+        )
+        if self.coverage_weight != "fraction":
+            out.attrs["zonal_coverage_weight"] = self.coverage_weight
+        return geometry_indexed(out, self.geo.series.crs)
+
+
+def zonal_run(
+    obj: xr.DataArray | xr.Dataset,
+    geometries: Any,
+    stats: str | Sequence[str] | Any = ("mean",),
+    *,
+    crs: Any = None,
+    weights: str = "exact",
+    area_weighted: bool = False,
+    weights_raster: xr.DataArray | None = None,
+    min_coverage_frac: float = 0.0,
+    coverage_weight: str = "fraction",
+    default_value: float | None = None,
+    default_weight: float | None = None,
+    quantile_dtype: str = "float64",
+    classes: npt.ArrayLike | Mapping[int, str] | None = None,
+    nodata: float | None = None,
+    chunks: int | None = None,
+    x_dim: Hashable | None = None,
+    y_dim: Hashable | None = None,
+    eager_cells: int = 0,
+    add_stats: Mapping[str, Callable[..., Any]] | None = None,
+    checked: bool = False,
+) -> ZonalRun:
+    """:func:`zonal` up to its kernel's outputs (same arguments), unlabelled.
+
+    ``checked`` says that ``geometries`` is a GeoSeries with a CRS whose geometries
+    passed the checks of :func:`~cas_xr.zonal._inputs.prepare_geometries` already (the
+    engine's plan checks each, and hands on only those that pass): they are not checked
+    again.
+    """
     import xvec  # noqa: F401  (registers .xvec)
 
     check_weights_mode(weights, _MODES)
@@ -204,7 +321,7 @@ def zonal(
     layers = sum(int(np.prod(v.shape[:-2])) for v in variables.values())
     weights_var = weights_raster_of(weights_raster, obj, spec, layers=layers)
     geo = prepare_geometries(
-        obj, geometries, crs, mode=_MODES[weights], area_weighted=area_weighted
+        obj, geometries, crs, mode=_MODES[weights], area_weighted=area_weighted, checked=checked
     )
     rows, cols = obj.sizes["y"], obj.sizes["x"]
     t = geo.transform
@@ -224,33 +341,20 @@ def zonal(
         _MODES[weights], spec, class_codes, options,
         None if weights_var is None else encoding_of(weights_var, None),
     )  # fmt: skip
+    window_cells = window_cells_of(variables.values(), chunks)
     arrays = lazy_arrays(
-        geo, list(variables.values()), encodings, weights_var, grid, setup,
-        window_cells_of(variables.values(), chunks), eager_cells=eager_cells,
+        geo, list(variables.values()), encodings, weights_var, grid, setup, window_cells,
+        eager_cells=eager_cells,
     )  # fmt: skip
     floor = [
         quantile_dtype == "raster" and v.dtype.kind in "iub" and not e.packed
         for v, e in zip(variables.values(), encodings, strict=True)
     ]
-    out = _to_dataset(
-        geo, variables, isinstance(obj, xr.DataArray), spec, arrays, class_codes, floor
-    )
-    if reductions:
-        out = with_reductions(
-            out, geo, variables, encodings, _MODES[weights], reductions,
-            window_cells_of(variables.values(), chunks), replace=not names,
-            weights_raster=None if weights_raster is None
-            else same_grid(obj, weights_raster, x_dim=x_dim, y_dim=y_dim),
-        )  # fmt: skip
-    if spec.distribution or spec.weighted_distribution:
-        names_map = _class_names(classes, variables.values())
-        if names_map:
-            labels = [str(names_map.get(int(c), c)) for c in class_codes]
-            out = out.assign_coords(class_name=("class", labels))
-    out.attrs.update(_provenance(obj, weights=weights, area_weighted=area_weighted))
-    if coverage_weight != "fraction":
-        out.attrs["zonal_coverage_weight"] = coverage_weight
-    return geometry_indexed(out, geo.series.crs)
+    return ZonalRun(
+        obj, geo, variables, encodings, spec, arrays, class_codes, floor, reductions,
+        bool(names), window_cells, weights, area_weighted, weights_raster, coverage_weight,
+        classes, (x_dim, y_dim),
+    )  # fmt: skip
 
 
 def geometry_indexed(cube: xr.Dataset, crs: Any) -> xr.Dataset:
@@ -267,7 +371,45 @@ def geometry_indexed(cube: xr.Dataset, crs: Any) -> xr.Dataset:
     return out.set_xindex("geometry", GeometryIndex, crs=crs)
 
 
-def _to_dataset(
+def geometry_cube(data_vars: Mapping[Any, Any], coords: Mapping[Any, Any], crs: Any) -> xr.Dataset:
+    """``geometry_indexed(xr.Dataset(data_vars, coords=coords), crs)``, for less.
+
+    The same cube. ``coords["geometry"]`` holds the geometries; a coordinate is an array
+    (along the dim of its name) or ``(dims, array)``. xarray would pass every object
+    array (geometries, labels) through pandas to look for dates in it, and index the
+    geometries twice (by value, then by xvec); here the geometries and arrays of strings
+    are taken as they are (pandas would give them back unchanged), and each dimension
+    coordinate is indexed once.
+    """
+    import xarray as xr
+    from pyproj import CRS
+    from xarray.indexes import PandasIndex
+    from xvec import GeometryIndex
+
+    crs = CRS.from_user_input(crs)
+    variables: dict[Hashable, xr.Variable] = {}
+    indexes: dict[Hashable, Any] = {}
+    for name, value in coords.items():
+        dims, data = value if isinstance(value, tuple) else (name, value)
+        data = np.asarray(data)
+        as_is = data.dtype == object and (
+            name == "geometry" or all(isinstance(v, str) for v in data.ravel())
+        )
+        var = xr.Variable(dims, data, fastpath=as_is)
+        if var.dims != (name,):
+            variables[name] = var
+            continue
+        if name == "geometry":
+            var.attrs["crs"] = crs
+            index = GeometryIndex.from_variables({name: var}, options={"crs": crs})
+        else:
+            index = PandasIndex.from_variables({name: var}, options={})
+        indexes[name] = index
+        variables.update(index.create_variables({name: var}))
+    return xr.Dataset(data_vars, coords=xr.Coordinates(variables, indexes=indexes))
+
+
+def _labelled(
     geo: Geometries,
     variables: dict[Hashable, xr.DataArray],
     is_array: bool,
@@ -275,14 +417,13 @@ def _to_dataset(
     arrays: list[Any],
     class_codes: npt.NDArray[np.float64],
     floor: list[bool],
-) -> xr.Dataset:
-    """Name, reshape and label the kernel outputs as a vector data cube.
+) -> tuple[dict[Hashable, Any], dict[Hashable, Any]]:
+    """Name, reshape and label the kernel outputs: the cube's variables and coordinates.
 
     ``floor`` tells, per variable, whether its quantiles are rounded down to integers
     (``quantile_dtype="raster"`` on an integer raster).
     """
     import dask.array as dsa
-    import xarray as xr
 
     stats_arr, count_arr, pixel_arr, dist_arr, wdist_arr = arrays
     ngeom = len(geo.kinds)
@@ -337,7 +478,7 @@ def _to_dataset(
     if spec.distribution or spec.weighted_distribution:
         coords["class"] = class_codes
     coords[geo.series.index.name or "index"] = ("geometry", geo.series.index.to_numpy())
-    return xr.Dataset(data_vars, coords=coords)
+    return data_vars, coords
 
 
 _KEPT_ATTRS = (

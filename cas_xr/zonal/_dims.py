@@ -135,4 +135,15 @@ def on_grid(
             )
         stale = [n for n in others if n in obj.coords]
         obj = obj.drop_vars(stale).rename({k: v for k, v in names.items() if k != v})
+    if isinstance(obj, xr.DataArray) and _in_order(obj):
+        return obj  # what transpose would give (a small request pays for the copy)
     return obj.transpose(..., "y", "x")
+
+
+def _in_order(da: xr.DataArray) -> bool:
+    """Whether ``da.transpose(..., "y", "x")`` (coordinates too) would change nothing."""
+    rank = {d: k for k, d in enumerate(da.dims)}
+    return da.dims[-2:] == ("y", "x") and all(
+        [rank[d] for d in v.dims] == sorted(rank[d] for d in v.dims)
+        for v in da.coords.variables.values()
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -22,6 +23,7 @@ from cas_xr.errors import (
 from cas_xr.zonal import _codes as K
 from cas_xr.zonal._kinds import (
     SUPPORTED,
+    among,
     coverage_scale,
     homogeneous,
     kinds_of,
@@ -104,7 +106,7 @@ class Stats:
     @property
     def needs_weights(self) -> bool:
         """Whether a weights raster is needed (a ``weighted_*`` statistic)."""
-        return self.weighted_distribution or bool(np.isin(self.codes, K.WEIGHTED_STATISTICS).any())
+        return self.weighted_distribution or bool(among(self.codes, K.WEIGHTED_STATISTICS).any())
 
     @property
     def quantile_columns(self) -> npt.NDArray[np.bool_]:
@@ -304,6 +306,22 @@ def _shape(geometry: Any) -> Any:
         ) from None
 
 
+@functools.lru_cache(maxsize=64)
+def _pyproj_crs(wkt: str) -> Any:
+    """``pyproj.CRS.from_wkt(wkt)``, parsed once per CRS."""
+    import pyproj
+
+    return pyproj.CRS.from_wkt(wkt)
+
+
+def _same_crs(crs: Any, raster_crs: Any) -> bool:
+    """``crs.equals(raster_crs)`` for a pyproj CRS and a raster's (rasterio) CRS.
+
+    pyproj would parse the raster's CRS on every comparison, which a small request pays.
+    """
+    return bool(crs.equals(_pyproj_crs(raster_crs.to_wkt())))
+
+
 def _raster_crs(obj: xr.DataArray | xr.Dataset) -> Any:
     import rioxarray  # noqa: F401  (registers .rio)
 
@@ -473,15 +491,22 @@ def prepare_geometries(
     *,
     mode: int = K.MODE_EXACT,
     area_weighted: bool = False,
+    checked: bool = False,
 ) -> Geometries:
+    """The geometries on the grid of ``obj``.
+
+    ``checked``: ``geometries`` is a GeoSeries with a CRS whose geometries passed these
+    checks before (none missing, of a supported kind, valid, no mixed collection, none
+    across the antimeridian); they are not checked again.
+    """
     import shapely
 
     from cas_xr.zonal._longitudes import match_longitudes
 
     raster_crs = _raster_crs(obj)
     transform, shape = _grid(obj)
-    series = _as_geoseries(geometries, crs)
-    native = series.to_crs(raster_crs) if not series.crs.equals(raster_crs) else series
+    series = geometries if checked else _as_geoseries(geometries, crs)
+    native = series if _same_crs(series.crs, raster_crs) else series.to_crs(raster_crs)
     shapes = homogeneous(native.to_numpy())
     areas = shapely.area(shapes)  # planar, in the raster CRS, like the cell area
     if raster_crs.is_geographic:
@@ -489,7 +514,7 @@ def prepare_geometries(
         shapes = match_longitudes(shapes, edges[0], edges[1])
     empty = shapely.is_empty(shapes)
     kinds = kinds_of(shapes)
-    linear = np.isin(kinds, (K.KIND_LINE, K.KIND_MULTIPOINT)) & ~empty
+    linear = among(kinds, (K.KIND_LINE, K.KIND_MULTIPOINT)) & ~empty
     if area_weighted and linear.any():
         raise InvalidArgumentError(
             f"area_weighted=True weights cells by their area, which means nothing for the "

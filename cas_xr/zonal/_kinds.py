@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SUPPORTED",
+    "among",
     "coverage_scale",
     "homogeneous",
     "kinds_of",
@@ -113,6 +114,15 @@ def homogeneous(geoms: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return out
 
 
+def among(values: npt.ArrayLike, choices: Any) -> npt.NDArray[np.bool_]:
+    """``np.isin(values, choices)`` for a few choices, without its setup.
+
+    A small request asks a dozen times whether some codes are among a few; ``np.isin``
+    spends about five times longer choosing its method than this takes.
+    """
+    return np.asarray((np.asarray(values)[..., None] == np.asarray(choices)).any(axis=-1))
+
+
 def kinds_of(shapes: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
     """The kernel kind of each (homogeneous, non-empty) geometry: ``K.KIND_*``."""
     import shapely
@@ -120,7 +130,7 @@ def kinds_of(shapes: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
     type_id = shapely.get_type_id(shapes)
     kinds = np.full(type_id.shape, K.KIND_POLYGON, dtype=np.int64)
     kinds[type_id == _POINT] = K.KIND_POINT
-    kinds[np.isin(type_id, (_LINESTRING, _MULTILINESTRING))] = K.KIND_LINE
+    kinds[among(type_id, (_LINESTRING, _MULTILINESTRING))] = K.KIND_LINE
     kinds[type_id == _MULTIPOINT] = K.KIND_MULTIPOINT
     return kinds
 
@@ -219,6 +229,6 @@ def coverage_scale(
         measure = np.where(kinds == K.KIND_LINE, lengths, counts)
     else:
         measure = _touched_cells(shapes, kinds, transform, mode)
-    other = np.isin(kinds, (K.KIND_LINE, K.KIND_MULTIPOINT))
+    other = among(kinds, (K.KIND_LINE, K.KIND_MULTIPOINT))
     scale[other] = np.divide(1.0, measure, out=np.zeros(len(measure)), where=measure > 0)[other]
     return scale

@@ -21,7 +21,7 @@ apart and joined (the reader's ``joined``).
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["BatchReader", "compute"]
@@ -193,6 +193,37 @@ def batched(graph: dict[Any, Any]) -> dict[Any, Any]:
     return out
 
 
+def _nested(keys: Any, values: dict[Any, Any]) -> Any:
+    """The values of ``keys`` (lists of lists of keys) as tuples of tuples, as Dask gives."""
+    if isinstance(keys, list):
+        return tuple(_nested(k, values) for k in keys)
+    return values[keys]
+
+
+def _get_inline(graph: dict[Any, Any], keys: list[Any]) -> Any:
+    """The values of ``keys``: each task they need run here, after those it depends on.
+
+    No scheduler: for the few tasks of a small request, ordering them and keeping the
+    books costs more than running them; every value is kept until the end.
+    """
+    from dask.core import flatten
+
+    values: dict[Any, Any] = {}
+    for key in flatten(keys):
+        stack = [key]
+        while stack:
+            if stack[-1] in values:  # a dependency of more than one task
+                stack.pop()
+                continue
+            task = graph[stack[-1]]
+            waiting = [d for d in task.dependencies if d not in values]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            values[stack.pop()] = task(values)
+    return _nested(keys, values)
+
+
 def compute(
     *collections: Any, scheduler: str = "threads", optimize: bool = True
 ) -> tuple[Any, ...]:
@@ -204,7 +235,9 @@ def compute(
         Dask collections (arrays).
     scheduler
         A local Dask scheduler: ``"threads"`` or ``"synchronous"`` (this runs inside a
-        unit's task; asking Dask for the scheduler by name would import distributed).
+        unit's task; asking Dask for the scheduler by name would import distributed), or
+        ``"inline"``: the tasks run in this thread in dependency order, without a
+        scheduler (for the few tasks of a small request).
     optimize
         Optimise the graph as ``dask.compute`` does; False only culls it to the tasks the
         collections need (the same values: for the few tasks of a small request,
@@ -233,7 +266,9 @@ def compute(
     keys = [collection.__dask_keys__() for collection in optimized]
     if not optimize:
         graph, _ = cull(graph, list(flatten(keys)))
-    get = dask.local.get_sync if scheduler in ("synchronous", "sync") else dask.threaded.get
-    results = get(batched(convert_legacy_graph(graph)), keys)
+    gets: dict[str, Callable[..., Any]] = {
+        "synchronous": dask.local.get_sync, "sync": dask.local.get_sync, "inline": _get_inline,
+    }  # fmt: skip
+    results = gets.get(scheduler, dask.threaded.get)(batched(convert_legacy_graph(graph)), keys)
     finals = (collection.__dask_postcompute__() for collection in optimized)
     return tuple(f(r, *args) for r, (f, args) in zip(results, finals, strict=True))

@@ -15,6 +15,7 @@ import numpy.typing as npt
 from cas_xr.zonal import _codes as K
 from cas_xr.zonal._encoding import Encoding
 from cas_xr.zonal._inputs import Geometries, Stats, cell_units
+from cas_xr.zonal._kinds import among
 from cas_xr.zonal._partition import partition
 from cas_xr.zonal._sparse import window_of
 
@@ -43,7 +44,7 @@ class Setup:
     @property
     def marks(self) -> bool:
         """Whether decoded missing-value markers must stay apart from NaN (their counts)."""
-        return bool(np.isin(self.stats.codes, (K.NODATA_COUNT, K.NAN_COUNT)).any())
+        return bool(among(self.stats.codes, (K.NODATA_COUNT, K.NAN_COUNT)).any())
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ def _run_now(parts: list[_Part]) -> list[Any]:
 
     inputs = [x for part in parts for x in part.inputs]
     lazy = [k for k, x in enumerate(inputs) if dask.is_dask_collection(x)]
-    computed = compute(*[inputs[k] for k in lazy], scheduler="synchronous", optimize=False)
+    computed = compute(*[inputs[k] for k in lazy], scheduler="inline", optimize=False)
     for k, value in zip(lazy, computed, strict=True):
         inputs[k] = value
     done, start = [], 0
@@ -244,7 +245,7 @@ def _polygon_parts(
 
     to_cells = cell_units(geo.transform)
     cell_size = (geo.transform.a, geo.transform.e)
-    polygons = np.flatnonzero(np.isin(geo.kinds, K.KERNEL_KINDS))
+    polygons = np.flatnonzero(among(geo.kinds, K.KERNEL_KINDS))
     if not polygons.size:
         return []
     parts = []
@@ -312,7 +313,7 @@ def lazy_arrays(
     polygon task reads per layer. ``weights`` is the weights raster (its windows are
     read beside the values'). When the windows hold at most ``eager_cells`` cells in
     all, the outputs are computed here, in this thread, and returned as numpy arrays: the
-    cells are read at once (:func:`~cas_xr.zonal._reads.compute`, synchronously) and
+    cells are read at once (:func:`~cas_xr.zonal._reads.compute`, inline) and
     the kernel runs on each window, with no Dask graph around it.
     """
     import dask.array as dsa
