@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -267,3 +268,10 @@ def test_every_accepted_job_survives_a_kill(tmp_path: Path):
                 http.delete(f"jobs/{job_id}")
     finally:
         live.stop()
+
+
+def test_submit_cpu_benchmark_smoke(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    row = importlib.import_module("submit_cpu").main(["--requests", "5", "--rounds", "1"])
+    assert set(row) == {"one_by_one_cpu_ms", "one_by_one_wall_ms", "burst_cpu_ms", "burst_wall_ms"}
+    assert all(value > 0 for value in row.values())
