@@ -105,6 +105,7 @@ GOOD = [
 ]  # fmt: skip
 BAD = [
     ("extract", b"{not json", _JSON),
+    ("extract", b"[" * 100_000, _JSON),  # deeper than the JSON parser goes
     ("extract", b"null", _JSON),
     ("extract", b"[1, 2]", _JSON),
     ("extract", _body({"geometry": POINT}), {"content-type": "text/plain"}),

@@ -150,22 +150,23 @@ def _media_type(headers: Headers) -> str:
     return headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
+def _has_body(headers: Headers) -> bool:
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+
+
 def is_json_body(headers: Headers) -> bool:
     """Whether a request has a body that FastAPI reads as JSON (``application/...json``)."""
     media_type = _media_type(headers)
-    has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
     json_type = media_type == _JSON or (
         media_type.startswith("application/") and media_type.endswith("+json")
     )
-    return has_body and json_type
+    return _has_body(headers) and json_type
 
 
 async def _json_body(request: Request) -> None:
     """Refuse a body that is not JSON (415) before FastAPI reads it (async: no thread hop)."""
-    headers = request.headers
-    media_type = _media_type(headers)
-    has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
-    if not has_body or media_type == _JSON or media_type.endswith("+json"):
+    media_type = _media_type(request.headers)
+    if not _has_body(request.headers) or media_type == _JSON or media_type.endswith("+json"):
         return
     raise UnsupportedMediaTypeError(
         f"the body is {media_type or 'of no declared type'}; send the execute request as "
