@@ -12,8 +12,9 @@ comes from the result cache), waits for every job, and prints percentiles of the
 a result (request sent to results received) and of the submit (the execute request's
 answer), and the throughput: requests / (first request to last result). It then checks
 that nothing was lost: every request has a successful job in ``/jobs``. The server's CPU
-time (its process and worker processes) per job and the load average are printed too: the
-machine may be shared. The anchor,
+time (its process and worker processes) per job, the load generator's own (this process:
+the users' HTTP clients share the machine's cores with the server) and the load average
+are printed too: the machine may be shared. The anchor,
 ``extract_sync_per_s``, is the same requests computed one by one with ``extract_sync``
 in this process, after one unmeasured call. Bounded: the whole run stops after
 ``--timeout`` seconds, and the server is stopped.
@@ -125,7 +126,7 @@ def _cpu_s(pid: int) -> float:
 
 async def _run(
     url: str, n: int, users: int, client: str, pid: int
-) -> tuple[list[tuple[float, float]], list[str], float, float]:
+) -> tuple[list[tuple[float, float]], list[str], float, tuple[float, float]]:
     import aiohttp
 
     # one client (a connection pool) per user, as separate users have
@@ -147,11 +148,11 @@ async def _run(
 
     try:
         await extract(n)  # unmeasured: the server loads the engine once
-        cpu = _cpu_s(pid)
+        cpu, own = _cpu_s(pid), time.process_time()
         started = time.perf_counter()
         outcomes = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
         wall = time.perf_counter() - started
-        cpu = _cpu_s(pid) - cpu
+        cpu, own = _cpu_s(pid) - cpu, time.process_time() - own
     finally:
         for session in sessions:
             await session.close()
@@ -159,7 +160,7 @@ async def _run(
             await each.aclose()
     times = [o for o in outcomes if isinstance(o, tuple)]
     errors = [repr(o) for o in outcomes if isinstance(o, BaseException)]
-    return times, errors, wall, cpu
+    return times, errors, wall, (cpu, own)
 
 
 def _anchor(n: int) -> float:
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         server, url = _start_server(Path(tmp), args.job_processes)
         try:
-            times, errors, wall, cpu_s = asyncio.run(
+            times, errors, wall, (cpu_s, client_cpu_s) = asyncio.run(
                 asyncio.wait_for(
                     _run(url, args.requests, args.users, args.client, server.pid), args.timeout
                 )
@@ -231,6 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "throughput_per_s": len(latencies) / wall,
         "wall_s": wall,
         "server_cpu_ms_per_job": 1000 * cpu_s / args.requests,
+        "client_cpu_ms_per_job": 1000 * client_cpu_s / args.requests,
         "load_1min": os.getloadavg()[0],
         "extract_sync_per_s": args.requests / anchor_s,
     }

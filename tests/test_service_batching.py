@@ -19,7 +19,7 @@ from cas_xr.models import AttributeRequest
 from cas_xr.ogc import JobStatus
 from cas_xr.service._executor import Batch, JobContext, JobRunner
 from cas_xr.service._jobs import JobStore
-from tests.test_service_support import live_service
+from tests.test_service_support import LiveService, live_service
 
 
 def _square(lon: float, lat: float, side: float = 0.01) -> dict[str, Any]:
@@ -216,3 +216,27 @@ def test_a_worker_process_computes_what_the_server_would_and_a_dead_one_is_repla
         assert again == pytest.approx(values(here)[0], rel=1e-12)  # a call of one geometry
     finally:
         workers.shutdown()
+
+
+@pytest.mark.filterwarnings("ignore::cas_xr.errors.QualityWarning")
+@pytest.mark.parametrize("end", ["stop", "kill"])
+def test_no_worker_process_outlives_its_server(tmp_path: Path, end: str):
+    import psutil
+
+    requests = _requests(4, dataset_ids=["sample:elevation"])
+
+    async def send(url: str) -> list[Any]:
+        async with AsyncClient(api_url=url, timeout=60) as client:
+            return await asyncio.gather(*(client.extract(r) for r in requests))
+
+    live = LiveService(tmp_path, {"CAS_JOB_PROCESSES": "1"}).start()
+    try:
+        assert len(asyncio.run(send(live.url))) == 4  # computed in the worker process
+        assert live.process is not None
+        family = psutil.Process(live.process.pid).children(recursive=True)
+        assert family  # the worker process, the forkserver it came from...
+        getattr(live, end)()  # SIGTERM, or SIGKILL: no shutdown hook runs
+        _, alive = psutil.wait_procs(family, timeout=15)
+        assert alive == []
+    finally:
+        live.stop()

@@ -22,6 +22,7 @@ from cas_xr.service._routes import api_routes, problems, public_routes
 from cas_xr.service._schema import openapi30_document
 from cas_xr.service._security import BodySizeLimit, RateLimiter, authenticator
 from cas_xr.service._state import ServiceState
+from cas_xr.service._submit import FastSubmit
 from cas_xr.service._table import extract_table_process
 from cas_xr.service._web import install_web
 
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Fa
         dependencies=protected,
         responses=problems(401, 403) if options.auth_enabled else None,
     )
+    app.add_middleware(FastSubmit, state=state, limiter=limiter)  # inside the others
     install_web(app, state)
     app.add_middleware(BodySizeLimit, max_bytes=options.max_request_bytes)
     app.add_middleware(

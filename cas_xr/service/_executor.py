@@ -144,7 +144,7 @@ class JobRunner:
         self._cancel: dict[str, threading.Event] = {}
         self._settled: dict[str, Future[None]] = {}
         self._queues: dict[Hashable, list[_Queued]] = {}
-        self._running: set[Hashable] = set()  # keys whose jobs a worker is running
+        self._scheduled: set[Hashable] = set()  # keys a worker has been given, or runs
 
     def submit(
         self, job_id: str, function: JobFunction, *, batch: Batch | None = None
@@ -167,6 +167,7 @@ class JobRunner:
         """
         event = threading.Event()
         settled: Future[None] = Future()
+        schedule = batch is None
         with self._lock:
             self._cancel[job_id] = event
             self._settled[job_id] = settled
@@ -174,9 +175,12 @@ class JobRunner:
                 self._queues.setdefault(batch.key, []).append(
                     _Queued(job_id, function, batch, event)
                 )
+                # one worker per key: a key's worker takes every job queued under it
+                schedule = batch.key not in self._scheduled
+                self._scheduled.add(batch.key)
         if batch is None:
             self._pool.submit(self._run, job_id, function, event)
-        else:
+        elif schedule:
             self._pool.submit(self._run_batch, batch.key)
         return settled
 
@@ -224,26 +228,26 @@ class JobRunner:
     def _run_batch(self, key: Hashable) -> None:
         """Run the jobs queued under ``key``, call after call, until none is left.
 
-        One worker at a time runs a key's calls: jobs queued while a call computes wait
-        for the next one, which takes them all (rather than each worker starting a small
-        call of its own, the calls contending for the same cores).
+        One worker at a time runs a key's calls (:meth:`submit` gives a key to a worker
+        only when none has it): jobs queued while a call computes wait for the next one,
+        which takes them all (rather than each worker starting a small call of its own,
+        the calls contending for the same cores).
         """
         while True:
             with self._lock:
-                if key in self._running:
-                    return  # the worker running this key takes them next
                 queue = self._queues.pop(key, [])
                 taken, rest = queue[:MAX_BATCH], queue[MAX_BATCH:]
                 if rest:
                     self._queues[key] = rest
                 if not taken:
+                    self._scheduled.discard(key)
                     return
-                self._running.add(key)
             try:
                 self._run_together(taken)
-            finally:
-                with self._lock:
-                    self._running.discard(key)
+            except BaseException:
+                with self._lock:  # the next job queued under the key gets a worker again
+                    self._scheduled.discard(key)
+                raise
 
     def _run_together(self, taken: list[_Queued]) -> None:
         try:

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -167,28 +167,51 @@ class JobStore:
         transmissions
             Output id -> ``"value"`` or ``"reference"``, as the execute request asked.
         """
-        now, document = _now(), json.dumps(inputs)
+        return self.create_many([(process_id, inputs, transmissions)])[0]
+
+    def create_many(
+        self, jobs: Sequence[tuple[str, dict[str, Any], Mapping[str, str] | None]]
+    ) -> list[JobRecord]:
+        """Store new ``accepted`` jobs under the next ids, in one transaction (in order).
+
+        Parameters
+        ----------
+        jobs
+            ``(process_id, inputs, transmissions)`` of each job, as :meth:`create` takes them.
+        """
+        if not jobs:
+            return []
+        now = _now()
+        documents = [json.dumps(inputs) for _, inputs, _ in jobs]  # encoded outside the lock
         with self._transaction() as db:
             # one statement: two processes never read the same counter value
             (after,) = db.execute(
-                "UPDATE counter SET value = value + 1 WHERE name = 'job' RETURNING value"
+                "UPDATE counter SET value = value + ? WHERE name = 'job' RETURNING value",
+                (len(jobs),),
             ).fetchone()
-            seq = after - 1
-            db.execute(
+            seqs = range(after - len(jobs), after)
+            db.executemany(
                 "INSERT INTO jobs (seq, job_id, process_id, status, created, updated, inputs, "
                 "owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (seq, f"job_{seq}", process_id, JobStatus.ACCEPTED.value, now, now, document,
-                 self.owner),
+                [
+                    (seq, f"job_{seq}", process_id, JobStatus.ACCEPTED.value, now, now, document,
+                     self.owner)
+                    for seq, (process_id, _, _), document in zip(seqs, jobs, documents, strict=True)
+                ],
             )  # fmt: skip
             db.executemany(
                 "INSERT INTO transmissions (job_id, output_id, mode) VALUES (?, ?, ?)",
                 [
                     (f"job_{seq}", output_id, mode)
+                    for seq, (_, _, transmissions) in zip(seqs, jobs, strict=True)
                     for output_id, mode in (transmissions or {}).items()
                 ],
             )
-            row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE seq = ?", (seq,)).fetchone()
-        return JobRecord._from_row(row)
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE seq >= ? AND seq < ? ORDER BY seq",
+                (seqs.start, seqs.stop),
+            ).fetchall()
+        return [JobRecord._from_row(row) for row in rows]
 
     def get(self, job_id: str) -> JobRecord | None:
         """The job ``job_id``, or None."""

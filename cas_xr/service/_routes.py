@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
 
 from cas_xr.errors import RequestTimeoutError
 from cas_xr.ogc import (
@@ -44,7 +45,7 @@ from cas_xr.service._problems import (
 )
 from cas_xr.service._state import ServiceState
 
-__all__ = ["CONFORMANCE", "api_routes", "public_routes"]
+__all__ = ["CONFORMANCE", "api_routes", "created_response", "is_json_body", "public_routes"]
 
 _CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
 #: The conformance classes this service implements.
@@ -145,12 +146,27 @@ def _interval(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None
     return bounds
 
 
+def _media_type(headers: Headers) -> str:
+    return headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def _has_body(headers: Headers) -> bool:
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+
+
+def is_json_body(headers: Headers) -> bool:
+    """Whether a request has a body that FastAPI reads as JSON (``application/...json``)."""
+    media_type = _media_type(headers)
+    json_type = media_type == _JSON or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+    return _has_body(headers) and json_type
+
+
 async def _json_body(request: Request) -> None:
     """Refuse a body that is not JSON (415) before FastAPI reads it (async: no thread hop)."""
-    headers = request.headers
-    media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
-    has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
-    if not has_body or media_type == _JSON or media_type.endswith("+json"):
+    media_type = _media_type(request.headers)
+    if not _has_body(request.headers) or media_type == _JSON or media_type.endswith("+json"):
         return
     raise UnsupportedMediaTypeError(
         f"the body is {media_type or 'of no declared type'}; send the execute request as "
@@ -160,6 +176,25 @@ async def _json_body(request: Request) -> None:
 
 def _dump(model: StatusInfo) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+def created_response(record: JobRecord, base: str, *, respond_async_applied: bool) -> Response:
+    """The answer to an asynchronous execute request: 201, ``Location`` and the status.
+
+    Parameters
+    ----------
+    record
+        The new job.
+    base
+        The service's base URL (ending with ``/``).
+    respond_async_applied
+        Whether to say ``Preference-Applied: respond-async`` (the service also executes
+        synchronously, and the request asked for a job).
+    """
+    headers = {"Location": f"{base}jobs/{record.job_id}"}
+    if respond_async_applied:
+        headers["Preference-Applied"] = "respond-async"
+    return JSONResponse(_dump(_status_info(record, base)), status_code=201, headers=headers)
 
 
 def public_routes() -> APIRouter:
@@ -278,10 +313,8 @@ def api_routes(state: ServiceState) -> APIRouter:
             await _wait(record.job_id, done, f"{base}jobs/{record.job_id}")
             raw = execute.response != "document"
             return await run_in_threadpool(_results, record.job_id, base, raw=raw)
-        headers = {"Location": f"{base}jobs/{record.job_id}"}
-        if respond_async and state.options.sync_execute:
-            headers["Preference-Applied"] = "respond-async"
-        return JSONResponse(_dump(_status_info(record, base)), status_code=201, headers=headers)
+        applied = respond_async and state.options.sync_execute
+        return created_response(record, base, respond_async_applied=applied)
 
     async def _wait(job_id: str, done: Future[None], href: str) -> None:
         timeout = state.options.request_timeout_s

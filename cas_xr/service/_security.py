@@ -43,9 +43,12 @@ from cas_xr.service._problems import (
 )
 from cas_xr.service._sessions import COOKIE, CSRF_HEADER, SAFE_METHODS, Sessions
 
-__all__ = ["ApiKeys", "BodySizeLimit", "RateLimiter", "authenticator"]
+__all__ = ["COUNTED", "ApiKeys", "BodySizeLimit", "RateLimiter", "authenticator"]
 
 logger = logging.getLogger("cas_xr.service")
+
+#: The scope key of a request the rate limiter has counted already.
+COUNTED = "cas_xr.rate_counted"
 
 
 class ApiKeys:
@@ -194,6 +197,8 @@ class RateLimiter:
         """Count one request of its client, or raise :class:`RateLimitedError`."""
         from limits.errors import StorageError
 
+        if request.scope.get(COUNTED):  # FastSubmit counted it, then passed it on
+            return
         client = self.client(request)
         try:
             if await self._limiter.hit(self._item, "cas_xr", client):

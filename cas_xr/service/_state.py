@@ -80,40 +80,53 @@ class ServiceState:
                 f"{', '.join(sorted(self.processes))}"
             ) from None
 
-    def submit(
-        self,
-        process: Process,
-        parsed: Any,
-        inputs: dict[str, Any],
-        transmissions: dict[str, str] | None = None,
-    ) -> tuple[JobRecord, Future[None]]:
-        """Store a new job for validated inputs and queue it.
-
-        Parameters
-        ----------
-        process
-            The process to run.
-        parsed
-            The validated inputs (``process.validate``).
-        inputs
-            The inputs as received (JSON), kept to re-queue the job after a restart.
-        transmissions
-            Output id -> ``"value"`` or ``"reference"`` (``process.transmissions``).
-        """
-        record = self.store.create(process.id, inputs, transmissions)
-        return record, self._queue(record.job_id, process, parsed)
-
     def execute(
         self, process: Process, inputs: dict[str, Any], transmissions: dict[str, str]
     ) -> tuple[JobRecord, Future[None]]:
-        """Validate ``inputs``, store and queue the job; its record as it is now.
+        """Validate ``inputs``, store and queue the job; its record as stored (accepted).
 
         Blocking (validation may read the catalog, the store writes to SQLite): the
         routes call it in a worker thread, never on the event loop.
         """
-        parsed = process.validate(inputs, self.options)
-        record, done = self.submit(process, parsed, inputs, transmissions)
-        return self.store.get(record.job_id) or record, done
+        (outcome,) = self.execute_many([(process, inputs, transmissions)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def execute_many(
+        self, requests: Sequence[tuple[Process, dict[str, Any], dict[str, str]]]
+    ) -> list[tuple[JobRecord, Future[None]] | Exception]:
+        """:meth:`execute` for requests that arrived together: their jobs in one transaction.
+
+        Parameters
+        ----------
+        requests
+            ``(process, inputs, transmissions)`` of each request.
+
+        Returns
+        -------
+        list
+            For each request, in order: its job's record and future as :meth:`execute`
+            gives them, or the error that refused it (no job was stored for it).
+        """
+        outcomes: list[Any] = []
+        for process, inputs, _ in requests:
+            try:
+                outcomes.append(process.validate(inputs, self.options))
+            except Exception as err:
+                outcomes.append(err)
+        valid = [
+            (i, parsed) for i, parsed in enumerate(outcomes) if not isinstance(parsed, Exception)
+        ]
+        try:
+            records = self.store.create_many(
+                [(requests[i][0].id, requests[i][1], requests[i][2]) for i, _ in valid]
+            )
+        except Exception as err:  # nothing was stored
+            return [err if not isinstance(o, Exception) else o for o in outcomes]
+        for (i, parsed), record in zip(valid, records, strict=True):
+            outcomes[i] = (record, self._queue(record.job_id, requests[i][0], parsed))
+        return outcomes
 
     def _queue(self, job_id: str, process: Process, parsed: Any) -> Future[None]:
         def run(context: JobContext) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import functools
 import multiprocessing
 import os
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -36,11 +37,33 @@ __all__ = ["WorkerProcesses"]
 NICENESS = 10
 
 
-def _start_worker() -> None:
-    """Lower the worker's priority; its warnings travel in the responses."""
+#: Seconds between a worker's checks that its server still runs.
+SERVER_CHECK_S = 1.0
+
+
+def _start_worker(server_pid: int) -> None:
+    """Lower the worker's priority; its warnings travel in the responses.
+
+    The worker also exits when its server has gone (killed, so that it could not stop
+    its workers): a worker waiting for work would otherwise wait for ever.
+    """
     if hasattr(os, "nice"):
         os.nice(NICENESS)
     warnings.simplefilter("ignore", CasWarning)
+    if os.name == "posix":  # (signal 0 only asks whether a process exists there)
+        threading.Thread(target=_exit_with, args=(server_pid,), daemon=True).start()
+
+
+def _exit_with(server_pid: int) -> None:
+    """Exit this process once process ``server_pid`` has gone."""
+    while True:
+        time.sleep(SERVER_CHECK_S)
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:  # there, but another user's: not the server
+            os._exit(0)
 
 
 def _ready() -> None:
@@ -85,7 +108,10 @@ class WorkerProcesses:
                     "forkserver" if "forkserver" in methods else "spawn"
                 )
                 self._pool = ProcessPoolExecutor(
-                    self._count, mp_context=context, initializer=_start_worker
+                    self._count,
+                    mp_context=context,
+                    initializer=_start_worker,
+                    initargs=(os.getpid(),),
                 )
             return self._pool
 
@@ -119,8 +145,17 @@ class WorkerProcesses:
             raise
 
     def shutdown(self) -> None:
-        """Stop the workers (a call in progress is cut off; its jobs are failed by the store)."""
+        """Stop the workers (a call in progress is cut off; its jobs are failed by the store).
+
+        The worker processes are terminated, not asked to finish: a worker left waiting
+        for work outlived the server (with the forkserver it holds open), and each
+        restart leaked a process with the engine loaded.
+        """
         with self._lock:
             pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        if pool is None:
+            return
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
