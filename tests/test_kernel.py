@@ -139,6 +139,21 @@ def test_first_demo_prints_its_header_then_announces_compilation_then_its_rows(
     assert len(rows) == 35, output
 
 
+def test_the_first_demo_compiles_the_one_family_it_prepares(first_demo: tuple[str, Path]):
+    # the demo starts compiling its family (cli._DEMO_FAMILY) before it needs it: a
+    # second kernel would mean that the sample rasters need another family than it says
+    _, cache = first_demo
+    assert len(list(cache.rglob("_compiled._zonal_kernel-*.nbc"))) == 1
+
+
+def test_a_prepared_kernel_is_the_one_later_calls_use():
+    from cas_xr.zonal import _kernel
+
+    _kernel.prepare("float64").join(timeout=300)
+    prepared = _kernel._kernels["float64"]
+    assert _kernel._kernel("float64") is prepared
+
+
 _ZONAL = """
 import json, logging, sys
 import geopandas as gpd, numpy as np, rioxarray, shapely, xarray as xr
