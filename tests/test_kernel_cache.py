@@ -1,9 +1,10 @@
 """numba's on-disk cache of the kernel is invalidated when any kernel module changes.
 
 numba stamps a cached function with its own source file only; the kernel (in
-``_compiled``) calls the coverage code of ``_coverage`` and uses the constants of
-``_codes``, so without ``_jit``'s stamp a changed ``_coverage.py`` would leave the stale
-kernel in the cache, loaded by the next process: wrong numbers without an error.
+``_compiled``) calls the coverage code of ``_coverage``, and both use the constants of
+``_codes`` (compiled in), so without ``_jit``'s stamp a changed ``_coverage.py`` or
+``_codes.py`` would leave stale code in the cache, loaded by the next process: wrong
+numbers without an error.
 """
 
 from __future__ import annotations
@@ -26,23 +27,16 @@ ZONAL = Path(cas_xr.__file__).parent / "zonal"
 _RUN = """
 import json
 import numpy as np
-from cas_xr.zonal import _codes as K, _kernel
+from cas_xr.zonal._coverage import cell_weights
 
-square = np.array([[0.5, 0.5], [2.5, 0.5], [2.5, 2.5], [0.5, 2.5], [0.5, 0.5]])
-codes = np.array([K.COUNT, K.MEAN])
-stats, count, pixels, _, _ = _kernel.zonal_kernel(
-    np.arange(16.0).reshape(1, 4, 4), 0.0, False, np.empty((0, 4, 4), np.uint8), square,
-    np.array([0, 5]), np.array([0, 1]), np.ones(4), np.ones(4), np.arange(4.0),
-    np.arange(4.0), np.empty((0, 4, 4)), K.MODE_EXACT, codes, np.zeros(2), np.empty(0),
-    False, K.empty_stats(codes), K.COVERAGE_NOISE, K.options(),
-)
-kernel = _kernel._kernels["float64"]
-print(json.dumps({"count": stats[0, 0, 0], "mean": stats[0, 0, 1],
-                  "loaded": sum(kernel.stats.cache_hits.values())}))
+buf = np.zeros((4, 4))
+square = np.array([[0.25, 0.25], [2.25, 0.25], [2.25, 2.25], [0.25, 2.25], [0.25, 0.25]])
+cell_weights(buf, 0, 0, square, np.array([0, 5]), 0, 1, 0, 1e-9)  # mode 0: MODE_EXACT
+print(json.dumps({"corner": buf[0, 0], "loaded": sum(cell_weights.stats.cache_hits.values())}))
 """
-#: Exact coverage of the square turned into "any coverage counts as the whole cell".
-_EXACT = "buf[line, j] = cover if cover >= noise else 0.0"
-_CHANGED = "buf[line, j] = 1.0 if cover >= noise else 0.0"
+#: Modes 0 and 1 swapped: mode 0 becomes centre-in-polygon.
+_MODES = "MODE_EXACT, MODE_CENTER, MODE_ALL_TOUCHED = range(3)"
+_SWAPPED = "MODE_CENTER, MODE_EXACT, MODE_ALL_TOUCHED = range(3)"
 
 
 def _imports_of(module: str) -> set[str]:
@@ -78,30 +72,28 @@ def test_the_stamp_covers_every_module_that_compiled_code_depends_on():
 
 
 def _run(package: Path) -> dict[str, float]:
-    """The kernel's numbers in a fresh process of the copied package (its own cache)."""
+    """The coverage of a cell in a fresh process of the copied package (its own cache)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "CAS_"))}
     done = subprocess.run(
         [sys.executable, "-c", _RUN], capture_output=True, text=True, timeout=600,
-        env={**env, "PYTHONPATH": str(package), "CAS_PROGRESS": "false"}, cwd=package,
-        check=True,
+        env={**env, "PYTHONPATH": str(package)}, cwd=package, check=True,
     )  # fmt: skip
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 @pytest.mark.slow
-def test_a_changed_coverage_module_recompiles_the_kernel_that_calls_it(tmp_path: Path):
+def test_a_changed_module_recompiles_the_functions_that_use_it(tmp_path: Path):
     # a copy of the package, with numba's cache beside it (NUMBA_CACHE_DIR unset), as
-    # for an installed package
+    # for an installed package; the coverage code of _coverage.py uses the constants of
+    # _codes.py, which numba compiles in
     copy = tmp_path / "cas_xr"
     shutil.copytree(ZONAL.parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    first = _run(tmp_path)
-    assert first == {"count": 4.0, "mean": 5.0, "loaded": 0}  # compiled, and cached
-    assert _run(tmp_path) == {**first, "loaded": 1}  # the next process loads it
+    assert _run(tmp_path) == {"corner": 0.5625, "loaded": 0}  # exact coverage, compiled
+    assert _run(tmp_path) == {"corner": 0.5625, "loaded": 1}  # the next process loads it
 
-    coverage = copy / "zonal" / "_coverage.py"
-    source = coverage.read_text("utf-8")
-    assert _EXACT in source, "update this test: the line it changes is gone"
-    coverage.write_text(source.replace(_EXACT, _CHANGED), "utf-8")
-    changed = _run(tmp_path)
-    # the 9 cells the square touches, each whole: not the stale kernel's 4.0
-    assert changed == {"count": 9.0, "mean": 5.0, "loaded": 0}
+    codes = copy / "zonal" / "_codes.py"
+    source = codes.read_text("utf-8")
+    assert _MODES in source, "update this test: the line it changes is gone"
+    codes.write_text(source.replace(_MODES, _SWAPPED), "utf-8")
+    # mode 0 is now the centre's: the cell's centre is inside, not the stale 0.75 x 0.75
+    assert _run(tmp_path) == {"corner": 1.0, "loaded": 0}
