@@ -2,7 +2,9 @@
 
 Nothing is said when the kernels come from numba's cache. When numba does compile one of
 cas_xr's functions, one line is logged (logger ``cas_xr.zonal``) and, with the
-``progress`` setting on, a tqdm counter of the compiled functions runs on stderr.
+``progress`` setting on, a tqdm bar of the compiled functions runs on stderr, out of the
+number the caller expects (so it shows what remains, and for how long); should fewer
+need compiling (some were cached), the bar ends where they did.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ def _is_ours(event: Any) -> bool:
     return module.startswith("cas_xr.")
 
 
-def _counter() -> Any:
-    """A tqdm counter on stderr (or a notebook widget), or None with ``progress=False``."""
+def _counter(total: int | None) -> Any:
+    """A tqdm bar on stderr (or a notebook widget), or None with ``progress=False``."""
     if not get_settings().progress:
         return None
     try:
@@ -40,13 +42,14 @@ def _counter() -> Any:
             from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(desc=ANNOUNCEMENT, unit=" functions", total=None, leave=True)
+    return tqdm(desc=ANNOUNCEMENT, unit=" functions", total=total, leave=True)
 
 
 class _Announcer:
     """Listens to numba's compile events: announces the first of ours, counts them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, total: int | None) -> None:
+        self.total = total
         self.started: float | None = None
         self.compiled = 0
         self.bar: Any = None
@@ -56,7 +59,7 @@ class _Announcer:
             self.started = time.perf_counter()
             _log.info("%s (numba is compiling them; later runs load them from its cache)",
                       ANNOUNCEMENT)  # fmt: skip
-            self.bar = _counter()
+            self.bar = _counter(self.total)
 
     def on_end(self, event: Any) -> None:
         if self.started is not None and _is_ours(event):
@@ -66,6 +69,9 @@ class _Announcer:
 
     def close(self) -> None:
         if self.bar is not None:
+            if self.bar.total is not None and self.bar.n != self.bar.total:
+                self.bar.total = self.bar.n  # fewer (or more) than expected: done all the same
+                self.bar.refresh()
             self.bar.close()
         if self.started is not None:
             elapsed = time.perf_counter() - self.started
@@ -73,11 +79,14 @@ class _Announcer:
 
 
 @contextmanager
-def announced_compilation() -> Iterator[None]:
-    """Announce numba compiling cas_xr's functions within this block (once), with progress."""
+def announced_compilation(total: int | None = None) -> Iterator[None]:
+    """Announce numba compiling cas_xr's functions within this block (once), with progress.
+
+    ``total`` is how many of them are expected to compile (None: unknown).
+    """
     from numba.core import event
 
-    announcer = _Announcer()
+    announcer = _Announcer(total)
 
     class Listener(event.Listener):
         def on_start(self, ev: Any) -> None:

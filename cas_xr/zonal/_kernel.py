@@ -13,6 +13,7 @@ compilation overlaps its imports and reads.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -31,6 +32,10 @@ _FAMILIES = {
     **dict.fromkeys(("int64",), "int64"),
     **dict.fromkeys(("uint64",), "uint64"),
 }
+#: What numba compiles for the first kernel when nothing is cached: the 10 statistics
+#: helpers of ``_compiled``, the 6 coverage functions of ``_coverage`` (those not
+#: inlined) and the kernel (tests/test_kernel.py counts them on a first demo).
+FIRST_KERNEL_FUNCTIONS = 17
 _kernels: dict[str, Any] = {}
 _lock = threading.Lock()
 _log = logging.getLogger("cas_xr.zonal")
@@ -71,7 +76,8 @@ def _kernel(family: str) -> Any:
         with _lock:  # one thread compiles; the others wait for it, then share it
             kernel = _kernels.get(family)
             if kernel is None:
-                with announced_compilation():
+                helpers_loaded = "cas_xr.zonal._compiled" in sys.modules
+                with announced_compilation(1 if helpers_loaded else FIRST_KERNEL_FUNCTIONS):
                     from cas_xr.zonal._compiled import kernel_for
 
                     kernel = _kernels[family] = kernel_for(family)
