@@ -561,11 +561,11 @@ _DEMO_FAMILY = "float32"
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from cas_xr.zonal._kernel import prepare
-
     features = json.loads(sample_catchments_path().read_text("utf-8"))["features"]
     labels = [_label(i, f) for i, f in enumerate(features)]
     print(f"cas_xr demo: {len(features)} sample catchments (synthetic data, offline)\n", flush=True)
+    from cas_xr.zonal._kernel import prepare  # after the first line: it imports xarray
+
     datasets = cas.list_datasets("sample")
     class_names = {(ds.id, v.name): v.class_names for ds in datasets for v in ds.variables}
     widths = _demo_widths(labels, (v.units for ds in datasets for v in ds.variables))

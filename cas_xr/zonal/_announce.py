@@ -4,7 +4,8 @@ Nothing is said when the kernels come from numba's cache. When numba does compil
 cas_xr's functions, one line is logged (logger ``cas_xr.zonal``) and, with the
 ``progress`` setting on, a tqdm bar of the compiled functions runs on stderr, out of the
 number the caller expects (so it shows what remains, and for how long); should fewer
-need compiling (some were cached), the bar ends where they did.
+need compiling (some were cached), the bar ends where they did, and should more, it
+grows.
 """
 
 from __future__ import annotations
@@ -65,12 +66,14 @@ class _Announcer:
         if self.started is not None and _is_ours(event):
             self.compiled += 1
             if self.bar is not None:
+                if self.bar.total is not None and self.bar.n >= self.bar.total:
+                    self.bar.total = self.bar.n + 1  # more than expected: one more to go
                 self.bar.update(1)
 
     def close(self) -> None:
         if self.bar is not None:
             if self.bar.total is not None and self.bar.n != self.bar.total:
-                self.bar.total = self.bar.n  # fewer (or more) than expected: done all the same
+                self.bar.total = self.bar.n  # fewer than expected (some were cached): done
                 self.bar.refresh()
             self.bar.close()
         if self.started is not None:
