@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 from numba import njit
@@ -33,9 +33,9 @@ KERNEL_MODULES = ("_codes", "_compiled", "_coverage", "_jit", "_lines")
 def sources_hash() -> str:
     """SHA-256 of the sources of :data:`KERNEL_MODULES` (as installed), in hex."""
     digest = hashlib.sha256()
-    folder = Path(__file__).parent
+    folder = resources.files(__package__)  # the installed sources, wherever they are
     for name in KERNEL_MODULES:
-        digest.update(name.encode() + b"\0" + (folder / f"{name}.py").read_bytes())
+        digest.update(name.encode() + b"\0" + folder.joinpath(f"{name}.py").read_bytes())
     return digest.hexdigest()
 
 
