@@ -22,8 +22,11 @@ Then each measurement runs in a fresh process of that installation, ``--repeat``
 For each demo, ``first_output_s`` is the time to the first line on standard output and
 ``done_s`` the time to the process's exit; ``compiled`` says whether the kernels were
 compiled (the announcement on standard error), which must be yes for a first run and no
-for the next. Targets (issue 13): first output within 2 s, done within 15 s, import at
-most 0.6 s.
+for the next; ``cache_files`` is how many numba index files a first run left where the
+next run looks for them (beside the installed package, or in ``NUMBA_CACHE_DIR``): none
+would mean they went elsewhere (numba's user-wide folder). ``runs_load`` is the 1-minute
+load average at the start of each run: the machine is shared, so read the times with it.
+Targets (issue 13): first output within 2 s, done within 15 s, import at most 0.6 s.
 """
 
 from __future__ import annotations
@@ -111,8 +114,12 @@ def _forget_kernels(package: Path) -> int:
     return len(files)
 
 
-def _demo(install: Install, env: dict[str, str], cwd: Path) -> dict[str, Any]:
-    """One ``cas-xr demo``: time to the first stdout line and to exit; did it compile?"""
+def _demo(install: Install, env: dict[str, str], cwd: Path, cache: Path) -> dict[str, Any]:
+    """One ``cas-xr demo``: time to the first stdout line and to exit; did it compile?
+
+    ``cache`` is where the next run looks for the kernels (its index files are counted).
+    """
+    load = os.getloadavg()[0]
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
@@ -137,6 +144,8 @@ def _demo(install: Install, env: dict[str, str], cwd: Path) -> dict[str, Any]:
         "first_output_s": first,
         "done_s": done,
         "compiled": ANNOUNCEMENT in stderr,
+        "cache_files": len(list(cache.rglob("*.nbi"))),
+        "load": load,
         "error": problem,
     }
 
@@ -165,11 +174,12 @@ def measure(install: Install, repeat: int, work: Path) -> dict[str, list[dict[st
 
     for _ in range(repeat):
         _forget_kernels(install.package)
-        add("first demo, NUMBA_CACHE_DIR unset", _demo(install, _clean_env(install), work))
-        add("next demo (cached kernels)", _demo(install, _clean_env(install), work))
+        beside = install.package
+        add("first demo, NUMBA_CACHE_DIR unset", _demo(install, _clean_env(install), work, beside))
+        add("next demo (cached kernels)", _demo(install, _clean_env(install), work, beside))
         with tempfile.TemporaryDirectory(dir=work) as empty:
             env = _clean_env(install, NUMBA_CACHE_DIR=empty)
-            add("first demo, NUMBA_CACHE_DIR empty", _demo(install, env, work))
+            add("first demo, NUMBA_CACHE_DIR empty", _demo(install, env, work, Path(empty)))
         (anchor,) = _seconds(install, "import xarray, rioxarray, exactextract", work)
         add("anchor: import xarray, rioxarray, exactextract", {"done_s": anchor})
         nothing = _median(_seconds(install, "pass", work, IMPORT_RUNS))
@@ -200,7 +210,10 @@ def _row(name: str, runs: list[dict[str, Any]], anchor: float) -> dict[str, Any]
         "done_s": _median(done),
         "x_anchor": _median(done) / anchor,
         "runs_done_s": " ".join(f"{v:.2f}" for v in done),
+        "runs_first_s": " ".join(f"{v:.2f}" for v in first),
+        "runs_load": " ".join(f"{r['load']:.1f}" for r in runs if "load" in r),
         "compiled": "/".join("yes" if c else "no" for c in sorted(compiled)) or "",
+        "cache_files": " ".join(str(r["cache_files"]) for r in runs if "cache_files" in r),
         "target": "" if not verdicts else ("PASS" if all(verdicts) else "FAIL"),
         "error": "; ".join(errors),
     }

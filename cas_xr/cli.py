@@ -556,15 +556,22 @@ def _demo_widths(labels: Sequence[str], units: Iterable[str]) -> list[int]:
     ]
 
 
+#: The kernel family of every sample raster (uint8, int16 and float32 values).
+_DEMO_FAMILY = "float32"
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     features = json.loads(sample_catchments_path().read_text("utf-8"))["features"]
     labels = [_label(i, f) for i, f in enumerate(features)]
     print(f"cas_xr demo: {len(features)} sample catchments (synthetic data, offline)\n", flush=True)
+    from cas_xr.zonal._kernel import prepare  # after the first line: it imports xarray
+
     datasets = cas.list_datasets("sample")
     class_names = {(ds.id, v.name): v.class_names for ds in datasets for v in ds.variables}
     widths = _demo_widths(labels, (v.units for ds in datasets for v in ds.variables))
     _print_row(_DEMO_HEADER, widths)
     _print_row(["-" * w for w in widths], widths)
+    prepare(_DEMO_FAMILY)  # compiled (on a first run) while the engine opens the rasters
     started = time.perf_counter()
     flat: list[AttributeResult] = []
     warned: list[list[str]] = [[] for _ in features]

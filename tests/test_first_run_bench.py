@@ -25,6 +25,9 @@ def test_first_run_benchmark_smoke(
     assert by_name["first demo, NUMBA_CACHE_DIR unset"]["compiled"] == "yes"
     assert by_name["first demo, NUMBA_CACHE_DIR empty"]["compiled"] == "yes"
     assert by_name["next demo (cached kernels)"]["compiled"] == "no"
+    # where the next run looks for them: beside the installed package, or NUMBA_CACHE_DIR
+    for name in ("first demo, NUMBA_CACHE_DIR unset", "first demo, NUMBA_CACHE_DIR empty"):
+        assert all(int(n) > 0 for n in by_name[name]["cache_files"].split()), by_name[name]
     assert by_name["anchor: import xarray, rioxarray, exactextract"]["x_anchor"] == 1.0
     assert all(np.isfinite(row["done_s"]) for row in rows)
     demos = [row for row in rows if "demo" in row["measurement"]]

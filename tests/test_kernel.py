@@ -22,6 +22,7 @@ import xarray as xr
 
 import cas_xr
 from cas_xr.errors import InvalidArgumentError
+from cas_xr.zonal import _kernel
 from cas_xr.zonal._announce import ANNOUNCEMENT
 from cas_xr.zonal._kernel import family_of
 
@@ -135,8 +136,23 @@ def test_first_demo_prints_its_header_then_announces_compilation_then_its_rows(
     announced = [i for i, line in enumerate(lines) if line.startswith(ANNOUNCEMENT)]
     rows = [i for i, line in enumerate(lines) if line.startswith(("K0", "U0"))]
     assert title == 0 and header < announced[0] < rows[0], output
-    assert "functions" in lines[announced[-1]], output  # tqdm's counter of compiled functions
+    # tqdm's bar of the compiled functions, out of those expected: all of them
+    expected = _kernel.FIRST_KERNEL_FUNCTIONS
+    assert f"{expected}/{expected} [" in lines[announced[-1]], output
     assert len(rows) == 35, output
+
+
+def test_the_first_demo_compiles_the_one_family_it_prepares(first_demo: tuple[str, Path]):
+    # the demo starts compiling its family (cli._DEMO_FAMILY) before it needs it: a
+    # second kernel would mean that the sample rasters need another family than it says
+    _, cache = first_demo
+    assert len(list(cache.rglob("_compiled._zonal_kernel-*.nbc"))) == 1
+
+
+def test_a_prepared_kernel_is_the_one_later_calls_use():
+    _kernel.prepare("float64").join(timeout=300)
+    prepared = _kernel._kernels["float64"]
+    assert _kernel._kernel("float64") is prepared
 
 
 _ZONAL = """

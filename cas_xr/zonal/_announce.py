@@ -2,7 +2,10 @@
 
 Nothing is said when the kernels come from numba's cache. When numba does compile one of
 cas_xr's functions, one line is logged (logger ``cas_xr.zonal``) and, with the
-``progress`` setting on, a tqdm counter of the compiled functions runs on stderr.
+``progress`` setting on, a tqdm bar of the compiled functions runs on stderr, out of the
+number the caller expects (so it shows what remains, and for how long); should fewer
+need compiling (some were cached), the bar ends where they did, and should more, it
+grows.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ def _is_ours(event: Any) -> bool:
     return module.startswith("cas_xr.")
 
 
-def _counter() -> Any:
-    """A tqdm counter on stderr (or a notebook widget), or None with ``progress=False``."""
+def _counter(total: int | None) -> Any:
+    """A tqdm bar on stderr (or a notebook widget), or None with ``progress=False``."""
     if not get_settings().progress:
         return None
     try:
@@ -40,13 +43,14 @@ def _counter() -> Any:
             from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(desc=ANNOUNCEMENT, unit=" functions", total=None, leave=True)
+    return tqdm(desc=ANNOUNCEMENT, unit=" functions", total=total, leave=True)
 
 
 class _Announcer:
     """Listens to numba's compile events: announces the first of ours, counts them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, total: int | None) -> None:
+        self.total = total
         self.started: float | None = None
         self.compiled = 0
         self.bar: Any = None
@@ -56,16 +60,21 @@ class _Announcer:
             self.started = time.perf_counter()
             _log.info("%s (numba is compiling them; later runs load them from its cache)",
                       ANNOUNCEMENT)  # fmt: skip
-            self.bar = _counter()
+            self.bar = _counter(self.total)
 
     def on_end(self, event: Any) -> None:
         if self.started is not None and _is_ours(event):
             self.compiled += 1
             if self.bar is not None:
+                if self.bar.total is not None and self.bar.n >= self.bar.total:
+                    self.bar.total = self.bar.n + 1  # more than expected: one more to go
                 self.bar.update(1)
 
     def close(self) -> None:
         if self.bar is not None:
+            if self.bar.total is not None and self.bar.n != self.bar.total:
+                self.bar.total = self.bar.n  # fewer than expected (some were cached): done
+                self.bar.refresh()
             self.bar.close()
         if self.started is not None:
             elapsed = time.perf_counter() - self.started
@@ -73,11 +82,14 @@ class _Announcer:
 
 
 @contextmanager
-def announced_compilation() -> Iterator[None]:
-    """Announce numba compiling cas_xr's functions within this block (once), with progress."""
+def announced_compilation(total: int | None = None) -> Iterator[None]:
+    """Announce numba compiling cas_xr's functions within this block (once), with progress.
+
+    ``total`` is how many of them are expected to compile (None: unknown).
+    """
     from numba.core import event
 
-    announcer = _Announcer()
+    announcer = _Announcer(total)
 
     class Listener(event.Listener):
         def on_start(self, ev: Any) -> None:

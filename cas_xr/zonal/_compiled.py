@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit, types
+from numba import types
 
 from cas_xr.zonal._codes import (
     COUNT,
@@ -52,6 +52,7 @@ from cas_xr.zonal._codes import (
     WEIGHTED_VARIANCE,
 )
 from cas_xr.zonal._coverage import cell_weights, geometry_window
+from cas_xr.zonal._jit import jit
 
 __all__ = ["FAMILIES", "kernel_for"]
 
@@ -62,7 +63,7 @@ _F8 = types.float64[::1]
 _I8 = types.int64[::1]
 
 
-@njit((_F8, types.float64, types.boolean), cache=True)
+@jit((_F8, types.float64, types.boolean))
 def _search(a: npt.NDArray[np.float64], v: float, right: bool) -> int:
     """``np.searchsorted(a, v, side="right" if right else "left")`` of a sorted array."""
     lo = 0
@@ -76,7 +77,7 @@ def _search(a: npt.NDArray[np.float64], v: float, right: bool) -> int:
     return lo
 
 
-@njit((_F8, _F8, types.int64), cache=True)
+@jit((_F8, _F8, types.int64))
 def _sort_pairs(keys: npt.NDArray[np.float64], weights: npt.NDArray[np.float64], n: int) -> None:
     """Sort ``keys[:n]`` ascending in place (no NaN among them), ``weights`` alongside.
 
@@ -128,7 +129,7 @@ def _sort_pairs(keys: npt.NDArray[np.float64], weights: npt.NDArray[np.float64],
         weights[i] = src_weights[i]
 
 
-@njit((_F8, _F8, types.int64), cache=True)
+@jit((_F8, _F8, types.int64))
 def _pooled(
     x: npt.NDArray[np.float64], a: npt.NDArray[np.float64], n: int
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -148,7 +149,7 @@ def _pooled(
     return values[: m + 1], weights[: m + 1]
 
 
-@njit((_F8,), cache=True)
+@jit((_F8,))
 def _positions(weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Positions ``s_k = k w_k + (n - 1) (w_0 + ... + w_(k-1))`` of pooled, sorted values."""
     n = weights.size
@@ -160,7 +161,7 @@ def _positions(weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return s
 
 
-@njit((_F8, _F8, types.float64), cache=True)
+@jit((_F8, _F8, types.float64))
 def _quantile(values: npt.NDArray[np.float64], s: npt.NDArray[np.float64], q: float) -> float:
     """Weighted quantile (exactextract's definition) of pooled, sorted values.
 
@@ -179,7 +180,7 @@ def _quantile(values: npt.NDArray[np.float64], s: npt.NDArray[np.float64], q: fl
     return values[lower] + (h - s[lower]) / (s[upper] - s[lower]) * (values[upper] - values[lower])
 
 
-@njit(types.float64(types.float64, types.float64), cache=True)
+@jit(types.float64(types.float64, types.float64))
 def _ratio(num: float, den: float) -> float:
     """``num / den`` with IEEE semantics (numba raises on a zero division otherwise)."""
     if den != 0.0:
@@ -189,7 +190,7 @@ def _ratio(num: float, den: float) -> float:
     return np.inf if num > 0.0 else -np.inf
 
 
-@njit((_F8, _F8, types.float64, _F8, _F8), cache=True)
+@jit((_F8, _F8, types.float64, _F8, _F8))
 def _shares(
     values: npt.NDArray[np.float64],
     weights: npt.NDArray[np.float64],
@@ -204,7 +205,7 @@ def _shares(
             out[j] = _ratio(weights[k], total)
 
 
-@njit((_F8, _I8, types.int64, types.boolean, _F8, _F8), cache=True)
+@jit((_F8, _I8, types.int64, types.boolean, _F8, _F8))
 def _extreme_centre(
     x: npt.NDArray[np.float64],
     cell: npt.NDArray[np.int64],
@@ -235,7 +236,7 @@ def _extreme_centre(
     return bx, by
 
 
-@njit((_F8, _F8, _F8, _F8, types.int64, types.int64), cache=True)
+@jit((_F8, _F8, _F8, _F8, types.int64, types.int64))
 def _weighted(
     x: npt.NDArray[np.float64],
     w: npt.NDArray[np.float64],
@@ -269,10 +270,9 @@ def _weighted(
     return variance if code == WEIGHTED_VARIANCE else np.sqrt(variance)
 
 
-@njit(
+@jit(
     (_F8, _F8, _F8, _F8, _I8, types.int64, _I8, _F8, _F8, types.boolean, types.boolean, _F8,
      _F8, _F8, _F8, _F8, _F8),
-    cache=True,
 )  # fmt: skip
 def _summarise(
     x: npt.NDArray[np.float64],
@@ -587,4 +587,4 @@ def kernel_for(family: str) -> Any:
         _I8, _I8, _F8, _F8, _F8, _F8, types.float64[:, :, ::1], types.int64, _I8, _F8, _F8,
         types.boolean, _F8, types.float64, _F8,
     )  # fmt: skip
-    return njit(signature, cache=True, nogil=True)(_zonal_kernel)
+    return jit(signature, nogil=True)(_zonal_kernel)

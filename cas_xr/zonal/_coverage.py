@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from cas_xr.zonal._codes import MODE_CENTER, MODE_EXACT
+from cas_xr.zonal._jit import jit
 
 __all__ = [
     "CELLS",
@@ -124,7 +124,7 @@ def has_lines(
     return bool(np.any(coords[header[is_header], 0] == LINES))
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _area_left(u: float) -> float:
     """Integral of clamp(t, 0, 1) dt from -inf to u."""
     if u <= 0.0:
@@ -134,7 +134,7 @@ def _area_left(u: float) -> float:
     return u - 0.5
 
 
-@njit(cache=True)
+@jit()
 def _right_area(c: int, xa: float, xb: float, dy: float) -> float:
     """Area, within a row piece of height dy, of column c's part right of the edge xa->xb."""
     span = xb - xa
@@ -143,7 +143,7 @@ def _right_area(c: int, xa: float, xb: float, dy: float) -> float:
     return dy * (_area_left(c + 1.0 - xa) - _area_left(c + 1.0 - xb)) / span
 
 
-@njit(cache=True)
+@jit()
 def _accumulate_edge(
     buf: npt.NDArray[np.float64],
     r0: int,
@@ -185,7 +185,7 @@ def _accumulate_edge(
             previous = h
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _kind(
     coords: npt.NDArray[np.float64], ring_offsets: npt.NDArray[np.int64], first: int, last: int
 ) -> int:
@@ -195,7 +195,7 @@ def _kind(
     return POLYGONS
 
 
-@njit(cache=True)
+@jit()
 def geometry_window(
     coords: npt.NDArray[np.float64],
     ring_offsets: npt.NDArray[np.int64],
@@ -237,7 +237,7 @@ def geometry_window(
     return r0, r1, c0, c1
 
 
-@njit(cache=True)
+@jit()
 def cells_coverage(
     buf: npt.NDArray[np.float64],
     r0: int,
@@ -269,7 +269,7 @@ def cells_coverage(
                 buf[i, j] = 1.0
 
 
-@njit(cache=True)
+@jit()
 def exact_coverage(
     buf: npt.NDArray[np.float64],
     r0: int,
@@ -299,7 +299,7 @@ def exact_coverage(
             buf[line, j] = cover if cover >= noise else 0.0
 
 
-@njit(cache=True)
+@jit()
 def centre_coverage(
     buf: npt.NDArray[np.float64],
     r0: int,
@@ -339,7 +339,7 @@ def centre_coverage(
             buf[line, j] = 1.0 if abs(acc) > 0.5 else 0.0
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def cell_weights(
     buf: npt.NDArray[np.float64],
     r0: int,

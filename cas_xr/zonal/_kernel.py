@@ -5,11 +5,15 @@ values are cast, exactly, to one of four dtype families first (``float32`` holds
 integer of up to 16 bits, ``float64`` those of 32 bits; 64-bit integers keep their own),
 and each family is compiled on first use in this process, or loaded from numba's cache
 (beside the package, or in ``NUMBA_CACHE_DIR``) if an earlier run compiled it. A
-compilation that does happen is announced on stderr, with progress, once.
+compilation that does happen is announced on stderr, with progress, once. A caller that
+knows which family it will need can start that early (:func:`prepare`), so that the
+compilation overlaps its imports and reads.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 from typing import Any
 
@@ -19,7 +23,7 @@ import numpy.typing as npt
 from cas_xr.errors import InvalidArgumentError
 from cas_xr.zonal._announce import announced_compilation
 
-__all__ = ["family_of", "zonal_kernel"]
+__all__ = ["family_of", "prepare", "zonal_kernel"]
 
 _FAMILIES = {
     **dict.fromkeys(("bool", "int8", "uint8", "int16", "uint16", "float16"), "float32"),
@@ -28,8 +32,13 @@ _FAMILIES = {
     **dict.fromkeys(("int64",), "int64"),
     **dict.fromkeys(("uint64",), "uint64"),
 }
+#: What numba compiles for the first kernel when nothing is cached: the 10 statistics
+#: helpers of ``_compiled``, the 6 coverage functions of ``_coverage`` (those not
+#: inlined) and the kernel (tests/test_kernel.py counts them on a first demo).
+FIRST_KERNEL_FUNCTIONS = 17
 _kernels: dict[str, Any] = {}
 _lock = threading.Lock()
+_log = logging.getLogger("cas_xr.zonal")
 
 
 def family_of(dtype: np.dtype[Any]) -> str:
@@ -67,11 +76,39 @@ def _kernel(family: str) -> Any:
         with _lock:  # one thread compiles; the others wait for it, then share it
             kernel = _kernels.get(family)
             if kernel is None:
-                with announced_compilation():
+                helpers_loaded = "cas_xr.zonal._compiled" in sys.modules
+                with announced_compilation(1 if helpers_loaded else FIRST_KERNEL_FUNCTIONS):
                     from cas_xr.zonal._compiled import kernel_for
 
                     kernel = _kernels[family] = kernel_for(family)
     return kernel
+
+
+def _prepare(family: str) -> None:
+    try:
+        _kernel(family)
+    except Exception:  # the first call that needs the kernel compiles again, and raises
+        _log.debug("preparing the %s kernel failed", family, exc_info=True)
+
+
+def prepare(family: str) -> threading.Thread:
+    """Start compiling (or loading) the kernel of a family in a background thread.
+
+    A call that needs the kernel meanwhile waits for it; nothing is compiled twice.
+
+    Parameters
+    ----------
+    family
+        One of the families of :func:`family_of`.
+
+    Returns
+    -------
+    threading.Thread
+        The (daemon) thread, already started.
+    """
+    thread = threading.Thread(target=_prepare, args=(family,), name="cas_xr-kernel", daemon=True)
+    thread.start()
+    return thread
 
 
 def zonal_kernel(

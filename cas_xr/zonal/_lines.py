@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from cas_xr.zonal._coverage import CELLS, LINES
+from cas_xr.zonal._jit import jit
 
 __all__ = ["line_cells", "weighted_lines"]
 
 
-@njit(cache=True)
+@jit()
 def _is_line(
     coords: npt.NDArray[np.float64], ring_offsets: npt.NDArray[np.int64], first: int, last: int
 ) -> bool:
@@ -35,7 +35,7 @@ def _is_line(
     )
 
 
-@njit(cache=True)
+@jit()
 def _clip(
     ua: float, va: float, ub: float, vb: float, box: tuple[float, float, float, float]
 ) -> tuple[float, float]:
@@ -63,7 +63,7 @@ def _clip(
     return t0, t1
 
 
-@njit(cache=True)
+@jit()
 def _pieces(
     ua: float,
     va: float,
@@ -126,7 +126,7 @@ def _pieces(
     return n
 
 
-@njit(cache=True)
+@jit()
 def _snapped(a: float, b: float) -> tuple[float, float]:
     """Ends of an axis-parallel segment within 1e-9 of a grid line, moved onto it."""
     if a == b:
@@ -136,7 +136,7 @@ def _snapped(a: float, b: float) -> tuple[float, float]:
     return a, b
 
 
-@njit(cache=True)
+@jit()
 def _line_pieces(
     coords: npt.NDArray[np.float64],
     ring_offsets: npt.NDArray[np.int64],
@@ -179,7 +179,7 @@ def _line_pieces(
     return rows[:n], cols[:n], lengths[:n]
 
 
-@njit(cache=True)
+@jit()
 def _thin_cells(
     coords: npt.NDArray[np.float64],
     ring_offsets: npt.NDArray[np.int64],
@@ -238,7 +238,7 @@ def _thin_cells(
     return rows[:n], cols[:n], np.ones(n)
 
 
-@njit(cache=True)
+@jit()
 def line_cells(
     coords: npt.NDArray[np.float64],
     ring_offsets: npt.NDArray[np.int64],
