@@ -112,3 +112,29 @@ def test_a_dense_set_at_the_wcs_reads_at_most_a_quarter_more_than_its_windows(
     assert len(coverages) <= len(geometries)
     disk = cas.extract_table(geometries[1:], ["disk:dem"])
     np.testing.assert_allclose(remote["wcs:dem_mean"], disk["disk:dem_mean"], rtol=0, atol=1e-9)
+
+
+def test_a_window_one_cell_high_is_read_as_two(mapserv: str, cog: Path, tmp_path: Path):
+    # MapServer answers a request one row high with a GeoTIFF whose transform is NaN
+    x, y = GRID * (300.2, 400.3)
+    thin = gpd.GeoSeries(
+        [shapely.box(x, y - 0.0004, x + 0.03, y), shapely.box(x + 0.1, y - 0.05, x + 0.1004, y)],
+        crs="EPSG:4326",
+    )
+    with (
+        serve_wcs({"dem": cog}) as wcs,
+        serve_with_latency(upstream="http://" + urlsplit(wcs.url).netloc, round_trip=0) as server,
+    ):
+        (tmp_path / "wcs.yaml").write_text(
+            f"slug: wcs\nprotocol: wcs\nendpoint: {server.proxied(wcs.url)}\nlicense: CC0-1.0\n"
+            "datasets:\n  - name: dem\n    coverage: dem\n    variables:\n"
+            "      - {name: dem, units: m}\n",
+            encoding="utf-8",
+        )
+        cas.configure(
+            provider_files=[tmp_path / "wcs.yaml", _local_provider(tmp_path, str(cog), "disk")]
+        )
+        remote = cas.extract_table(thin, ["wcs:dem"])
+    disk = cas.extract_table(thin, ["disk:dem"])
+    assert not remote["wcs:dem_mean"].isna().any()
+    np.testing.assert_allclose(remote["wcs:dem_mean"], disk["disk:dem_mean"], rtol=0, atol=1e-9)

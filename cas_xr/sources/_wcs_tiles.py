@@ -120,13 +120,16 @@ class TileReader:
         between them, 2.1x the cells for 2,000 windows of about 110 x 110 cells on
         6,144^2 cells; 1.2x takes 1,300 requests); the requests run at once
         on the I/O threads (at most ``max_concurrent_requests_per_host`` in flight per
-        host). A window under several rectangles is pieced together from them.
+        host). A window under several rectangles is pieced together from them; a
+        rectangle is at least two cells a side (see :func:`_two_cells`).
         """
         from cas_xr.sources._http import io_pool
         from cas_xr.zonal._cover import cover
 
         boxes = [(r.start, r.stop, c.start, c.stop) for r, c in windows]
-        rects = cover(boxes, self.source.tile_size, self.source.read_ratio)
+        rects = [
+            _two_cells(rect) for rect in cover(boxes, self.source.tile_size, self.source.read_ratio)
+        ]
         futures = [io_pool().submit(self, slice(a, b), slice(c, d)) for a, b, c, d in rects]
         reads = [future.result() for future in futures]
         starts = np.array(rects, dtype=np.int64).reshape(-1, 4)
@@ -156,6 +159,19 @@ class TileReader:
                 top - a : bottom - a, left - c : right - c
             ]
         return out, next((reads[k][1] for k in under if reads[k][1] is not None), None)
+
+
+def _two_cells(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """``box`` grown to at least two cells a side; it may then overlap another.
+
+    MapServer answers a request one cell wide with a GeoTIFF whose transform is NaN.
+    """
+    r0, r1, c0, c1 = box
+    if r1 - r0 < 2:
+        r0, r1 = (r0 - 1, r1) if r0 > 0 else (r0, r1 + 1)
+    if c1 - c0 < 2:
+        c0, c1 = (c0 - 1, c1) if c0 > 0 else (c0, c1 + 1)
+    return r0, r1, c0, c1
 
 
 def _error_block(read: _Read) -> npt.NDArray[np.object_]:
