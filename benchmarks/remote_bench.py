@@ -26,7 +26,9 @@ harness's warm-up, plus the modules the tool needs), then the tool's first call 
 opening the data, catalog reads included. Before the rows, one unmeasured cas_xr run on
 the local file fills numba's on-disk cache. Columns: ``wall_s``; ``requests`` and
 ``mb_read`` (body bytes, 1 MB = 10^6 bytes) counted at the server for that row alone,
-``json_docs`` those of the requests that fetched JSON documents (the STAC catalog's);
+``failed`` those answered with an HTTP error (for WCS, MapServer's or the relay's, e.g. an
+upstream it could not reach: each is retried), ``json_docs`` those of the requests that
+fetched JSON documents (the STAC catalog's);
 ``mb_floor``, the compressed bytes of the internal tiles some geometry intersects (read
 from the file's TileOffsets/TileByteCounts; for WCS the uncompressed bytes of the cells
 in the geometries' bounding windows); ``read_x_floor``; ``peak_in_flight`` (most requests
@@ -402,6 +404,7 @@ def _row(
         "workload": m.workload,
         "wall_s": "timeout" if timed_out else seconds,
         "requests": counted["requests"],
+        "failed": counted["failed"],
         "json_docs": counted["docs"],
         "mb_read": mb_read,
         "mb_floor": floor / 1e6,
@@ -476,6 +479,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         "requests": len(records),
                         "docs": sum(r.path.partition("?")[0].endswith(".json") for r in records),
                         "bytes": sum(r.bytes_sent for r in records),
+                        "failed": sum(r.status >= 400 for r in records),
                         "peak": peak,
                     }
                     if key == "exactextract":

@@ -71,8 +71,11 @@ class StaticStacSource(StacItemsSource):
     def _read_items(self) -> list[pystac.Item]:
         import pystac
 
+        from cas_xr.sources._pystac_ready import ReadyStacIO, ready
+
+        ready()  # pystac's set-up runs while the catalog's first document is fetched
         try:
-            root = pystac.Catalog.from_file(self.endpoint)
+            root = pystac.Catalog.from_file(self.endpoint, stac_io=ReadyStacIO())
         except Exception as err:  # pystac raises many kinds (I/O, JSON, STAC errors)
             raise SourceError(
                 f"cannot read the STAC catalog: {err}", provider=self.provider, url=self.endpoint
@@ -86,12 +89,39 @@ class StaticStacSource(StacItemsSource):
                 url=self.endpoint,
                 kind="definition",
             )
+        _resolve_items(child)
         return sorted(child.get_items(recursive=True), key=lambda it: it.id)
 
     def _candidates(
         self, bbox: tuple[float, float, float, float] | None, time_range: TimeRange | None
     ) -> list[pystac.Item]:
         return self.items()
+
+
+def _resolve_items(collection: pystac.Catalog) -> None:
+    """Read the item documents of ``collection`` at once (pystac reads links one by one).
+
+    Each read waits a round trip; at most ``max_concurrent_requests_per_host`` are in
+    flight at once.
+    """
+    import threading
+
+    import pystac
+
+    from cas_xr.config import get_settings
+    from cas_xr.sources._http import io_pool
+
+    links = [link for link in collection.get_links(pystac.RelType.ITEM) if not link.is_resolved()]
+    if len(links) < 2:
+        return
+    root = collection.get_root()
+    gate = threading.BoundedSemaphore(get_settings().max_concurrent_requests_per_host)
+
+    def resolve(link: pystac.Link) -> None:
+        with gate:
+            link.resolve_stac_object(root=root)
+
+    list(io_pool().map(resolve, links))
 
 
 def from_definition(provider: ProviderDefinition, dataset: DatasetDefinition) -> StaticStacSource:

@@ -5,9 +5,9 @@ learned) with one small GetCoverage of its corner; both are cached for
 ``metadata_cache_ttl_s``. ``open()`` snaps the box outward onto that grid and cuts it into
 Dask chunks of 128 cells a side. A chunk is fetched only when a computation needs it, with
 a request for exactly its cells, checked to be on the asked grid; computed through
-:func:`~cas_xr.zonal._reads.compute`, the chunks needed are fetched together: those in
-one square of at most ``tile_size`` cells a side in one request (the box around them),
-several requests in flight.
+:func:`~cas_xr.zonal._reads.compute`, the cells needed are fetched together, in few
+rectangles of at most ``tile_size`` cells a side that read little else (see
+:func:`~cas_xr.zonal._cover.cover`), several requests in flight.
 A tile the server still answers with an HTTP error after the retries becomes nodata and
 is reported in ``attrs["cas_failed_chunks"]`` (see :mod:`cas_xr.sources._wcs_tiles`).
 """
@@ -94,7 +94,12 @@ class WcsSource:
     version
         ``"2.0.1"`` (default) or ``"1.0.0"``.
     tile_size
-        At most this many cells per request side (16..8192); each request is a Dask chunk.
+        At most this many cells per request side (16..8192).
+    read_ratio
+        The requests of one computation read at most this many cells per cell under the
+        geometries' windows (1..100; default 1.2): the fewest rectangles within it (see
+        :func:`~cas_xr.zonal._cover.cover`). Higher takes fewer, larger requests, for a
+        server whose requests cost more than their cells.
     format
         Output format asked for; the answer must be a GeoTIFF.
     crs
@@ -121,6 +126,7 @@ class WcsSource:
     coverage: str
     version: str = "2.0.1"
     tile_size: int = 1024
+    read_ratio: float = 1.2
     format: str = "image/tiff"
     crs: str | None = None
     nodata: float | None = None

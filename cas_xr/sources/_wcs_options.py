@@ -28,6 +28,13 @@ class WcsOptions(BaseModel):
     tile_size: int = Field(
         default=1024, ge=16, le=8192, description="cells per GetCoverage request side"
     )
+    read_ratio: float = Field(
+        default=1.2,
+        ge=1.0,
+        le=100.0,
+        description="cells read at most per cell the geometries' windows need (higher: fewer, "
+        "larger requests, for a server whose requests cost more than their cells)",
+    )
     format: str = Field(default="image/tiff", min_length=1, description="a GeoTIFF format")
     crs: str | None = Field(
         default=None, description="the coverage's CRS, when its description lacks or misstates it"

@@ -14,8 +14,8 @@ A reader that can fetch any window, not only whole chunks (``reads_any_window``:
 asks for any box), fetches only the part of a chunk that the computation slices out of
 it: when every use of the chunk's cells is a slice, its read is cut to the box around
 the slices and the slices are shifted to match (sparse zonal windows slice each chunk to
-the geometries' windows, see :mod:`cas_xr.zonal._sparse`); slices far apart are read
-apart and joined (the reader's ``joined``).
+the geometries' windows, see :mod:`cas_xr.zonal._sparse`); slices that do not take the
+whole box are read apart and joined (the reader's ``joined``).
 """
 
 from __future__ import annotations
@@ -121,13 +121,15 @@ def _slicers(graph: dict[Any, Any], users: dict[Any, list[Any]], key: Any, ndim:
 def _cropped(graph: dict[Any, Any], reads: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     """Cut reads to what their chunk's users slice out (see the module); in place.
 
-    The read becomes the box around the slices; when that box holds many cells no slice
-    needs, the read is split into one read per slice and their join (``reader.joined``).
+    The read becomes the box around the slices when one slice takes all of it; else it
+    is split into one read per slice and their join (``reader.joined``): the reader's
+    ``read_many`` reads the cells of all the slices once (see
+    :meth:`cas_xr.sources._wcs_tiles.TileReader.read_many`).
     Returns the reads now in the graph: ``(key, (rows, cols))``.
     """
     from dask._task_spec import Task, TaskRef
 
-    from cas_xr.zonal._boxes import WASTE, around
+    from cas_xr.zonal._boxes import around
 
     users: dict[Any, list[Any]] = {}
     for key, task in graph.items():
@@ -150,7 +152,7 @@ def _cropped(graph: dict[Any, Any], reads: list[tuple[Any, Any]]) -> list[tuple[
             graph[u] = Task(u, task.func, task.args[0], (*task.args[1][:-2], *shifted))
         reader = graph[key].func
         parts = sorted(set(boxes))
-        if (r1 - r0) * (c1 - c0) <= (1 + WASTE) * sum((b - a) * (d - c) for a, b, c, d in parts):
+        if (r0, r1, c0, c1) in parts:  # one slice takes the box around all
             parts = [(r0, r1, c0, c1)]
         keys = (
             [key] if len(parts) == 1 else [(f"{key[0]}-{n}", *key[1:]) for n in range(len(parts))]

@@ -12,13 +12,13 @@ are filled with the variable's missing-value marker (NaN, else 0) all the same.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from cas_xr.zonal._boxes import WASTE
 from cas_xr.zonal._encoding import Encoding
 
 if TYPE_CHECKING:
@@ -29,6 +29,10 @@ __all__ = ["touched_edges", "window_of"]
 #: Cells by which a chunk's box is grown before testing it against the geometries, so a
 #: cell that a geometry's edge crosses by a rounding error is never left out.
 _GROW = 1e-6
+
+#: A window whose geometries' windows cover all of it but this share of what they cover
+#: is read whole: reading the few cells between them costs less than cutting it up.
+_WHOLE = 0.05
 
 _Window = tuple[int, int, int, int]
 
@@ -88,10 +92,9 @@ def _clipped(boxes: Sequence[_Window], bounds: npt.NDArray[np.int64]) -> list[_W
 
     The rest of the chunk lies outside every geometry's window, so a reader that can
     fetch any window (WCS) need not fetch it (see :func:`cas_xr.zonal._reads.compute`).
-    Windows close together give one part (see :func:`cas_xr.zonal._boxes.merged`).
+    A part inside another is left out; parts that overlap stay apart (the reader reads
+    their cells once, see :func:`cas_xr.zonal._cover.cover`).
     """
-    from cas_xr.zonal._boxes import merged
-
     out: list[_Window] = []
     for a, b, c, d in boxes:
         near = bounds[
@@ -100,11 +103,32 @@ def _clipped(boxes: Sequence[_Window], bounds: npt.NDArray[np.int64]) -> list[_W
         if not near.size:
             out.append((a, b, c, d))
             continue
-        parts = [
-            (max(int(p), a), min(int(q), b), max(int(u), c), min(int(v), d)) for p, q, u, v in near
-        ]
-        out.extend(box for box, _ in merged(parts))
+        parts = np.unique(
+            np.column_stack([
+                np.maximum(near[:, 0], a), np.minimum(near[:, 1], b),
+                np.maximum(near[:, 2], c), np.minimum(near[:, 3], d),
+            ]),
+            axis=0,
+        )  # fmt: skip
+        inside = (
+            (parts[:, None, 0] >= parts[None, :, 0]) & (parts[:, None, 1] <= parts[None, :, 1])
+            & (parts[:, None, 2] >= parts[None, :, 2]) & (parts[:, None, 3] <= parts[None, :, 3])
+        )  # fmt: skip
+        np.fill_diagonal(inside, False)
+        out.extend(tuple(int(v) for v in p) for p in parts[~inside.any(axis=1)])  # type: ignore[misc]
     return out
+
+
+def _covered(bounds: npt.NDArray[np.int64], window: _Window) -> int:
+    """Cells of ``window`` under at least one of the windows ``bounds`` (``(n, 4)``)."""
+    r0, r1, c0, c1 = window
+    if len(bounds) == 1:
+        a, b, c, d = (int(v) for v in bounds[0])
+        return max(min(b, r1) - max(a, r0), 0) * max(min(d, c1) - max(c, c0), 0)
+    cells = np.zeros((r1 - r0, c1 - c0), dtype=bool)
+    for a, b, c, d in bounds:
+        cells[max(a - r0, 0) : max(b - r0, 0), max(c - c0, 0) : max(d - c0, 0)] = True
+    return int(np.count_nonzero(cells))
 
 
 def _assemble(
@@ -150,16 +174,16 @@ def window_of(
         The geometries of the window's group and the map to cell units (see
         :func:`touched_edges`).
     bounds
-        Their ``(n, 4)`` cell windows ``r0, r1, c0, c1``: when their areas add up to the
-        window's, the geometries are dense and the window is read whole, without
-        testing each chunk.
+        Their ``(n, 4)`` cell windows ``r0, r1, c0, c1``: when they cover the window
+        (but :data:`_WHOLE`), it is read whole, without testing each chunk; else only
+        their parts in the chunks the geometries touch.
 
     Returns
     -------
     dask.array.Array or dask.delayed.Delayed or numpy.ndarray
-        The window sliced whole when it is in memory, or every chunk in it is touched
-        and the geometries' windows fill most of it; else a task assembling the parts of
-        the touched chunks under the geometries' windows.
+        The window sliced whole when it is in memory, or the geometries' windows cover
+        it (without ``bounds``: every chunk in it is touched); else a task assembling the
+        parts of the touched chunks under the geometries' windows.
     """
     import dask
 
@@ -168,19 +192,60 @@ def window_of(
     whole = data[..., r0:r1, c0:c1]
     if not dask.is_dask_collection(data):
         return whole
-    if bounds is not None:  # boxes that fill the window: every chunk is likely touched
-        boxes = (bounds[:, 1] - bounds[:, 0]) * (bounds[:, 3] - bounds[:, 2])
-        if boxes.sum() >= (r1 - r0) * (c1 - c0):
-            return whole
+    if bounds is not None and _covered(bounds, window) * (1 + _WHOLE) >= (r1 - r0) * (c1 - c0):
+        return whole  # the geometries' windows fill it: every chunk is likely touched
     touched, every = touched_edges(shapes, to_cells, (data.chunks[-2], data.chunks[-1]), window)
+    if bounds is None and every:
+        return whole
     if bounds is not None:
         touched = _clipped(touched, bounds)
-    needed = sum((b - a) * (d - c) for a, b, c, d in touched)
-    if every and (1 + WASTE) * needed >= (r1 - r0) * (c1 - c0):
-        return whole
-    pieces = [data[..., a:b, c:d] for a, b, c, d in touched]
     spans = [(a - r0, b - r0, c - c0, d - c0) for a, b, c, d in touched]
     shape = (*data.shape[:-2], r1 - r0, c1 - c0)
-    return dask.delayed(_assemble, pure=True)(
-        pieces, spans, shape, data.dtype, _fill(data.dtype, encoding)
-    )
+    fill = _fill(data.dtype, encoding)
+    if any(len(c) > 1 for c in data.chunks[:-2]):
+        pieces = [data[..., a:b, c:d] for a, b, c, d in touched]
+        return dask.delayed(_assemble, pure=True)(pieces, spans, shape, data.dtype, fill)
+    return _assembled(data, touched, spans, shape, fill)
+
+
+def _assembled(
+    data: Any,
+    touched: Sequence[_Window],
+    spans: Sequence[_Window],
+    shape: tuple[int, ...],
+    fill: Any,
+) -> Any:
+    """:func:`_assemble` of the parts ``touched`` of ``data``'s chunks, as one Delayed.
+
+    Each part lies in one chunk and is a getitem task on that chunk's key (what
+    :mod:`cas_xr.zonal._reads` crops a read to); building the graph directly costs a
+    fraction of slicing the Dask array once per part (a graph layer each).
+    """
+    from dask._task_spec import Task, TaskRef
+    from dask.base import tokenize
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    rows, cols = (np.cumsum(c)[:-1] for c in data.chunks[-2:])
+    lead = (0,) * (data.ndim - 2)
+    everything = (slice(None),) * (data.ndim - 2)
+    name = f"cas-window-{tokenize(data.name, touched, fill)}"
+    layer: dict[Any, Any] = {}
+    for n, (a, b, c, d) in enumerate(touched):
+        i = int(np.searchsorted(rows, a, side="right"))
+        j = int(np.searchsorted(cols, c, side="right"))
+        top, left = (int(rows[i - 1]) if i else 0), (int(cols[j - 1]) if j else 0)
+        index = (*everything, slice(a - top, b - top), slice(c - left, d - left))
+        chunk = TaskRef((data.name, *lead, i, j))
+        layer[(name, n)] = Task((name, n), operator.getitem, chunk, index)
+    parts = [TaskRef((name, n)) for n in range(len(touched))]
+    layer[name] = Task(name, _assemble_parts, spans, shape, data.dtype, fill, *parts)
+    return Delayed(name, HighLevelGraph.from_collections(name, layer, dependencies=[data]))
+
+
+def _assemble_parts(
+    spans: Sequence[_Window], shape: tuple[int, ...], dtype: np.dtype[Any], fill: Any,
+    *pieces: npt.NDArray[Any],
+) -> npt.NDArray[Any]:  # fmt: skip
+    """:func:`_assemble` with the pieces last (the graph's tasks pass them one by one)."""
+    return _assemble(pieces, spans, shape, dtype, fill)
