@@ -131,7 +131,7 @@ def test_usgs_3dep_selects_one_resolution_per_dataset() -> None:
 def test_soilgrids_has_13_properties_at_6_depths_plus_the_carbon_stock() -> None:
     definition = cas.get_connector("isric_soilgrids").definition
     assert definition.protocol is Protocol.WCS
-    assert definition.options == {"version": "2.0.1"}
+    assert definition.options == {"version": "2.0.1", "read_ratio": 2.0}
     names = [d.name for d in definition.datasets]
     expected = [f"{p}_{d}" for p in SOIL_PROPERTIES for d in DEPTHS] + ["ocs_0-30cm"]
     assert names == expected
