@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -20,6 +21,7 @@ from pydantic import SecretStr
 import cas_xr as cas
 from cas_xr.sample import sample_catchments_path
 from cas_xr.service import create_app
+from cas_xr.service._jobs import JobStore
 from cas_xr.service._sessions import Sessions
 from cas_xr.service._web._negotiation import asked_format, without_format
 from tests.test_service_support import poll, threaded_service
@@ -252,9 +254,26 @@ def test_session_cookie_authenticates_pages_and_reads_but_changes_need_the_token
         assert client.delete(f"jobs/{job}").status_code == 403
         assert client.delete(f"jobs/{job}", headers={"X-CSRF-Token": token}).status_code == 200
         # logging out needs the token too
+        copied = client.cookies["cas_session"]
         assert client.post("logout").status_code == 403
         out = client.post("logout", data={"csrf_token": token})
         assert out.status_code == 303 and 'cas_session=""' in out.headers["set-cookie"]
+    # the session is over for every copy of the cookie, not only the browser's
+    answer = httpx.get(secured + "jobs", cookies={"cas_session": copied})
+    assert answer.status_code == 401
+
+
+def test_ended_sessions_are_kept_until_their_cookies_expire():
+    store = JobStore(":memory:")
+    sessions = Sessions([SecretStr("a")], revoked=store)
+    cookie, other = sessions.issue("key:abc"), sessions.issue("key:def")
+    sessions.end(cookie)
+    assert sessions.identity(cookie) is None and sessions.identity(other) == "key:def"
+    assert Sessions([SecretStr("a")]).identity(cookie) == "key:abc"  # a store without it
+    sessions.end("forged.123.abc")  # not a valid cookie: nothing stored
+    store.revoke_session("old", int(time.time()) - 5)
+    sessions.end(other)  # drops revocations whose cookies expired
+    assert not store.session_revoked("old") and store.session_revoked(other.rsplit(".", 1)[1])
 
 
 def test_a_session_works_on_every_worker_with_the_same_keys(secured: str, tmp_path: Path):

@@ -79,9 +79,9 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Fa
     ['/jobs', '/jobs/{jobId}', '/jobs/{jobId}/results']
     """
     options = ServiceOptions.from_settings(settings or cas.get_settings())
-    limiter = RateLimiter(options) if options.rate_limit_enabled else None
     processes = [*cas_processes(), extract_table_process(), *(demo_processes() if testing else [])]
     state = ServiceState.open(options, processes)
+    limiter = RateLimiter(options, state.sessions) if options.rate_limit_enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Fa
     app.state.cas = state
     install_problem_handlers(app)
     app.include_router(public_routes())
-    protected = [Depends(authenticator(options))] if options.auth_enabled else []
+    protected = [Depends(authenticator(options, state.sessions))] if options.auth_enabled else []
     app.include_router(
         api_routes(state),
         dependencies=protected,

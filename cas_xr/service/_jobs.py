@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     inputs TEXT NOT NULL,
     results TEXT
 );
+CREATE TABLE IF NOT EXISTS revoked_sessions (
+    signature TEXT PRIMARY KEY,
+    expiry INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS instances (
     owner TEXT PRIMARY KEY,
     host TEXT NOT NULL,
@@ -465,6 +469,26 @@ class JobStore:
         """Remove the heartbeat rows of ``owners`` (processes that are gone)."""
         with self._transaction() as db:
             db.executemany("DELETE FROM instances WHERE owner = ?", [(o,) for o in owners])
+
+    def revoke_session(self, signature: str, expiry: int) -> None:
+        """Keep a session cookie's ``signature`` as revoked until ``expiry`` (Unix time).
+
+        Revocations whose cookies have expired are dropped on the way.
+        """
+        with self._transaction() as db:
+            db.execute("DELETE FROM revoked_sessions WHERE expiry < ?", (int(time.time()),))
+            db.execute(
+                "INSERT OR REPLACE INTO revoked_sessions (signature, expiry) VALUES (?, ?)",
+                (signature, expiry),
+            )
+
+    def session_revoked(self, signature: str) -> bool:
+        """Whether a session cookie's ``signature`` was revoked (its session ended)."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT 1 FROM revoked_sessions WHERE signature = ?", (signature,)
+            ).fetchone()
+        return row is not None
 
 
 def _owned_by(owners: Collection[str | None]) -> tuple[str, list[str]]:

@@ -87,18 +87,19 @@ class ApiKeys:
         return None
 
 
-def authenticator(options: ServiceOptions) -> Callable[..., Awaitable[None]]:
-    """A FastAPI dependency that refuses requests without a valid API key.
+def authenticator(options: ServiceOptions, sessions: Sessions) -> Callable[..., Awaitable[None]]:
+    """A FastAPI dependency that refuses requests without a valid API key or session.
 
     Parameters
     ----------
     options
         ``api_keys`` and ``api_key_header`` are used.
+    sessions
+        The browser sessions.
     """
     api_key_scheme = APIKeyHeader(name=options.api_key_header, auto_error=False)
     bearer_scheme = HTTPBearer(auto_error=False)
     keys = ApiKeys(options.api_keys, options.api_key_header)
-    sessions = Sessions(options.api_keys)
 
     # annotations are evaluated here (no `from __future__ import annotations` in this
     # module) so that FastAPI sees the local security schemes
@@ -162,9 +163,11 @@ class RateLimiter:
     options
         ``rate_limit_per_minute``, ``rate_limit_storage_url`` and, with ``auth_enabled``,
         ``api_keys`` and ``api_key_header`` are used.
+    sessions
+        The browser sessions (a session's requests count against its key).
     """
 
-    def __init__(self, options: ServiceOptions) -> None:
+    def __init__(self, options: ServiceOptions, sessions: Sessions) -> None:
         from limits import RateLimitItemPerMinute
         from limits.aio.strategies import MovingWindowRateLimiter
 
@@ -174,7 +177,7 @@ class RateLimiter:
         self._keys = (
             ApiKeys(options.api_keys, options.api_key_header) if options.auth_enabled else None
         )
-        self._sessions = Sessions(options.api_keys)
+        self._sessions = sessions
 
     def client(self, request: Request) -> str:
         """Who ``request`` counts against: a verified API key, else an address."""

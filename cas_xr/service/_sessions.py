@@ -4,8 +4,9 @@ With ``auth_enabled``, the HTML pages' login form takes an API key and sets the 
 cookie ``cas_session`` (HttpOnly, SameSite=Strict): ``<identity>.<expiry>.<signature>``,
 where the identity is the key's digest (:meth:`ApiKeys.identity`, never the key) and the
 signature an HMAC whose secret is derived from the configured API keys, so every worker
-process accepts the same cookies and changing the keys ends every session. Nothing is
-stored on the server.
+process accepts the same cookies and changing the keys ends every session. Logging out
+ends the session for every copy of the cookie: its signature is stored as revoked (in the
+job database, which the worker processes share) until the cookie would have expired.
 
 A request authenticated by the cookie that changes something (any method but GET, HEAD
 and OPTIONS) must also carry the session's CSRF token (an HMAC of the cookie) in the
@@ -21,10 +22,19 @@ import hmac
 import secrets
 import time
 from collections.abc import Iterable
+from typing import Protocol
 
 from pydantic import SecretStr
 
-__all__ = ["COOKIE", "CSRF_FIELD", "CSRF_HEADER", "LOGIN_COOKIE", "SAFE_METHODS", "Sessions"]
+__all__ = [
+    "COOKIE",
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "LOGIN_COOKIE",
+    "SAFE_METHODS",
+    "Revocations",
+    "Sessions",
+]
 
 COOKIE = "cas_session"
 LOGIN_COOKIE = "cas_login"
@@ -34,20 +44,39 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _LIFETIME_S = 8 * 3600
 
 
+class Revocations(Protocol):
+    """Where ended sessions are kept (the job store)."""
+
+    def revoke_session(self, signature: str, expiry: int) -> None:
+        """Keep ``signature`` as revoked until ``expiry`` (Unix time)."""
+
+    def session_revoked(self, signature: str) -> bool:
+        """Whether ``signature`` was revoked."""
+
+
 class Sessions:
-    """Issue and check session cookies and CSRF tokens.
+    """Issue, check and end session cookies, and check CSRF tokens.
 
     Parameters
     ----------
     keys
         The accepted API keys (the signing secret is derived from them).
+    revoked
+        Where ended sessions are kept (None: a session ends only when it expires).
     lifetime_s
         How long a session lasts.
     """
 
-    def __init__(self, keys: Iterable[SecretStr], *, lifetime_s: int = _LIFETIME_S) -> None:
+    def __init__(
+        self,
+        keys: Iterable[SecretStr],
+        *,
+        revoked: Revocations | None = None,
+        lifetime_s: int = _LIFETIME_S,
+    ) -> None:
         material = b"\0".join(sorted(k.get_secret_value().encode() for k in keys))
         self._secret = hashlib.sha256(b"cas_xr session\0" + material).digest()
+        self._revoked = revoked
         self.lifetime_s = lifetime_s
 
     def __repr__(self) -> str:
@@ -63,12 +92,23 @@ class Sessions:
         return f"{body}.{self._mac('session', body)}"
 
     def identity(self, cookie: str | None) -> str | None:
-        """The identity of a valid, unexpired cookie, else None."""
+        """The identity of a valid, unexpired cookie whose session was not ended, else None."""
         body, _, mac = (cookie or "").rpartition(".")
         identity, _, expiry = body.rpartition(".")
         if not identity or not hmac.compare_digest(mac, self._mac("session", body)):
             return None
-        return identity if expiry.isdigit() and int(expiry) > time.time() else None
+        if not expiry.isdigit() or int(expiry) <= time.time():
+            return None
+        if self._revoked is not None and self._revoked.session_revoked(mac):
+            return None
+        return identity
+
+    def end(self, cookie: str) -> None:
+        """End the session of ``cookie`` for every copy of it (nothing if it is not valid)."""
+        if self.identity(cookie) is None or self._revoked is None:
+            return
+        body, _, mac = cookie.rpartition(".")
+        self._revoked.revoke_session(mac, int(body.rpartition(".")[2]))
 
     def csrf_token(self, cookie: str) -> str:
         """The CSRF token of a session cookie."""

@@ -18,6 +18,7 @@ from cas_xr.service._owners import BEAT_S, gone
 from cas_xr.service._problems import NoSuchProcessError
 from cas_xr.service._processes import Process
 from cas_xr.service._redact import redact
+from cas_xr.service._sessions import Sessions
 from cas_xr.service._workers import WorkerProcesses
 
 __all__ = ["ServiceState"]
@@ -44,6 +45,8 @@ class ServiceState:
         The job store.
     runner
         The job executor.
+    sessions
+        The browser sessions (ended ones kept in the job store).
     workers
         The worker processes that compute batched jobs (None: the job threads do).
     """
@@ -52,6 +55,7 @@ class ServiceState:
     processes: Mapping[str, Process]
     store: JobStore
     runner: JobRunner
+    sessions: Sessions
     workers: WorkerProcesses | None = None
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _beating: threading.Thread | None = field(default=None, repr=False)
@@ -62,7 +66,8 @@ class ServiceState:
         store = JobStore(options.jobs_db)
         runner = JobRunner(store, options.job_workers)
         workers = WorkerProcesses(options.job_processes) if options.job_processes else None
-        return cls(options, {p.id: p for p in processes}, store, runner, workers)
+        sessions = Sessions(options.api_keys, revoked=store)
+        return cls(options, {p.id: p for p in processes}, store, runner, sessions, workers)
 
     @property
     def job_control(self) -> list[str]:

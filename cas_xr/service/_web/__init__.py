@@ -48,7 +48,7 @@ def install_web(app: FastAPI, state: ServiceState) -> None:
     state
         The service state.
     """
-    renderer = Renderer(state.options)
+    renderer = Renderer(state.options, state.sessions)
     assets = _docs_assets()
     app.include_router(web_routes(renderer, Path(assets)))  # before the mounts: it overrides one
     app.mount("/static/docs", StaticFiles(directory=assets), name="docs-assets")

@@ -38,9 +38,11 @@ class Renderer:
     ----------
     options
         The service options (``auth_enabled``, the API keys).
+    sessions
+        The browser sessions.
     """
 
-    def __init__(self, options: ServiceOptions) -> None:
+    def __init__(self, options: ServiceOptions, sessions: Sessions) -> None:
         self.options = options
         self.env = jinja2.Environment(
             loader=jinja2.PackageLoader("cas_xr.service", "templates"),
@@ -49,7 +51,7 @@ class Renderer:
             lstrip_blocks=True,
         )
         self.env.filters["number"] = _number
-        self.sessions = Sessions(options.api_keys)
+        self.sessions = sessions
         self.keys = ApiKeys(options.api_keys, options.api_key_header)
 
     def __repr__(self) -> str:

@@ -114,6 +114,7 @@ def web_routes(renderer: Renderer, assets: Path) -> APIRouter:
                 title="CSRF token missing or wrong",
                 problem={"status": 403, "detail": "log out from the service's own pages"},
             )
+        await run_in_threadpool(sessions.end, cookie)  # for every copy of the cookie
         home.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return home
 
