@@ -7,7 +7,6 @@ WCS test server (MapServer), the bytes and requests of a dense set are counted.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import geopandas as gpd
 import numpy as np
@@ -15,9 +14,9 @@ import pytest
 import shapely
 
 import cas_xr as cas
-from cas_xr.testing import make_cog, serve_wcs, serve_with_latency
+from cas_xr.testing import make_cog
 from cas_xr.zonal._cover import cover
-from tests.test_remote_reads import GRID, TILE, _local_provider, _values, _window_cells
+from tests.test_remote_reads import GRID, TILE, _values, _window_cells, wcs_and_disk
 
 
 @pytest.fixture(scope="module")
@@ -87,19 +86,7 @@ def test_a_dense_set_at_the_wcs_reads_at_most_a_quarter_more_than_its_windows(
     mapserv: str, cog: Path, tmp_path: Path
 ):
     geometries = _dense(120, seed=5)
-    with (
-        serve_wcs({"dem": cog}) as wcs,
-        serve_with_latency(upstream="http://" + urlsplit(wcs.url).netloc, round_trip=0) as server,
-    ):
-        (tmp_path / "wcs.yaml").write_text(
-            f"slug: wcs\nprotocol: wcs\nendpoint: {server.proxied(wcs.url)}\nlicense: CC0-1.0\n"
-            "datasets:\n  - name: dem\n    coverage: dem\n    variables:\n"
-            "      - {name: dem, units: m}\n",
-            encoding="utf-8",
-        )
-        cas.configure(
-            provider_files=[tmp_path / "wcs.yaml", _local_provider(tmp_path, str(cog), "disk")]
-        )
+    with wcs_and_disk(cog, tmp_path) as server:
         cas.extract_table(geometries[:1], ["wcs:dem"])  # describes the coverage: not counted
         server.reset()
         remote = cas.extract_table(geometries[1:], ["wcs:dem"])
@@ -121,19 +108,7 @@ def test_a_window_one_cell_high_is_read_as_two(mapserv: str, cog: Path, tmp_path
         [shapely.box(x, y - 0.0004, x + 0.03, y), shapely.box(x + 0.1, y - 0.05, x + 0.1004, y)],
         crs="EPSG:4326",
     )
-    with (
-        serve_wcs({"dem": cog}) as wcs,
-        serve_with_latency(upstream="http://" + urlsplit(wcs.url).netloc, round_trip=0) as server,
-    ):
-        (tmp_path / "wcs.yaml").write_text(
-            f"slug: wcs\nprotocol: wcs\nendpoint: {server.proxied(wcs.url)}\nlicense: CC0-1.0\n"
-            "datasets:\n  - name: dem\n    coverage: dem\n    variables:\n"
-            "      - {name: dem, units: m}\n",
-            encoding="utf-8",
-        )
-        cas.configure(
-            provider_files=[tmp_path / "wcs.yaml", _local_provider(tmp_path, str(cog), "disk")]
-        )
+    with wcs_and_disk(cog, tmp_path):
         remote = cas.extract_table(thin, ["wcs:dem"])
     disk = cas.extract_table(thin, ["disk:dem"])
     assert not remote["wcs:dem_mean"].isna().any()

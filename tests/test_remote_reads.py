@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +27,7 @@ import cas_xr as cas
 from cas_xr.sources._cog import MAX_GAP
 from cas_xr.sources._stac_static import StaticStacSource
 from cas_xr.testing import (
+    LatencyHTTPServer,
     StacCollectionSpec,
     StacItemSpec,
     make_cog,
@@ -95,6 +98,40 @@ datasets:
         encoding="utf-8",
     )
     return str(file)
+
+
+@contextmanager
+def wcs_and_disk(
+    cog: Path, tmp_path: Path, *, round_trip: float = 0, options: str = "{}"
+) -> Iterator[LatencyHTTPServer]:
+    """MapServer serving ``cog`` behind a latency relay as provider ``wcs``, the file as ``disk``.
+
+    Yields the relay, which counts the requests and bytes.
+    """
+    with (
+        serve_wcs({"dem": cog}) as wcs,
+        serve_with_latency(
+            upstream="http://" + urlsplit(wcs.url).netloc, round_trip=round_trip
+        ) as server,
+    ):
+        (tmp_path / "wcs.yaml").write_text(
+            f"""slug: wcs
+protocol: wcs
+endpoint: {server.proxied(wcs.url)}
+license: CC0-1.0
+options: {options}
+datasets:
+  - name: dem
+    coverage: dem
+    variables:
+      - {{name: dem, units: m}}
+""",
+            encoding="utf-8",
+        )
+        cas.configure(
+            provider_files=[tmp_path / "wcs.yaml", _local_provider(tmp_path, str(cog), "disk")]
+        )
+        yield server
 
 
 def _tiles_of(server, cog: Path) -> set[tuple[int, int]]:  # type: ignore[no-untyped-def]
@@ -285,29 +322,7 @@ def test_wcs_requests_the_geometry_windows_merged_and_in_parallel(
     mapserv: str, cog: Path, tmp_path: Path
 ):
     geometries = _sparse(6, seed=17)
-    with (
-        serve_wcs({"dem": cog}) as wcs,
-        serve_with_latency(
-            upstream="http://" + urlsplit(wcs.url).netloc, round_trip=0.05
-        ) as server,
-    ):
-        (tmp_path / "wcs.yaml").write_text(
-            f"""slug: wcs
-protocol: wcs
-endpoint: {server.proxied(wcs.url)}
-license: CC0-1.0
-options: {{tile_size: 256}}
-datasets:
-  - name: dem
-    coverage: dem
-    variables:
-      - {{name: dem, units: m}}
-""",
-            encoding="utf-8",
-        )
-        cas.configure(
-            provider_files=[tmp_path / "wcs.yaml", _local_provider(tmp_path, str(cog), "disk")]
-        )
+    with wcs_and_disk(cog, tmp_path, round_trip=0.05, options="{tile_size: 256}") as server:
         cas.extract_table(geometries[:1], ["wcs:dem"])  # describes the coverage: not counted
         server.reset()
         remote = cas.extract_table(geometries, ["wcs:dem"])
@@ -332,19 +347,7 @@ def test_wcs_reads_far_apart_windows_of_one_chunk_apart(mapserv: str, cog: Path,
     geometries = gpd.GeoSeries(
         [shapely.box(x, y - 0.018, x + 0.018, y) for x, y in corner], crs="EPSG:4326"
     )
-    with (
-        serve_wcs({"dem": cog}) as wcs,
-        serve_with_latency(upstream="http://" + urlsplit(wcs.url).netloc, round_trip=0) as server,
-    ):
-        (tmp_path / "wcs.yaml").write_text(
-            f"slug: wcs\nprotocol: wcs\nendpoint: {server.proxied(wcs.url)}\nlicense: CC0-1.0\n"
-            "datasets:\n  - name: dem\n    coverage: dem\n    variables:\n"
-            "      - {name: dem, units: m}\n",
-            encoding="utf-8",
-        )
-        cas.configure(
-            provider_files=[tmp_path / "wcs.yaml", _local_provider(tmp_path, str(cog), "disk")]
-        )
+    with wcs_and_disk(cog, tmp_path) as server:
         cas.extract_table(_box_in_tile(6, 6), ["wcs:dem"])  # describes the coverage
         server.reset()
         remote = cas.extract_table(geometries, ["wcs:dem"])
