@@ -176,6 +176,10 @@ class ServiceState:
     def _take_over(self) -> None:
         self.store.beat()
         owners, instances = gone(self.store)
+        if instances:
+            self.store.forget(instances)
+        if not owners:  # the usual beat: every process alive, nothing more to write
+            return
         for job_id in self.store.fail_running(_CUT_OFF, owners):
             logger.warning("job %s was cut off by a restart; marked failed", job_id)
         for job_id in self.store.adopt_accepted(owners):
@@ -189,7 +193,6 @@ class ServiceState:
                 self.store.fail(job_id, message)
                 continue
             self._queue(job_id, process, parsed)
-        self.store.forget(instances)
 
     def executor(self) -> str:
         """Where jobs run, in words, e.g. ``"4 job threads computing on threads"``.
