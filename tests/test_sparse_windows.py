@@ -1,0 +1,100 @@
+"""A sparse window is cut to what its reader can fetch (zonal._sparse.window_of).
+
+A reader of whole chunks (a COG's tiles, Zarr chunks) gets the touched chunks; a reader
+of any window (a WCS) gets the geometries' windows inside them. The cells the geometries
+need are the same either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import dask
+import dask.array as dsa
+import numpy as np
+import pytest
+import shapely
+import xarray as xr
+from dask.highlevelgraph import HighLevelGraph
+
+from cas_xr.zonal._encoding import Encoding
+from cas_xr.zonal._sparse import reads_any_window, window_of
+
+SIDE, CHUNK = 32, 16
+
+
+class _ChunkReader:
+    """Reads whole chunks of ``values`` (what a COG's tile reader does)."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def __call__(self, rows: slice, cols: slice) -> np.ndarray:
+        return self.values[rows, cols]
+
+
+class _AnyWindowReader(_ChunkReader):
+    reads_any_window: ClassVar[bool] = True
+
+
+def _lazy(reader: _ChunkReader) -> xr.DataArray:
+    name = f"read-{type(reader).__name__}"
+    edges = [(a, a + CHUNK) for a in range(0, SIDE, CHUNK)]
+    graph: dict[Any, Any] = {
+        (name, i, j): (reader, slice(r0, r1), slice(c0, c1))
+        for i, (r0, r1) in enumerate(edges)
+        for j, (c0, c1) in enumerate(edges)
+    }
+    data = dsa.Array(
+        HighLevelGraph.from_collections(name, graph),
+        name,
+        chunks=((CHUNK,) * (SIDE // CHUNK),) * 2,
+        dtype=np.float64,
+        meta=np.empty((0, 0)),
+    )
+    return xr.DataArray(data, dims=("y", "x"))
+
+
+def _boxes(windows: list[tuple[int, int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Geometries in cell units (x = column, y = row) and their cell windows."""
+    shapes = np.array([shapely.box(c0, r0, c1, r1) for r0, r1, c0, c1 in windows])
+    return shapes, np.array(windows, dtype=np.int64)
+
+
+def _parts(result: Any) -> int:
+    """The pieces a window is assembled from (its layer's tasks but the assembly)."""
+    return len(result.dask.layers[result.key]) - 1
+
+
+#: Eight small windows in the top-left chunk and one in the bottom-right: two of the
+#: four chunks in the window are touched.
+WINDOWS = [(r, r + 2, c, c + 2) for r in (1, 5) for c in (1, 5, 9, 12)] + [(20, 30, 20, 30)]
+
+
+@pytest.mark.parametrize(("reader", "parts"), [(_ChunkReader, 2), (_AnyWindowReader, 9)])
+def test_a_window_is_read_as_its_reader_can(reader: type[_ChunkReader], parts: int):
+    values = np.arange(SIDE * SIDE, dtype=np.float64).reshape(SIDE, SIDE)
+    var = _lazy(reader(values))
+    assert reads_any_window(var.data) is (reader is _AnyWindowReader)
+    shapes, bounds = _boxes(WINDOWS)
+    result = window_of(var, Encoding(), (0, SIDE, 0, SIDE), shapes, lambda xy: xy, bounds)
+    assert _parts(result) == parts
+    (window,) = dask.compute(result, scheduler="sync")
+    for r0, r1, c0, c1 in WINDOWS:
+        np.testing.assert_array_equal(window[r0:r1, c0:c1], values[r0:r1, c0:c1])
+    untouched = window[:CHUNK, CHUNK:]  # no geometry touches the top-right chunk
+    assert np.isnan(untouched).all()
+
+
+def test_a_chunk_reader_reads_a_window_whole_when_every_chunk_is_touched():
+    values = np.ones((SIDE, SIDE))
+    var = _lazy(_ChunkReader(values))
+    corners = [(r, r + 2, c, c + 2) for r in (2, 20) for c in (2, 20)]
+    shapes, bounds = _boxes(corners)
+    result = window_of(var, Encoding(), (0, SIDE, 0, SIDE), shapes, lambda xy: xy, bounds)
+    assert isinstance(result, dsa.Array)  # the slice of the array, no assembly
+    anywhere = window_of(
+        _lazy(_AnyWindowReader(values)), Encoding(), (0, SIDE, 0, SIDE), shapes,
+        lambda xy: xy, bounds,
+    )  # fmt: skip
+    assert _parts(anywhere) == 4
