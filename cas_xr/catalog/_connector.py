@@ -6,8 +6,9 @@ import functools
 from typing import TYPE_CHECKING
 
 from cas_xr.catalog._factories import build_source
-from cas_xr.errors import UnknownDatasetError
+from cas_xr.errors import CasError, UnknownDatasetError
 from cas_xr.models import Dataset
+from cas_xr.sources._base import Prefetching
 from cas_xr.sources._definitions import DatasetDefinition, ProviderDefinition
 
 if TYPE_CHECKING:
@@ -79,6 +80,19 @@ class Connector:
             If this version of cas_xr cannot read the provider's protocol.
         """
         return build_source(self.definition, self.definition_of(name))
+
+    def prefetch(self, name: str) -> None:
+        """Start fetching what opening dataset ``name`` waits for, if its source can.
+
+        Only sources that are :class:`~cas_xr.sources._base.Prefetching` (a static STAC
+        catalog's documents) do anything; nothing is raised here, :meth:`open` raises.
+        """
+        try:
+            source = self.source(name)
+        except CasError:
+            return  # opening it says what is wrong
+        if isinstance(source, Prefetching):
+            source.prefetch()
 
     def open(
         self,

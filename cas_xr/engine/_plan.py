@@ -320,6 +320,8 @@ def make_plan(
     stats, reductions, needs_weights = _stats(aggregation)
     targets = targets_of(dataset_ids, settings)
     weights = _weights(weights_raster, needs_weights, settings)
+    for target in [*targets, *([weights] if weights is not None else [])]:
+        target.prefetch()  # on its way while the geometries are checked and batched
     window = None if time_range is None else validated(TimeRange, time_range)
     problems = _problems(series, settings)
     bad = np.zeros(len(series), dtype=bool)

@@ -84,6 +84,14 @@ class Target:
 
         return f"cube:{tokenize(self.cube)}"
 
+    def prefetch(self) -> None:
+        """Start fetching what opening the dataset waits for (a catalog's documents).
+
+        See :meth:`~cas_xr.catalog.Connector.prefetch`; nothing for a user's cube.
+        """
+        if self.connector is not None:
+            self.connector.prefetch(self.name)
+
     def open(
         self, bounds: tuple[float, ...], time_range: TimeRange | None, *, latest_step: bool
     ) -> xr.DataArray:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
     from cas_xr.models import TimeRange
 
-__all__ = ["Source", "gdal_options"]
+__all__ = ["Prefetching", "Source", "gdal_options"]
 
 
 @runtime_checkable
@@ -41,6 +41,20 @@ class Source(Protocol):
         chunks: int | None = None,
     ) -> xr.DataArray:
         """Open the data intersecting ``bbox`` (lon/lat) and ``time_range``, lazily."""
+        ...
+
+
+@runtime_checkable
+class Prefetching(Protocol):
+    """A source that can start fetching, before it is opened, what opening it waits for.
+
+    A static STAC catalog's documents, say, are read one round trip after the other
+    whatever the geometries: started while a request is planned, they are on their way
+    while the request does its other work.
+    """
+
+    def prefetch(self) -> None:
+        """Start the reads in the background (never raises: :meth:`Source.open` does)."""
         ...
 
 

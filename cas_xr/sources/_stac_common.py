@@ -233,12 +233,6 @@ def load_items(
     item) and snapped outward to whole cells; given explicitly, odc-stac neither re-anchors
     nor resamples aligned tiles.
     """
-    import odc.stac
-    from odc.geo.geobox import GeoBox
-
-    from cas_xr.sources._stac_reader import NamingDriver
-
-    settings = get_settings()
     ordered = sorted(items, key=precedence)
     tiled = None
     if not temporal and bbox is not None:
@@ -250,6 +244,12 @@ def load_items(
         da = _on_grid(*tiled)
         da.attrs["cas_provenance"] = {**provenance, "items": [it.id for it in items]}
         return da
+    import odc.stac  # only now: a layer read by tile needs none of odc-stac
+    from odc.geo.geobox import GeoBox
+
+    from cas_xr.sources._stac_reader import NamingDriver
+
+    settings = get_settings()
     grid = _item_grid(items[0], asset, patch_url)
     bounds = (
         _union_bounds(items, asset, grid) if bbox is None else lonlat_bounds_to_crs(bbox, grid.crs)

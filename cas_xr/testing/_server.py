@@ -91,6 +91,10 @@ class RangeRequestHandler(SimpleHTTPRequestHandler):
     """
 
     protocol_version = "HTTP/1.1"
+    # the headers and the body are written apart: with Nagle's algorithm on, a kept-alive
+    # connection's answer waits for the client's delayed ACK (40 ms on Linux), which no
+    # real server (nginx, object stores) makes its clients wait
+    disable_nagle_algorithm = True
 
     def __init__(
         self, *args: Any, directory: str | os.PathLike[str] | None = None, **kwargs: Any
