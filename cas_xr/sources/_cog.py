@@ -114,6 +114,29 @@ class Geo:
 
 
 _USER_DEFINED = 32767
+#: TIFF tags of a GeoTIFF's grid, and the GeoKeys read here (GeoTIFF 1.1, OGC 19-008r4)
+_PIXEL_SCALE, _TIEPOINT, _TRANSFORMATION, _KEY_DIRECTORY, _GDAL_NODATA = (
+    33550, 33922, 34264, 34735, 42113,
+)  # fmt: skip
+_RASTER_TYPE, _GEOGRAPHIC_TYPE, _PROJECTED_TYPE = 1025, 2048, 3072
+
+
+def _geo_keys(page: Any) -> dict[int, int]:
+    """The GeoKeys of ``page`` whose value is in the key directory itself (its shorts).
+
+    Read from the directory's raw shorts: tifffile's ``geotiff_tags`` builds its tables
+    of GeoKey names and codes (``tifffile.geodb``, 60-300 ms) at the first call.
+    """
+    directory = page.tags.valueof(_KEY_DIRECTORY)
+    if directory is None or len(directory) < 4:
+        return {}
+    shorts = [int(v) for v in directory]
+    keys = {}
+    for n in range(min(shorts[3], (len(shorts) - 4) // 4)):
+        key, location, _, value = shorts[4 + 4 * n : 8 + 4 * n]
+        if location == 0:  # else the value lies in another tag (doubles, text)
+            keys[key] = value
+    return keys
 
 
 def _geo(page: Any) -> Geo | None:
@@ -121,20 +144,22 @@ def _geo(page: Any) -> Geo | None:
 
     Anything else (a rotation, a user-defined CRS, pixel-is-point) is left to GDAL.
     """
-    keys = page.geotiff_tags or {}
-    scale, tie = keys.get("ModelPixelScale"), keys.get("ModelTiepoint")
-    if "ModelTransformation" in keys or scale is None or tie is None or len(tie) < 6:
+    keys = _geo_keys(page)
+    scale, tie = page.tags.valueof(_PIXEL_SCALE), page.tags.valueof(_TIEPOINT)
+    if not keys or page.tags.valueof(_TRANSFORMATION) is not None:
         return None
-    if int(keys.get("GTRasterTypeGeoKey", 1)) != 1:  # pixel-is-point: GDAL shifts it
+    if scale is None or tie is None or len(tie) < 6:
         return None
-    code = keys.get("ProjectedCSTypeGeoKey", keys.get("GeographicTypeGeoKey"))
-    if code is None or int(code) == _USER_DEFINED:
+    if keys.get(_RASTER_TYPE, 1) != 1:  # pixel-is-point: GDAL shifts it
+        return None
+    code = keys.get(_PROJECTED_TYPE, keys.get(_GEOGRAPHIC_TYPE))
+    if code is None or code == _USER_DEFINED:
         return None
     sx, sy = float(scale[0]), float(scale[1])
     i, j, x, y = (float(v) for v in (tie[0], tie[1], tie[3], tie[4]))
-    text = page.tags.valueof(42113)  # GDAL_NODATA
+    text = page.tags.valueof(_GDAL_NODATA)
     nodata = float(text.strip("\x00 ")) if text else None
-    return Geo(int(code), Affine(sx, 0.0, x - i * sx, 0.0, -sy, y + j * sy), nodata)
+    return Geo(code, Affine(sx, 0.0, x - i * sx, 0.0, -sy, y + j * sy), nodata)
 
 
 @dataclass

@@ -5,8 +5,8 @@ extensions: a scan of every installed package's entry points and about twenty im
 50-150 ms of CPU once per process. Started in the background as the first document is
 requested (:func:`ready`), it runs while that request waits for the network;
 :class:`ReadyStacIO` lets it finish before the document is parsed (pystac's discovery is
-not thread-safe). The modules of the COG range reader (tifffile with its GeoTIFF key
-tables, imagecodecs: 80-300 ms of CPU), which reads the assets once the last document is
+not thread-safe). The modules of the COG range reader (tifffile and
+imagecodecs: 80-300 ms of CPU), which reads the assets once the last document is
 in, are imported while the last documents are on their way (:func:`import_cog_reader`).
 
 Documents over HTTP(S) are read with :func:`~cas_xr.sources._http.fetch`: the settings'
@@ -37,8 +37,7 @@ def _set_up() -> None:
 
 def _import_cog_reader() -> None:
     import imagecodecs  # noqa: F401
-    import tifffile
-    import tifffile.geodb  # noqa: F401  (the GeoKeys, made at the first header read)
+    import tifffile  # noqa: F401
 
 
 @functools.cache
