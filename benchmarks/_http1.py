@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import httptools
 
@@ -35,7 +36,7 @@ class Connection(asyncio.Protocol):
     """A keep-alive connection that sends one request at a time (see the module)."""
 
     def __init__(self) -> None:
-        self._transport: asyncio.Transport | None = None
+        self._transport: Any = None
         self._parser = httptools.HttpResponseParser(self)
         self._answer = Answer()
         self._chunks: list[bytes] = []
@@ -48,8 +49,7 @@ class Connection(asyncio.Protocol):
         _, connection = await loop.create_connection(cls, host, port)
         return connection
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+    def connection_made(self, transport: Any) -> None:  # uvloop's is not an asyncio.Transport
         self._transport = transport
 
     def connection_lost(self, exc: Exception | None) -> None:
