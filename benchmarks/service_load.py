@@ -7,14 +7,14 @@ Starts `cas-xr serve` on a free port of 127.0.0.1 with a temporary job database 
 ``CAS_JOB_PROCESSES``: the worker processes that compute the jobs; revisions without
 that setting ignore it), sends one unmeasured request (the server loads the engine on its
 first job), then ``--requests`` extract requests at once, shared by ``--users`` users
-(each a connection pool; each request a different geometry near lon -96.5 lat 39.0, so no
-answer comes from the result cache). Each request is one job's flow: the execute request,
+(each request a different geometry near lon -96.5 lat 39.0, so no answer comes from the
+result cache). Each request is one job's flow: the execute request,
 long-polled status requests until the job has finished, the results.
 
 The load generator measures the server, not itself, as a load test does: before the
 timed burst each user opens and warms the connections it will use (one unmeasured request
 on each), the request bodies are encoded, and the results are validated after the burst;
-a request's clock starts when it is written to its connection (aiohttp's
+a request's clock starts when it is written to its connection (with aiohttp, at its
 ``on_request_chunk_sent``), not when its coroutine starts; the users' event loop is
 uvloop's when installed (``--loop``); ``--client-processes 2`` spreads the users over two
 processes (started together after their warm-up). Printed: percentiles of the time to a
@@ -33,13 +33,13 @@ anchor, ``extract_sync_per_s``, is the same requests computed one by one with
 ``extract_sync`` in this process, after one unmeasured call. Bounded: each burst stops
 after ``--timeout`` seconds, and the servers are stopped.
 
-``--client``: the users' HTTP client. ``aiohttp`` (default): a connection pool per user,
-a request's 201 received when its coroutine reads it. ``httptools``: one keep-alive
-connection a request (``_http1.py``), read where the bytes move, as wrk does: the 201
-received when the event loop hands its bytes to the connection, before any coroutine runs
-(the generator's own work after that, such as sending the next requests, is not in the
-request's time). ``cas_xr``: cas_xr's AsyncClient (httpx), timed from the call (httpx
-does not say when a request is written).
+``--client``: the users' HTTP client. ``httptools`` (default): one keep-alive connection
+a request (``_http1.py``), read where the bytes move, as wrk does: the 201 received when
+the event loop hands its bytes to the connection, before any coroutine runs (the
+generator's own work after that, such as sending the next requests, is not in the
+request's time). ``aiohttp`` (the default before): a connection pool per user, a
+request's 201 received when its coroutine reads it. ``cas_xr``: cas_xr's AsyncClient
+(httpx), timed from the call (httpx does not say when a request is written).
 """
 
 from __future__ import annotations
@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--timeout", type=float, default=300, help="bound of each burst (s)")
     parser.add_argument("--users", type=int, default=20, help="clients the requests share")
     parser.add_argument(
-        "--client", choices=["aiohttp", "httptools", "cas_xr"], default="aiohttp",
+        "--client", choices=["aiohttp", "httptools", "cas_xr"], default="httptools",
         help="the users' HTTP client: aiohttp, one _http1 connection a request (httptools), "
         "or cas_xr's AsyncClient (httpx)",
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""The status route's fast path (and long poll) answers as the route does; gathered reads."""
+"""The status and results routes' fast paths answer as the routes do; gathered reads."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from cas_xr.ogc import JobStatus
 from cas_xr.service import create_app
 from cas_xr.service._fast import Gathered
 from cas_xr.service._jobs import JobStore
-from cas_xr.service._poll import FastStatus
-from tests.test_service_support import poll, threaded_service
+from cas_xr.service._poll import FastResults, FastStatus
+from tests.test_service_support import POINT, poll, square, threaded_service
 
 _JSON = {"content-type": "application/json"}
 _TIMES = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
@@ -42,10 +42,11 @@ class _Routed:
 
 
 def _app(settings: cas.Settings, *, fast: bool, seen: list[str]) -> FastAPI:
-    """The testing app, with or without the status fast path, recording what reaches routes."""
+    """The testing app, with or without the job fast paths, recording what reaches routes."""
     app = create_app(settings, testing=True)
     if not fast:
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not FastStatus]
+        fast_paths = (FastStatus, FastResults)
+        app.user_middleware = [m for m in app.user_middleware if m.cls not in fast_paths]
     app.user_middleware.append(Middleware(_Routed, seen=seen))  # innermost
     return app
 
@@ -65,7 +66,7 @@ _Pair = tuple[httpx.Client, httpx.Client, list[str]]
 
 @pytest.fixture
 def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[_Pair]:
-    """Clients of the app served with its status fast path and without (each its own job
+    """Clients of the app served with its job fast paths and without (each its own job
     database, the same jobs created in both); the status requests that reached the routes."""
     overrides = getattr(request, "param", {})
     seen: list[str] = []
@@ -92,11 +93,19 @@ def _another_servers_job(db: Path) -> None:
     store.succeed(record.job_id, {"slept_s": 0.0})
 
 
-def _both(pair: _Pair, path: str, **headers: str) -> tuple[dict[str, Any], bool]:
-    """The answer of both apps to GET ``path`` (asserted equal), and whether it was fast."""
+def _both(
+    pair: _Pair, path: str, *, same_body: bool = True, **headers: str
+) -> tuple[dict[str, Any], bool]:
+    """The answer of both apps to GET ``path`` (asserted equal), and whether it was fast.
+
+    ``same_body=False``: the bodies differ (a computation's own times), their keys do not.
+    """
     fast, routed, seen = pair
     before = len(seen)
     answers = [_answer(client.get(path, headers=headers)) for client in (fast, routed)]
+    if not same_body:
+        for answer in answers:
+            answer["body"] = sorted(answer["body"]) if isinstance(answer["body"], dict) else None
     assert answers[0] == answers[1]
     return answers[0], len(seen) == before
 
@@ -248,6 +257,59 @@ def test_rate_limit_counts_each_status_request_once(pair):
     assert answer["status"] == 429 and answer["headers"]["retry-after"] and not fast
 
 
+def test_results_requests_are_answered_by_the_fast_path_as_by_the_route(pair):
+    done = _execute(pair, "sleep_a_while", {"duration": 0})
+    primes = _execute(pair, "primes_between", {"max_val": 30})
+    extract = _execute(pair, "extract", {"geometry": POINT, "dataset_ids": ["sample:elevation"]})
+    for job_id in (done, primes, extract):
+        _settle(pair, job_id, {"successful"})
+    for job_id, same in [("job_0", True), (done, False), (primes, True), (extract, False)]:
+        answer, fast = _both(pair, f"jobs/{job_id}/results", same_body=same)  # job_0: see pair
+        assert (answer["status"], fast) == (200, True), answer
+        assert answer["headers"]["content-type"] == "application/json"
+    assert _both(pair, f"jobs/{extract}/results", same_body=False)[0]["body"] == ["response"]
+    assert _both(pair, f"jobs/{primes}/results")[0]["body"] == {
+        "return_value": [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]
+    }
+    browser = "text/html,application/xhtml+xml,*/*;q=0.8"
+    for path, headers in [
+        (f"jobs/{extract}/results", {"accept": browser}),  # the face asks for JSON inside
+        (f"jobs/{extract}/results?f=html", {}),
+        (f"jobs/{extract}/results?f=csv", {}),
+    ]:
+        answer, fast = _both(pair, path, same_body=False, **headers)
+        assert (answer["status"], fast) == (200, True), (path, answer)
+    assert answer["headers"]["content-type"].startswith("text/csv")
+
+
+def test_unusual_results_requests_get_the_routes_answers(pair):
+    failed = _execute(pair, "sleep_a_while", {"duration": 0.2, "fail": True})
+    running = _execute(pair, "sleep_a_while", {"duration": 60})
+    dismissed = _execute(pair, "sleep_a_while", {"duration": 60})
+    features = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": square(-96.6, 38.9), "properties": {}}]}  # fmt: skip
+    table = _execute(
+        pair, "extract-table", {"features": features, "dataset_ids": ["sample:elevation"]}
+    )
+    for client in pair[:2]:
+        client.delete(f"jobs/{dismissed}")
+    _settle(pair, failed, {"failed"})
+    _settle(pair, table, {"successful"})
+    for path, status in [
+        (f"jobs/{failed}/results", 500),
+        (f"jobs/{running}/results", 404),  # not ready
+        (f"jobs/{dismissed}/results", 410),
+        ("jobs/job_999/results", 404),
+        (f"jobs/{table}/results", 200),  # a file output: the route's link or base64
+        (f"jobs/{table}/results?x=1", 200),
+        (f"jobs/{table}/results/nope", 404),
+    ]:
+        answer, fast = _both(pair, path)
+        assert (answer["status"], fast) == (status, False), (path, answer)
+    for client in pair[:2]:
+        client.delete(f"jobs/{running}")
+
+
 def test_get_many_reads_jobs_in_the_order_asked():
     store = JobStore(":memory:")
     records = store.create_many([("p", {"i": i}, None) for i in range(1200)])
@@ -259,6 +321,10 @@ def test_get_many_reads_jobs_in_the_order_asked():
     (running,) = store.get_many(["job_1"])
     assert running is not None and running.status is JobStatus.RUNNING
     assert store.get_many([]) == []
+    store.succeed("job_1", {"out": 1})
+    (first, missing, second) = store.outputs_many(["job_1", "nope", "job_2"])
+    assert first == (store.get("job_1"), {"out": 1}, False) and missing is None
+    assert second == (store.get("job_2"), None, False)
 
 
 def test_gathered_calls_share_one_worker_thread_call():

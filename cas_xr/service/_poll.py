@@ -1,4 +1,4 @@
-"""The status route's fast path: a job's status (and long poll) without FastAPI's machinery.
+"""The job routes' fast paths: a job's status (and long poll), its results, without FastAPI.
 
 Every client of a job polls its status (``GET /jobs/{jobId}``, with ``Prefer: wait=N`` a
 long poll that is answered when the job has finished): as many status requests as
@@ -15,23 +15,25 @@ header, anything but a valid API key when authentication is on (no key, a wrong 
 browser session), a root path, a method other than GET. With rate limiting on, the
 request is counted here once: the route does not count a request this middleware counted
 and then passed on. Jobs are not owned by API keys: any valid key reads any job, on
-either path.
+either path. :class:`FastResults` does the same for the results of a successful job.
 """
 
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cas_xr.ogc import JobStatus
 from cas_xr.service._fast import FastPath, Gathered
 from cas_xr.service._jobs import JobRecord
 from cas_xr.service._routes import long_poll, status_response, wait_preference
 from cas_xr.service._security import RateLimiter
 from cas_xr.service._state import ServiceState
 
-__all__ = ["FastStatus"]
+__all__ = ["FastResults", "FastStatus"]
 
-_PREFIX = "/jobs/"
+_PREFIX, _RESULTS = "/jobs/", "/results"
 
 
 class FastStatus(FastPath):
@@ -77,12 +79,62 @@ class FastStatus(FastPath):
         await status_response(record, str(request.base_url), wait=wait)(scope, receive, send)
 
 
-def _job_id(scope: Scope) -> str | None:
-    """The job of a plain status request's path (None: not one)."""
+class FastResults(FastPath):
+    """ASGI middleware: answers ordinary results requests without the router.
+
+    ``GET /jobs/{jobId}/results`` of a successful job without file outputs: the route's
+    answer (its outputs, as JSON), built in the worker-thread call that reads the jobs of
+    the results requests that arrived together. Anything else passes on to the route: a
+    job that does not exist, has not finished, failed or was dismissed, file outputs, a
+    query string, anything but a valid API key when authentication is on, a root path.
+
+    Parameters
+    ----------
+    app
+        The wrapped application (the API).
+    state
+        The service state.
+    limiter
+        The rate limiter (None: rate limiting is off).
+    """
+
+    def __init__(self, app: ASGIApp, state: ServiceState, limiter: RateLimiter | None) -> None:
+        super().__init__(app, state, limiter)
+        self._answers: Gathered[str, Response | None] = Gathered(self._read)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer the results of a job, or pass the request on."""
+        job_id = _job_id(scope, _RESULTS)
+        if job_id is None:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if not self._authenticated(request) or not await self._counted(request, scope):
+            await self.app(scope, receive, send)
+            return
+        try:
+            answer = await self._answers(job_id)
+        except Exception:  # the store failed: the route answers its problem
+            answer = None
+        await (self.app if answer is None else answer)(scope, receive, send)
+
+    def _read(self, job_ids: list[str]) -> list[Response | None]:
+        """The answers of the route for successful jobs without files (else None)."""
+        answers: list[Response | None] = []
+        for found in self._state.store.outputs_many(job_ids):
+            if found is None or found[0].status is not JobStatus.SUCCESSFUL or found[2]:
+                answers.append(None)
+            else:
+                answers.append(JSONResponse(found[1] or {}))
+        return answers
+
+
+def _job_id(scope: Scope, suffix: str = "") -> str | None:
+    """The job of a plain request's path ``/jobs/{jobId}{suffix}`` (None: not one)."""
     if scope["type"] != "http" or scope["method"] != "GET" or scope.get("root_path"):
         return None
     path: str = scope["path"]
-    if scope.get("query_string") or not path.startswith(_PREFIX):
+    if scope.get("query_string") or not path.startswith(_PREFIX) or not path.endswith(suffix):
         return None
-    job_id = path[len(_PREFIX) :]
+    job_id = path[len(_PREFIX) : len(path) - len(suffix)]
     return job_id if job_id and "/" not in job_id else None
