@@ -16,6 +16,7 @@ import cas_xr as cas
 from cas_xr.config import Settings
 from cas_xr.service._demo import demo_processes
 from cas_xr.service._options import ServiceOptions
+from cas_xr.service._poll import FastResults, FastStatus
 from cas_xr.service._problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from cas_xr.service._processes import cas_processes
 from cas_xr.service._routes import api_routes, problems, public_routes
@@ -113,7 +114,10 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Fa
         dependencies=protected,
         responses=problems(401, 403) if options.auth_enabled else None,
     )
-    app.add_middleware(FastSubmit, state=state, limiter=limiter)  # inside the others
+    # the fast paths of execute, status and results requests, inside the others
+    app.add_middleware(FastResults, state=state, limiter=limiter)
+    app.add_middleware(FastStatus, state=state, limiter=limiter)
+    app.add_middleware(FastSubmit, state=state, limiter=limiter)
     install_web(app, state)
     app.add_middleware(BodySizeLimit, max_bytes=options.max_request_bytes)
     app.add_middleware(

@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS instances (
 );
 """
 _COLUMNS = "job_id, process_id, status, message, progress, created, started, updated, finished"
+_MAX_PARAMETERS = 500  # per statement: SQLite before 3.32 allows 999
 
 
 def _now() -> str:
@@ -222,6 +223,46 @@ class JobStore:
         with self._transaction() as db:
             row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         return None if row is None else JobRecord._from_row(row)
+
+    def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        """:meth:`get` of each of ``job_ids``, in order, in one transaction."""
+        unique = list(dict.fromkeys(job_ids))
+        found: dict[str, JobRecord] = {}
+        with self._transaction() as db:
+            for start in range(0, len(unique), _MAX_PARAMETERS):
+                chunk = unique[start : start + _MAX_PARAMETERS]
+                marks = ", ".join("?" * len(chunk))
+                sql = f"SELECT {_COLUMNS} FROM jobs WHERE job_id IN ({marks})"
+                found.update((row[0], JobRecord._from_row(row)) for row in db.execute(sql, chunk))
+        return [found.get(job_id) for job_id in job_ids]
+
+    def outputs_many(
+        self, job_ids: Sequence[str]
+    ) -> list[tuple[JobRecord, dict[str, Any] | None, bool] | None]:
+        """Each job's record, outputs (as :meth:`results`) and whether it has file outputs.
+
+        In order, in one transaction; None for a job that does not exist.
+        """
+        unique = list(dict.fromkeys(job_ids))
+        rows = []
+        with self._transaction() as db:
+            for start in range(0, len(unique), _MAX_PARAMETERS):
+                chunk = unique[start : start + _MAX_PARAMETERS]
+                marks = ", ".join("?" * len(chunk))
+                sql = (
+                    f"SELECT {_COLUMNS}, results, EXISTS (SELECT 1 FROM files WHERE "
+                    f"files.job_id = jobs.job_id) FROM jobs WHERE job_id IN ({marks})"
+                )
+                rows += db.execute(sql, chunk).fetchall()
+        found = {  # decoded outside the lock
+            row[0]: (
+                JobRecord._from_row(row[:-2]),
+                None if row[-2] is None else dict(json.loads(row[-2])),
+                bool(row[-1]),
+            )
+            for row in rows
+        }
+        return [found.get(job_id) for job_id in job_ids]
 
     def inputs(self, job_id: str) -> dict[str, Any] | None:
         """The inputs of job ``job_id``, or None."""

@@ -45,7 +45,16 @@ from cas_xr.service._problems import (
 )
 from cas_xr.service._state import ServiceState
 
-__all__ = ["CONFORMANCE", "api_routes", "created_response", "is_json_body", "public_routes"]
+__all__ = [
+    "CONFORMANCE",
+    "api_routes",
+    "created_response",
+    "is_json_body",
+    "long_poll",
+    "public_routes",
+    "status_response",
+    "wait_preference",
+]
 
 _CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
 #: The conformance classes this service implements.
@@ -99,10 +108,35 @@ def _status_info(record: JobRecord, base: str) -> StatusInfo:
     )
 
 
-def _wait_preference(prefer: str | None) -> int:
+def wait_preference(prefer: str | None) -> int:
     """The seconds of a ``Prefer: wait=N`` header, at most ``_MAX_WAIT_S`` (0: none)."""
     match = _WAIT.search(prefer or "")
     return min(int(match.group(1)), _MAX_WAIT_S) if match else 0
+
+
+async def long_poll(state: ServiceState, job_id: str, wait: int) -> None:
+    """Wait until job ``job_id``'s status is final here, at most ``wait`` seconds."""
+    settled = state.runner.settled(job_id) if wait else None
+    if settled is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(settled)), wait)
+
+
+def status_response(record: JobRecord, base: str, *, wait: int) -> JSONResponse:
+    """The answer to a status request: the job's status document.
+
+    Parameters
+    ----------
+    record
+        The job.
+    base
+        The service's base URL (ending with ``/``).
+    wait
+        The seconds of the request's ``Prefer: wait`` (0: none): said in
+        ``Preference-Applied``.
+    """
+    headers = {"Preference-Applied": f"wait={wait}"} if wait else None
+    return JSONResponse(_dump(_status_info(record, base)), headers=headers)
 
 
 def _bad_query(name: str, value: str, reason: str) -> RequestValidationError:
@@ -443,14 +477,10 @@ def api_routes(state: ServiceState) -> APIRouter:
         ] = None,
     ) -> JSONResponse:
         """The status of a job; with ``Prefer: wait=N``, once it has finished or after N s."""
-        wait = _wait_preference(prefer)
-        settled = state.runner.settled(job_id) if wait else None
-        if settled is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(settled)), wait)
-        info = _status_info(await run_in_threadpool(_record, job_id), _base(request))
-        headers = {"Preference-Applied": f"wait={wait}"} if wait else None
-        return JSONResponse(_dump(info), headers=headers)
+        wait = wait_preference(prefer)
+        await long_poll(state, job_id, wait)
+        record = await run_in_threadpool(_record, job_id)
+        return status_response(record, _base(request), wait=wait)
 
     @router.delete(
         "/jobs/{jobId}",

@@ -21,22 +21,20 @@ the route does not count a request this middleware counted and then passed on.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cas_xr.ogc import StrictProcessRequest
+from cas_xr.service._fast import FastPath, Gathered
 from cas_xr.service._jobs import JobRecord
 from cas_xr.service._processes import Process
 from cas_xr.service._routes import created_response, is_json_body
-from cas_xr.service._security import COUNTED, ApiKeys, RateLimiter
+from cas_xr.service._security import RateLimiter
 from cas_xr.service._state import ServiceState
 
 __all__ = ["FastSubmit"]
@@ -48,44 +46,7 @@ _Request = tuple[Process, dict[str, Any], dict[str, str]]
 _Outcome = tuple[JobRecord, Future[None]] | Exception
 
 
-class _GroupCommit:
-    """Requests that arrive together, validated and stored in one worker-thread call.
-
-    One call at a time: the requests that arrive while it runs wait for the next one,
-    so a burst of requests costs a few calls (and transactions), not one each.
-    """
-
-    def __init__(self, state: ServiceState) -> None:
-        self._state = state
-        self._pending: list[tuple[_Request, asyncio.Future[_Outcome]]] = []
-        self._flushing: asyncio.Task[None] | None = None
-
-    async def execute(self, request: _Request) -> _Outcome:
-        """The job's record and future (as ``ServiceState.execute``), or the error."""
-        outcome: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
-        self._pending.append((request, outcome))
-        if self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush())
-        return await outcome
-
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                taken, self._pending = self._pending, []
-                try:
-                    outcomes: Sequence[_Outcome] = await run_in_threadpool(
-                        self._state.execute_many, [request for request, _ in taken]
-                    )
-                except Exception as err:  # nothing was stored: each request passes on
-                    outcomes = [err] * len(taken)
-                for (_, future), outcome in zip(taken, outcomes, strict=True):
-                    if not future.done():
-                        future.set_result(outcome)
-        finally:
-            self._flushing = None
-
-
-class FastSubmit:
+class FastSubmit(FastPath):
     """ASGI middleware: answers ordinary asynchronous execute requests without the router.
 
     Parameters
@@ -99,14 +60,10 @@ class FastSubmit:
     """
 
     def __init__(self, app: ASGIApp, state: ServiceState, limiter: RateLimiter | None) -> None:
-        self.app = app
-        self._state = state
-        self._limiter = limiter
-        options = state.options
-        self._keys = (
-            ApiKeys(options.api_keys, options.api_key_header) if options.auth_enabled else None
-        )
-        self._commit = _GroupCommit(state)
+        super().__init__(app, state, limiter)
+        # a group commit: the requests that arrive while one call runs are validated and
+        # stored together by the next, in one transaction
+        self._commit: Gathered[_Request, _Outcome] = Gathered(state.execute_many)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Create the job of an ordinary execute request, or pass the request on."""
@@ -121,13 +78,9 @@ class FastSubmit:
             return
         messages = await _read(receive)
         replay = _replay(messages, receive)
-        if self._limiter is not None:
-            try:
-                await self._limiter(request)
-            except Exception:  # the route refuses it with the same problem
-                await self.app(scope, replay, send)
-                return
-            scope[COUNTED] = True
+        if not await self._counted(request, scope):  # the route refuses it
+            await self.app(scope, replay, send)
+            return
         outcome = await self._submit(process, messages)
         if isinstance(outcome, tuple):
             record, _ = outcome
@@ -156,7 +109,7 @@ class FastSubmit:
         headers = request.headers
         if not is_json_body(headers) or headers.get("content-length") in (None, "0"):
             return False
-        return self._keys is None or self._keys.identity(self._keys.presented(request)) is not None
+        return self._authenticated(request)
 
     async def _submit(self, process: Process, messages: list[Message]) -> _Outcome | None:
         if any(m["type"] != "http.request" for m in messages):
@@ -168,7 +121,10 @@ class FastSubmit:
             transmissions = process.transmissions(execute.outputs)
         except Exception:  # not JSON, too deep, not valid...: the route answers its problem
             return None
-        return await self._commit.execute((process, dict(execute.inputs or {}), transmissions))
+        try:
+            return await self._commit((process, dict(execute.inputs or {}), transmissions))
+        except Exception:  # nothing was stored: the route answers (or stores it)
+            return None
 
 
 async def _read(receive: Receive) -> list[Message]:
