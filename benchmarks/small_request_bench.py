@@ -1,7 +1,7 @@
 """An embedded caller's small requests: one polygon per call, warm, a new geometry each time.
 
 Usage: python benchmarks/small_request_bench.py [--calls 200] [--rounds 3]
-[--dataset sample|netcdf]
+[--dataset sample|netcdf|geotiff]
 
 A modelling framework asks for one catchment at a time. Each call here is
 ``cas_xr.extract_sync`` of the mean of ``sample:elevation`` over a square of about
@@ -9,8 +9,9 @@ A modelling framework asks for one catchment at a time. Each call here is
 cache (the hits are counted from ``AttributeResult.cached``); the anchor is
 ``exactextract.exact_extract(path, feature, "mean")`` on the same file, opened on each
 call. ``--dataset netcdf`` reads the same cells from a NetCDF copy of the file (written to
-a temporary folder) through a ``local`` provider, ``bench:elevation``; exactextract then
-reads that NetCDF file (through GDAL). Both run in this process after unmeasured warm-up
+a temporary folder) through a ``local`` provider, ``bench:elevation``, and exactextract
+reads that NetCDF file (through GDAL); ``--dataset geotiff`` reads the file itself through
+a ``local`` provider. Both run in this process after unmeasured warm-up
 calls (imports, compiled kernels, the catalog). Each round times ``--calls`` calls of
 each tool; the table gives the median over rounds of the per-round medians: wall
 milliseconds, and CPU milliseconds (``time.process_time``, all threads of this process,
@@ -47,13 +48,13 @@ def _polygon(i: int) -> dict[str, Any]:
 
 _PROVIDER = """\
 slug: bench
-name: small-request benchmark (sample:elevation's eastern Kansas tile as NetCDF)
+name: small-request benchmark (sample:elevation's eastern Kansas tile as a local file)
 protocol: local
 endpoint: {folder}
 license: MIT
 datasets:
   - name: elevation
-    path: elevation.nc
+    path: {path}
     array: elevation
     resolution_m: 100
     variables:
@@ -61,19 +62,25 @@ datasets:
 """
 
 
-def _netcdf(folder: Path) -> Path:
-    """The sample tile as a CF NetCDF file (lat/lon, its CRS, its nodata) and its provider."""
-    import rioxarray
+def _local(folder: Path, kind: str) -> Path:
+    """The sample tile as a ``local`` dataset, ``bench:elevation``: the file or a NetCDF copy.
 
-    da = rioxarray.open_rasterio(PATH, mask_and_scale=False).squeeze("band", drop=True)
-    nodata = da.rio.nodata
-    da = da.rename({"y": "lat", "x": "lon"}).rename("elevation")
-    da.attrs = {"units": "m"}
-    da.encoding = {"_FillValue": nodata}
-    path = folder / "elevation.nc"
-    da.to_dataset().to_netcdf(path, engine="h5netcdf")
-    (folder / "bench.yaml").write_text(_PROVIDER.format(folder=folder), encoding="utf-8")
-    cas.configure(provider_files=[folder / "bench.yaml"])
+    The copy is CF NetCDF on lat/lon with the file's CRS and nodata.
+    """
+    path = PATH
+    if kind == "netcdf":
+        import rioxarray
+
+        da = rioxarray.open_rasterio(PATH, mask_and_scale=False).squeeze("band", drop=True)
+        nodata = da.rio.nodata
+        da = da.rename({"y": "lat", "x": "lon"}).rename("elevation")
+        da.attrs = {"units": "m"}
+        da.encoding = {"_FillValue": nodata}
+        path = folder / "elevation.nc"
+        da.to_dataset().to_netcdf(path, engine="h5netcdf")
+    provider = folder / "bench.yaml"
+    provider.write_text(_PROVIDER.format(folder=folder, path=path), encoding="utf-8")
+    cas.configure(provider_files=[provider])
     return path
 
 
@@ -125,16 +132,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--dataset", choices=["sample", "netcdf"], default="sample",
-        help="sample:elevation (a static STAC catalog of COGs), or its tile as NetCDF",
+        "--dataset", choices=["sample", "netcdf", "geotiff"], default="sample",
+        help="sample:elevation (a static STAC catalog of COGs), or its tile as a local file",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.calls * args.rounds >= 4_999:
         parser.error("at most 4,998 calls in all (each a new geometry)")
     with warnings.catch_warnings(), tempfile.TemporaryDirectory() as folder:
         warnings.simplefilter("ignore")  # quality notes of the synthetic sample data
-        if args.dataset == "netcdf":
-            runs = _measure(args.calls, args.rounds, "bench:elevation", _netcdf(Path(folder)))
+        if args.dataset != "sample":
+            path = _local(Path(folder), args.dataset)
+            runs = _measure(args.calls, args.rounds, "bench:elevation", path)
         else:
             runs = _measure(args.calls, args.rounds, DATASET, PATH)
     anchor = {

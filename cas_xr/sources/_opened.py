@@ -9,13 +9,15 @@ found under what identifies the data:
 - the source's own fields (a changed provider definition gives another key);
 - a stamp of the files: a local file's inode, size and modification time (a file
   rewritten or replaced since is opened anew), a Zarr store's metadata files; a remote
-  file (a URL) is trusted for ``metadata_cache_ttl_s``, as its COG header is;
+  file (a URL) is trusted for ``metadata_cache_ttl_s``, and a remote COG only while the
+  process keeps the same header of it (size and version, see :mod:`cas_xr.sources._cog`);
 - the settings: any :func:`~cas_xr.config.configure` drops every entry.
 
 At most :data:`MAX_OPENED` entries are kept, the least recently used going first. An
-entry dropped is not closed here (a read on another thread may still use it): the file
-is closed when the last layer cut from it is gone (xarray's file manager closes it with
-its last reference, and keeps at most ``file_cache_maxsize`` files open in any case).
+entry dropped is not closed here (a read on another thread may still use it): its file
+is closed once neither the entry nor a layer cut from it is left (xarray's file manager
+closes it with its last reference, and keeps at most ``file_cache_maxsize`` files open
+in any case).
 Nothing opened is written to: a caller gets a new object cut from the entry, so entries
 stay as they were opened. Failed opens are not kept.
 """
