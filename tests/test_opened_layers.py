@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
+import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 from affine import Affine
 from exactextract import exact_extract
@@ -309,3 +310,41 @@ def test_a_stamp_follows_a_file_and_a_zarr_stores_metadata(tmp_path: Path) -> No
     before = file_stamp(str(store))
     ds.isel(lat=slice(0, 50)).to_zarr(store, zarr_format=2, mode="w")  # another shape
     assert file_stamp(str(store)) != before
+
+
+def test_a_box_cut_from_a_kept_open_is_labelled_as_rioxarray_labels_it(tmp_path: Path) -> None:
+    path = _netcdf(tmp_path / "h.nc")
+    tif = make_cog(tmp_path / "h.tif", VALUES, transform=GRID, crs="EPSG:4326", nodata=-9999.0)
+    box = (10.0213, 50.0311, 10.0713, 50.0811)
+    rows, cols = _cells(box)
+    with xr.open_dataset(path, engine="h5netcdf", mask_and_scale=False, decode_coords="all") as ds:
+        full = ds["h"].rename({"lat": "y", "lon": "x"})
+        window = full.rio.transform(recalc=True) * Affine.translation(cols.start, rows.start)
+        netcdf = (
+            full.isel(y=rows, x=cols)
+            .rio.write_crs(full.rio.crs)
+            .rio.write_transform(window)
+            .rio.write_nodata(-9999.0, encoded=False)
+            .load()
+        )
+    geotiff = xr.DataArray(
+        VALUES[rows, cols],
+        dims=("y", "x"),
+        coords={
+            "y": GRID.f + GRID.e * (np.arange(rows.start, rows.stop) + 0.5),
+            "x": GRID.c + GRID.a * (np.arange(cols.start, cols.stop) + 0.5),
+        },
+    )
+    geotiff = (
+        geotiff.rio.write_crs("EPSG:4326")
+        .rio.write_transform(GRID * Affine.translation(cols.start, rows.start))
+        .rio.write_nodata(-9999.0, encoded=False)
+    )
+    for expected, source in ((netcdf, LocalSource(str(path))), (geotiff, LocalSource(str(tif)))):
+        expected.attrs["nodata"] = -9999.0
+        for _ in range(2):  # opened, then cut from what was kept
+            ours = source.open(bbox=box)
+            assert ours.encoding["grid_mapping"] == expected.encoding["grid_mapping"]
+            ours = ours.compute()
+            del ours.attrs["cas_provenance"]
+            xr.testing.assert_identical(ours.rename(expected.name), expected)
