@@ -27,7 +27,14 @@ from exactextract import exact_extract
 import cas_xr as cas
 from cas_xr.sources import _local_geotiff, _stac_tiles
 from cas_xr.sources._local import LocalSource
-from cas_xr.sources._opened import MISSING, OPENED, OpenedCache, file_stamp, forget_opened
+from cas_xr.sources._opened import (
+    MISSING,
+    OPENED,
+    OpenedCache,
+    file_stamp,
+    forget_opened,
+    frozen,
+)
 from cas_xr.testing import make_cog, serve_folder
 
 # 200 x 100 cells of 0.002 degree over lon 10.0..10.4, lat 50.0..50.2
@@ -348,3 +355,11 @@ def test_a_box_cut_from_a_kept_open_is_labelled_as_rioxarray_labels_it(tmp_path:
             ours = ours.compute()
             del ours.attrs["cas_provenance"]
             xr.testing.assert_identical(ours.rename(expected.name), expected)
+
+
+def test_a_source_is_keyed_by_its_fields() -> None:
+    one = LocalSource("a.nc", nodata=float("nan"), storage_options={"anon": True, "x": [1]})
+    same = LocalSource("a.nc", nodata=float("nan"), storage_options={"x": [1], "anon": True})
+    assert frozen(one) == frozen(same) and hash(frozen(one)) == hash(frozen(same))
+    assert frozen(one) != frozen(LocalSource("a.nc", nodata=float("nan"), array="b"))
+    assert frozen(one) != frozen(LocalSource("a.nc", nodata=0.0, storage_options={"anon": True}))

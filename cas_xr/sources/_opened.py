@@ -24,6 +24,7 @@ stay as they were opened. Failed opens are not kept.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -211,8 +212,10 @@ def file_stamp(path: str) -> tuple[int, ...] | None:
 def frozen(value: Any) -> Hashable:
     """``value`` as a hashable key: dataclasses by their fields, mappings sorted.
 
-    Callables (a URL-signing hook) stand for themselves.
+    Callables (a URL-signing hook) stand for themselves; NaN equals NaN (a NaN nodata).
     """
+    if isinstance(value, float) and math.isnan(value):
+        return ("nan",)
     if is_dataclass(value) and not isinstance(value, type):
         name = type(value).__qualname__
         return (name, *((f.name, frozen(getattr(value, f.name))) for f in fields(value)))
