@@ -2,6 +2,7 @@
 
 from cas_xr.sources._base import Source, gdal_options
 from cas_xr.sources._local import LocalSource
+from cas_xr.sources._opened import forget_opened
 from cas_xr.sources._stac_api import StacApiSource
 from cas_xr.sources._stac_static import StaticStacSource
 from cas_xr.sources._stac_zarr import StacZarrSource
@@ -14,5 +15,6 @@ __all__ = [
     "StacZarrSource",
     "StaticStacSource",
     "WcsSource",
+    "forget_opened",
     "gdal_options",
 ]

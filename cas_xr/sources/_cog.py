@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     import dask.array
 
 __all__ = [
-    "MAX_GAP", "TILES", "CogHeader", "CogReader", "Geo", "aligned", "cog_reader", "tile_array",
+    "MAX_GAP", "TILES", "CogHeader", "CogReader", "Geo", "aligned", "cog_reader", "known_versions",
+    "tile_array",
 ]  # fmt: skip
 
 #: Largest gap (bytes) between two tiles fetched in one range request.
@@ -579,3 +580,23 @@ def tile_array(
         HighLevelGraph.from_collections(name, graph), name, chunks=chunks, dtype=dtype,
         meta=np.empty((0, 0), dtype),
     )  # fmt: skip
+
+
+def known_versions(urls: Sequence[str]) -> tuple[tuple[int, str], ...] | None:
+    """The size and version of each remote file's header the process keeps, or None.
+
+    None when one of them is not kept (or has expired): it must be read. Local files are
+    left out (their size and time say when they changed).
+    """
+    ttl = get_settings().metadata_cache_ttl_s
+    now = time.monotonic()
+    out = []
+    with _LOCK:
+        for url in urls:
+            if _is_local(url):
+                continue
+            kept = _HEADERS.get((url,))
+            if kept is None or now - kept[1] >= ttl:
+                return None
+            out.append((kept[0].size, kept[0].version))
+    return tuple(out)

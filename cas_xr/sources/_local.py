@@ -192,9 +192,10 @@ class LocalSource:
         return slice(r0, r1), slice(c0, c1)
 
     def _with_nodata(self, da: xr.DataArray, nodata: float | None) -> xr.DataArray:
+        """Write the nodata on ``da``, a DataArray made for this call (in place)."""
         nodata = nodata if nodata is not None else self.nodata
         if nodata is not None:
-            da = da.rio.write_nodata(nodata, encoded=False)
+            da = da.rio.write_nodata(nodata, encoded=False, inplace=True)
         da.attrs["nodata"] = nodata
         return da
 

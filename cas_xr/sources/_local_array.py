@@ -7,6 +7,7 @@ unless the ``engine`` option names another), remote ones through fsspec with
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from affine import Affine
 from cas_xr.config import get_settings
 from cas_xr.errors import MissingDependencyError
 from cas_xr.sources._local_options import NOT_FOUND, is_url
+from cas_xr.sources._opened import frozen, opened
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -89,21 +91,29 @@ def _variable(source: LocalSource, ds: xr.Dataset) -> xr.DataArray:
     return ds[gridded[0]]
 
 
-def open_array(
-    source: LocalSource,
-    bbox: tuple[float, float, float, float] | None,
-    time_range: TimeRange | None,
-    chunks: int | None,
-) -> xr.DataArray:
-    """The variable of a Zarr store or NetCDF file covering ``bbox`` and ``time_range``.
+@dataclass(frozen=True)
+class _Opened:
+    """The variable of a store as opened (kept across calls): every box is cut from it.
 
-    Dims are renamed to ``y``/``x`` (from lat/lon or latitude/longitude), a ``time`` of
-    one step is dropped for static datasets, and the data are rechunked to ``chunks``
-    (a Zarr store keeps its own chunks when ``chunks`` is None).
+    ``da`` has dims renamed to ``y``/``x`` (last), extra dims of one step dropped and its
+    CRS written (``rio.write_crs``, under the grid mapping ``grid_mapping``); ``token``
+    names this open in the Dask keys of what is cut from it.
     """
+
+    da: xr.DataArray
+    crs: Any
+    transform: Affine
+    nodata: float | None
+    grid_mapping: str
+    token: str
+
+
+def _open_variable(source: LocalSource, *, native_chunks: bool) -> _Opened:
+    """Open the store and find its variable on a y/x grid (what does not depend on the box)."""
+    import uuid
+
     import rioxarray  # noqa: F401  (registers .rio)
 
-    native_chunks = source.file_format == "zarr" and chunks is None  # keep the store's chunks
     da = _variable(source, _open_store(source, native_chunks=native_chunks))
     da = da.rename({d: _DIMS[str(d)] for d in da.dims if str(d) in _DIMS})
     if not {"y", "x"} <= set(da.dims):
@@ -121,25 +131,67 @@ def open_array(
         )
     if "time" in da.dims and da.sizes["time"] == 1 and not source.temporal:
         extra.append("time")
-    da = da.squeeze(extra, drop=True)
+    da = da.squeeze(extra, drop=True).transpose(..., "y", "x")
+    transform = da.rio.transform(recalc=True)
+    nodata = da.attrs.get("_FillValue", da.attrs.get("missing_value"))
+    da = da.rio.write_crs(crs, inplace=True)  # this open's own DataArray
+    da.attrs.pop("transform", None)  # as rio.write_transform drops it
+    return _Opened(
+        da=da,
+        crs=crs,
+        transform=transform,
+        nodata=None if nodata is None else float(nodata),
+        grid_mapping=da.rio.grid_mapping,
+        token=uuid.uuid4().hex,
+    )
+
+
+def open_array(
+    source: LocalSource,
+    bbox: tuple[float, float, float, float] | None,
+    time_range: TimeRange | None,
+    chunks: int | None,
+) -> xr.DataArray:
+    """The variable of a Zarr store or NetCDF file covering ``bbox`` and ``time_range``.
+
+    Dims are renamed to ``y``/``x`` (from lat/lon or latitude/longitude), a ``time`` of
+    one step is dropped for static datasets, and the data are rechunked to ``chunks``
+    (a Zarr store keeps its own chunks when ``chunks`` is None). The store is opened
+    once per process while its files are unchanged (:mod:`cas_xr.sources._opened`); each
+    call cuts its box from it and labels it as ``rio.write_crs(...).rio.write_transform``
+    would.
+    """
+    native_chunks = source.file_format == "zarr" and chunks is None  # keep the store's chunks
+    layer = opened(
+        ("array", frozen(source), native_chunks),
+        lambda: _open_variable(source, native_chunks=native_chunks),
+        paths=(source.path,),
+    )
+    da = layer.da
+    steps: Any = None
     if time_range is not None and "time" in da.dims:
-        da = da.sel(time=slice(_naive_utc(time_range.start), _naive_utc(time_range.end)))
+        steps = slice(_naive_utc(time_range.start), _naive_utc(time_range.end))
+        da = da.sel(time=steps)
         if da.sizes["time"] == 0:
             raise source._error(
                 f"no time step in {time_range.start.isoformat()}..{time_range.end.isoformat()}",
                 kind="no_data",
             )
-    transform = da.rio.transform(recalc=True)
-    rows, cols = source._window(transform, (da.sizes["y"], da.sizes["x"]), crs, bbox)
-    da = da.isel(y=rows, x=cols).transpose(..., "y", "x")
+    transform = layer.transform
+    rows, cols = source._window(transform, (da.sizes["y"], da.sizes["x"]), layer.crs, bbox)
+    da = da.isel(y=rows, x=cols)
     if not native_chunks:
         size = chunks or get_settings().chunk_size
-        da = da.chunk({"y": size, "x": size, **({"time": 1} if "time" in da.dims else {})})
-    # written, not left to be recomputed: one row or column of coordinates has no spacing
+        token = f"{layer.token}-{rows}-{cols}-{steps}"  # not a hash of the file's arrays
+        da = da.chunk(
+            {"y": size, "x": size, **({"time": 1} if "time" in da.dims else {})}, token=token
+        )
+    # this call's own labels (the kept open's stay as they are); the transform is written,
+    # not left to be recomputed: one row or column of coordinates has no spacing
+    da = da.copy(deep=False)
     window = transform * Affine.translation(cols.start, rows.start)
-    da = da.rio.write_crs(crs).rio.write_transform(window)
-    nodata = da.attrs.get("_FillValue", da.attrs.get("missing_value"))
-    return source._with_nodata(da, None if nodata is None else float(nodata))
+    da[layer.grid_mapping].attrs["GeoTransform"] = " ".join(map(str, window.to_gdal()))
+    return source._with_nodata(da, layer.nodata)
 
 
 def _naive_utc(value: Any) -> Any:

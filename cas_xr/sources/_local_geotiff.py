@@ -22,8 +22,17 @@ import numpy as np
 from affine import Affine
 
 from cas_xr.errors import SourceError
-from cas_xr.sources._cog import CogHeader, CogReader, aligned, cog_reader, tile_array
+from cas_xr.sources._cog import (
+    CogHeader,
+    CogReader,
+    aligned,
+    cog_reader,
+    known_versions,
+    tile_array,
+)
 from cas_xr.sources._local_options import CHECK_PATH, NOT_FOUND, is_url
+from cas_xr.sources._opened import frozen, opened
+from cas_xr.sources._stac_common import _grid_mapping
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -124,18 +133,19 @@ def open_geotiff(
     import rioxarray  # noqa: F401  (registers .rio)
     import xarray as xr
 
-    cog = _remote_cog(source, files)
-    if cog is not None and cog[1].geo is not None:
-        raster = _from_header(files[0], source.band, cog[1])
-    else:
-        rasters = [_describe(source, f) for f in files]
-        raster = rasters[0] if len(rasters) == 1 else _mosaic(source, rasters)
+    by_tile = _by_tile(source, files)
+    cog, raster = opened(
+        ("geotiff", frozen(source)),
+        lambda: _open(source, files),
+        paths=tuple(files),
+        versions=(lambda: known_versions([source.path])) if by_tile else None,
+    )
     crs = raster.crs if raster.crs else source._fallback_crs()
     rows, cols = source._window(raster.transform, raster.shape, crs, bbox)
     t, env = raster.transform, source._env()
     window = t @ Affine.translation(cols.start, rows.start)
     if cog is not None:
-        data = tile_array("cas-cog", cog[0], rows, cols, cog[1].tile, np.dtype(raster.dtype))
+        data = tile_array("cas-cog", cog[0], rows, cols, cog[1], np.dtype(raster.dtype))
     else:
         data = dask.array.map_blocks(
             _read_block,
@@ -154,9 +164,27 @@ def open_geotiff(
         )
     y = t.f + t.e * (np.arange(rows.start, rows.stop) + 0.5)
     x = t.c + t.a * (np.arange(cols.start, cols.stop) + 0.5)
-    da = xr.DataArray(data, dims=("y", "x"), coords={"y": y, "x": x})
-    da = da.rio.write_crs(crs).rio.write_transform(window)
+    # labelled as rio.write_crs(crs).rio.write_transform(window) labels it, the CRS's
+    # attributes made once per CRS
+    geotransform = " ".join(str(item) for item in window.to_gdal())
+    spatial_ref = xr.Variable((), 0, attrs={**_grid_mapping(crs), "GeoTransform": geotransform})
+    da = xr.DataArray(data, dims=("y", "x"), coords={"y": y, "x": x, "spatial_ref": spatial_ref})
+    da.encoding["grid_mapping"] = "spatial_ref"
     return source._with_nodata(da, raster.nodata)
+
+
+def _open(
+    source: LocalSource, files: Sequence[str]
+) -> tuple[tuple[CogReader, tuple[int, int]] | None, _Raster]:
+    """The grid of ``files`` (one raster, or their mosaic); a URL's COG reader and tile shape.
+
+    Kept across calls while the files are unchanged (:mod:`cas_xr.sources._opened`).
+    """
+    cog = _remote_cog(source, files)
+    if cog is not None and cog[1].geo is not None:
+        return (cog[0], cog[1].tile), _from_header(files[0], source.band, cog[1])
+    rasters = [_describe(source, f) for f in files]
+    return None, rasters[0] if len(rasters) == 1 else _mosaic(source, rasters)
 
 
 def _from_header(target: str, band: int, header: CogHeader) -> _Raster:
@@ -175,9 +203,14 @@ def _from_header(target: str, band: int, header: CogHeader) -> _Raster:
     )
 
 
+def _by_tile(source: LocalSource, files: Sequence[str]) -> bool:
+    """Whether the range reader may read the data: one COG over HTTP(S), GDAL's defaults."""
+    return len(files) == 1 and urlsplit(source.path).scheme in ("http", "https") and not source.gdal
+
+
 def _remote_cog(source: LocalSource, files: Sequence[str]) -> tuple[CogReader, CogHeader] | None:
     """The range reader of one COG over HTTP(S), when it can read it (else GDAL reads)."""
-    if len(files) != 1 or urlsplit(source.path).scheme not in ("http", "https") or source.gdal:
+    if not _by_tile(source, files):
         return None
     return cog_reader(source.path, source.band, source.provider)
 

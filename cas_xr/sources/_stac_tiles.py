@@ -22,9 +22,10 @@ import numpy as np
 import numpy.typing as npt
 from affine import Affine
 
-from cas_xr.sources._cog import CogHeader, CogReader, cog_reader, tile_array
+from cas_xr.sources._cog import CogHeader, CogReader, cog_reader, known_versions, tile_array
 from cas_xr.sources._grid import snap_bounds
 from cas_xr.sources._http import io_pool
+from cas_xr.sources._opened import opened
 
 if TYPE_CHECKING:
     import dask.array
@@ -127,6 +128,31 @@ def _nodata(item: pystac.Item, asset: str, header: CogHeader) -> float | None:
     return header.geo.nodata if header.geo is not None else None
 
 
+def _on_one_lattice(
+    hrefs: Sequence[str], provider: str
+) -> list[tuple[CogReader, CogHeader]] | None:
+    """The readers of COGs on one lattice, or None (kept: :mod:`cas_xr.sources._opened`)."""
+    found = list(io_pool().map(lambda h: cog_reader(h, 1, provider), hrefs))
+    if any(o is None or o[1].geo is None for o in found):
+        return None
+    readers = [o for o in found if o is not None]
+    first = readers[0][1]
+    assert first.geo is not None
+    t0 = first.geo.transform
+    for _, header in readers:
+        assert header.geo is not None
+        t = header.geo.transform
+        off = ((t.c - t0.c) / t0.a, (t.f - t0.f) / t0.e)
+        if (
+            header.geo.epsg != first.geo.epsg
+            or (t.a, t.e) != (t0.a, t0.e)
+            or any(abs(v - round(v)) > 1e-6 for v in off)
+            or header.dtype != first.dtype
+        ):
+            return None
+    return readers
+
+
 def tiled_items(
     items: Sequence[pystac.Item],
     *,
@@ -155,27 +181,20 @@ def tiled_items(
     tuple or None
         The Dask array ``(y, x)``, the transform of its first cell, its CRS and nodata.
     """
-    hrefs = [_href(it, asset, patch_url) for it in items]
+    hrefs = tuple(_href(it, asset, patch_url) for it in items)
     if any(urlsplit(h).scheme not in ("http", "https", "") for h in hrefs):
         return None  # s3://, gs://... : GDAL's /vsi drivers, through odc-stac
-    opened = list(io_pool().map(lambda h: cog_reader(h, 1, provider), hrefs))
-    if any(o is None or o[1].geo is None for o in opened):
+    readers = opened(
+        ("stac-tiles", provider),
+        lambda: _on_one_lattice(hrefs, provider),
+        paths=hrefs,
+        versions=lambda: known_versions(hrefs),
+    )
+    if readers is None:
         return None
-    readers = [o for o in opened if o is not None]
     first = readers[0][1]
     assert first.geo is not None
     t0 = first.geo.transform
-    for _, header in readers:
-        assert header.geo is not None
-        t = header.geo.transform
-        off = ((t.c - t0.c) / t0.a, (t.f - t0.f) / t0.e)
-        if (
-            header.geo.epsg != first.geo.epsg
-            or (t.a, t.e) != (t0.a, t0.e)
-            or any(abs(v - round(v)) > 1e-6 for v in off)
-            or header.dtype != first.dtype
-        ):
-            return None
     crs = f"EPSG:{first.geo.epsg}"
     transform, shape = snap_bounds(t0, bounds(crs))
     r0, c0 = round((transform.f - t0.f) / t0.e), round((transform.c - t0.c) / t0.a)
