@@ -126,8 +126,8 @@ def test_wcs_reads_stay_as_planned_with_units_in_flight_and_slow_answers(
     # left dask's fusion setting had fusion back on: its windows' reads were fused into
     # their slices and sent one whole 128-cell chunk each, on top of the plan).
     # Every first GetCoverage is answered 504 by a gateway and asked again as it was.
-    quads = _sparse(200, seed=21)
-    sets = [quads[:100].reset_index(drop=True), quads[100:].reset_index(drop=True)]
+    quads = _sparse(160, seed=21)
+    sets = [quads[:80].reset_index(drop=True), quads[80:].reset_index(drop=True)]
     with (
         wcs_and_disk(cog, tmp_path, round_trip=0.02) as relay,
         _gateway(relay.url.rstrip("/")) as (origin, asked),
