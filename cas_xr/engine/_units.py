@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from cas_xr.zonal._callables import Reduction
 
 __all__ = [
-    "NO_READ_FUSION",
     "Member",
     "Recipe",
     "Unit",
@@ -45,10 +44,6 @@ __all__ = [
 ]
 
 
-#: Dask settings under which to build zonal graphs: each window task is a ``Delayed`` whose
-#: array arguments are optimised on their own, and low-level fusion would then fuse a source
-#: chunk's read into every window that slices it, decoding the chunk once per window.
-NO_READ_FUSION = {"optimization.fuse.active": False}
 _MAX_CLASSES = 100_000
 
 
@@ -228,10 +223,10 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     Compute the arrays together (``dask.compute(*arrays)``) so that they share the
     kernel's tasks; optimised one by one, each would run the kernel again.
     """
-    import dask
     import xarray as xr
 
     from cas_xr.zonal._api import zonal_run
+    from cas_xr.zonal._fusion import no_fusion
 
     first = unit.members[0]
     # drop_conflicts would compare (so compute) the members' lazy failed-chunk arrays
@@ -251,7 +246,7 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     classes = class_codes(first.data, first.target.variable) if by_class else None
     # a source that reports failed chunks is counted over the graph: it stays lazy
     flagged = any("cas_failed_chunks" in m.data.attrs for m in unit.members)
-    with dask.config.set(NO_READ_FUSION):
+    with no_fusion():  # each window's arrays are optimised as its task is made
         run = zonal_run(
             stacked, unit.geometries, recipe.zonal_stats, weights=recipe.weights,
             weights_raster=unit.weights,

@@ -5,11 +5,13 @@ Every request to a provider goes through :func:`with_retries` (directly, or via
 per host (so public services are not hammered), 429/5xx answers, timeouts and connection
 errors are retried up to ``http_retries`` times with exponential backoff
 (``Retry-After`` honoured), and the whole call, retries included, never outlasts
-``provider_timeout_s``.
+``provider_timeout_s`` from its first request (the wait for a free slot of the host's cap
+is not the provider's time: a request queued behind slow ones is not lost unasked).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -87,20 +89,22 @@ def with_retries(attempt: Callable[[float], _T], *, url: str, provider: str = ""
     Raises
     ------
     SourceError
-        With the last failure's kind once ``http_retries`` or ``provider_timeout_s`` are
-        used up (``kind="timeout"`` when the deadline passed).
+        With the last failure's kind once ``http_retries`` or ``provider_timeout_s`` (from
+        the first attempt's start) are used up (``kind="timeout"`` when the deadline passed).
     """
     settings = get_settings()
-    deadline = time.monotonic() + settings.provider_timeout_s
+    deadline = math.inf  # set when the first attempt has a slot of the host's cap
     last = Retryable("timeout", "no attempt fitted in the deadline")
     attempts = 0
     for n in range(settings.http_retries + 1):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        attempts += 1
         try:
             with _semaphore(urlsplit(url).netloc):
+                now = time.monotonic()
+                deadline = min(deadline, now + settings.provider_timeout_s)
+                remaining = deadline - now
+                if remaining <= 0:
+                    break
+                attempts += 1
                 return attempt(remaining)
         except Retryable as err:
             last = err

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -119,19 +119,17 @@ class TileReader:
         dense, the box around many windows takes few requests but reads the gaps
         between them, 2.1x the cells for 2,000 windows of about 110 x 110 cells on
         6,144^2 cells; 1.2x takes 1,300 requests); the requests run at once
-        on the I/O threads (at most ``max_concurrent_requests_per_host`` in flight per
-        host). A window under several rectangles is pieced together from them; a
-        rectangle is at least two cells a side (see :func:`_two_cells`).
+        on the I/O threads (see :func:`_read_all`). A window under several rectangles is
+        pieced together from them; a rectangle is at least two cells a side (see
+        :func:`_two_cells`).
         """
-        from cas_xr.sources._http import io_pool
         from cas_xr.zonal._cover import cover
 
         boxes = [(r.start, r.stop, c.start, c.stop) for r, c in windows]
         rects = [
             _two_cells(rect) for rect in cover(boxes, self.source.tile_size, self.source.read_ratio)
         ]
-        futures = [io_pool().submit(self, slice(a, b), slice(c, d)) for a, b, c, d in rects]
-        reads = [future.result() for future in futures]
+        reads = _read_all(self, rects)
         starts = np.array(rects, dtype=np.int64).reshape(-1, 4)
         return [self._piece(box, rects, starts, reads) for box in boxes]
 
@@ -159,6 +157,40 @@ class TileReader:
                 top - a : bottom - a, left - c : right - c
             ]
         return out, next((reads[k][1] for k in under if reads[k][1] is not None), None)
+
+
+def _read_all(
+    read: Callable[[slice, slice], _Read], rects: Sequence[tuple[int, int, int, int]]
+) -> list[_Read]:
+    """``read`` of each rectangle ``(r0, r1, c0, c1)``, several at once on the I/O threads.
+
+    At most ``max_concurrent_requests_per_host`` of them are handed to the I/O threads at
+    a time (the host's cap on requests in flight, see :mod:`cas_xr.sources._http`), the
+    next as one ends: a slow host's hundreds of rectangles never hold every I/O thread
+    (the reads of other hosts would wait behind them). The first failure is raised; the
+    rectangles not yet handed over are then never requested.
+    """
+    from concurrent.futures import FIRST_COMPLETED, Future, wait
+
+    from cas_xr.config import get_settings
+    from cas_xr.sources._http import io_pool
+
+    pool = io_pool()
+    todo = iter(enumerate(rects))
+    running: dict[Future[_Read], int] = {}
+    found: dict[int, _Read] = {}
+
+    def hand_over(count: int) -> None:
+        for k, (r0, r1, c0, c1) in itertools.islice(todo, count):
+            running[pool.submit(read, slice(r0, r1), slice(c0, c1))] = k
+
+    hand_over(get_settings().max_concurrent_requests_per_host)
+    while running:
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            found[running.pop(future)] = future.result()
+        hand_over(len(done))
+    return [found[k] for k in range(len(rects))]
 
 
 def _two_cells(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:

@@ -24,6 +24,8 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from cas_xr.zonal._fusion import no_fusion
+
 __all__ = ["BatchReader", "compute"]
 
 #: Cells of the chunks fetched by one batch task at most (its memory: 32 Mi cells).
@@ -258,7 +260,7 @@ def compute(
     from dask.optimization import cull
 
     if optimize:
-        with dask.config.set({"optimization.fuse.active": False}):  # keep the read tasks
+        with no_fusion():  # keep the read tasks
             optimized = dask.optimize(*collections)
     else:
         optimized = collections
