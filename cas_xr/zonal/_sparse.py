@@ -215,11 +215,11 @@ def window_of(
     if bounds is not None and _covered(bounds, window) * (1 + _WHOLE) >= (r1 - r0) * (c1 - c0):
         return whole  # the geometries' windows fill it: every chunk is likely touched
     touched, every = touched_edges(shapes, to_cells, (data.chunks[-2], data.chunks[-1]), window)
-    exact = bounds is not None and reads_any_window(data)
-    if every and not exact:
+    clip = bounds if bounds is not None and reads_any_window(data) else None
+    if every and clip is None:
         return whole
-    if exact:
-        touched = _clipped(touched, bounds)
+    if clip is not None:
+        touched = _clipped(touched, clip)
     spans = [(a - r0, b - r0, c - c0, d - c0) for a, b, c, d in touched]
     shape = (*data.shape[:-2], r1 - r0, c1 - c0)
     fill = _fill(data.dtype, encoding)
