@@ -469,18 +469,15 @@ def _zonal_kernel(
     codes: npt.NDArray[np.int64],
     qs: npt.NDArray[np.float64],
     classes: npt.NDArray[np.float64],
-    weighted_classes: bool,
-    empty_row: npt.NDArray[np.float64],
     noise: float,
     opts: npt.NDArray[np.float64],
     more: Any,
-) -> tuple[
-    npt.NDArray[np.float64],
-    npt.NDArray[np.float64],
-    npt.NDArray[np.int64],
-    npt.NDArray[np.float64],
-    npt.NDArray[np.float64],
-]:
+    stats: npt.NDArray[np.float64],
+    count: npt.NDArray[np.float64],
+    pixels: npt.NDArray[np.int64],
+    dist: npt.NDArray[np.float64],
+    wdist: npt.NDArray[np.float64],
+) -> None:
     """Zonal statistics of every polygon for every leading index of ``values``.
 
     Parameters
@@ -512,10 +509,6 @@ def _zonal_kernel(
         The statistics to compute (and the quantile of each ``QUANTILE`` code).
     classes
         Sorted class values of the distribution (empty: no distribution).
-    weighted_classes
-        Whether the distribution weighted by the weights raster is asked too.
-    empty_row
-        The statistics of a geometry without valid cells (:func:`~cas_xr.zonal._codes.empty_stats`).
     noise
         Exact coverage below this is dropped (:data:`~cas_xr.zonal.COVERAGE_NOISE`).
     opts
@@ -524,26 +517,17 @@ def _zonal_kernel(
         The statistics of :data:`~cas_xr.zonal._codes.MORE_STATISTICS` and the weighted
         distribution: :func:`more_statistics` when one is asked, else a function that
         computes nothing (passed in, so that the kernel compiles without them).
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        ``stats (g, layers, codes)`` (``empty_row`` without valid cells),
-        ``count (g, layers)`` (sum of valid coverage), ``pixels (g, layers)`` (valid cells
-        with weight > 0), ``dist (g, layers, classes)`` (area fraction of each class) and
-        ``wdist`` (the same weighted by the weights raster; 0 classes unless asked).
+    stats, count, pixels, dist, wdist
+        The results, filled in for the geometries with valid cells (allocated by the
+        caller: numba's ``np.zeros`` of each shape and dtype is a compilation of its
+        own): ``stats (g, layers, codes)``, ``count (g, layers)`` (sum of valid
+        coverage), ``pixels (g, layers)`` (valid cells with weight > 0),
+        ``dist (g, layers, classes)`` (area fraction of each class) and ``wdist`` (the
+        same weighted by the weights raster; 0 classes unless asked). ``stats`` holds
+        the statistics of a geometry without valid cells already, the others zeros.
     """
     ngeom = geom_ring_offsets.size - 1
     nlayers, nrows, ncols = values.shape
-    stats = np.empty((ngeom, nlayers, codes.size))
-    for g in range(ngeom):
-        for layer in range(nlayers):
-            for s in range(codes.size):
-                stats[g, layer, s] = empty_row[s]
-    count = np.zeros((ngeom, nlayers))
-    pixels = np.zeros((ngeom, nlayers), dtype=np.int64)
-    dist = np.zeros((ngeom, nlayers, classes.size))
-    wdist = np.zeros((ngeom, nlayers, classes.size if weighted_classes else 0))
     need_pooled = classes.size > 0
     need_cells = False
     need_missing = False
@@ -564,7 +548,7 @@ def _zonal_kernel(
     fill_value = opts[OPT_DEFAULT_VALUE]
     fill_weight = opts[OPT_HAS_DEFAULT_WEIGHT] > 0.0
     weight_value = opts[OPT_DEFAULT_WEIGHT]
-    missing = np.zeros(2)
+    missing = np.empty(2)
     for g in range(ngeom):
         first, last = geom_ring_offsets[g], geom_ring_offsets[g + 1]
         if first == last:
@@ -635,7 +619,6 @@ def _zonal_kernel(
                 x, w, a, wt, cell, n, codes, qs, classes, need_pooled, weights_defined, col_x,
                 row_y, stats[g, layer], dist[g, layer], wdist[g, layer], missing, more,
             )  # fmt: skip
-    return stats, count, pixels, dist, wdist
 
 
 def kernel_for(family: str) -> Any:
@@ -651,14 +634,15 @@ def kernel_for(family: str) -> Any:
     numba.core.registry.CPUDispatcher
         ``kernel(values, nodata, use_nodata, marks, coords, ring_offsets,
         geom_ring_offsets, row_factor, cover_factor, col_x, row_y, weights, mode, codes, qs,
-        classes, weighted_classes, empty_row, noise, opts, more)`` (see ``_zonal_kernel``),
-        which releases the GIL (windows run in parallel on threads).
+        classes, noise, opts, more, stats, count, pixels, dist, wdist)`` (see
+        ``_zonal_kernel``), which releases the GIL (windows run in parallel on threads).
     """
     dtype = getattr(types, family)
     signature = (
         dtype[:, :, ::1], dtype, types.boolean, types.uint8[:, :, ::1], types.float64[:, ::1],
         _I8, _I8, _F8, _F8, _F8, _F8, types.float64[:, :, ::1], types.int64, _I8, _F8, _F8,
-        types.boolean, _F8, types.float64, _F8, _MORE_FUNCTION,
+        types.float64, _F8, _MORE_FUNCTION, types.float64[:, :, ::1], types.float64[:, ::1],
+        types.int64[:, ::1], types.float64[:, :, ::1], types.float64[:, :, ::1],
     )  # fmt: skip
     return jit(signature, nogil=True)(_zonal_kernel)
 
