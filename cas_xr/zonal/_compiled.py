@@ -359,7 +359,7 @@ def _more_statistics(
 
 @jit(
     (_F8, _F8, _F8, _F8, _I8, types.int64, _I8, _F8, _F8, types.boolean, types.boolean, _F8,
-     _F8, _F8, _F8, _F8, _F8, _MORE_FUNCTION),
+     _F8, _F8, _F8, _F8, _F8, types.boolean, _MORE_FUNCTION),
 )  # fmt: skip
 def _summarise(
     x: npt.NDArray[np.float64],
@@ -379,6 +379,7 @@ def _summarise(
     dist: npt.NDArray[np.float64],
     wdist: npt.NDArray[np.float64],
     missing: npt.NDArray[np.float64],
+    need_more: bool,
     more: Any,
 ) -> None:
     """Every requested statistic of n valid cells.
@@ -388,7 +389,8 @@ def _summarise(
     given), ``cell`` each cell's position ``row * cols + col`` in the window (when a
     centre coordinate is asked); ``missing`` holds the nodata and NaN counts. The
     statistics of :data:`~cas_xr.zonal._codes.MORE_STATISTICS` and the weighted
-    distribution are ``more``'s (:func:`_more_statistics`, compiled only when asked).
+    distribution are ``more``'s (:func:`_more_statistics`, compiled only when asked),
+    called when ``need_more`` (a call through a function pointer: not for nothing).
     """
     count = 0.0
     total = 0.0
@@ -448,8 +450,9 @@ def _summarise(
             out[s] = values[best]
     if classes.size:
         _shares(values, weights, asum, classes, dist)
-    more(x, w, a, wt, cell, n, codes, qs, values, weights, classes, weights_defined, col_x,
-         row_y, out, wdist)  # fmt: skip
+    if need_more:
+        more(x, w, a, wt, cell, n, codes, qs, values, weights, classes, weights_defined, col_x,
+             row_y, out, wdist)  # fmt: skip
 
 
 def _zonal_kernel(
@@ -531,6 +534,7 @@ def _zonal_kernel(
     need_pooled = classes.size > 0
     need_cells = False
     need_missing = False
+    need_more = wdist.shape[2] > 0
     for code in codes:
         if code in (QUANTILE, MAJORITY, MINORITY, UNIQUE):
             need_pooled = True
@@ -538,6 +542,9 @@ def _zonal_kernel(
             need_cells = True
         elif code in (NODATA_COUNT, NAN_COUNT):
             need_missing = True
+        if code in (QUANTILE, MIN_X, MIN_Y, MAX_X, MAX_Y, WEIGHTED_MEAN, WEIGHTED_SUM,
+                    WEIGHTED_STD, WEIGHTED_VARIANCE):  # fmt: skip
+            need_more = True  # MORE_STATISTICS
     has_marks = marks.shape[0] > 0
     has_weights = weights.shape[0] > 0
     weight_layers = weights.shape[0]
@@ -617,7 +624,8 @@ def _zonal_kernel(
             count[g, layer] = covered
             _summarise(
                 x, w, a, wt, cell, n, codes, qs, classes, need_pooled, weights_defined, col_x,
-                row_y, stats[g, layer], dist[g, layer], wdist[g, layer], missing, more,
+                row_y, stats[g, layer], dist[g, layer], wdist[g, layer], missing, need_more,
+                more,
             )  # fmt: skip
 
 
