@@ -542,9 +542,8 @@ def _zonal_kernel(
             need_cells = True
         elif code in (NODATA_COUNT, NAN_COUNT):
             need_missing = True
-        if code in (QUANTILE, MIN_X, MIN_Y, MAX_X, MAX_Y, WEIGHTED_MEAN, WEIGHTED_SUM,
-                    WEIGHTED_STD, WEIGHTED_VARIANCE):  # fmt: skip
-            need_more = True  # MORE_STATISTICS
+        if code == QUANTILE or MIN_X <= code <= MAX_Y or WEIGHTED_MEAN <= code <= WEIGHTED_VARIANCE:
+            need_more = True  # MORE_STATISTICS (each a range of codes, see _codes)
     has_marks = marks.shape[0] > 0
     has_weights = weights.shape[0] > 0
     weight_layers = weights.shape[0]
