@@ -163,19 +163,22 @@ from cas_xr.zonal import _kernel
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 polygon = gpd.GeoSeries([shapely.box(0.3, 0.6, 7.2, 8.9)], crs="EPSG:32633")
-for name in sys.argv[1:]:
+stats = sys.argv[1].split(",")
+for name in sys.argv[2:]:
     da = xr.DataArray(np.ones((10, 10), dtype=name), dims=("y", "x"),
                       coords={"y": np.arange(9.5, 0, -1), "x": np.arange(0.5, 10)})
-    cas_xr.zonal(da.rio.write_crs("EPSG:32633"), polygon, ["mean", "median"]).compute()
+    cas_xr.zonal(da.rio.write_crs("EPSG:32633"), polygon, stats).compute()
 print(json.dumps({f: len(k.signatures) for f, k in _kernel._kernels.items()}))
 """
 
 
-def _zonal_in_fresh_process(cache: Path, *dtypes: str) -> tuple[dict[str, int], str]:
+def _zonal_in_fresh_process(
+    cache: Path, *dtypes: str, stats: str = "mean,majority"
+) -> tuple[dict[str, int], str]:
     # run away from the checkout, so that `python -c` imports the cas_xr the demo ran (the
     # installed one): numba's cache is keyed by the source file's path
     done = subprocess.run(
-        [sys.executable, "-c", _ZONAL, *dtypes], capture_output=True, text=True,
+        [sys.executable, "-c", _ZONAL, stats, *dtypes], capture_output=True, text=True,
         env={**_env(cache), "CAS_PROGRESS": "false"}, timeout=300, check=True, cwd=cache,
     )  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
@@ -194,3 +197,19 @@ def test_after_a_first_run_the_kernels_come_from_the_cache_one_per_family(
     assert kernels == {"float64": 1}
     assert stderr.count(ANNOUNCEMENT) == 1, stderr
     assert "statistics kernels ready" in stderr, stderr
+
+
+def test_the_statistics_the_demo_does_not_ask_for_compile_once_when_first_asked(
+    first_demo: tuple[str, Path],
+):
+    # quantiles, cell centres and weighted statistics are a function of their own,
+    # compiled (announced) by the first request that asks for one, then cached
+    _, cache = first_demo
+    assert not list(cache.rglob("_compiled._more_statistics-*.nbc"))
+    stats = "mean,median,min_center_x"
+    kernels, stderr = _zonal_in_fresh_process(cache, "float32", stats=stats)
+    assert kernels == {"float32": 1}
+    assert stderr.count(ANNOUNCEMENT) == 1, stderr
+    assert f"({_kernel.MORE_FUNCTIONS} compiled in" in stderr, stderr
+    kernels, stderr = _zonal_in_fresh_process(cache, "float32", stats=stats)
+    assert ANNOUNCEMENT not in stderr, stderr

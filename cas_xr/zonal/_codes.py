@@ -32,6 +32,7 @@ __all__ = [
     "MODE_ALL_TOUCHED",
     "MODE_CENTER",
     "MODE_EXACT",
+    "MORE_STATISTICS",
     "NAN_COUNT",
     "NODATA_COUNT",
     "N_OPTIONS",
@@ -72,6 +73,9 @@ POOLED_STATISTICS = (QUANTILE, MAJORITY, MINORITY, UNIQUE)
 CELL_STATISTICS = (MIN_X, MIN_Y, MAX_X, MAX_Y)
 #: Statistics that need a weights raster.
 WEIGHTED_STATISTICS = (WEIGHTED_MEAN, WEIGHTED_SUM, WEIGHTED_STD, WEIGHTED_VARIANCE)
+#: Statistics the kernel leaves to a function compiled only when one is asked (with the
+#: distribution weighted by a weights raster): a first run need not compile them.
+MORE_STATISTICS = (QUANTILE, *CELL_STATISTICS, *WEIGHTED_STATISTICS)
 
 #: Positions in the kernel's ``options`` array (see :func:`options`).
 OPT_MIN_COVER, OPT_UNIT_COVER = 0, 1

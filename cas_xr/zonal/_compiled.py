@@ -5,10 +5,16 @@ centre-in-polygon or all-touched) and reused for every leading index (time step,
 variable) of the window; statistics are accumulated in float64.
 
 Compilation is the cost of a first run, so the code is written for it: every helper has
-one explicit signature (no specialisation per call site or literal argument), the kernel
-is compiled once per dtype family (:func:`kernel_for`), all with ``cache=True``; loops
-stand in for numpy calls whose numba implementations take seconds to compile (array
-broadcasting, ``np.where``, sorting, ``np.searchsorted``).
+one explicit signature, or is called from one place only (no specialisation per call
+site or literal argument), the kernel is compiled once per dtype family
+(:func:`kernel_for`), all with ``cache=True``; loops stand in for numpy calls whose numba
+implementations take seconds to compile (array broadcasting, ``np.where``, sorting,
+``np.searchsorted``). The less common statistics (quantiles, cell centres, weighted
+statistics) are a function the kernel is given (:func:`more_statistics`), compiled the
+first time a request asks for one, and the kernel's results are allocated by its caller
+(numba compiles ``np.zeros`` anew for each shape and dtype): a first run without them
+(the demo's) compiles 14 functions instead of 17, in about a fifth less CPU time
+(benchmarks/README.md, session 7).
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ from cas_xr.zonal._codes import (
 from cas_xr.zonal._coverage import cell_weights, geometry_window
 from cas_xr.zonal._jit import jit
 
-__all__ = ["FAMILIES", "kernel_for"]
+__all__ = ["FAMILIES", "kernel_for", "more_statistics"]
 
 #: The dtypes the kernel is compiled for: values are cast to one of them (exactly) first.
 FAMILIES = ("float32", "float64", "int64", "uint64")
@@ -149,7 +155,7 @@ def _pooled(
     return values[: m + 1], weights[: m + 1]
 
 
-@jit((_F8,))
+@jit()
 def _positions(weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Positions ``s_k = k w_k + (n - 1) (w_0 + ... + w_(k-1))`` of pooled, sorted values."""
     n = weights.size
@@ -161,7 +167,7 @@ def _positions(weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return s
 
 
-@jit((_F8, _F8, types.float64))
+@jit()
 def _quantile(values: npt.NDArray[np.float64], s: npt.NDArray[np.float64], q: float) -> float:
     """Weighted quantile (exactextract's definition) of pooled, sorted values.
 
@@ -205,7 +211,7 @@ def _shares(
             out[j] = _ratio(weights[k], total)
 
 
-@jit((_F8, _I8, types.int64, types.boolean, _F8, _F8))
+@jit()
 def _extreme_centre(
     x: npt.NDArray[np.float64],
     cell: npt.NDArray[np.int64],
@@ -236,7 +242,7 @@ def _extreme_centre(
     return bx, by
 
 
-@jit((_F8, _F8, _F8, _F8, types.int64, types.int64))
+@jit()
 def _weighted(
     x: npt.NDArray[np.float64],
     w: npt.NDArray[np.float64],
@@ -270,9 +276,92 @@ def _weighted(
     return variance if code == WEIGHTED_VARIANCE else np.sqrt(variance)
 
 
+#: ``more(x, w, a, wt, cell, n, codes, qs, values, weights, classes, weights_defined, col_x,
+#: row_y, out, wdist)``: the statistics :func:`_summarise` leaves to a function passed in.
+_MORE = types.void(
+    _F8, _F8, _F8, _F8, _I8, types.int64, _I8, _F8, _F8, _F8, _F8, types.boolean, _F8, _F8, _F8,
+    _F8,
+)  # fmt: skip
+_MORE_FUNCTION = types.FunctionType(_MORE)
+
+
+@jit(_MORE)
+def _no_more_statistics(
+    x: npt.NDArray[np.float64],
+    w: npt.NDArray[np.float64],
+    a: npt.NDArray[np.float64],
+    wt: npt.NDArray[np.float64],
+    cell: npt.NDArray[np.int64],
+    n: int,
+    codes: npt.NDArray[np.int64],
+    qs: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    classes: npt.NDArray[np.float64],
+    weights_defined: bool,
+    col_x: npt.NDArray[np.float64],
+    row_y: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float64],
+    wdist: npt.NDArray[np.float64],
+) -> None:
+    """``more`` of a request without any of :data:`~cas_xr.zonal._codes.MORE_STATISTICS`."""
+
+
+@jit()  # compiled (for _MORE) by more_statistics(), when a request first needs it
+def _more_statistics(
+    x: npt.NDArray[np.float64],
+    w: npt.NDArray[np.float64],
+    a: npt.NDArray[np.float64],
+    wt: npt.NDArray[np.float64],
+    cell: npt.NDArray[np.int64],
+    n: int,
+    codes: npt.NDArray[np.int64],
+    qs: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    classes: npt.NDArray[np.float64],
+    weights_defined: bool,
+    col_x: npt.NDArray[np.float64],
+    row_y: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float64],
+    wdist: npt.NDArray[np.float64],
+) -> None:
+    """Quantiles, cell centres, weighted statistics and the weighted distribution.
+
+    The arguments are :func:`_summarise`'s, with ``values`` and ``weights`` the pooled
+    values (sorted, distinct) and their summed weights (when pooling was needed).
+    """
+    positions = weights[:0]
+    for code in codes:
+        if code == QUANTILE:  # shared by every quantile
+            positions = _positions(weights)
+            break
+    for s in range(codes.size):
+        code = codes[s]
+        if code == QUANTILE:
+            out[s] = _quantile(values, positions, qs[s])
+        elif code in (MIN_X, MIN_Y, MAX_X, MAX_Y):
+            cx, cy = _extreme_centre(x, cell, n, code in (MIN_X, MIN_Y), col_x, row_y)
+            out[s] = cx if code in (MIN_X, MAX_X) else cy
+        elif code in (WEIGHTED_MEAN, WEIGHTED_SUM, WEIGHTED_STD, WEIGHTED_VARIANCE):
+            out[s] = _weighted(x, w, a, wt, n, code) if weights_defined else np.nan
+    if wdist.size:
+        if weights_defined:
+            awt = np.empty(n)
+            awt_sum = 0.0
+            for i in range(n):
+                awt[i] = a[i] * wt[i]
+                awt_sum += awt[i]
+            wvalues, wweights = _pooled(x, awt, n)
+            _shares(wvalues, wweights, awt_sum, classes, wdist)
+        else:
+            for k in range(wdist.size):
+                wdist[k] = np.nan
+
+
 @jit(
     (_F8, _F8, _F8, _F8, _I8, types.int64, _I8, _F8, _F8, types.boolean, types.boolean, _F8,
-     _F8, _F8, _F8, _F8, _F8),
+     _F8, _F8, _F8, _F8, _F8, types.boolean, _MORE_FUNCTION),
 )  # fmt: skip
 def _summarise(
     x: npt.NDArray[np.float64],
@@ -292,13 +381,18 @@ def _summarise(
     dist: npt.NDArray[np.float64],
     wdist: npt.NDArray[np.float64],
     missing: npt.NDArray[np.float64],
+    need_more: bool,
+    more: Any,
 ) -> None:
     """Every requested statistic of n valid cells.
 
     ``x`` values, ``w`` coverage weights (count, sum), ``a`` statistic weights (``w``
     times true cell area when area weighting), ``wt`` the weights raster's values (when
     given), ``cell`` each cell's position ``row * cols + col`` in the window (when a
-    centre coordinate is asked); ``missing`` holds the nodata and NaN counts.
+    centre coordinate is asked); ``missing`` holds the nodata and NaN counts. The
+    statistics of :data:`~cas_xr.zonal._codes.MORE_STATISTICS` and the weighted
+    distribution are ``more``'s (:func:`_more_statistics`, compiled only when asked),
+    called when ``need_more`` (a call through a function pointer: not for nothing).
     """
     count = 0.0
     total = 0.0
@@ -322,11 +416,6 @@ def _summarise(
         values, weights = _pooled(x, a, n)
     else:
         values, weights = x[:0], a[:0]
-    positions = weights[:0]
-    for code in codes:
-        if code == QUANTILE:  # shared by every quantile
-            positions = _positions(weights)
-            break
     for s in range(codes.size):
         code = codes[s]
         if code == COUNT:
@@ -351,8 +440,6 @@ def _summarise(
             out[s] = missing[0]
         elif code == NAN_COUNT:
             out[s] = missing[1]
-        elif code == QUANTILE:
-            out[s] = _quantile(values, positions, qs[s])
         elif code == UNIQUE:
             out[s] = values.size
         elif code in (MAJORITY, MINORITY):
@@ -363,25 +450,11 @@ def _summarise(
                 ):
                     best = k
             out[s] = values[best]
-        elif code in (MIN_X, MIN_Y, MAX_X, MAX_Y):
-            cx, cy = _extreme_centre(x, cell, n, code in (MIN_X, MIN_Y), col_x, row_y)
-            out[s] = cx if code in (MIN_X, MAX_X) else cy
-        elif code in (WEIGHTED_MEAN, WEIGHTED_SUM, WEIGHTED_STD, WEIGHTED_VARIANCE):
-            out[s] = _weighted(x, w, a, wt, n, code) if weights_defined else np.nan
     if classes.size:
         _shares(values, weights, asum, classes, dist)
-        if wdist.size:
-            if weights_defined:
-                awt = np.empty(n)
-                awt_sum = 0.0
-                for i in range(n):
-                    awt[i] = a[i] * wt[i]
-                    awt_sum += awt[i]
-                wvalues, wweights = _pooled(x, awt, n)
-                _shares(wvalues, wweights, awt_sum, classes, wdist)
-            else:
-                for k in range(wdist.size):
-                    wdist[k] = np.nan
+    if need_more:
+        more(x, w, a, wt, cell, n, codes, qs, values, weights, classes, weights_defined, col_x,
+             row_y, out, wdist)  # fmt: skip
 
 
 def _zonal_kernel(
@@ -401,17 +474,15 @@ def _zonal_kernel(
     codes: npt.NDArray[np.int64],
     qs: npt.NDArray[np.float64],
     classes: npt.NDArray[np.float64],
-    weighted_classes: bool,
-    empty_row: npt.NDArray[np.float64],
     noise: float,
     opts: npt.NDArray[np.float64],
-) -> tuple[
-    npt.NDArray[np.float64],
-    npt.NDArray[np.float64],
-    npt.NDArray[np.int64],
-    npt.NDArray[np.float64],
-    npt.NDArray[np.float64],
-]:
+    more: Any,
+    stats: npt.NDArray[np.float64],
+    count: npt.NDArray[np.float64],
+    pixels: npt.NDArray[np.int64],
+    dist: npt.NDArray[np.float64],
+    wdist: npt.NDArray[np.float64],
+) -> None:
     """Zonal statistics of every polygon for every leading index of ``values``.
 
     Parameters
@@ -443,37 +514,29 @@ def _zonal_kernel(
         The statistics to compute (and the quantile of each ``QUANTILE`` code).
     classes
         Sorted class values of the distribution (empty: no distribution).
-    weighted_classes
-        Whether the distribution weighted by the weights raster is asked too.
-    empty_row
-        The statistics of a geometry without valid cells (:func:`~cas_xr.zonal._codes.empty_stats`).
     noise
         Exact coverage below this is dropped (:data:`~cas_xr.zonal.COVERAGE_NOISE`).
     opts
         The options of :func:`~cas_xr.zonal._codes.options`.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        ``stats (g, layers, codes)`` (``empty_row`` without valid cells),
-        ``count (g, layers)`` (sum of valid coverage), ``pixels (g, layers)`` (valid cells
-        with weight > 0), ``dist (g, layers, classes)`` (area fraction of each class) and
-        ``wdist`` (the same weighted by the weights raster; 0 classes unless asked).
+    more
+        The statistics of :data:`~cas_xr.zonal._codes.MORE_STATISTICS` and the weighted
+        distribution: :func:`more_statistics` when one is asked, else a function that
+        computes nothing (passed in, so that the kernel compiles without them).
+    stats, count, pixels, dist, wdist
+        The results, filled in for the geometries with valid cells (allocated by the
+        caller: numba's ``np.zeros`` of each shape and dtype is a compilation of its
+        own): ``stats (g, layers, codes)``, ``count (g, layers)`` (sum of valid
+        coverage), ``pixels (g, layers)`` (valid cells with weight > 0),
+        ``dist (g, layers, classes)`` (area fraction of each class) and ``wdist`` (the
+        same weighted by the weights raster; 0 classes unless asked). ``stats`` holds
+        the statistics of a geometry without valid cells already, the others zeros.
     """
     ngeom = geom_ring_offsets.size - 1
     nlayers, nrows, ncols = values.shape
-    stats = np.empty((ngeom, nlayers, codes.size))
-    for g in range(ngeom):
-        for layer in range(nlayers):
-            for s in range(codes.size):
-                stats[g, layer, s] = empty_row[s]
-    count = np.zeros((ngeom, nlayers))
-    pixels = np.zeros((ngeom, nlayers), dtype=np.int64)
-    dist = np.zeros((ngeom, nlayers, classes.size))
-    wdist = np.zeros((ngeom, nlayers, classes.size if weighted_classes else 0))
     need_pooled = classes.size > 0
     need_cells = False
     need_missing = False
+    need_more = wdist.shape[2] > 0
     for code in codes:
         if code in (QUANTILE, MAJORITY, MINORITY, UNIQUE):
             need_pooled = True
@@ -481,6 +544,8 @@ def _zonal_kernel(
             need_cells = True
         elif code in (NODATA_COUNT, NAN_COUNT):
             need_missing = True
+        if code == QUANTILE or MIN_X <= code <= MAX_Y or WEIGHTED_MEAN <= code <= WEIGHTED_VARIANCE:
+            need_more = True  # MORE_STATISTICS (each a range of codes, see _codes)
     has_marks = marks.shape[0] > 0
     has_weights = weights.shape[0] > 0
     weight_layers = weights.shape[0]
@@ -491,7 +556,7 @@ def _zonal_kernel(
     fill_value = opts[OPT_DEFAULT_VALUE]
     fill_weight = opts[OPT_HAS_DEFAULT_WEIGHT] > 0.0
     weight_value = opts[OPT_DEFAULT_WEIGHT]
-    missing = np.zeros(2)
+    missing = np.empty(2)
     for g in range(ngeom):
         first, last = geom_ring_offsets[g], geom_ring_offsets[g + 1]
         if first == last:
@@ -560,9 +625,9 @@ def _zonal_kernel(
             count[g, layer] = covered
             _summarise(
                 x, w, a, wt, cell, n, codes, qs, classes, need_pooled, weights_defined, col_x,
-                row_y, stats[g, layer], dist[g, layer], wdist[g, layer], missing,
+                row_y, stats[g, layer], dist[g, layer], wdist[g, layer], missing, need_more,
+                more,
             )  # fmt: skip
-    return stats, count, pixels, dist, wdist
 
 
 def kernel_for(family: str) -> Any:
@@ -578,13 +643,26 @@ def kernel_for(family: str) -> Any:
     numba.core.registry.CPUDispatcher
         ``kernel(values, nodata, use_nodata, marks, coords, ring_offsets,
         geom_ring_offsets, row_factor, cover_factor, col_x, row_y, weights, mode, codes, qs,
-        classes, weighted_classes, empty_row, noise, opts)`` (see ``_zonal_kernel``),
-        which releases the GIL (windows run in parallel on threads).
+        classes, noise, opts, more, stats, count, pixels, dist, wdist)`` (see
+        ``_zonal_kernel``), which releases the GIL (windows run in parallel on threads).
     """
     dtype = getattr(types, family)
     signature = (
         dtype[:, :, ::1], dtype, types.boolean, types.uint8[:, :, ::1], types.float64[:, ::1],
         _I8, _I8, _F8, _F8, _F8, _F8, types.float64[:, :, ::1], types.int64, _I8, _F8, _F8,
-        types.boolean, _F8, types.float64, _F8,
+        types.float64, _F8, _MORE_FUNCTION, types.float64[:, :, ::1], types.float64[:, ::1],
+        types.int64[:, ::1], types.float64[:, :, ::1], types.float64[:, :, ::1],
     )  # fmt: skip
     return jit(signature, nogil=True)(_zonal_kernel)
+
+
+def more_statistics(needed: bool) -> Any:
+    """The kernel's ``more`` argument: :func:`_more_statistics` if ``needed``, else none.
+
+    :func:`_more_statistics` (and the helpers only it calls) is compiled, or loaded from
+    numba's cache, on the first call that needs it.
+    """
+    if not needed:
+        return _no_more_statistics
+    _more_statistics.compile(_MORE)
+    return _more_statistics

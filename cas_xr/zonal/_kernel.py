@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from cas_xr.errors import InvalidArgumentError
 from cas_xr.zonal._announce import announced_compilation
+from cas_xr.zonal._codes import MORE_STATISTICS
 
 __all__ = ["family_of", "prepare", "zonal_kernel"]
 
@@ -32,11 +33,15 @@ _FAMILIES = {
     **dict.fromkeys(("int64",), "int64"),
     **dict.fromkeys(("uint64",), "uint64"),
 }
-#: What numba compiles for the first kernel when nothing is cached: the 10 statistics
+#: What numba compiles for the first kernel when nothing is cached: the 7 statistics
 #: helpers of ``_compiled``, the 6 coverage functions of ``_coverage`` (those not
 #: inlined) and the kernel (tests/test_kernel.py counts them on a first demo).
-FIRST_KERNEL_FUNCTIONS = 17
+FIRST_KERNEL_FUNCTIONS = 14
+#: What numba compiles when a request first asks for one of ``MORE_STATISTICS``: the
+#: function that computes them and the 4 helpers only it calls.
+MORE_FUNCTIONS = 5
 _kernels: dict[str, Any] = {}
+_more: dict[bool, Any] = {}
 _lock = threading.Lock()
 _log = logging.getLogger("cas_xr.zonal")
 
@@ -82,6 +87,16 @@ def _kernel(family: str) -> Any:
 
                     kernel = _kernels[family] = kernel_for(family)
     return kernel
+
+
+def _more_statistics(needed: bool) -> Any:
+    more = _more.get(needed)
+    if more is None:
+        with _lock, announced_compilation(MORE_FUNCTIONS):
+            from cas_xr.zonal._compiled import more_statistics
+
+            more = _more[needed] = more_statistics(needed)
+    return more
 
 
 def _prepare(family: str) -> None:
@@ -135,28 +150,38 @@ def zonal_kernel(
 ) -> tuple[npt.NDArray[Any], ...]:
     """Zonal statistics of every polygon for every leading index of ``values``.
 
-    The arguments and results are those of the compiled kernel
+    The arguments are those of the compiled kernel
     (:func:`cas_xr.zonal._compiled._zonal_kernel`), but ``values`` may have any real
     dtype and layout: it is cast to its family (:func:`family_of`), with ``nodata``,
-    which keeps the comparison with the marker exact.
+    which keeps the comparison with the marker exact; the function of the statistics
+    not every request needs is added (compiled when a request first asks for one), and
+    the results are allocated here: ``stats`` (``empty_row`` where a geometry has no valid
+    cells), ``count``, ``pixels``, ``dist`` and ``wdist`` (``weighted_classes``: the
+    distribution weighted by the weights raster).
     """
     family = family_of(values.dtype)
     kernel = _kernel(family)
+    more = _more_statistics(bool(weighted_classes) or bool(np.isin(codes, MORE_STATISTICS).any()))
     f8 = np.float64
-    return tuple(
-        kernel(
-            np.ascontiguousarray(values, dtype=family), np.dtype(family).type(nodata),
-            bool(use_nodata), np.ascontiguousarray(marks, dtype=np.uint8),
-            np.ascontiguousarray(coords, dtype=f8),
-            np.ascontiguousarray(ring_offsets, dtype=np.int64),
-            np.ascontiguousarray(geom_ring_offsets, dtype=np.int64),
-            np.ascontiguousarray(row_factor, dtype=f8),
-            np.ascontiguousarray(cover_factor, dtype=f8),
-            np.ascontiguousarray(col_x, dtype=f8), np.ascontiguousarray(row_y, dtype=f8),
-            np.ascontiguousarray(weights, dtype=f8), int(mode),
-            np.ascontiguousarray(codes, dtype=np.int64), np.ascontiguousarray(qs, dtype=f8),
-            np.ascontiguousarray(classes, dtype=f8), bool(weighted_classes),
-            np.ascontiguousarray(empty_row, dtype=f8), float(noise),
-            np.ascontiguousarray(opts, dtype=f8),
-        )
+    shape = (len(geom_ring_offsets) - 1, values.shape[0])
+    stats = np.empty((*shape, len(codes)))
+    stats[...] = empty_row
+    count = np.zeros(shape)
+    pixels = np.zeros(shape, dtype=np.int64)
+    dist = np.zeros((*shape, len(classes)))
+    wdist = np.zeros((*shape, len(classes) if weighted_classes else 0))
+    kernel(
+        np.ascontiguousarray(values, dtype=family), np.dtype(family).type(nodata),
+        bool(use_nodata), np.ascontiguousarray(marks, dtype=np.uint8),
+        np.ascontiguousarray(coords, dtype=f8),
+        np.ascontiguousarray(ring_offsets, dtype=np.int64),
+        np.ascontiguousarray(geom_ring_offsets, dtype=np.int64),
+        np.ascontiguousarray(row_factor, dtype=f8),
+        np.ascontiguousarray(cover_factor, dtype=f8),
+        np.ascontiguousarray(col_x, dtype=f8), np.ascontiguousarray(row_y, dtype=f8),
+        np.ascontiguousarray(weights, dtype=f8), int(mode),
+        np.ascontiguousarray(codes, dtype=np.int64), np.ascontiguousarray(qs, dtype=f8),
+        np.ascontiguousarray(classes, dtype=f8), float(noise),
+        np.ascontiguousarray(opts, dtype=f8), more, stats, count, pixels, dist, wdist,
     )  # fmt: skip
+    return stats, count, pixels, dist, wdist
