@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Collection
 from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,12 +70,28 @@ class ReadyStacIO(DefaultStacIO):
     requesting
         Set as a document is about to be requested (the caller may then go on working
         while the request is on its way).
+    ahead
+        URLs over HTTP(S) to request at once, before pystac follows the links to them: a
+        guess of a document further down (see
+        :meth:`~cas_xr.sources._stac_static.StaticStacSource.items`). pystac's read of
+        such a URL takes the early answer; one that failed is requested again, and one
+        never asked for costs that one request.
     """
 
-    def __init__(self, provider: str = "", requesting: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        provider: str = "",
+        requesting: threading.Event | None = None,
+        ahead: Collection[str] = (),
+    ) -> None:
         super().__init__()
         self.provider = provider
         self.requesting = requesting
+        self._ahead: dict[str, Future[str]] = {}
+        if ahead:
+            from cas_xr.sources._http import io_pool
+
+            self._ahead = {href: io_pool().submit(self._fetch, href) for href in ahead}
 
     def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
         """The document's text, once pystac is set up."""
@@ -95,6 +112,12 @@ class ReadyStacIO(DefaultStacIO):
         """
         if urlsplit(href).scheme not in ("http", "https"):
             return super().read_text_from_href(href)
+        early = self._ahead.pop(href, None)
+        if early is not None and early.exception() is None:
+            return early.result()
+        return self._fetch(href)  # not read ahead, or its early read failed: as asked
+
+    def _fetch(self, href: str) -> str:
         from cas_xr.sources._http import fetch
 
         response = fetch(href, provider=self.provider)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
+from urllib.parse import quote, urljoin, urlsplit
 
 from cas_xr.config import SettingsBoundCache, settings_generation
 from cas_xr.errors import SourceError
@@ -145,7 +146,7 @@ class StaticStacSource(StacItemsSource):
 
         from cas_xr.sources._pystac_ready import ReadyStacIO
 
-        io = ReadyStacIO(self.provider, requesting)
+        io = ReadyStacIO(self.provider, requesting, ahead=self._guesses())
         try:
             root = pystac.Catalog.from_file(self.endpoint, stac_io=io)
         except SourceError:
@@ -165,6 +166,17 @@ class StaticStacSource(StacItemsSource):
             )
         _resolve_tree(child)
         return sorted(child.get_items(recursive=True), key=lambda it: it.id)
+
+    def _guesses(self) -> list[str]:
+        """Where the collection's document usually lies, if the catalog is over HTTP(S).
+
+        The usual layout (pystac's and stac-fastapi's static exports, odc's) keeps it at
+        ``<collection>/collection.json`` beside ``catalog.json``: read at once with the
+        catalog, a round trip is saved when the catalog's link leads there.
+        """
+        if urlsplit(self.endpoint).scheme not in ("http", "https"):
+            return []
+        return [urljoin(self.endpoint, f"{quote(self.collection)}/collection.json")]
 
     def _candidates(
         self, bbox: tuple[float, float, float, float] | None, time_range: TimeRange | None
