@@ -205,6 +205,25 @@ def test_requests_in_flight_are_bounded_per_host(tmp_path: Path):
         assert 2 <= server.peak_in_flight <= 3  # concurrent, never past the cap
 
 
+def stac_provider(folder: Path, slug: str, endpoint: str | Path) -> Path:
+    """A provider file ``<slug>.yaml``: the collection ``dem`` of the catalog ``endpoint``."""
+    path = folder / f"{slug}.yaml"
+    path.write_text(
+        f"""slug: {slug}
+protocol: stac_static
+endpoint: {endpoint}
+license: CC0-1.0
+datasets:
+  - name: dem
+    collection: dem
+    variables:
+      - {{name: dem, units: m, nodata_value: -9999}}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
 def test_stac_static_over_http_reads_the_touched_tiles_of_each_item(tmp_path: Path):
     values = _values()
     half = N // 2  # two items side by side, the west one first in precedence
@@ -218,24 +237,10 @@ def test_stac_static_over_http_reads_the_touched_tiles_of_each_item(tmp_path: Pa
     make_stac_catalog(tmp_path, [StacCollectionSpec("dem", "two tiles", items)])
     geometries = _sparse(5, seed=11)
     with serve_with_latency(tmp_path, round_trip=ROUND_TRIP) as server:
-        body = """slug: {slug}
-protocol: stac_static
-endpoint: {endpoint}
-license: CC0-1.0
-datasets:
-  - name: dem
-    collection: dem
-    variables:
-      - {{name: dem, units: m, nodata_value: -9999}}
-"""
-        files = []
-        for slug, endpoint in (
-            ("http", server.url + "catalog.json"),
-            ("disk", tmp_path / "catalog.json"),
-        ):
-            path = tmp_path / f"{slug}.yaml"
-            path.write_text(body.format(slug=slug, endpoint=endpoint), encoding="utf-8")
-            files.append(str(path))
+        files = [
+            stac_provider(tmp_path, "http", server.url + "catalog.json"),
+            stac_provider(tmp_path, "disk", tmp_path / "catalog.json"),
+        ]
         cas.configure(provider_files=files)
         remote = cas.extract_table(geometries, ["http:dem"])
         requested = {("west", t) for t in _tiles_of(server, west)} | {

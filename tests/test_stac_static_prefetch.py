@@ -35,6 +35,7 @@ from cas_xr.testing import (
     serve_status,
     serve_with_latency,
 )
+from tests.test_remote_reads import stac_provider
 from tests.test_stac_static_reads import _peak, _quadrants
 
 ROUND_TRIP = 0.1
@@ -43,24 +44,6 @@ BOX = shapely.box(10.2, 49.3, 10.25, 49.35)  # inside the quadrant q10 of _quadr
 
 def _documents(server) -> list[str]:  # type: ignore[no-untyped-def]
     return [r.path for r in server.records if r.path.endswith(".json")]
-
-
-def _provider(tmp_path: Path, slug: str, endpoint: str) -> Path:
-    path = tmp_path / f"{slug}.yaml"
-    path.write_text(
-        f"""slug: {slug}
-protocol: stac_static
-endpoint: {endpoint}
-license: CC0-1.0
-datasets:
-  - name: dem
-    collection: dem
-    variables:
-      - {{name: dem, units: m, nodata_value: -9999}}
-""",
-        encoding="utf-8",
-    )
-    return path
 
 
 def _catalogs(server) -> int:  # type: ignore[no-untyped-def]
@@ -81,8 +64,8 @@ def test_a_plan_starts_reading_the_catalog_and_the_request_reads_it_once(tmp_pat
     catalog = _quadrants(tmp_path)
     geometries = gpd.GeoSeries([BOX], crs="EPSG:4326")
     with serve_with_latency(tmp_path, round_trip=ROUND_TRIP) as server:
-        http = _provider(tmp_path, "http", server.url + "catalog.json")
-        cas.configure(provider_files=[http, _provider(tmp_path, "disk", str(catalog))])
+        http = stac_provider(tmp_path, "http", server.url + "catalog.json")
+        cas.configure(provider_files=[http, stac_provider(tmp_path, "disk", str(catalog))])
         make_plan(
             geometries, ["http:dem"], aggregation="mean", time_range=None, batch_size=10,
             settings=get_settings(),
