@@ -408,10 +408,14 @@ def _summarise(
         lo = min(lo, x[i])
         hi = max(hi, x[i])
     mean = axsum / asum
-    spread = 0.0
-    for i in range(n):
-        spread += a[i] * (x[i] - mean) ** 2
-    variance = spread / asum
+    variance = np.nan
+    for code in codes:
+        if code in (STD, VARIANCE, CV):  # a second pass over the cells, only if asked
+            spread = 0.0
+            for i in range(n):
+                spread += a[i] * (x[i] - mean) ** 2
+            variance = spread / asum
+            break
     if need_pooled:
         values, weights = _pooled(x, a, n)
     else:
@@ -564,7 +568,25 @@ def _zonal_kernel(
         r0, r1, c0, c1 = geometry_window(coords, ring_offsets, first, last, nrows, ncols)
         buf = np.empty((r1 - r0, c1 - c0))
         cell_weights(buf, r0, c0, coords, ring_offsets, first, last, mode, noise)
-        size = buf.size
+        # the cells with weight, found once for every layer: position, the weight of
+        # count and sum (cw), of the averaging statistics (ca) and the coverage (cc)
+        cells = np.empty((buf.size, 2), dtype=np.int64)
+        cw = np.empty(buf.size)
+        ca = np.empty(buf.size)
+        cc = np.empty(buf.size)
+        size = 0
+        for i in range(r1 - r0):
+            for j in range(c1 - c0):
+                cover = buf[i, j]
+                if cover <= 0.0 or cover < min_cover:
+                    continue
+                weight = (1.0 if unit else cover) * cover_factor[r0 + i]
+                cells[size, 0] = r0 + i
+                cells[size, 1] = c0 + j
+                cw[size] = weight
+                ca[size] = weight * row_factor[r0 + i]
+                cc[size] = 1.0 if touched else cover
+                size += 1
         x = np.empty(size)
         w = np.empty(size)
         a = np.empty(size)
@@ -577,42 +599,37 @@ def _zonal_kernel(
             missing[1] = 0.0
             weights_defined = True
             wl = layer if weight_layers > 1 else 0
-            for i in range(r1 - r0):
-                for j in range(c1 - c0):
-                    cover = buf[i, j]
-                    if cover <= 0.0 or cover < min_cover:
+            for k in range(size):
+                r, c = cells[k, 0], cells[k, 1]
+                raw = values[layer, r, c]
+                v = float(raw)
+                if (
+                    (use_nodata and raw == nodata)  # in the stored dtype: exact
+                    or np.isnan(v)
+                ):
+                    if need_missing:
+                        marked = (use_nodata and raw == nodata) or (
+                            has_marks and marks[layer, r, c] > 0
+                        )
+                        missing[0 if marked else 1] += cw[k]
+                    if not fill:
                         continue
-                    weight = 1.0 if unit else cover
-                    raw = values[layer, r0 + i, c0 + j]
-                    v = float(raw)
-                    if (
-                        (use_nodata and raw == nodata)  # in the stored dtype: exact
-                        or np.isnan(v)
-                    ):
-                        if need_missing:
-                            marked = (use_nodata and raw == nodata) or (
-                                has_marks and marks[layer, r0 + i, c0 + j] > 0
-                            )
-                            missing[0 if marked else 1] += weight * cover_factor[r0 + i]
-                        if not fill:
-                            continue
-                        v = fill_value
-                    covered += 1.0 if touched else cover
-                    weight *= cover_factor[r0 + i]
-                    x[n] = v
-                    w[n] = weight
-                    a[n] = weight * row_factor[r0 + i]
-                    if has_weights:
-                        wv = weights[wl, r0 + i, c0 + j]
-                        if np.isnan(wv):
-                            if fill_weight:
-                                wv = weight_value
-                            else:
-                                weights_defined = False
-                        wt[n] = wv
-                    if need_cells:
-                        cell[n] = (r0 + i) * ncols + c0 + j
-                    n += 1
+                    v = fill_value
+                covered += cc[k]
+                x[n] = v
+                w[n] = cw[k]
+                a[n] = ca[k]
+                if has_weights:
+                    wv = weights[wl, r, c]
+                    if np.isnan(wv):
+                        if fill_weight:
+                            wv = weight_value
+                        else:
+                            weights_defined = False
+                    wt[n] = wv
+                if need_cells:
+                    cell[n] = r * ncols + c
+                n += 1
             if n == 0:
                 if need_missing:
                     for s in range(codes.size):
