@@ -686,7 +686,11 @@ def _cmd_client(args: argparse.Namespace) -> int:
 
 def _add_service(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
     p = sub.add_parser(
-        "serve", parents=[common], help="run the OGC API - Processes service (uvicorn)"
+        "serve",
+        parents=[common],
+        help="run the OGC API - Processes service (uvicorn)",
+        description="Run the OGC API - Processes service with uvicorn. It needs the 'service' "
+        "extra: pip install 'cas-xr[service]' (from a clone: pip install '.[service]').",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8008, help="port (default: 8008)")

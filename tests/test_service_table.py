@@ -6,8 +6,11 @@ import base64
 import io
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +20,10 @@ import pytest
 
 import cas_xr as cas
 from cas_xr.service import create_app
-from cas_xr.service._table import PARQUET
+from cas_xr.service._executor import JobCancelledError, JobContext
+from cas_xr.service._jobs import JobStore
+from cas_xr.service._options import ServiceOptions
+from cas_xr.service._table import PARQUET, extract_table_process
 from tests.test_service_support import poll, threaded_service
 
 KEY = {"X-API-Key": "table-key"}
@@ -207,3 +213,28 @@ def test_a_table_job_reports_progress_and_stops_when_dismissed(http: httpx.Clien
     status = http.get(f"jobs/{job_id}").json()
     assert status["status"] == "dismissed", seen  # stopped at the next batch, not finished
     _problem(http.get(f"jobs/{job_id}/results"), 410, "job-dismissed")
+
+
+def test_a_table_job_dismissed_through_another_process_stops_between_batches(tmp_path: Path):
+    cas.configure(progress=False, result_cache_ttl_s=0)  # every batch is computed
+    path = str(tmp_path / "jobs.sqlite")
+    options = ServiceOptions.from_settings(cas.Settings(jobs_db=path))
+    process = extract_table_process()
+    inputs = {"features": _geoparquet(_squares(6_000, seed=2)), "dataset_ids": ["sample:elevation"]}
+    parsed = process.validate(inputs, options)
+    here, there = JobStore(path), JobStore(path)  # the stores of two service processes
+    job_id = here.create(process.id, inputs).job_id
+    assert here.start(job_id)
+    context = JobContext(job_id, here, threading.Event())
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(process.function, parsed, context, options)
+        deadline = time.monotonic() + 120
+        while not getattr(here.get(job_id), "progress", 0):  # the first batch is done
+            assert not running.done() and time.monotonic() < deadline, "no progress reported"
+            time.sleep(0.02)
+        assert there.dismiss(job_id)  # a DELETE that reached the other process
+        with pytest.raises(JobCancelledError):  # stopped at its next batch: no table
+            running.result(timeout=120)
+    record = here.get(job_id)
+    assert record is not None and record.status.value == "dismissed"
+    assert record.progress is not None and 0 < record.progress < 100

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from importlib.resources import files
@@ -263,8 +264,9 @@ def test_session_cookie_authenticates_pages_and_reads_but_changes_need_the_token
     assert answer.status_code == 401
 
 
-def test_ended_sessions_are_kept_until_their_cookies_expire():
-    store = JobStore(":memory:")
+def test_ended_sessions_are_kept_until_their_cookies_expire(tmp_path: Path):
+    path = str(tmp_path / "jobs.sqlite")
+    store = JobStore(path)
     sessions = Sessions([SecretStr("a")], revoked=store)
     cookie, other = sessions.issue("key:abc"), sessions.issue("key:def")
     sessions.end(cookie)
@@ -272,8 +274,11 @@ def test_ended_sessions_are_kept_until_their_cookies_expire():
     assert Sessions([SecretStr("a")]).identity(cookie) == "key:abc"  # a store without it
     sessions.end("forged.123.abc")  # not a valid cookie: nothing stored
     store.revoke_session("old", int(time.time()) - 5)
+    assert "old" not in store.revoked_sessions()  # expired: no longer read
     sessions.end(other)  # drops revocations whose cookies expired
-    assert not store.session_revoked("old") and store.session_revoked(other.rsplit(".", 1)[1])
+    with sqlite3.connect(path) as db:
+        kept = {row[0] for row in db.execute("SELECT signature FROM revoked_sessions")}
+    assert kept == {cookie.rsplit(".", 1)[1], other.rsplit(".", 1)[1]}
 
 
 def test_a_session_works_on_every_worker_with_the_same_keys(secured: str, tmp_path: Path):

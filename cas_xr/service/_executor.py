@@ -2,9 +2,11 @@
 
 A process receives a :class:`JobContext`; it reports progress through it and, between
 steps, learns that its job was dismissed (or the server is stopping): ``report``,
-``check`` and ``sleep`` then raise :class:`JobCancelledError`. A dismissed job is
-marked ``dismissed`` at once by the store; whatever its worker returns afterwards is
-dropped.
+``check`` and ``sleep`` then raise :class:`JobCancelledError`. ``report`` also raises it
+when the store no longer has the job running: dismissed through another service process
+sharing the database (whose ``DELETE`` cannot reach this process's threads), or marked
+failed meanwhile. A dismissed job is marked ``dismissed`` at once by the store; whatever
+its worker returns afterwards is dropped.
 
 Small jobs that can run together (a :class:`Batch` with the same key, e.g. ``extract``
 requests for the same datasets) wait in one queue, and a worker takes every one queued
@@ -116,9 +118,14 @@ class JobContext:
             raise JobCancelledError(self.job_id)
 
     def report(self, progress: float, message: str | None = None) -> None:
-        """Record the progress (percent, 0..100) and check for cancellation."""
+        """Record the progress (percent, 0..100) and check for cancellation.
+
+        Raises :class:`JobCancelledError` if the job should stop, or if the store no longer
+        has it running (dismissed by another service process, or failed meanwhile).
+        """
         self.check()
-        self._store.set_progress(self.job_id, int(progress), message)
+        if not self._store.set_progress(self.job_id, int(progress), message):
+            raise JobCancelledError(self.job_id)
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds``, returning early (with :class:`JobCancelledError`) if cancelled."""

@@ -523,13 +523,14 @@ class JobStore:
                 (signature, expiry),
             )
 
-    def session_revoked(self, signature: str) -> bool:
-        """Whether a session cookie's ``signature`` was revoked (its session ended)."""
+    def revoked_sessions(self) -> dict[str, int]:
+        """Signature -> expiry (Unix time) of the revoked session cookies not yet expired."""
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT 1 FROM revoked_sessions WHERE signature = ?", (signature,)
-            ).fetchone()
-        return row is not None
+            rows = db.execute(
+                "SELECT signature, expiry FROM revoked_sessions WHERE expiry > ?",
+                (int(time.time()),),
+            ).fetchall()
+        return dict(rows)
 
 
 def _owned_by(owners: Collection[str | None]) -> tuple[str, list[str]]:

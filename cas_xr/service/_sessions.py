@@ -8,6 +8,12 @@ process accepts the same cookies and changing the keys ends every session. Loggi
 ends the session for every copy of the cookie: its signature is stored as revoked (in the
 job database, which the worker processes share) until the cookie would have expired.
 
+Checking a cookie never reads the database, so it never blocks the event loop (nor waits
+for the store's lock while a job thread writes): each :class:`Sessions` keeps the ended
+sessions in memory. The process that ends a session refuses its cookie at once; the
+others learn of it when they next :meth:`~Sessions.refresh`, which each service process
+does every 2 s in its heartbeat thread (see :mod:`cas_xr.service._state`).
+
 A request authenticated by the cookie that changes something (any method but GET, HEAD
 and OPTIONS) must also carry the session's CSRF token (an HMAC of the cookie) in the
 ``X-CSRF-Token`` header or the ``csrf_token`` form field: the pages embed it. The login
@@ -20,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from collections.abc import Iterable
 from typing import Protocol
@@ -50,8 +57,8 @@ class Revocations(Protocol):
     def revoke_session(self, signature: str, expiry: int) -> None:
         """Keep ``signature`` as revoked until ``expiry`` (Unix time)."""
 
-    def session_revoked(self, signature: str) -> bool:
-        """Whether ``signature`` was revoked."""
+    def revoked_sessions(self) -> dict[str, int]:
+        """Signature -> expiry of the revoked signatures not yet expired."""
 
 
 class Sessions:
@@ -62,7 +69,8 @@ class Sessions:
     keys
         The accepted API keys (the signing secret is derived from them).
     revoked
-        Where ended sessions are kept (None: a session ends only when it expires).
+        Where ended sessions are kept, read now and by :meth:`refresh` (None: an ended
+        session is refused by this object only).
     lifetime_s
         How long a session lasts.
     """
@@ -78,6 +86,11 @@ class Sessions:
         self._secret = hashlib.sha256(b"cas_xr session\0" + material).digest()
         self._revoked = revoked
         self.lifetime_s = lifetime_s
+        self._lock = threading.Lock()
+        #: signature -> expiry of the ended sessions (read without the lock: a dict
+        #: lookup is atomic, and refresh replaces the dict as a whole)
+        self._ended: dict[str, int] = {}
+        self.refresh()
 
     def __repr__(self) -> str:
         return f"Sessions(lifetime_s={self.lifetime_s})"
@@ -92,23 +105,47 @@ class Sessions:
         return f"{body}.{self._mac('session', body)}"
 
     def identity(self, cookie: str | None) -> str | None:
-        """The identity of a valid, unexpired cookie whose session was not ended, else None."""
+        """The identity of a valid, unexpired cookie whose session was not ended, else None.
+
+        Never blocks: the ended sessions are those in memory (see :meth:`refresh`).
+        """
         body, _, mac = (cookie or "").rpartition(".")
         identity, _, expiry = body.rpartition(".")
         if not identity or not hmac.compare_digest(mac, self._mac("session", body)):
             return None
         if not expiry.isdigit() or int(expiry) <= time.time():
             return None
-        if self._revoked is not None and self._revoked.session_revoked(mac):
+        if mac in self._ended:
             return None
         return identity
 
     def end(self, cookie: str) -> None:
-        """End the session of ``cookie`` for every copy of it (nothing if it is not valid)."""
-        if self.identity(cookie) is None or self._revoked is None:
+        """End the session of ``cookie`` for every copy of it (nothing if it is not valid).
+
+        Refused here at once, then kept in the store (blocking: call it off the event loop).
+        """
+        if self.identity(cookie) is None:
             return
         body, _, mac = cookie.rpartition(".")
-        self._revoked.revoke_session(mac, int(body.rpartition(".")[2]))
+        expiry = int(body.rpartition(".")[2])
+        with self._lock:
+            self._ended[mac] = expiry
+        if self._revoked is not None:
+            self._revoked.revoke_session(mac, expiry)
+
+    def refresh(self) -> None:
+        """Read the sessions ended in the store, by other processes too.
+
+        Blocking (it reads the job database): the service calls it every few seconds in a
+        thread of its own, never on the event loop.
+        """
+        if self._revoked is None:
+            return
+        stored = self._revoked.revoked_sessions()
+        now = time.time()
+        with self._lock:
+            kept = {mac: expiry for mac, expiry in self._ended.items() if expiry > now}
+            self._ended = {**stored, **kept}
 
     def csrf_token(self, cookie: str) -> str:
         """The CSRF token of a session cookie."""

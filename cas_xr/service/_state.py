@@ -157,7 +157,8 @@ class ServiceState:
 
         After a (re)start that is every job of the processes before: their running jobs
         were cut off and are marked failed, their accepted jobs are re-queued here. Jobs of
-        other live processes sharing the database are left alone.
+        other live processes sharing the database are left alone. Every few seconds the
+        sessions ended by other processes are read too (:meth:`Sessions.refresh`).
         """
         self._take_over()
         if self._beating is None:
@@ -168,6 +169,10 @@ class ServiceState:
 
     def _beat(self) -> None:
         while not self._stop.wait(BEAT_S):
+            try:
+                self.sessions.refresh()
+            except Exception:  # the database busy or gone for a moment: read again later
+                logger.exception("could not read the sessions ended by other processes")
             try:
                 self._take_over()
             except Exception:  # the database busy or gone for a moment: beat again later

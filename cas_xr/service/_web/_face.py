@@ -5,6 +5,10 @@ HTML (``?f=html``, or an ``Accept`` header that prefers ``text/html``) is passed
 API as a JSON request (same authentication, rate limits and limits), and the JSON it
 answers is rendered as a page. Results of ``extract`` / ``batch-extract`` jobs are also
 offered as ``?f=csv`` and ``?f=parquet`` (GeoParquet). Every other request passes as it is.
+
+Pages and downloads are made in a worker thread, never on the event loop: a results page
+reads the job store (the job's inputs give its geometries), and rendering a long table or
+writing GeoParquet is work the other requests should not wait behind.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -101,7 +106,9 @@ class HtmlFace:
             return
         status, kept, body = await self._as_json(scope, receive, without_format(query))
         request = Request(scope, receive)
-        response = self._respond(request, name, params, wanted, status, body)
+        response = await run_in_threadpool(
+            self._respond, request, name, params, wanted, status, body
+        )
         response.headers.update(kept)
         await response(scope, receive, send)
 
@@ -148,7 +155,9 @@ class HtmlFace:
             if not message.get("more_body", False):
                 request = Request(scope, receive)
                 body = b"".join(chunks)
-                response = self._respond(request, "", {}, "html", start["status"], body)
+                response = await run_in_threadpool(
+                    self._respond, request, "", {}, "html", start["status"], body
+                )
                 await response(scope, receive, send)
 
         return sending
