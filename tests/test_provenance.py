@@ -235,3 +235,33 @@ def test_footprints_in_another_crs_are_drawn_in_the_geometries_crs() -> None:
     pairs = sorted(zip(i.tolist(), j.tolist(), strict=True))
     # an unknown footprint (None) lies under every geometry
     assert pairs == [(0, 0), (0, 1), (1, 1), (2, 0), (2, 1)]
+
+
+def test_a_derived_dataset_names_the_items_its_cells_neighbours_lie_on() -> None:
+    """A slope at a cell needs the cells around it: next to the seam, both items."""
+    near = _box(-96.56, -96.5505)  # its last cells' neighbours lie east of the seam
+    batch = cas.batch_extract_sync(
+        {"geometries": [WEST, near], "dataset_ids": ["sample:elevation", "sample:slope_m_per_km"]}
+    )
+    elevation, slope = zip(*([_items(x) for x in r.results] for r in batch.responses), strict=True)
+    assert elevation == ([WEST_ITEM], [WEST_ITEM])
+    assert slope == ([WEST_ITEM], BOTH)
+
+
+def test_a_count_of_tiles_counts_those_the_geometry_touches() -> None:
+    """A WCS read lists how many tiles it cut its window into; a result, those it touched."""
+    from cas_xr.engine._entries import Block
+    from cas_xr.engine._provenance import Record, provenance_of
+
+    tiles = {f"{x} 0": ["EPSG:4326", float(x), 0.0, float(x + 1), 1.0] for x in range(4)}
+    record = Record({"protocol": "wcs", "tiles": 4}, {"tiles": tiles})
+    series = gpd.GeoSeries([shapely.box(0.2, 0.2, 0.8, 0.8), shapely.box(1.5, 0.2, 2.5, 0.8),
+                            shapely.box(0.5, 0.2, 1.0, 0.8)], crs="EPSG:4326")  # fmt: skip
+    block = Block(
+        positions=np.arange(3), stats=np.zeros((3, 1, 1)), coverage=np.ones((3, 1)),
+        pixels=np.ones((3, 1), dtype=np.int64), dist=np.zeros((3, 1, 0)), times=None,
+        classes=np.empty(0), source=b"k",
+    )  # fmt: skip
+    (provenance,) = provenance_of(series, {"d": [block]}, {"d": {b"k": record}}).values()
+    assert [provenance.of(g)["tiles"] for g in range(3)] == [1, 2, 1]  # an edge is no touch
+    assert provenance.whole() == {"protocol": "wcs", "tiles": 3}

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["Provenance", "Record", "provenance_of"]
 
 _SEGMENTS = 32  # points per edge of a footprint drawn in another CRS
+_BROADCAST = 1_000_000  # geometries x footprints compared at once; beyond, an STRtree
+_PREPARE_FROM = 16  # exact tests from which the footprints are prepared
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,9 @@ def _touching(
 
     Touching is meeting the footprint's interior (a point on its edge touches it too). A
     footprint that is unknown (None), or cannot be drawn in the geometries' CRS, is taken
-    to lie under every geometry.
+    to lie under every geometry. Boxes are compared first; only a geometry whose box
+    crosses a footprint's edge (or meets a footprint that is not a box in its CRS) is
+    tested exactly.
     """
     import shapely
 
@@ -177,28 +181,41 @@ def _touching(
     n = len(geometries)
     rows, cols = [np.repeat(np.arange(n), anywhere.size)], [np.tile(anywhere, n)]
     if known.size:
-        # made for this call: preparing shared geometries would race between threads
-        polygons = np.array([shapely.polygons(drawn[j][0]) for j in known], dtype=object)
+        outlines = [drawn[j][0] for j in known]
         exact = np.array([drawn[j][1] for j in known], dtype=bool)
-        i, j = shapely.STRtree(polygons).query(geometries)  # their boxes meet
-        g, f = shapely.bounds(geometries[i]), shapely.bounds(polygons)[j]
+        fb = np.array([[*xy.min(axis=0), *xy.max(axis=0)] for xy in outlines])
+        gb = shapely.bounds(geometries)  # NaN for an empty geometry: meets nothing
+        if n * known.size <= _BROADCAST:
+            i, j = np.nonzero(
+                (gb[:, None, 0] <= fb[None, :, 2]) & (fb[None, :, 0] <= gb[:, None, 2])
+                & (gb[:, None, 1] <= fb[None, :, 3]) & (fb[None, :, 1] <= gb[:, None, 3])
+            )  # fmt: skip
+        else:
+            i, j = shapely.STRtree(shapely.box(*fb.T)).query(geometries)
+        g, f = gb[i], fb[j]
         inside = exact[j] & (
             (g[:, 0] > f[:, 0]) & (g[:, 1] > f[:, 1]) & (g[:, 2] < f[:, 2]) & (g[:, 3] < f[:, 3])
         )  # inside the box's interior, surely touching it
-        check = ~inside
-        shapely.prepare(polygons)
-        a, b = geometries[i[check]], polygons[j[check]]
         keep = inside.copy()
-        keep[check] = shapely.intersects(b, a) & ~(shapely.touches(b, a) & (shapely.area(a) > 0))
+        check = np.flatnonzero(~inside)
+        if check.size:  # shapes made for this call: preparing shared ones would race
+            shapes = np.array([shapely.polygons(xy) for xy in outlines], dtype=object)
+            if check.size > _PREPARE_FROM:
+                shapely.prepare(shapes)
+            a, b = geometries[i[check]], shapes[j[check]]
+            edge_only = shapely.touches(b, a) & (shapely.area(a) > 0)
+            keep[check] = shapely.intersects(b, a) & ~edge_only
         rows.append(i[keep])
         cols.append(known[j[keep]])
     return np.concatenate(rows).astype(np.intp), np.concatenate(cols).astype(np.intp)
 
 
 def _one(
-    series: gpd.GeoSeries, blocks: Sequence[Block], records: Mapping[bytes, Record], target: str
+    geometries: npt.NDArray[np.object_],
+    blocks: Sequence[Block],
+    records: Mapping[bytes, Record],
+    target: str,
 ) -> Provenance:
-    geometries = series.to_numpy()
     groups: dict[bytes, list[npt.NDArray[np.intp]]] = {}
     for block in blocks:
         if block.positions.size and block.source in records:
@@ -240,5 +257,6 @@ def provenance_of(
     records
         Per dataset id, the records the blocks name.
     """
-    target = series.crs.to_wkt()
-    return {d: _one(series, blocks[d], records.get(d, {}), target) for d in blocks}
+    target = series.crs.srs or series.crs.to_wkt()  # srs: what it was made from, cheaply
+    geometries = series.to_numpy()
+    return {d: _one(geometries, blocks[d], records.get(d, {}), target) for d in blocks}
