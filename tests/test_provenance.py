@@ -265,3 +265,13 @@ def test_a_count_of_tiles_counts_those_the_geometry_touches() -> None:
     (provenance,) = provenance_of(series, {"d": [block]}, {"d": {b"k": record}}).values()
     assert [provenance.of(g)["tiles"] for g in range(3)] == [1, 2, 1]  # an edge is no touch
     assert provenance.whole() == {"protocol": "wcs", "tiles": 3}
+
+
+def test_the_latest_step_names_the_items_of_that_step() -> None:
+    square = _box(-96.6, -96.5, 39.0, 39.1)
+    latest = _extract(square, dataset_ids=["sample:precipitation"])
+    assert latest.timestamp is not None and latest.timestamp.month == 12
+    assert _items(latest) == ["precipitation-K-2022-12"]
+    spring = _extract(square, dataset_ids=["sample:precipitation"],
+                      time_range=("2022-03-01T00:00:00Z", "2022-05-31T00:00:00Z"))  # fmt: skip
+    assert _items(spring) == [f"precipitation-K-2022-0{m}" for m in (3, 4, 5)]

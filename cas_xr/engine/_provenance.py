@@ -175,7 +175,7 @@ def _touching(
     """
     import shapely
 
-    drawn = [(None, False) if fp is None else _outline(tuple(fp), target) for fp in footprints]
+    drawn = [(None, False) if fp is None else _outline(tuple(fp[:5]), target) for fp in footprints]
     anywhere = np.array([j for j, (xy, _) in enumerate(drawn) if xy is None], dtype=np.intp)
     known = np.array([j for j, (xy, _) in enumerate(drawn) if xy is not None], dtype=np.intp)
     n = len(geometries)

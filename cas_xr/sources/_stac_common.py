@@ -148,25 +148,36 @@ def _proj_grid(item: pystac.Item, asset: str) -> _Grid | None:
     return None
 
 
-def _footprint(item: pystac.Item, asset: str) -> Footprint:
+def _footprint(item: pystac.Item, asset: str, temporal: bool) -> Footprint:
     """Where an item's asset lies: its pixel grid, else its lon/lat bbox (None: unknown).
 
     The projection extension's grid gives the exact bounds in the item's own CRS; the
-    ``bbox`` (always lon/lat) may be wider than the data of an item in another CRS.
+    ``bbox`` (always lon/lat) may be wider than the data of an item in another CRS. An
+    item of a time step (``temporal``) adds its time interval.
     """
     grid = _proj_grid(item, asset)
-    if grid is not None:
-        return [grid.crs, *(float(v) for v in grid.bounds)]
     lonlat = _lonlat_bbox(item)
-    return None if lonlat is None else ["EPSG:4326", *(float(v) for v in lonlat)]
+    if grid is not None:
+        out: list[Any] = [grid.crs, *(float(v) for v in grid.bounds)]
+    elif lonlat is not None:
+        out = ["EPSG:4326", *(float(v) for v in lonlat)]
+    else:
+        return None
+    interval = _item_interval(item) if temporal else None
+    return out if interval is None else [*out, *(t.isoformat() for t in interval)]
 
 
 def _described(
-    da: xr.DataArray, items: Sequence[pystac.Item], asset: str, provenance: Mapping[str, Any]
+    da: xr.DataArray,
+    items: Sequence[pystac.Item],
+    asset: str,
+    provenance: Mapping[str, Any],
+    *,
+    temporal: bool = False,
 ) -> xr.DataArray:
     """``da`` with its provenance (the ids of ``items`` added) and their footprints."""
     da.attrs["cas_provenance"] = {**provenance, "items": [it.id for it in items]}
-    da.attrs[FOOTPRINTS] = {"items": {it.id: _footprint(it, asset) for it in items}}
+    da.attrs[FOOTPRINTS] = {"items": {it.id: _footprint(it, asset, temporal) for it in items}}
     return da
 
 
@@ -293,7 +304,7 @@ def load_items(
     da = loaded[asset].rename({k: v for k, v in _DIMS.items() if k in loaded.dims})
     if not temporal:
         da = da.isel(time=0, drop=True)
-    return _described(da, items, asset, provenance)
+    return _described(da, items, asset, provenance, temporal=temporal)
 
 
 def _on_grid(data: Any, transform: Affine, crs: str, nodata: float | None) -> xr.DataArray:
