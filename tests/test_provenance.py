@@ -275,3 +275,37 @@ def test_the_latest_step_names_the_items_of_that_step() -> None:
     spring = _extract(square, dataset_ids=["sample:precipitation"],
                       time_range=("2022-03-01T00:00:00Z", "2022-05-31T00:00:00Z"))  # fmt: skip
     assert _items(spring) == [f"precipitation-K-2022-0{m}" for m in (3, 4, 5)]
+
+
+def test_the_services_table_metadata_lists_only_the_items_of_its_features(tmp_path: Path):
+    import base64
+    import io
+
+    import httpx
+
+    from cas_xr.service import create_app
+    from tests.test_service_support import poll, threaded_service
+
+    def table(client: httpx.Client, geometries: list[dict[str, Any]]) -> tuple[list[str], int]:
+        frame = gpd.GeoDataFrame(
+            geometry=[shapely.geometry.shape(g) for g in geometries], crs="EPSG:4326"
+        )
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer)
+        features = {"value": base64.b64encode(buffer.getvalue()).decode(),
+                    "mediaType": "application/vnd.apache.parquet"}  # fmt: skip
+        body = {"inputs": {"features": features, "dataset_ids": ["sample:elevation"]}}
+        created = client.post("processes/extract-table/execution", json=body)
+        assert created.status_code == 201, created.text
+        status = poll(client, created.json()["jobID"], {"successful", "failed"}, timeout=120)
+        assert status["status"] == "successful", status
+        value = client.get(f"jobs/{status['jobID']}/results").json()["table"]["value"]
+        served = gpd.read_parquet(io.BytesIO(base64.b64decode(value)))
+        metadata = served.attrs["cas_xr"]
+        items = metadata["datasets"]["sample:elevation"]["provenance"]["items"]
+        return items, metadata["summary"]["cached"]
+
+    app = create_app(cas.Settings(jobs_db=str(tmp_path / "jobs.sqlite")))
+    with threaded_service(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        assert table(client, [WEST, EAST]) == (BOTH, 0)
+        assert table(client, [WEST]) == ([WEST_ITEM], 1)  # from the cache the first filled
