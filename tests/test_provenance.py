@@ -309,3 +309,16 @@ def test_the_services_table_metadata_lists_only_the_items_of_its_features(tmp_pa
     with threaded_service(app) as url, httpx.Client(base_url=url, timeout=60) as client:
         assert table(client, [WEST, EAST]) == (BOTH, 0)
         assert table(client, [WEST]) == ([WEST_ITEM], 1)  # from the cache the first filled
+
+
+def test_a_cube_read_back_keeps_its_provenance_text() -> None:
+    """A cube cas_xr wrote (``cas_provenance`` as JSON text) is a dataset like any other."""
+    source = cas.open_dataset("sample:elevation", bbox=(-96.63, 38.99, -96.59, 39.03)).load()
+    written = source.assign_attrs(cas_provenance=json.dumps(source.attrs["cas_provenance"]))
+    del written.attrs["cas_footprints"]
+    frame = gpd.GeoDataFrame(geometry=[shapely.geometry.shape(WEST)], crs="EPSG:4326")
+    table = cas.extract_table(frame, {"dem": written, "text": written.assign_attrs(
+        cas_provenance="a note")})  # fmt: skip
+    datasets = table.attrs["cas_xr"]["datasets"]
+    assert datasets["dem"]["provenance"]["items"] == [WEST_ITEM]
+    assert datasets["text"]["provenance"]["source"] == "a note"

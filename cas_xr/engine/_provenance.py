@@ -53,9 +53,20 @@ class Record:
         The key is a digest of ``prefix`` (the dataset's in the cache) and the record,
         so units that read the same items (listed in the same order) share one entry.
         The record is as the cache gives it back (JSON's types), so a result reads the
-        same computed or cached.
+        same computed or cached. A user's cube may carry its ``cas_provenance`` as JSON
+        text (a cube written by cas_xr and read back).
         """
-        raw = Record(dict(attrs.get("cas_provenance", {})), dict(attrs.get(FOOTPRINTS, {}))).dumps()
+        provenance = attrs.get("cas_provenance", {})
+        if isinstance(provenance, str):
+            try:
+                provenance = json.loads(provenance)
+            except ValueError:
+                provenance = {"source": provenance}
+        if not isinstance(provenance, Mapping):
+            provenance = {"source": provenance}
+        footprints = attrs.get(FOOTPRINTS)
+        footprints = dict(footprints) if isinstance(footprints, Mapping) else {}
+        raw = Record(dict(provenance), footprints).dumps()
         key = hashlib.blake2b(prefix + b"provenance" + raw, digest_size=16).digest()
         return key, cls.loads(raw)
 
