@@ -644,7 +644,13 @@ class AttributeResult(BaseModel):
     timestamp: datetime | None = None
     provider: str
     elapsed_ms: float = 0.0
-    provenance: dict[str, Any] = Field(default_factory=dict)
+    provenance: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "where the value came from: dataset, provider, protocol, endpoint, the items "
+            "or files this geometry touched, license"
+        ),
+    )
     valid_range: tuple[float, float] | None = None
     error: ResultError | None = None
     cached: bool = Field(default=False, description="whether the value came from the result cache")

@@ -583,8 +583,9 @@ def test_a_reporting_batch_gives_the_answer_of_batch_extract():
     assert _without_ids_and_timings(reported.model_dump(mode="json")) == _without_ids_and_timings(
         plain.model_dump(mode="json")
     )
-    first = reported.responses[0].results[0].provenance["items"]
-    assert first == ["elevation-K-east", "elevation-K-west"]  # the batch's, as in the facade
+    items = [r.results[0].provenance["items"] for r in reported.responses]
+    assert items[0] == ["elevation-K-west"] and items[-1] == ["elevation-K-east"]  # each its own
+    assert items[36] == ["elevation-K-east", "elevation-K-west"]  # across the seam
     assert len(seen) == 6 and seen == sorted(seen) and seen[-1] == (120, 120)  # 3 groups each
 
     class Stop(Exception):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cas_xr.attributes._terrain import TERRAIN
+from cas_xr.sources._footprints import FOOTPRINTS, widened
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -52,12 +53,16 @@ class DerivedSource:
     base_id: str = ""
     nodata: float | None = None
 
+    @property
+    def _pad_deg(self) -> float:
+        """How far (degrees of latitude) the cells of the base a cell needs may lie."""
+        if self.resolution_m is None:
+            return _DEFAULT_PAD_DEG
+        return _HALO_CELLS * self.resolution_m / _METRES_PER_DEGREE
+
     def _padded(self, bbox: tuple[float, float, float, float]) -> tuple[float, ...]:
         x0, y0, x1, y1 = bbox
-        if self.resolution_m is None:
-            dy = _DEFAULT_PAD_DEG
-        else:
-            dy = _HALO_CELLS * self.resolution_m / _METRES_PER_DEGREE
+        dy = self._pad_deg
         cos = max(math.cos(math.radians(max(abs(y0), abs(y1)) + dy)), 0.01)
         dx = dy / cos
         return (max(x0 - dx, -180.0), max(y0 - dy, -90.0), min(x1 + dx, 180.0), min(y1 + dy, 90.0))
@@ -89,6 +94,8 @@ class DerivedSource:
             **dem.attrs.get("cas_provenance", {}),
             "derived": {"function": self.function, "from": self.base_id, "method": "Horn 1981"},
         }
+        if FOOTPRINTS in dem.attrs:  # a geometry uses the base's cells this far around it
+            out.attrs[FOOTPRINTS] = widened(dem.attrs[FOOTPRINTS], self._pad_deg)
         if "cas_failed_chunks" in dem.attrs:
             out.attrs["cas_failed_chunks"] = dem.attrs["cas_failed_chunks"]
         return out

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from cas_xr.engine._cube import assemble
 from cas_xr.engine._plan import Plan
+from cas_xr.engine._provenance import Provenance, provenance_of
 from cas_xr.engine._run import Report, run
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ class Result:
         milliseconds the call that computed each took to have it.
     elapsed_ms
         Wall time of the run.
+    provenance
+        Per dataset id, the provenance of each result (what its geometry's read
+        touched) and of the whole call (the cube's ``cas_provenance``).
     """
 
     plan: Plan
@@ -41,6 +45,7 @@ class Result:
     flagged: dict[tuple[str, str], list[Any]]
     hits: dict[str, dict[int, float]]
     elapsed_ms: float
+    provenance: dict[str, Provenance]
 
 
 def compute(
@@ -57,6 +62,7 @@ def compute(
     """
     started = time.perf_counter()
     outcome = run(plan, report=report, min_bar=min_bar, desc=desc)
-    cube, flagged = assemble(plan, outcome)
+    provenance = provenance_of(plan.series, outcome.blocks, outcome.records)
+    cube, flagged = assemble(plan, outcome, {d: p.whole() for d, p in provenance.items()})
     elapsed = (time.perf_counter() - started) * 1000
-    return Result(plan, cube, flagged, outcome.hits, elapsed)
+    return Result(plan, cube, flagged, outcome.hits, elapsed, provenance)

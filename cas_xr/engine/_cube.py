@@ -242,8 +242,13 @@ def _geometries(plan: Plan) -> npt.NDArray[np.object_]:
     return geometries
 
 
-def assemble(plan: Plan, outcome: Outcome) -> tuple[xr.Dataset, dict[tuple[str, str], list[Any]]]:
+def assemble(
+    plan: Plan, outcome: Outcome, provenance: dict[str, dict[str, Any]]
+) -> tuple[xr.Dataset, dict[tuple[str, str], list[Any]]]:
     """The vector data cube of a run, and ``(dataset, flag) -> [count, a reason]``.
+
+    ``provenance`` is the call's per dataset id (what its geometries' reads touched),
+    each variable's ``cas_provenance``.
 
     Returns
     -------
@@ -265,7 +270,7 @@ def assemble(plan: Plan, outcome: Outcome) -> tuple[xr.Dataset, dict[tuple[str, 
         temporal |= values.temporal
         for code, count in zip(*np.unique(quality, return_counts=True), strict=True):
             counts[FLAGS[code].value] += int(count)
-        common = _dataset_attrs(target, outcome.provenance.get(target.dataset_id, {}))
+        common = _dataset_attrs(target, provenance.get(target.dataset_id, {}))
         more_data, more_coords = _dataset_vars(plan, target, values, quality, common)
         data.update(more_data)
         coords.update(more_coords)

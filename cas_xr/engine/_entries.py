@@ -17,9 +17,10 @@ import numpy.typing as npt
 
 __all__ = ["Block", "decode", "encode"]
 
-# version, has time, steps, statistics, classes, class outputs (bit 0: dist, 1: wdist)
-_HEADER = struct.Struct("<BBIIIB")
-_VERSION = 3
+# version, has time, steps, statistics, classes, class outputs (bit 0: dist, 1: wdist),
+# the key of the provenance record
+_HEADER = struct.Struct("<BBIIIB16s")
+_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class Block:
     wdist
         ``(n, steps, classes)`` weighted share of each class (exactextract's
         ``weighted_frac``), or None when not asked.
+    source
+        The key of the provenance record of the read that gave the values (see
+        :class:`~cas_xr.engine._provenance.Record`).
     """
 
     positions: npt.NDArray[np.intp]
@@ -63,6 +67,7 @@ class Block:
     degraded: bool = False
     computed_ms: npt.NDArray[np.float64] | None = None
     wdist: npt.NDArray[np.float64] | None = None
+    source: bytes = b""
 
 
 def encode(block: Block) -> list[bytes]:
@@ -70,7 +75,9 @@ def encode(block: Block) -> list[bytes]:
     n, steps, nstats = block.stats.shape
     has_time = block.times is not None
     outputs = int(block.dist.shape[-1] > 0) | (block.wdist is not None) << 1
-    prefix = [_HEADER.pack(_VERSION, has_time, steps, nstats, block.classes.size, outputs)]
+    prefix = [
+        _HEADER.pack(_VERSION, has_time, steps, nstats, block.classes.size, outputs, block.source)
+    ]
     if block.times is not None:
         prefix.append(block.times.astype("datetime64[ns]").view(np.int64).tobytes())
     prefix.append(block.classes.astype(np.float64).tobytes())
@@ -91,7 +98,7 @@ def encode(block: Block) -> list[bytes]:
 
 
 def decode(positions: Sequence[int], payloads: Sequence[bytes]) -> list[Block]:
-    """Blocks of cache entries, one per distinct time axis and class list.
+    """Blocks of cache entries, one per distinct time axis, class list and provenance record.
 
     Raises
     ------
@@ -100,7 +107,7 @@ def decode(positions: Sequence[int], payloads: Sequence[bytes]) -> list[Block]:
     """
     groups: dict[bytes, tuple[list[int], list[bytes]]] = {}
     for position, payload in zip(positions, payloads, strict=True):
-        version, has_time, steps, _, ncls, _ = _HEADER.unpack_from(payload)
+        version, has_time, steps, _, ncls, _, _ = _HEADER.unpack_from(payload)
         if version != _VERSION:
             raise ValueError(f"cache entry of version {version}; expected {_VERSION}")
         signature = payload[: _HEADER.size + 8 * (steps * has_time + ncls)]
@@ -111,7 +118,7 @@ def decode(positions: Sequence[int], payloads: Sequence[bytes]) -> list[Block]:
 
 
 def _block(signature: bytes, positions: list[int], bodies: list[bytes]) -> Block:
-    _, has_time, steps, nstats, ncls, outputs = _HEADER.unpack_from(signature)
+    _, has_time, steps, nstats, ncls, outputs, source = _HEADER.unpack_from(signature)
     offset = _HEADER.size
     times = None
     if has_time:
@@ -136,4 +143,5 @@ def _block(signature: bytes, positions: list[int], bodies: list[bytes]) -> Block
         classes=classes.copy(),
         computed_ms=columns[-1].copy().view(np.float64).reshape(n),
         wdist=columns[4].copy().view(np.float64).reshape(n, steps, ncls) if outputs & 2 else None,
+        source=source,
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from cas_xr.engine._entries import Block, decode, encode
 from cas_xr.engine._failures import failure_kind
 from cas_xr.engine._plan import Plan
 from cas_xr.engine._progress import ProgressBar, progress_bar
+from cas_xr.engine._provenance import Record
 from cas_xr.engine._scheduler import Scheduler, current_scheduler
 from cas_xr.engine._store import digest, persistent_store
 from cas_xr.engine._targets import Target
@@ -40,9 +40,9 @@ from cas_xr.engine._units import (
 )
 from cas_xr.engine._weights import weights_on
 
-__all__ = ["MEMORY", "Failure", "Outcome", "Report", "run"]
+__all__ = ["MEMORY", "RECORDS", "Failure", "Outcome", "Report", "run"]
 
-_VERSION = 4  # bump when what a cache entry means changes
+_VERSION = 5  # bump when what a cache entry means changes
 
 #: ``report(done, total)``: how many of a request's results (geometry x dataset) are made
 Report = Callable[[int, int], None]
@@ -50,6 +50,12 @@ Report = Callable[[int, int], None]
 #: Cache entries (bytes) kept in memory, rebuilt by configure().
 MEMORY: SettingsBoundCache[bytes] = SettingsBoundCache(
     lambda s: (s.result_cache_ttl_s, s.result_cache_max_entries)
+)
+_MAX_RECORDS = 4096
+#: Provenance records (what a read opened, where each item lies) kept in memory: few and
+#: small, not counted in ``result_cache_max_entries``.
+RECORDS: SettingsBoundCache[bytes] = SettingsBoundCache(
+    lambda s: (s.result_cache_ttl_s, _MAX_RECORDS if s.result_cache_max_entries > 0 else 0)
 )
 
 
@@ -65,11 +71,15 @@ class Failure:
 
 @dataclass
 class Outcome:
-    """Blocks of values per dataset id, failures, provenance and counts of a run."""
+    """Blocks of values per dataset id, failures, provenance records and counts of a run.
+
+    Each block names (``Block.source``) the record of the read that gave its values,
+    found in ``records`` under its dataset id.
+    """
 
     blocks: dict[str, list[Block]]
     failures: list[Failure] = field(default_factory=list)
-    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: dict[str, dict[bytes, Record]] = field(default_factory=dict)
     computed: int = 0
     cached: int = 0
     scheduler: str = ""
@@ -93,7 +103,9 @@ class _Cache:
 
     One key scheme for every entry point: a digest of the dataset (its definition, or a
     cube's token), the statistics, the time steps, the weights (mode, area weighting and
-    the weights raster's dataset), and the geometry's key.
+    the weights raster's dataset), and the geometry's key. Each value names the
+    provenance record of the read that made it (:class:`~cas_xr.engine._provenance.Record`,
+    under a digest of the dataset's prefix and its content), stored after the values.
 
     A request with user reductions (Python functions) bypasses the cache, both ways: what
     a function computes depends on its code, defaults, closure, the globals and helpers
@@ -104,6 +116,7 @@ class _Cache:
     def __init__(self, plan: Plan) -> None:
         self.off = bool(plan.reductions)
         self.memory = MEMORY.current()
+        self.records = RECORDS.current()
         self.disk = persistent_store()
         common: tuple[Any, ...] = (
             tuple(plan.stats), plan.settings.zonal_weights, plan.settings.area_weighted,
@@ -124,10 +137,12 @@ class _Cache:
             hashlib.blake2b(prefix + k.encode(), digest_size=16).digest() for k in geometry_keys
         ]
 
-    def get_many(self, keys: list[bytes]) -> dict[bytes, bytes]:
+    def get_many(self, keys: list[bytes], *, records: bool = False) -> dict[bytes, bytes]:
+        """The values (or provenance ``records``) of those ``keys`` the cache holds."""
         if self.off:
             return {}
-        found = {k: v for k in keys if (v := self.memory.get(k)) is not None}
+        memory = self.records if records else self.memory
+        found = {k: v for k in keys if (v := memory.get(k)) is not None}
         if self.disk is not None:
             found.update(self.disk.get_many([k for k in keys if k not in found]))
         return found
@@ -141,32 +156,20 @@ class _Cache:
             return None
         return self.memory.max_entries if self.memory.ttl_s > 0 else 0
 
-    def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
+    def put_many(self, items: list[tuple[bytes, bytes]], record: tuple[bytes, bytes]) -> None:
+        """Store values, then the provenance record they name (so it outlives them)."""
         if self.off:
             return
         if self.memory.ttl_s > 0 and self.memory.max_entries > 0:
             for key, value in items[-self.memory.max_entries :]:
                 self.memory.set(key, value)
+            self.records.set(*record)
         if self.disk is not None:
-            self.disk.put_many(items)
+            self.disk.put_many([*items, record])
 
 
 def _computed_ms(block: Block) -> npt.NDArray[np.float64]:
     return block.computed_ms if block.computed_ms is not None else np.zeros(block.positions.size)
-
-
-def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Provenance of several units: lists united and sorted, others kept from the first.
-
-    Sorted, the provenance does not depend on how the geometries were grouped.
-    """
-    out = dict(old)
-    for key, value in new.items():
-        if isinstance(value, list):
-            out[key] = sorted({*out.get(key, []), *value}, key=str)
-        else:
-            out.setdefault(key, value)
-    return out
 
 
 def _plain_whole(series: Any, positions: npt.NDArray[np.intp]) -> bool:
@@ -190,7 +193,9 @@ class _Runner:
         self.bar = progress_bar(0, desc="")  # silent until run() knows the total
         self.cache = _Cache(plan)
         self.outcome = Outcome(
-            blocks={t.dataset_id: [] for t in plan.targets}, scheduler=scheduler.description
+            blocks={t.dataset_id: [] for t in plan.targets},
+            records={t.dataset_id: {} for t in plan.targets},
+            scheduler=scheduler.description,
         )
         self.missing: dict[str, npt.NDArray[np.bool_]] = {}
         self.keys: dict[str, list[bytes]] = {}
@@ -207,39 +212,49 @@ class _Runner:
             self.keys[target.dataset_id] = keys
             found = self.cache.get_many([keys[i] for i in computable])
             hits = [int(i) for i in computable if keys[i] in found]
-            blocks = decode(hits, [found[keys[i]] for i in hits])
+            blocks = self._with_records(target, decode(hits, [found[keys[i]] for i in hits]))
             self.outcome.blocks[target.dataset_id] += blocks
-            self.outcome.hits[target.dataset_id] = {
+            held = self.outcome.hits[target.dataset_id] = {
                 int(p): float(ms)
                 for b in blocks
                 for p, ms in zip(b.positions, _computed_ms(b), strict=True)
             }
             missing = np.zeros(len(plan.keys), dtype=bool)
             missing[computable] = True
-            missing[hits] = False
+            missing[list(held)] = False
             self.missing[target.dataset_id] = missing
-            self.outcome.cached += len(hits)
+            self.outcome.cached += len(held)
             todo += int(missing.sum())
-            stored = self.cache.get_many([self._provenance_key(target)])
-            for value in stored.values():
-                self.outcome.provenance[target.dataset_id] = json.loads(value)
         return todo
 
-    def _provenance_key(self, target: Target) -> bytes:
-        return digest(self.cache.prefixes[target.dataset_id], "provenance")
+    def _with_records(self, target: Target, blocks: list[Block]) -> list[Block]:
+        """The cached ``blocks`` whose provenance record the cache still holds (kept).
+
+        A value whose record is gone is computed again: its provenance would be lost.
+        """
+        if not blocks:
+            return blocks
+        stored = self.cache.get_many(sorted({b.source for b in blocks}), records=True)
+        records = self.outcome.records[target.dataset_id]
+        records.update((key, Record.loads(raw)) for key, raw in stored.items())
+        return [b for b in blocks if b.source in records]
+
+    def _record(self, member: Member) -> bytes:
+        """The key of the provenance record of a computed member (kept in the outcome)."""
+        prefix = self.cache.prefixes[member.target.dataset_id]
+        key, record = Record.read(member.data.attrs, prefix)
+        self.outcome.records[member.target.dataset_id][key] = record
+        return key
 
     def _store(self, member: Member, block: Block) -> None:
-        """Keep a computed block (and its dataset's provenance) in the result cache."""
-        target = member.target
-        old = self.outcome.provenance.get(target.dataset_id, {})
-        merged = _merge(old, dict(member.data.attrs.get("cas_provenance", {})))
-        if merged != old:
-            self.outcome.provenance[target.dataset_id] = merged
-            self.cache.put_many([(self._provenance_key(target), json.dumps(merged).encode())])
-        keys, room = self.keys[target.dataset_id], self.cache.room
+        """Keep a computed block and its provenance record in the result cache."""
+        keys, room = self.keys[member.target.dataset_id], self.cache.room
         if not block.degraded and room != 0:  # a degraded result is read again next time
             items = list(zip([keys[p] for p in block.positions], encode(block), strict=True))
-            self.cache.put_many(items if room is None else items[-room:])
+            record = self.outcome.records[member.target.dataset_id][block.source]
+            self.cache.put_many(
+                items if room is None else items[-room:], (block.source, record.dumps())
+            )
 
     # -- units ------------------------------------------------------------------------
 
@@ -321,7 +336,9 @@ class _Runner:
             blocks = to_blocks(unit, recipe, *result)
             so_far = np.full(unit.positions.size, (time.perf_counter() - self.started) * 1000)
             for member, (target, computed) in zip(unit.members, blocks, strict=True):
-                block = dataclasses.replace(computed, computed_ms=so_far)
+                block = dataclasses.replace(
+                    computed, computed_ms=so_far, source=self._record(member)
+                )
                 self.outcome.blocks[target.dataset_id].append(block)
                 self._store(member, block)
             self.outcome.computed += unit.results

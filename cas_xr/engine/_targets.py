@@ -20,6 +20,7 @@ from cas_xr.errors import (
     LimitExceededError,
 )
 from cas_xr.models import DataType, TimeRange, Variable
+from cas_xr.sources._footprints import at_step
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -128,7 +129,8 @@ class Target:
                 # a small request more than its statistics)
                 da = da.rio.write_nodata(nodata, encoded=False, inplace=True)
         if latest_step and "time" in da.dims and da.sizes["time"] > 1:
-            da = da.isel(time=[-1])
+            da = da.isel(time=[-1])  # and the provenance of that step's items alone
+            da = da.assign_attrs(at_step(da.attrs, da["time"].values[0]))
         return da
 
 

@@ -135,7 +135,8 @@ def extract_cube(
         dataset id ``d``: ``d``, ``d_distribution`` and ``d_weighted_distribution`` (if
         asked), ``d_coverage_fraction``, ``d_pixel_count`` and ``d_quality`` (CF flags:
         ``flag_values``/``flag_meanings``).
-        Variables carry units, license, citation and provenance; the cube's attrs carry
+        Variables carry units, license, citation and provenance (``cas_provenance``: the
+        items or files the call's geometries touched); the cube's attrs carry
         the settings used, ``cas_summary`` (counts of results computed, cached, failed
         and per quality flag) and ``cas_failures`` (JSON). Save it with
         ``cube.xvec.encode_cf().to_zarr(path)``.
@@ -188,7 +189,8 @@ def extract_table(
         ``d_pixel_count`` and ``d_quality``. With a temporal
         dataset the table is long: one row per (geometry, time step), indexed by
         (input index, ``time``). ``attrs["cas_xr"]`` holds units, license, citation and
-        provenance per dataset, the settings, the summary and the failures;
+        provenance per dataset (the items or files the call's geometries touched), the
+        settings, the summary and the failures;
         ``to_parquet`` keeps it in the GeoParquet file.
     """
     result = compute_request(

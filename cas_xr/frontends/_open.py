@@ -47,9 +47,10 @@ def open_dataset(
         Dask-backed (nothing is read before ``.compute()``), with the CRS readable by
         rioxarray and odc-geo and attrs ``nodata``, ``units``, ``valid_range``,
         ``license``, ``citation``, ``class_names`` (categorical data) and
-        ``cas_provenance``; sources that survive lost chunks (WCS) add
-        ``cas_failed_chunks`` (one element per chunk: None, or the error of a chunk read
-        as nodata). Values are as stored: nodata is not masked and no scale is
+        ``cas_provenance`` (and, where it lists items, files or tiles,
+        ``cas_footprints``: where each lies, for the engine); sources that survive lost
+        chunks (WCS) add ``cas_failed_chunks`` (one element per chunk: None, or the
+        error of a chunk read as nodata). Values are as stored: nodata is not masked and no scale is
         applied (the variable's ``scale``/``offset`` are in the catalog metadata).
 
     Raises

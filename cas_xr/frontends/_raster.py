@@ -51,6 +51,7 @@ from cas_xr.mosaic import (
     transform_bbox,
 )
 from cas_xr.mosaic._write import write_geotiff, write_zarr
+from cas_xr.sources._footprints import FOOTPRINTS
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -245,6 +246,7 @@ def _write(request: _Request, cancelled: threading.Event, started: float) -> Ras
         if times := _times(out):
             provenance["times"] = times
         out.attrs["cas_provenance"] = provenance
+        out.attrs.pop(FOOTPRINTS, None)  # the engine's, for per-geometry provenance
         tags = {
             "dataset_id": request.dataset_id,
             "license": metadata.license,

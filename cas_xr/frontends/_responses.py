@@ -147,8 +147,8 @@ class _View:
         else:
             self.steps = cube[d].values.reshape(n, self.times.size)
         self.hits = result.hits.get(d, {})
-        provenance = json.loads(cube[f"{d}_quality"].attrs["cas_provenance"])
-        self.provenance = {**provenance, "license": target.metadata()["license"]}
+        self.provenance = result.provenance[d]
+        self.license = target.metadata()["license"]
 
     def value(self, g: int) -> tuple[float | dict[str, float] | None, float, int, Any]:
         """Value, coverage, pixel count and the last step used of geometry ``g``."""
@@ -186,11 +186,13 @@ class _View:
             timestamp=None if last is None else _timestamp(last),
             provider=target.provider,
             elapsed_ms=elapsed_ms,
-            provenance=(
-                {**self.provenance, "computed_elapsed_ms": self.hits[g]}
-                if g in self.hits
-                else self.provenance
-            ),
+            provenance={
+                "dataset": target.dataset_id,
+                "provider": target.provider,
+                **self.provenance.of(g),
+                "license": self.license,
+                **({"computed_elapsed_ms": self.hits[g]} if g in self.hits else {}),
+            },
             valid_range=variable.valid_range,
             cached=g in self.hits,
         )

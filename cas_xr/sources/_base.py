@@ -24,6 +24,11 @@ class Source(Protocol):
     naming the protocol, endpoint and items used). Nothing may read pixels before
     ``.compute()``.
 
+    A source that lists items, files or tiles it opened for the box (``"items"``,
+    ``"files"``, a ``"tiles"`` count) says where each lies in ``attrs["cas_footprints"]``
+    (see :mod:`cas_xr.sources._footprints`), so that each geometry's result names only
+    those its own geometry touches; without it, every geometry read with them names them all.
+
     A source that can survive the failure of some chunks fills them with nodata and sets
     ``attrs["cas_failed_chunks"]``: a lazy Dask object array with one element per chunk,
     each computed by a task that depends only on the task reading that chunk (so it

@@ -30,6 +30,7 @@ from cas_xr.sources._cog import (
     known_versions,
     tile_array,
 )
+from cas_xr.sources._footprints import FOOTPRINTS
 from cas_xr.sources._local_options import CHECK_PATH, NOT_FOUND, is_url
 from cas_xr.sources._opened import frozen, opened
 from cas_xr.sources._stac_common import _grid_mapping
@@ -57,7 +58,10 @@ _GDAL_TYPES = {
 
 @dataclass(frozen=True)
 class _Raster:
-    """What GDAL opens (a file, a /vsi path or VRT XML) and the grid it holds."""
+    """What GDAL opens (a file, a /vsi path or VRT XML) and the grid it holds.
+
+    ``tiles`` are the files of a mosaic, each with its bounds (in ``crs``).
+    """
 
     target: str
     band: int
@@ -66,6 +70,7 @@ class _Raster:
     shape: tuple[int, int]
     dtype: str
     nodata: float | None
+    tiles: tuple[tuple[str, float, float, float, float], ...] = ()
 
 
 def raster_files(source: LocalSource) -> list[str]:
@@ -170,6 +175,8 @@ def open_geotiff(
     spatial_ref = xr.Variable((), 0, attrs={**_grid_mapping(crs), "GeoTransform": geotransform})
     da = xr.DataArray(data, dims=("y", "x"), coords={"y": y, "x": x, "spatial_ref": spatial_ref})
     da.encoding["grid_mapping"] = "spatial_ref"
+    if raster.tiles:  # where each file lies, for the provenance of each geometry
+        da.attrs[FOOTPRINTS] = {"files": {f: [str(crs), *box] for f, *box in raster.tiles}}
     return source._with_nodata(da, raster.nodata)
 
 
@@ -268,7 +275,14 @@ def _mosaic(source: LocalSource, rasters: Sequence[_Raster]) -> _Raster:
         shape=shape,
         dtype=ref.dtype,
         nodata=nodata,
+        tiles=tuple((r.target, *_bounds(r)) for r in rasters),
     )
+
+
+def _bounds(raster: _Raster) -> tuple[float, float, float, float]:
+    """``(xmin, ymin, xmax, ymax)`` of a north-up raster."""
+    t, (rows, cols) = raster.transform, raster.shape
+    return (float(t.c), float(t.f + rows * t.e), float(t.c + cols * t.a), float(t.f))
 
 
 def _read_block(

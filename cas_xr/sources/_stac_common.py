@@ -14,6 +14,7 @@ from affine import Affine
 from cas_xr.config import get_settings
 from cas_xr.errors import SourceError
 from cas_xr.sources._base import gdal_options
+from cas_xr.sources._footprints import FOOTPRINTS, Footprint
 from cas_xr.sources._grid import lonlat_bounds_to_crs, snap_bounds
 from cas_xr.sources._stac_tiles import tiled_items
 
@@ -147,6 +148,39 @@ def _proj_grid(item: pystac.Item, asset: str) -> _Grid | None:
     return None
 
 
+def _footprint(item: pystac.Item, asset: str, temporal: bool) -> Footprint:
+    """Where an item's asset lies: its pixel grid, else its lon/lat bbox (None: unknown).
+
+    The projection extension's grid gives the exact bounds in the item's own CRS; the
+    ``bbox`` (always lon/lat) may be wider than the data of an item in another CRS. An
+    item of a time step (``temporal``) adds its time interval.
+    """
+    grid = _proj_grid(item, asset)
+    lonlat = _lonlat_bbox(item)
+    if grid is not None:
+        out: list[Any] = [grid.crs, *(float(v) for v in grid.bounds)]
+    elif lonlat is not None:
+        out = ["EPSG:4326", *(float(v) for v in lonlat)]
+    else:
+        return None
+    interval = _item_interval(item) if temporal else None
+    return out if interval is None else [*out, *(t.isoformat() for t in interval)]
+
+
+def _described(
+    da: xr.DataArray,
+    items: Sequence[pystac.Item],
+    asset: str,
+    provenance: Mapping[str, Any],
+    *,
+    temporal: bool = False,
+) -> xr.DataArray:
+    """``da`` with its provenance (the ids of ``items`` added) and their footprints."""
+    da.attrs["cas_provenance"] = {**provenance, "items": [it.id for it in items]}
+    da.attrs[FOOTPRINTS] = {"items": {it.id: _footprint(it, asset, temporal) for it in items}}
+    return da
+
+
 def _item_grid(
     item: pystac.Item, asset: str, patch_url: Callable[[str], str] | None = None
 ) -> _Grid:
@@ -215,7 +249,9 @@ def load_items(
     provider
         Provider slug, named in read errors.
     provenance
-        Written to ``attrs["cas_provenance"]``, with the ids of ``items`` added.
+        Written to ``attrs["cas_provenance"]``, with the ids of ``items`` added (and
+        where each lies in ``attrs["cas_footprints"]``, see
+        :mod:`~cas_xr.sources._footprints`).
 
     Returns
     -------
@@ -241,9 +277,7 @@ def load_items(
             patch_url=patch_url, provider=provider,
         )  # fmt: skip
     if tiled is not None:
-        da = _on_grid(*tiled)
-        da.attrs["cas_provenance"] = {**provenance, "items": [it.id for it in items]}
-        return da
+        return _described(_on_grid(*tiled), items, asset, provenance)
     import odc.stac  # only now: a layer read by tile needs none of odc-stac
     from odc.geo.geobox import GeoBox
 
@@ -270,8 +304,7 @@ def load_items(
     da = loaded[asset].rename({k: v for k, v in _DIMS.items() if k in loaded.dims})
     if not temporal:
         da = da.isel(time=0, drop=True)
-    da.attrs["cas_provenance"] = {**provenance, "items": [it.id for it in items]}
-    return da
+    return _described(da, items, asset, provenance, temporal=temporal)
 
 
 def _on_grid(data: Any, transform: Affine, crs: str, nodata: float | None) -> xr.DataArray:

@@ -15,6 +15,7 @@ is reported in ``attrs["cas_failed_chunks"]`` (see :mod:`cas_xr.sources._wcs_til
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from affine import Affine
 
 from cas_xr.config import SettingsBoundCache
 from cas_xr.errors import ConfigurationError, ProviderDefinitionError, SourceError
+from cas_xr.sources._footprints import FOOTPRINTS, Footprint
 from cas_xr.sources._grid import lonlat_bounds_to_crs, snap_bounds
 from cas_xr.sources._wcs_describe import CoverageGrid, parse_describe
 from cas_xr.sources._wcs_io import Tile, check_tile, get_geotiff, get_xml
@@ -52,6 +54,21 @@ _BLOCK = 128
 def _lengths(n: int, size: int) -> tuple[int, ...]:
     """Chunk lengths of ``n`` cells in chunks of ``size`` (the last one shorter)."""
     return (size,) * (n // size) + ((n % size,) if n % size else ())
+
+
+def _tiles(
+    transform: Affine, blocks: tuple[tuple[int, ...], tuple[int, ...]], crs: str
+) -> dict[str, Footprint]:
+    """Where each chunk of a window lies, named by its bounds (another window's differ)."""
+    t = transform
+    rows = list(itertools.pairwise(itertools.accumulate(blocks[0], initial=0)))
+    cols = list(itertools.pairwise(itertools.accumulate(blocks[1], initial=0)))
+    out: dict[str, Footprint] = {}
+    for (r0, r1), (c0, c1) in itertools.product(rows, cols):
+        xs, ys = (t.c + c0 * t.a, t.c + c1 * t.a), (t.f + r0 * t.e, t.f + r1 * t.e)
+        bounds = [min(xs), min(ys), max(xs), max(ys)]
+        out[" ".join(_num(v) for v in bounds)] = [crs, *bounds]
+    return out
 
 
 @dataclass(frozen=True)
@@ -265,7 +282,9 @@ class WcsSource:
         -------
         xarray.DataArray
             Dims ``(y, x)`` with cell-centre coords, CRS written, attrs ``nodata``,
-            ``cas_provenance`` and ``cas_failed_chunks`` (one element per tile: None, or
+            ``cas_provenance``, ``cas_footprints`` (where each chunk lies: a result
+            counts the ``tiles`` its geometry touches) and ``cas_failed_chunks`` (one
+            element per tile: None, or
             the :class:`~cas_xr.errors.SourceError` of a tile the server answered with an
             HTTP error after the retries, filled with nodata; NaN for float coverages
             without one).
@@ -312,6 +331,7 @@ class WcsSource:
                     "version": self.version,
                     "tiles": len(blocks[0]) * len(blocks[1]),
                 },
+                FOOTPRINTS: {"tiles": _tiles(transform, blocks, coverage.crs)},
             },
         )
         return da.rio.write_crs(coverage.crs).rio.write_transform(transform)
