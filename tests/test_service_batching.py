@@ -240,3 +240,29 @@ def test_no_worker_process_outlives_its_server(tmp_path: Path, end: str):
         assert alive == []
     finally:
         live.stop()
+
+
+def test_the_jobs_of_a_failed_call_run_alone_at_the_same_time():
+    """After a failed call (a timeout, say) its jobs do not wait for each other in turn."""
+    store = JobStore(":memory:")
+    runner = JobRunner(store, workers=3)
+    release = threading.Event()
+    blocker = store.create("block", {})
+    runner.submit(blocker.job_id, lambda context: {"waited": release.wait(30)})
+    inside = threading.Barrier(3, timeout=20)  # the three jobs alone, all at once
+
+    def run_many(items: Sequence[Any]) -> list[dict[str, Any]]:
+        raise TimeoutError("the call took too long")
+
+    def alone(i: int) -> Any:
+        return lambda context: {"waited": inside.wait() >= 0, "i": i}
+
+    ids = [store.create("slow", {"i": i}).job_id for i in range(3)]
+    done = [runner.submit(j, alone(i), batch=Batch("slow", i, run_many)) for i, j in enumerate(ids)]
+    release.set()
+    for future in done:
+        future.result(30)
+    for i, job_id in enumerate(ids):
+        assert store.get(job_id).status is JobStatus.SUCCESSFUL  # type: ignore[union-attr]
+        assert store.results(job_id) == {"waited": True, "i": i}
+    runner.shutdown()

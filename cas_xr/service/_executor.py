@@ -257,6 +257,7 @@ class JobRunner:
                 raise
 
     def _run_together(self, taken: list[_Queued]) -> None:
+        alone: list[_Queued] = []
         try:
             waiting = [q for q in taken if not q.cancelled.is_set()]
             started = set(self._store.start_many([q.job_id for q in waiting]))
@@ -266,17 +267,40 @@ class JobRunner:
             try:
                 outputs = jobs[0].batch.run([q.batch.item for q in jobs])
             except Exception:  # each alone, so that each job gets its own outcome
-                for q in jobs:
-                    self._finish(q.job_id, q.function, q.cancelled)
+                alone = jobs
                 return
             self._store.succeed_many({q.job_id: out for q, out in zip(jobs, outputs, strict=True)})
         finally:
-            with self._lock:
-                for q in taken:
-                    self._cancel.pop(q.job_id, None)
-                settled = [self._settled.pop(q.job_id, None) for q in taken]
-            for future in settled:
-                _settle(future)
+            again = {q.job_id for q in alone}
+            self._forget([q for q in taken if q.job_id not in again])
+            self._run_alone(alone)
+
+    def _run_alone(self, jobs: list[_Queued]) -> None:
+        """Run each of ``jobs`` (started) alone, as many at once as the pool has workers.
+
+        Each job gets its own time bound, so a call that failed (a timeout included)
+        costs its jobs about one more bound, not one per job.
+        """
+        for q in jobs:
+            try:
+                self._pool.submit(self._finish_alone, q)
+            except RuntimeError:  # the pool is shut down: the server stops
+                self._forget([q])
+
+    def _finish_alone(self, q: _Queued) -> None:
+        try:
+            self._finish(q.job_id, q.function, q.cancelled)
+        finally:
+            self._forget([q])
+
+    def _forget(self, jobs: list[_Queued]) -> None:
+        """Drop ``jobs``' cancellation events and settle their futures."""
+        with self._lock:
+            for q in jobs:
+                self._cancel.pop(q.job_id, None)
+            settled = [self._settled.pop(q.job_id, None) for q in jobs]
+        for future in settled:
+            _settle(future)
 
     def _finish(self, job_id: str, function: JobFunction, event: threading.Event) -> None:
         """Run a started job's ``function`` and store its outcome."""
