@@ -187,6 +187,15 @@ def test_files_of_a_glob_are_listed_for_the_geometries_over_them(tmp_path: Path)
     files = [r.results[0].provenance["files"] for r in batch.responses]
     assert files == [[west], [east], sorted([west, east])]
     assert [r.results[0].value for r in batch.responses][:2] == [300.0, 310.0]
+    # raster mode names the files under its box, not every file of the glob
+    west_only = cas.extract_raster_sync(
+        "tiles:dem", (-96.58, 39.02, -96.55, 39.05), output_dir=tmp_path / "out"
+    )
+    assert west_only.provenance["files"] == [west]
+    both = cas.extract_raster_sync(
+        "tiles:dem", (-96.52, 39.02, -96.48, 39.05), output_dir=tmp_path / "both"
+    )
+    assert both.provenance["files"] == sorted([west, east])
 
 
 def _utm_items(folder: Path) -> tuple[Path, pyproj.Transformer]:

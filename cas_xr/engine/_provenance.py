@@ -32,7 +32,7 @@ from cas_xr.sources._footprints import FOOTPRINTS, Footprint
 if TYPE_CHECKING:
     import geopandas as gpd
 
-__all__ = ["Provenance", "Record", "provenance_of"]
+__all__ = ["Provenance", "Record", "provenance_of", "provenance_within"]
 
 _SEGMENTS = 32  # points per edge of a footprint drawn in another CRS
 _BROADCAST = 1_000_000  # geometries x footprints compared at once; beyond, an STRtree
@@ -271,3 +271,31 @@ def provenance_of(
     target = series.crs.srs or series.crs.to_wkt()  # srs: what it was made from, cheaply
     geometries = series.to_numpy()
     return {d: _one(geometries, blocks[d], records.get(d, {}), target) for d in blocks}
+
+
+def provenance_within(attrs: Mapping[str, Any], bbox: Sequence[float]) -> dict[str, Any]:
+    """A source's provenance with its items, files or tiles cut to those in ``bbox``.
+
+    Parameters
+    ----------
+    attrs
+        The source DataArray's attrs (``cas_provenance`` and ``cas_footprints``).
+    bbox
+        ``(min_lon, min_lat, max_lon, max_lat)`` (EPSG:4326).
+
+    Returns
+    -------
+    dict
+        The provenance, its lists holding the names whose footprint meets ``bbox``.
+    """
+    import shapely
+
+    _, record = Record.read(attrs, b"")
+    box = np.array([shapely.box(*bbox)], dtype=object)
+    out = dict(record.provenance)
+    for key, footprints in record.footprints.items():
+        if key in out:
+            names = list(footprints)
+            _, j = _touching(box, list(footprints.values()), "EPSG:4326")
+            out[key] = _shown(out[key], [names[k] for k in j])
+    return out

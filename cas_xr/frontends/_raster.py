@@ -23,6 +23,7 @@ import numpy as np
 from cas_xr.catalog import resolve
 from cas_xr.config import Settings, get_settings
 from cas_xr.engine._failures import read_failures
+from cas_xr.engine._provenance import provenance_within
 from cas_xr.errors import (
     InvalidArgumentError,
     LimitExceededError,
@@ -238,7 +239,7 @@ def _write(request: _Request, cancelled: threading.Event, started: float) -> Ras
         source, grid = _plan(request, settings)
         provenance = {
             "dataset": request.dataset_id,
-            **source.attrs.get("cas_provenance", {}),
+            **provenance_within(source.attrs, request.bbox),
             "bbox": list(request.bbox),
             "resampling": request.resampling.value,
         }
