@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from cas_xr.errors import InvalidArgumentError
 from cas_xr.zonal import _codes as K
 from cas_xr.zonal._callables import split_stats, with_reductions
 from cas_xr.zonal._cells import same_grid
@@ -308,6 +309,8 @@ def zonal_run(
     """
     import xvec  # noqa: F401  (registers .xvec)
 
+    from cas_xr.zonal._kernel import family_of
+
     check_weights_mode(weights, _MODES)
     names, reductions = split_stats(stats, add_stats)
     spec = parse_stats(names if names or not reductions else "count")  # replaced, if so
@@ -318,6 +321,8 @@ def zonal_run(
     )  # fmt: skip
     obj = on_grid(obj, x_dim=x_dim, y_dim=y_dim)
     variables = variables_of(obj)
+    for var in variables.values():
+        family_of(var.dtype)  # real numbers, else an error now rather than in a task
     layers = sum(int(np.prod(v.shape[:-2])) for v in variables.values())
     weights_var = weights_raster_of(weights_raster, obj, spec, layers=layers)
     geo = prepare_geometries(
@@ -477,7 +482,14 @@ def _labelled(
         coords["zonal_statistics"] = spec.labels
     if spec.distribution or spec.weighted_distribution:
         coords["class"] = class_codes
-    coords[geo.series.index.name or "index"] = ("geometry", geo.series.index.to_numpy())
+    label = geo.series.index.name or "index"
+    if label in coords or label in data_vars or label == "class_name":
+        raise InvalidArgumentError(
+            f"the geometries' index is named {label!r}, a name the result gives to a "
+            f"dimension or variable of its own ({', '.join(map(str, [*coords, *data_vars]))}); "
+            "rename the index first, e.g. geometries.rename_axis('id')"
+        )
+    coords[label] = ("geometry", geo.series.index.to_numpy())
     return data_vars, coords
 
 
