@@ -88,9 +88,11 @@ def zonal(
         ``standard_name``, ``rio.set_spatial_dims``), odc-geo (``lon``/``lat``,
         ``xc``/``yc``) or CF ``units`` (``degrees_east``/``degrees_north``). Other
         dimensions (``time``, ``band`` ...) are kept, in their order. Nothing is computed
-        to reorder them. On a geographic grid, longitudes may run 0..360 or -180..180
-        whatever the convention of the geometries: each part of a geometry is counted
-        where the grid holds it.
+        to reorder them. Their coordinates are the cells' centres, evenly spaced, running
+        either way (an irregular axis raises; an axis of one cell takes its size from
+        the cube's transform, ``rio.write_transform``). On a geographic grid, longitudes
+        may run 0..360 or -180..180 whatever the convention of the geometries: each part
+        of a geometry is counted where the grid holds it.
     geometries
         A GeoSeries/GeoDataFrame (its CRS and index are used), shapely geometries, GeoJSON
         mappings or a FeatureCollection. Polygons, MultiPolygons, LineStrings,
