@@ -414,3 +414,29 @@ def test_repeated_and_multi_level_indexes_are_kept():
         got = zonal(_cube(arr), geoms, STATS).compute()
         np.testing.assert_allclose(_ours(got)[:, UNTIED], want, rtol=1e-6)
         assert list(got["index"].values) == list(labels)
+
+
+def test_floats_with_scale_attributes_must_say_whether_they_are_packed(tmp_path: Path):
+    import rasterio
+
+    raw = np.random.default_rng(13).integers(700, 1000, size=(ROWS, COLS)).astype("int16")
+    raw[::4, ::5] = -32768
+    profile = {"driver": "GTiff", "width": COLS, "height": ROWS, "count": 1, "crs": UTM}
+    with rasterio.open(
+        tmp_path / "s.tif", "w", dtype="int16", transform=GRID, nodata=-32768, **profile
+    ) as dst:
+        dst.write(raw, 1)
+        dst.scales, dst.offsets = (0.01,), (0.0,)
+    want = _exactextract(np.where(raw == -32768, np.nan, raw * 0.01), POLYGONS)[:, UNTIED]
+    stored = rioxarray.open_rasterio(tmp_path / "s.tif").squeeze("band", drop=True).rename("v")
+    masked = stored.where(stored != stored.rio.nodata)  # still packed, attributes kept
+    scaled = masked * stored.attrs["scale_factor"]  # physical, attributes kept all the same
+    for ambiguous in (masked, scaled, xr.concat([stored, stored], "t").mean("t")):
+        assert ambiguous.dtype.kind == "f" and ambiguous.attrs["scale_factor"] == 0.01
+        with pytest.raises(errors.InvalidArgumentError, match=r"already scaled.*decode_cf"):
+            zonal(ambiguous, POLYGONS, ["mean"], crs=UTM)  # scaled gave 1/100 of the mean
+    scaled.attrs.pop("scale_factor"), scaled.attrs.pop("add_offset")
+    decoded = xr.decode_cf(masked.to_dataset(name="v"))["v"]
+    for cube in (stored, scaled, decoded):
+        got = zonal(cube, POLYGONS, STATS, crs=UTM).compute()
+        np.testing.assert_allclose(_ours(got)[:, UNTIED], want, rtol=1e-6)

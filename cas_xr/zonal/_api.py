@@ -164,6 +164,9 @@ def zonal(
         ``rioxarray.open_rasterio`` and ``xarray`` with ``mask_and_scale=False`` leave
         them; rioxarray's per-band ``scales``/``offsets`` along ``band``) are unpacked
         to float64 lazily, inside the tasks; data already decoded are used as they are.
+        Floats carrying these attributes are unpacked only when their ``encoding`` shows
+        they were read so (``open_rasterio(masked=True)``); after arithmetic, which keeps
+        the attributes, packed and scaled values look alike and raise.
     chunks
         Side, in cells, of the window one task reads: geometries are grouped in Hilbert
         order into windows of at most ``chunks x chunks`` cells (shared among the layers),
