@@ -315,6 +315,11 @@ DTYPES = {
     "uint32-near-2**32": lambda _: _integers("uint32", 2**32 - 9),
     "int64-near-2**62": lambda _: _integers("int64", 2**62 + 3, _FillValue=-(2**63)),
     "float16": lambda _: (_cube(_values(10, "float16")), _values(10, "float32"), None),
+    "int16-packed-one-element-attrs": lambda _: (
+        _cube(_values(15, "int16"), scale_factor=np.array([0.5]), add_offset=np.array([1.0])),
+        _values(15, "int16") * 0.5 + 1.0,
+        None,
+    ),
     "netcdf-fill-undecoded": _netcdf_fill,
     "geotiff-flt-max-undecoded": _geotiff_flt_max,
 }
@@ -394,6 +399,19 @@ def test_a_dataset_of_variables_with_different_dims():
     np.testing.assert_allclose(got["w"].values[:, UNTIED], refs[1, 0][:, UNTIED], rtol=1e-6)
     np.testing.assert_allclose(
         got["z"].sel(member="b").values[:, UNTIED], refs[2, 1][:, UNTIED], rtol=1e-6
+    )
+
+
+def test_a_dataset_with_variables_on_two_grids_is_refused_not_halved():
+    fine = _cube(_values(14)).rename("fine")
+    coarse = fine.coarsen(x=2, y=2).mean().rename(x="lon", y="lat").rename("coarse")
+    bounds = xr.DataArray(np.zeros((ROWS, 2)), dims=("y", "nv"))  # CF bounds: not a grid
+    ds = xr.Dataset({"fine": fine, "coarse": coarse, "y_bnds": bounds})
+    with pytest.raises(errors.InvalidArgumentError, match=r"\['coarse'\] lie on other spatial"):
+        zonal(ds, POLYGONS, ["mean"], crs=UTM)  # "coarse" was left out without a word
+    got = zonal(ds[["fine", "y_bnds"]], POLYGONS, STATS, crs=UTM).compute()
+    np.testing.assert_allclose(
+        got["fine"].values[:, UNTIED], _exactextract(_values(14), POLYGONS)[:, UNTIED], rtol=1e-6
     )
 
 

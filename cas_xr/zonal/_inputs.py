@@ -451,12 +451,32 @@ def variables_of(obj: xr.DataArray | xr.Dataset) -> dict[Hashable, xr.DataArray]
         variables = {obj.name if obj.name is not None else "value": obj}
     else:
         variables = dict(obj.data_vars)
-    variables = {k: v for k, v in variables.items() if "y" in v.dims and "x" in v.dims}
-    if not variables:
+    kept = {k: v for k, v in variables.items() if "y" in v.dims and "x" in v.dims}
+    if not kept:
         raise MissingDimensionError(
             "no variable of the Dataset has both spatial dimensions; select or build one"
         )
-    return variables
+    elsewhere = [k for k, v in variables.items() if k not in kept and _on_a_grid(v)]
+    if elsewhere:  # rasters on another grid: leaving them out would lose them unseen
+        raise InvalidArgumentError(
+            f"variables {elsewhere} lie on other spatial dimensions than the grid of "
+            f"{sorted(map(str, kept))}; compute each grid in its own call, e.g. "
+            f"zonal(ds[{[str(k) for k in elsewhere]}], ...)"
+        )
+    return kept
+
+
+def _on_a_grid(var: xr.DataArray) -> bool:
+    """Whether a variable has two spatial dimensions of its own (a raster on another grid)."""
+    from cas_xr.zonal._dims import spatial_dims
+
+    if var.ndim < 2:
+        return False
+    try:
+        spatial_dims(var)
+    except MissingDimensionError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
