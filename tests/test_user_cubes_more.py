@@ -458,3 +458,11 @@ def test_floats_with_scale_attributes_must_say_whether_they_are_packed(tmp_path:
     for cube in (stored, scaled, decoded):
         got = zonal(cube, POLYGONS, STATS, crs=UTM).compute()
         np.testing.assert_allclose(_ours(got)[:, UNTIED], want, rtol=1e-6)
+
+
+def test_variables_with_different_grid_mappings_get_a_cas_error():
+    arr = _values(16)
+    a = _cube(arr).rename("a")
+    b = _cube(arr).rio.write_crs("EPSG:32634", grid_mapping_name="other").rename("b")
+    with pytest.raises(errors.MissingCRSError, match="Multiple grid mappings"):
+        zonal(xr.Dataset({"a": a, "b": b}), POLYGONS, ["mean"], crs=UTM)  # was rioxarray's
