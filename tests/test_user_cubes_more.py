@@ -1,6 +1,7 @@
 """zonal() on more of the cubes users bring: flipped and irregular axes, one row or cell,
-no coordinates, CF grid mappings, every dtype and missing-value convention, any chunking,
-odd geometry indexes; each against exactextract or numbers counted by hand."""
+no coordinates, CF grid mappings, every dtype and missing-value convention, floats that
+still carry scale_factor, any chunking, Datasets on two grids, odd geometry indexes; each
+against exactextract or numbers counted by hand, or a CasError that says what to do."""
 
 from __future__ import annotations
 
