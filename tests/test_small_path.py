@@ -52,7 +52,7 @@ def test_a_layer_read_by_tile_is_labelled_as_rioxarray_labels_it(crs: str, trans
 
 
 def test_the_transform_of_coordinates_is_rioxarrays():
-    from cas_xr.zonal._inputs import _transform_of_coords
+    from cas_xr.zonal._transform import grid_transform
 
     rng = np.random.default_rng(0)
     for k in range(60):
@@ -67,9 +67,10 @@ def test_the_transform_of_coordinates_is_rioxarrays():
             y=slice(rows // 3, None), x=slice(cols // 4, cols // 4 + max(2, cols // 2))
         )
         for obj in (da, window, da.to_dataset(name="v")):
-            assert tuple(_transform_of_coords(obj)) == tuple(obj.rio.transform(recalc=True))
+            assert tuple(grid_transform(obj)) == tuple(obj.rio.transform(recalc=True))
     one_row = _on_grid(dsa.zeros((1, 5)), Affine(1, 0, 0, 0, -1, 0), "EPSG:4326", None)
-    assert _transform_of_coords(one_row) is None  # rioxarray decides (from the metadata)
+    # one row: its height from the transform the cube carries, as rioxarray takes it
+    assert tuple(grid_transform(one_row)) == tuple(one_row.rio.transform(recalc=True))
 
 
 def test_the_geometry_index_is_xvecs():

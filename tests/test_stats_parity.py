@@ -287,6 +287,7 @@ def test_counts_of_nodata_and_nan_cells_by_their_weight():
     assert got.compute()["v"].values[0].tolist() == [2.0, 1.5, 1.5, 2.0, 1.5]
     packed = da.astype("float64")
     packed.attrs.update(scale_factor=2.0, missing_value=-1.0)  # decoded: markers become NaN
+    packed.encoding["dtype"] = "int16"  # read masked from a file: still packed
     again = zonal(packed, gpd.GeoSeries([box], crs=UTM), ["nodata_count", "nan_count"])
     assert again.compute()["v"].values[0].tolist() == [2.0, 1.5]
 
@@ -351,7 +352,7 @@ def test_rasterstats_statistics_match_in_centre_and_all_touched_modes(
 
 
 def test_weights_keyword_is_the_mode_and_names_weights_raster():
-    da = _small([[1, 2]])
+    da = _small([[1, 2], [3, 4]])
     box = gpd.GeoSeries([shapely.box(0, 0, 2, 1)], crs=UTM)
     with pytest.raises(errors.ArgumentTypeError, match="weights_raster="):
         zonal(da, box, ["mean"], weights=da)  # type: ignore[arg-type]

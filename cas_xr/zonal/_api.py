@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from cas_xr.errors import InvalidArgumentError
 from cas_xr.zonal import _codes as K
 from cas_xr.zonal._callables import split_stats, with_reductions
 from cas_xr.zonal._cells import same_grid
@@ -87,9 +88,11 @@ def zonal(
         ``standard_name``, ``rio.set_spatial_dims``), odc-geo (``lon``/``lat``,
         ``xc``/``yc``) or CF ``units`` (``degrees_east``/``degrees_north``). Other
         dimensions (``time``, ``band`` ...) are kept, in their order. Nothing is computed
-        to reorder them. On a geographic grid, longitudes may run 0..360 or -180..180
-        whatever the convention of the geometries: each part of a geometry is counted
-        where the grid holds it.
+        to reorder them. Their coordinates are the cells' centres, evenly spaced, running
+        either way (an irregular axis raises; an axis of one cell takes its size from
+        the cube's transform, ``rio.write_transform``). On a geographic grid, longitudes
+        may run 0..360 or -180..180 whatever the convention of the geometries: each part
+        of a geometry is counted where the grid holds it.
     geometries
         A GeoSeries/GeoDataFrame (its CRS and index are used), shapely geometries, GeoJSON
         mappings or a FeatureCollection. Polygons, MultiPolygons, LineStrings,
@@ -161,6 +164,9 @@ def zonal(
         ``rioxarray.open_rasterio`` and ``xarray`` with ``mask_and_scale=False`` leave
         them; rioxarray's per-band ``scales``/``offsets`` along ``band``) are unpacked
         to float64 lazily, inside the tasks; data already decoded are used as they are.
+        Floats carrying these attributes are unpacked only when their ``encoding`` shows
+        they were read so (``open_rasterio(masked=True)``); after arithmetic, which keeps
+        the attributes, packed and scaled values look alike and raise.
     chunks
         Side, in cells, of the window one task reads: geometries are grouped in Hilbert
         order into windows of at most ``chunks x chunks`` cells (shared among the layers),
@@ -308,6 +314,8 @@ def zonal_run(
     """
     import xvec  # noqa: F401  (registers .xvec)
 
+    from cas_xr.zonal._kernel import family_of
+
     check_weights_mode(weights, _MODES)
     names, reductions = split_stats(stats, add_stats)
     spec = parse_stats(names if names or not reductions else "count")  # replaced, if so
@@ -318,6 +326,8 @@ def zonal_run(
     )  # fmt: skip
     obj = on_grid(obj, x_dim=x_dim, y_dim=y_dim)
     variables = variables_of(obj)
+    for var in variables.values():
+        family_of(var.dtype)  # real numbers, else an error now rather than in a task
     layers = sum(int(np.prod(v.shape[:-2])) for v in variables.values())
     weights_var = weights_raster_of(weights_raster, obj, spec, layers=layers)
     geo = prepare_geometries(
@@ -477,7 +487,14 @@ def _labelled(
         coords["zonal_statistics"] = spec.labels
     if spec.distribution or spec.weighted_distribution:
         coords["class"] = class_codes
-    coords[geo.series.index.name or "index"] = ("geometry", geo.series.index.to_numpy())
+    label = geo.series.index.name or "index"
+    if label in coords or label in data_vars or label == "class_name":
+        raise InvalidArgumentError(
+            f"the geometries' index is named {label!r}, a name the result gives to a "
+            f"dimension or variable of its own ({', '.join(map(str, [*coords, *data_vars]))}); "
+            "rename the index first, e.g. geometries.rename_axis('id')"
+        )
+    coords[label] = ("geometry", geo.series.index.to_numpy())
     return data_vars, coords
 
 

@@ -124,6 +124,7 @@ def on_grid(
 
     y, x = spatial_dims(obj, x_dim=x_dim, y_dim=y_dim)
     names = {y: "y", x: "x"}
+    given = obj
     if (y, x) != ("y", "x"):
         others = [n for n in ("y", "x") if n not in names]
         data_vars = obj.data_vars if isinstance(obj, xr.Dataset) else {}
@@ -135,9 +136,30 @@ def on_grid(
             )
         stale = [n for n in others if n in obj.coords]
         obj = obj.drop_vars(stale).rename({k: v for k, v in names.items() if k != v})
-    if isinstance(obj, xr.DataArray) and _in_order(obj):
-        return obj  # what transpose would give (a small request pays for the copy)
-    return obj.transpose(..., "y", "x")
+    if not (isinstance(obj, xr.DataArray) and _in_order(obj)):
+        obj = obj.transpose(..., "y", "x")  # else as it is (a small request pays for the copy)
+    return obj if obj is given else _with_crs_of(given, obj)
+
+
+def _with_crs_of(
+    given: xr.DataArray | xr.Dataset, obj: xr.DataArray | xr.Dataset
+) -> xr.DataArray | xr.Dataset:
+    """``obj`` with the CRS of ``given`` when only ``given``'s accessor held it.
+
+    rioxarray's (deprecated) ``rio.set_crs`` keeps the CRS on the object's accessor,
+    which a rename or transpose does not carry. The CRS read here stays on ``obj``'s
+    accessor, so reading it again later costs nothing; a CRS that cannot be read is left
+    for the caller to report.
+    """
+    import rioxarray  # noqa: F401  (registers .rio)
+    from rioxarray.exceptions import RioXarrayError
+
+    try:
+        if obj.rio.crs is not None or (crs := given.rio.crs) is None:
+            return obj
+    except RioXarrayError:
+        return obj
+    return obj.rio.write_crs(crs)
 
 
 def _in_order(da: xr.DataArray) -> bool:

@@ -5,7 +5,9 @@ integer ``uint64`` marker is never rounded through float64), before any scaling.
 ``scale_factor``/``add_offset`` still in ``attrs`` mean the values are packed (xarray
 moves them to ``encoding`` when it decodes); rioxarray's per-band ``scales``/``offsets``
 (left when the bands differ) are honoured along ``band``. They are applied window by
-window inside the zonal tasks, so nothing is decoded ahead of time.
+window inside the zonal tasks, so nothing is decoded ahead of time. Floats that carry
+them are packed only when their ``encoding`` shows they were read so: xarray keeps
+attributes through arithmetic, after which packed and scaled floats look alike.
 """
 
 from __future__ import annotations
@@ -102,8 +104,8 @@ def _factor(var: xr.DataArray, single: str, per_band: str, default: float) -> An
     """One factor, or one per ``band`` shaped to broadcast against the leading dims."""
     attrs = var.attrs
     try:
-        if single in attrs:
-            return np.asarray(float(attrs[single]))
+        if single in attrs:  # a number, or an array of one (as some netCDF readers give it)
+            return np.asarray(attrs[single], dtype=np.float64).reshape(())
         if per_band not in attrs:
             return np.asarray(default)
         values = np.asarray(attrs[per_band], dtype=np.float64).ravel()
@@ -138,8 +140,26 @@ def encoding_of(var: xr.DataArray, nodata: float | None) -> Encoding:
     import rioxarray  # noqa: F401  (registers .rio)
 
     markers = [_native(m, var.dtype) for m in _markers(var, nodata)]
-    return Encoding(
+    encoding = Encoding(
         tuple(dict.fromkeys(m for m in markers if m is not None)),
         _factor(var, "scale_factor", "scales", 1.0),
         _factor(var, "add_offset", "offsets", 0.0),
     )
+    if encoding.packed and var.dtype.kind == "f" and not _AS_READ & set(var.encoding):
+        raise InvalidArgumentError(
+            f"variable {var.name!r} holds floats with the attributes "
+            f"{', '.join(k for k in _PACKING if k in var.attrs)} but was not read that way (its "
+            "encoding is empty): xarray keeps attributes through arithmetic and reductions, "
+            "so its values may still be packed (after da.where(...), .mean(), .astype()) or "
+            "already scaled (after da * da.scale_factor). Say which: if they are in physical "
+            "units, remove the attributes (da.attrs.pop('scale_factor'), "
+            "da.attrs.pop('add_offset')); if they are still packed, decode them "
+            "(xr.decode_cf(da.to_dataset(name='v'))['v'])"
+        )
+    return encoding
+
+
+#: Encoding keys xarray and rioxarray leave on a variable as read from a file, kept by
+#: selections, reordering and chunking but dropped by arithmetic and reductions.
+_AS_READ = frozenset({"dtype", "source", "rasterio_dtype"})
+_PACKING = ("scale_factor", "add_offset", "scales", "offsets")

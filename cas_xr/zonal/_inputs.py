@@ -18,7 +18,6 @@ from cas_xr.errors import (
     InvalidStatisticError,
     MissingCRSError,
     MissingDimensionError,
-    UnsupportedGridError,
 )
 from cas_xr.zonal import _codes as K
 from cas_xr.zonal._kinds import (
@@ -31,6 +30,7 @@ from cas_xr.zonal._kinds import (
     point_cells,
     snapped_points,
 )
+from cas_xr.zonal._transform import grid_transform
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -324,53 +324,47 @@ def _same_crs(crs: Any, raster_crs: Any) -> bool:
 
 def _raster_crs(obj: xr.DataArray | xr.Dataset) -> Any:
     import rioxarray  # noqa: F401  (registers .rio)
+    from rioxarray.exceptions import RioXarrayError
 
-    crs = obj.rio.crs
-    if crs is None:
+    try:
+        crs = obj.rio.crs
+    except RioXarrayError as err:  # e.g. variables with different grid mappings
         raise MissingCRSError(
-            "the raster has no CRS; set one with obj.rio.write_crs('EPSG:...') (cas_xr never "
-            "assumes a CRS)"
+            f"cannot read the raster's CRS ({err}); compute each variable on its own"
+        ) from None
+    if crs is not None:
+        return crs
+    names = _grid_mappings(obj)
+    carried = [n for n in names if n in getattr(obj, "data_vars", {})]
+    if carried:  # a CF grid mapping read as a data variable (xarray's decode_coords=True)
+        crs = obj.set_coords(carried).rio.crs
+        if crs is not None:
+            return crs
+    hint = ""
+    if names:
+        hint = (
+            f"; its grid_mapping attribute names {names[0]!r}, which it does not carry: open "
+            f"the file with xr.open_dataset(..., decode_coords='all') (or "
+            f"ds.set_coords({names[0]!r})) before selecting a variable"
         )
-    return crs
+    raise MissingCRSError(
+        "the raster has no CRS; set one with obj.rio.write_crs('EPSG:...') (cas_xr never "
+        f"assumes a CRS){hint}"
+    )
 
 
-def _transform_of_coords(obj: xr.DataArray | xr.Dataset) -> Affine | None:
-    """``obj.rio.transform(recalc=True)``, the same arithmetic on the 1-D coordinates.
-
-    rioxarray indexes the coordinates a dozen times through xarray, which a small
-    request pays on every call; None where rioxarray would not recalculate (fewer than
-    two cells along a dim, a rotated or non-rectilinear transform kept in the metadata)
-    or the coordinates are not 1-D, for rioxarray to decide.
-    """
-    from affine import Affine
-
-    variables = obj.coords.variables
-    x, y = variables.get("x"), variables.get("y")
-    if x is None or y is None or x.dims != ("x",) or y.dims != ("y",) or min(x.size, y.size) < 2:
-        return None
-    kept = obj.rio._cached_transform()
-    if kept is not None and (not kept.is_rectilinear or kept.b or kept.d):
-        return None
-    xs, ys = x.values, y.values
-    left, right, top, bottom = float(xs[0]), float(xs[-1]), float(ys[0]), float(ys[-1])
-    res_x, res_y = (right - left) / (x.size - 1), (bottom - top) / (y.size - 1)
-    return Affine.translation(left - res_x / 2.0, top - res_y / 2.0) * Affine.scale(res_x, res_y)
+def _grid_mappings(obj: xr.DataArray | xr.Dataset) -> list[str]:
+    """The CF grid mapping variables the cube or its variables name."""
+    owners = [obj, *getattr(obj, "data_vars", {}).values()]
+    found = [o.encoding.get("grid_mapping", o.attrs.get("grid_mapping")) for o in owners]
+    # CF's extended form "crs: x y other: lat lon" names several: take the names
+    names = [n.rstrip(":") for f in found if isinstance(f, str) for n in f.split()[:1]]
+    return list(dict.fromkeys(names))
 
 
 def _grid(obj: xr.DataArray | xr.Dataset) -> tuple[Affine, tuple[int, int]]:
     """The affine transform and ``(rows, cols)`` of a cube with ``y``/``x`` dims."""
-    from rioxarray.exceptions import RioXarrayError
-
-    try:
-        transform = _transform_of_coords(obj) or obj.rio.transform(recalc=True)
-    except (RioXarrayError, IndexError, KeyError, ValueError) as err:
-        raise UnsupportedGridError(
-            f"cannot read the grid of the raster from its x/y coordinates ({err}); zonal() "
-            "needs 1-D, evenly spaced x and y coordinates"
-        ) from None
-    if transform.b or transform.d:
-        raise UnsupportedGridError("rotated grids are not supported; reproject the raster first")
-    return transform, (obj.sizes["y"], obj.sizes["x"])
+    return grid_transform(obj), (obj.sizes["y"], obj.sizes["x"])
 
 
 def row_factors(
@@ -457,12 +451,32 @@ def variables_of(obj: xr.DataArray | xr.Dataset) -> dict[Hashable, xr.DataArray]
         variables = {obj.name if obj.name is not None else "value": obj}
     else:
         variables = dict(obj.data_vars)
-    variables = {k: v for k, v in variables.items() if "y" in v.dims and "x" in v.dims}
-    if not variables:
+    kept = {k: v for k, v in variables.items() if "y" in v.dims and "x" in v.dims}
+    if not kept:
         raise MissingDimensionError(
             "no variable of the Dataset has both spatial dimensions; select or build one"
         )
-    return variables
+    elsewhere = [k for k, v in variables.items() if k not in kept and _on_a_grid(v)]
+    if elsewhere:  # rasters on another grid: leaving them out would lose them unseen
+        raise InvalidArgumentError(
+            f"variables {elsewhere} lie on other spatial dimensions than the grid of "
+            f"{sorted(map(str, kept))}; compute each grid in its own call, e.g. "
+            f"zonal(ds[{[str(k) for k in elsewhere]}], ...)"
+        )
+    return kept
+
+
+def _on_a_grid(var: xr.DataArray) -> bool:
+    """Whether a variable has two spatial dimensions of its own (a raster on another grid)."""
+    from cas_xr.zonal._dims import spatial_dims
+
+    if var.ndim < 2:
+        return False
+    try:
+        spatial_dims(var)
+    except MissingDimensionError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -526,6 +540,8 @@ def prepare_geometries(
     bounds = _bounds_in_cells(shapes, cell_units(transform), shape)
     if transform.e > 0:  # a line on a row edge belongs to the row south of it, above it
         bounds[linear, 0] = np.maximum(bounds[linear, 0] - 1, 0)
+    if transform.a < 0:  # and one on a column edge to the column east of it, left of it
+        bounds[linear, 2] = np.maximum(bounds[linear, 2] - 1, 0)
     points = np.full((len(shapes), 2), -1, dtype=np.int64)
     if is_point.any():
         points[is_point] = point_cells(shapes[is_point], transform)

@@ -139,7 +139,7 @@ def point_cells(points: npt.NDArray[Any], transform: Affine) -> npt.NDArray[np.i
     """Row and column of the cell holding each (non-empty) point.
 
     A point on a cell edge (to within float noise) belongs to the cell east of a vertical
-    edge and south of a horizontal one, whichever way the y axis runs.
+    edge and south of a horizontal one, whichever way the axes run.
     """
     import shapely
 
@@ -147,7 +147,8 @@ def point_cells(points: npt.NDArray[Any], transform: Affine) -> npt.NDArray[np.i
 
     uv = np.round(cell_units(transform)(shapely.get_coordinates(points)), 9)
     rows = np.floor(uv[:, 1]) if transform.e < 0 else np.ceil(uv[:, 1]) - 1
-    return np.column_stack([rows, np.floor(uv[:, 0])]).astype(np.int64)
+    cols = np.floor(uv[:, 0]) if transform.a > 0 else np.ceil(uv[:, 0]) - 1
+    return np.column_stack([rows, cols]).astype(np.int64)
 
 
 def _multipoint_cells(

@@ -72,6 +72,7 @@ def _pieces(
     t0: float,
     t1: float,
     south_up: bool,
+    west_up: bool,
     rows: npt.NDArray[np.int64],
     cols: npt.NDArray[np.int64],
     spans: npt.NDArray[np.float64],
@@ -81,7 +82,9 @@ def _pieces(
     Piece ``k`` lies in cell ``rows[k], cols[k]`` (the cell of its midpoint) and spans
     ``spans[k]`` of the segment's parameter. Each crossing's parameter is computed from
     the segment's ends (never accumulated), so the spans add up to ``t1 - t0``. A piece
-    on a horizontal cell edge goes to the row south of it, like a point on that edge.
+    on a horizontal cell edge goes to the row south of it, and one on a vertical edge to
+    the column east of it, like a point on that edge (``south_up``: rows run north;
+    ``west_up``: columns run west).
     ``rows``/``cols``/``spans`` hold at least ``floor(|du|) + floor(|dv|) + 4`` entries
     (``du``, ``dv`` the clipped segment's extent in cells).
     """
@@ -112,8 +115,12 @@ def _pieces(
             row = np.floor(vm)
             if south_up and dv == 0.0 and vm == row:
                 row -= 1.0
+            um = ua + tm * du
+            col = np.floor(um)
+            if west_up and du == 0.0 and um == col:
+                col -= 1.0
             rows[n] = int(row)
-            cols[n] = int(np.floor(ua + tm * du))
+            cols[n] = int(col)
             spans[n] = tn - t
             n += 1
             t = tn
@@ -150,7 +157,7 @@ def _line_pieces(
     pass bounds the number of pieces, so the arrays are allocated once.
     """
     header = ring_offsets[first]
-    a = abs(coords[header + 1, 0])
+    a = coords[header + 1, 0]
     e = coords[header + 1, 1]
     size = 0
     for twice in range(2):
@@ -172,7 +179,10 @@ def _line_pieces(
                 if not twice:
                     size += int(abs(ub - ua) * (t1 - t0)) + int(abs(vb - va) * (t1 - t0)) + 4
                     continue
-                m = _pieces(ua, va, ub, vb, t0, t1, e > 0.0, rows[n:], cols[n:], lengths[n:])
+                south_up, west_up = e > 0.0, a < 0.0
+                m = _pieces(
+                    ua, va, ub, vb, t0, t1, south_up, west_up, rows[n:], cols[n:], lengths[n:]
+                )
                 for k in range(n, n + m):
                     lengths[k] *= length
                 n += m
@@ -193,11 +203,12 @@ def _thin_cells(
     checked against GDAL 3.10): per segment, Bresenham's line from the cell of its
     start to the cell of its end (the cells of ``floor(u), floor(v)``), 8-connected,
     one cell per step along the longer axis, stepping the shorter axis when the error
-    term reaches 0. A south-up grid is walked as its north-up mirror, so that the cells
-    do not depend on which way the y axis runs (and a vertex on a cell edge belongs to
-    the cell a point there would).
+    term reaches 0. A south-up (west-running) grid is walked as its north-up (east-running)
+    mirror, so that the cells do not depend on which way the axes run (and a vertex on a
+    cell edge belongs to the cell a point there would).
     """
     flip = -1.0 if coords[ring_offsets[first] + 1, 1] > 0.0 else 1.0  # e > 0: south up
+    flip_x = -1.0 if coords[ring_offsets[first] + 1, 0] < 0.0 else 1.0  # a < 0: x runs west
     size = 0
     for ring in range(first + 1, last):
         for i in range(ring_offsets[ring], ring_offsets[ring + 1] - 1):
@@ -208,8 +219,9 @@ def _thin_cells(
     n = 0
     for ring in range(first + 1, last):
         for i in range(ring_offsets[ring], ring_offsets[ring + 1] - 1):
-            x, y = int(np.floor(coords[i, 0])), int(np.floor(flip * coords[i, 1]))
-            x1, y1 = int(np.floor(coords[i + 1, 0])), int(np.floor(flip * coords[i + 1, 1]))
+            x, y = int(np.floor(flip_x * coords[i, 0])), int(np.floor(flip * coords[i, 1]))
+            x1 = int(np.floor(flip_x * coords[i + 1, 0]))
+            y1 = int(np.floor(flip * coords[i + 1, 1]))
             dx, dy = abs(x1 - x), abs(y1 - y)
             sx = -1 if x > x1 else 1
             sy = -1 if y > y1 else 1
@@ -219,9 +231,10 @@ def _thin_cells(
             error = step - major
             for _ in range(major + 1):
                 row = y if flip > 0.0 else -y - 1
-                if box[0] <= x < box[1] and box[2] <= row < box[3]:
+                col = x if flip_x > 0.0 else -x - 1
+                if box[0] <= col < box[1] and box[2] <= row < box[3]:
                     rows[n] = row
-                    cols[n] = x
+                    cols[n] = col
                     n += 1
                 if dx >= dy:
                     x += sx
