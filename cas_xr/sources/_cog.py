@@ -8,8 +8,10 @@ a few range requests and kept; a window, or many windows at once
 close together in the file (gaps of at most :data:`MAX_GAP` bytes) are fetched in one
 range request; the requests run on the I/O threads of :mod:`cas_xr.sources._http`, at most
 ``max_concurrent_requests_per_host`` at once per host and process, with its retries and
-deadline. tifffile decodes the tiles (with imagecodecs), as GDAL would. Local files are
-read the same way (``os.pread``), with the header kept while the file is unchanged.
+deadline; garbage collection is held back until a read's requests are sent
+(:mod:`cas_xr.sources._sending`). tifffile decodes the tiles (with imagecodecs), as GDAL
+would. Local files are read the same way (``os.pread``), with the header kept while the
+file is unchanged.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from affine import Affine
 from cas_xr.config import get_settings
 from cas_xr.errors import SourceError
 from cas_xr.sources._http import fetch_range, io_pool, public_url
+from cas_xr.sources._sending import hold, owing
 
 if TYPE_CHECKING:
     import dask.array
@@ -410,9 +413,11 @@ class CogReader:
         wanted = sorted({t for w in windows for t in self._tiles(header, w)})
         ident = (*_key(self.url), header.size, header.version, self.band)
         tiles, mine = TILES.claim(ident, wanted)
-        for group in _merged(header, sorted(mine)):
+        groups = _merged(header, sorted(mine))
+        token = hold(len(groups) if not _is_local(self.url) else 0)  # until they are sent
+        for group in groups:
             futures = {k: mine[k] for k in group}
-            io_pool().submit(self._fetch_into, header, ident, futures)
+            io_pool().submit(self._fetch_into, header, ident, futures, token)
         return tiles
 
     def collect(
@@ -424,11 +429,20 @@ class CogReader:
         return [self._paste(header, w, done) for w in windows]
 
     def _fetch_into(
-        self, header: CogHeader, ident: tuple[Any, ...], futures: dict[int, Future[Any]]
+        self,
+        header: CogHeader,
+        ident: tuple[Any, ...],
+        futures: dict[int, Future[Any]],
+        token: int,
     ) -> None:
-        """Fetch one merged range; hand each tile to its future and to the tile cache."""
+        """Fetch one merged range; hand each tile to its future and to the tile cache.
+
+        The range is one of the requests that the :func:`~cas_xr.sources._sending.hold`
+        of ``token`` counted.
+        """
         try:
-            tiles = self._fetch_range(header, list(futures))
+            with owing(token):
+                tiles = self._fetch_range(header, list(futures))
         except BaseException as err:  # every waiting read sees the failure
             TILES.fail(ident, futures, err)
         else:
