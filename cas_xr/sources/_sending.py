@@ -13,7 +13,9 @@ sends a counted request runs it in :func:`owing`; its share is released when the
 is sent (:func:`sent`, called by the connections of :class:`SentAdapter` as they turn to
 read the answer), when it must wait for a slot of its host (it cannot leave now), or when
 :func:`owing` exits, whatever happened. No hold outlasts :data:`MAX_HOLD_S`, and
-collection is turned back on only if it was on when the first hold began.
+collection is turned back on only if it was on when the first hold began. The same
+signal sets the event of :func:`signalling`: a read started ahead lets its caller go on
+(and hold the GIL) only once its request has left.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.response import HTTPResponse
 
-__all__ = ["MAX_HOLD_S", "SentAdapter", "hold", "owing", "sent"]
+__all__ = ["MAX_HOLD_S", "SentAdapter", "hold", "owing", "sent", "signalling"]
 
 #: Longest automatic collection stays off (a counted request stuck behind busy threads).
 MAX_HOLD_S = 1.0
@@ -102,8 +104,25 @@ def owing(token: int) -> Iterator[None]:
         sent()
 
 
+@contextmanager
+def signalling(event: threading.Event) -> Iterator[None]:
+    """Set ``event`` when the request this thread sends next is sent, or at the end."""
+    _local.signal = event
+    try:
+        yield
+    finally:
+        sent()
+
+
 def sent() -> None:
-    """Release the share of this thread's counted request: it is sent, or cannot leave now."""
+    """Release the share of this thread's counted request: it is sent, or cannot leave now.
+
+    Also sets the event of :func:`signalling`, if any.
+    """
+    signal = getattr(_local, "signal", None)
+    if signal is not None:
+        _local.signal = None
+        signal.set()
     era = getattr(_local, "owing", None)
     if era is None:
         return
