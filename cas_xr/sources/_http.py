@@ -7,6 +7,7 @@ errors are retried up to ``http_retries`` times with exponential backoff
 (``Retry-After`` honoured), and the whole call, retries included, never outlasts
 ``provider_timeout_s`` from its first request (the wait for a free slot of the host's cap
 is not the provider's time: a request queued behind slow ones is not lost unasked).
+The sessions' connections say when a request is sent (:mod:`cas_xr.sources._sending`).
 """
 
 from __future__ import annotations
