@@ -187,22 +187,51 @@ def test_second_call_reuses_the_header_and_reads_one_tile(cog: Path, tmp_path: P
         assert _tiles_of(server, cog) == {(2, 5)}
 
 
-def test_requests_in_flight_are_bounded_per_host(tmp_path: Path):
-    # 256-cell tiles of noise (~256 KB each): tiles a tile apart are too far to merge
-    cog = make_cog(tmp_path / "big.tif", _values(), transform=GRID, crs="EPSG:4326", blocksize=256)
+def _checkerboard(folder: Path) -> tuple[Path, gpd.GeoSeries]:
+    """A COG of 256-cell tiles of noise (~256 KB each) and boxes in eight tiles of it.
+
+    The tiles form a checkerboard: none is next to another in a row, so each is too far
+    from the others to be merged into one range request.
+    """
+    cog = make_cog(folder / "big.tif", _values(), transform=GRID, crs="EPSG:4326", blocksize=256)
     boxes = []
     for i, j in itertools.product(range(4), repeat=2):
-        if (i + j) % 2 == 0:  # a checkerboard: eight tiles, none next to another in a row
+        if (i + j) % 2 == 0:
             x, y = GRID * (j * 256 + 50, i * 256 + 50)
             boxes.append(shapely.box(x, y - 0.1, x + 0.1, y))
+    return cog, gpd.GeoSeries(boxes, crs="EPSG:4326")
+
+
+def test_requests_in_flight_are_bounded_per_host(tmp_path: Path):
+    cog, boxes = _checkerboard(tmp_path)
     with serve_with_latency(tmp_path, round_trip=0.05) as server:
         cas.configure(
             provider_files=[_local_provider(tmp_path, server.url + cog.name, "r")],
             max_concurrent_requests_per_host=3,
         )
-        cas.extract_table(gpd.GeoSeries(boxes, crs="EPSG:4326"), ["r:dem"])
+        cas.extract_table(boxes, ["r:dem"])
         assert server.requests >= 8  # the header, and one request per tile
         assert 2 <= server.peak_in_flight <= 3  # concurrent, never past the cap
+
+
+@pytest.mark.parametrize("protocol", ["local", "stac_static"])
+def test_every_tile_range_a_request_needs_is_in_flight_at_once(tmp_path: Path, protocol: str):
+    # fewer ranges than the default cap: none waits for another (answers take half a second)
+    cog, boxes = _checkerboard(tmp_path)
+    item = StacItemSpec("big", cog, dt.datetime(2020, 1, 1))
+    make_stac_catalog(tmp_path, [StacCollectionSpec("dem", "one COG", [item])])
+    with serve_with_latency(tmp_path, round_trip=0.5) as server:
+        if protocol == "local":
+            provider = _local_provider(tmp_path, server.url + cog.name, "r")
+        else:
+            provider = str(stac_provider(tmp_path, "r", server.url + "catalog.json"))
+        cas.configure(provider_files=[provider])
+        assert cas.get_settings().max_concurrent_requests_per_host == 8
+        cas.extract_table(boxes, ["r:dem"])
+    ranges = len([r for r in server.records if r.path.endswith(cog.name)]) - 1  # the header
+    assert len(_tiles_of(server, cog)) == 8
+    assert ranges == 7  # two tiles end and start a row of the file: one range
+    assert server.peak_in_flight == ranges  # every range at once
 
 
 def stac_provider(folder: Path, slug: str, endpoint: str | Path) -> Path:

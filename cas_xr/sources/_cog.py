@@ -8,12 +8,15 @@ a few range requests and kept; a window, or many windows at once
 close together in the file (gaps of at most :data:`MAX_GAP` bytes) are fetched in one
 range request; the requests run on the I/O threads of :mod:`cas_xr.sources._http`, at most
 ``max_concurrent_requests_per_host`` at once per host and process, with its retries and
-deadline. tifffile decodes the tiles (with imagecodecs), as GDAL would. Local files are
-read the same way (``os.pread``), with the header kept while the file is unchanged.
+deadline; garbage collection is held back until a read's requests are sent
+(:mod:`cas_xr.sources._sending`). tifffile decodes the tiles (with imagecodecs), as GDAL
+would. Local files are read the same way (``os.pread``), with the header kept while the
+file is unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import itertools
@@ -34,13 +37,14 @@ from affine import Affine
 from cas_xr.config import get_settings
 from cas_xr.errors import SourceError
 from cas_xr.sources._http import fetch_range, io_pool, public_url
+from cas_xr.sources._sending import hold, owing, signalling
 
 if TYPE_CHECKING:
     import dask.array
 
 __all__ = [
     "MAX_GAP", "TILES", "CogHeader", "CogReader", "Geo", "aligned", "cog_reader", "known_versions",
-    "tile_array",
+    "prefetch_header", "tile_array",
 ]  # fmt: skip
 
 #: Largest gap (bytes) between two tiles fetched in one range request.
@@ -189,7 +193,11 @@ class CogHeader:
 
 
 _HEADERS: OrderedDict[tuple[Any, ...], tuple[CogHeader, float]] = OrderedDict()
+#: headers being read, by key (a reader that needs one under way waits for it)
+_READING: dict[tuple[Any, ...], Future[CogHeader]] = {}
 _LOCK = threading.Lock()
+#: how long :func:`prefetch_header` waits for its request to be sent
+_SEND_WAIT_S = 1.0
 
 
 def _is_local(url: str) -> bool:
@@ -243,6 +251,8 @@ def _header(url: str, provider: str) -> CogHeader:
 
     A local file rewritten since is read again (its size or time changed); a remote
     file's header (and so its decoded tiles) is trusted for ``metadata_cache_ttl_s``.
+    A read under way (:func:`prefetch_header`, another thread's) is waited for; its
+    failure is raised, not kept.
     """
     key = _key(url)
     now = time.monotonic()
@@ -251,12 +261,51 @@ def _header(url: str, provider: str) -> CogHeader:
         if key in _HEADERS and (len(key) > 1 or now - _HEADERS[key][1] < ttl):
             _HEADERS.move_to_end(key)
             return _HEADERS[key][0]
-    header = _parse(url, provider)
+        reading = _READING.get(key)
+        mine = reading is None
+        if reading is None:
+            reading = _READING[key] = Future()
+    if not mine:
+        return reading.result()
+    try:
+        header = _parse(url, provider)
+    except BaseException as err:
+        with _LOCK:
+            del _READING[key]
+        reading.set_exception(err)
+        raise
     with _LOCK:
+        del _READING[key]
         _HEADERS[key] = (header, now)
         while len(_HEADERS) > _HEADERS_KEPT:
             _HEADERS.popitem(last=False)
+    reading.set_result(header)
     return header
+
+
+def prefetch_header(url: str, provider: str) -> None:
+    """Start reading the header of the remote COG ``url`` on the I/O threads.
+
+    Nothing when it is kept, under way, or would not be kept (``metadata_cache_ttl_s``
+    is 0). Returns once its request is sent (at most :data:`_SEND_WAIT_S`): the caller's
+    work would hold the GIL and keep it back. A failure is left for the reader that
+    needs the header (:func:`_header` reads it again and raises).
+    """
+    ttl = get_settings().metadata_cache_ttl_s
+    if _is_local(url) or ttl <= 0:
+        return
+    with _LOCK:
+        kept = _HEADERS.get((url,))
+        if (kept is not None and time.monotonic() - kept[1] < ttl) or (url,) in _READING:
+            return
+    sent = threading.Event()
+
+    def read() -> None:
+        with signalling(sent), contextlib.suppress(Exception):
+            _header(url, provider)
+
+    io_pool().submit(read)
+    sent.wait(_SEND_WAIT_S)
 
 
 def _forget(url: str) -> None:
@@ -410,9 +459,11 @@ class CogReader:
         wanted = sorted({t for w in windows for t in self._tiles(header, w)})
         ident = (*_key(self.url), header.size, header.version, self.band)
         tiles, mine = TILES.claim(ident, wanted)
-        for group in _merged(header, sorted(mine)):
+        groups = _merged(header, sorted(mine))
+        token = hold(len(groups) if not _is_local(self.url) else 0)  # until they are sent
+        for group in groups:
             futures = {k: mine[k] for k in group}
-            io_pool().submit(self._fetch_into, header, ident, futures)
+            io_pool().submit(self._fetch_into, header, ident, futures, token)
         return tiles
 
     def collect(
@@ -424,11 +475,20 @@ class CogReader:
         return [self._paste(header, w, done) for w in windows]
 
     def _fetch_into(
-        self, header: CogHeader, ident: tuple[Any, ...], futures: dict[int, Future[Any]]
+        self,
+        header: CogHeader,
+        ident: tuple[Any, ...],
+        futures: dict[int, Future[Any]],
+        token: int,
     ) -> None:
-        """Fetch one merged range; hand each tile to its future and to the tile cache."""
+        """Fetch one merged range; hand each tile to its future and to the tile cache.
+
+        The range is one of the requests that the :func:`~cas_xr.sources._sending.hold`
+        of ``token`` counted.
+        """
         try:
-            tiles = self._fetch_range(header, list(futures))
+            with owing(token):
+                tiles = self._fetch_range(header, list(futures))
         except BaseException as err:  # every waiting read sees the failure
             TILES.fail(ident, futures, err)
         else:

@@ -7,6 +7,7 @@ errors are retried up to ``http_retries`` times with exponential backoff
 (``Retry-After`` honoured), and the whole call, retries included, never outlasts
 ``provider_timeout_s`` from its first request (the wait for a free slot of the host's cap
 is not the provider's time: a request queued behind slow ones is not lost unasked).
+The sessions' connections say when a request is sent (:mod:`cas_xr.sources._sending`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import requests
 
 from cas_xr.config import get_settings, settings_generation
 from cas_xr.errors import SourceError
+from cas_xr.sources._sending import SentAdapter, sent
 
 __all__ = [
     "RETRY_STATUS", "Retryable", "fetch", "fetch_range", "io_pool", "public_url", "with_retries",
@@ -96,18 +98,23 @@ def with_retries(attempt: Callable[[float], _T], *, url: str, provider: str = ""
     deadline = math.inf  # set when the first attempt has a slot of the host's cap
     last = Retryable("timeout", "no attempt fitted in the deadline")
     attempts = 0
+    slots = _semaphore(urlsplit(url).netloc)
     for n in range(settings.http_retries + 1):
+        if not slots.acquire(blocking=False):
+            sent()  # it cannot leave now: no hold of garbage collection waits for it
+            slots.acquire()
         try:
-            with _semaphore(urlsplit(url).netloc):
-                now = time.monotonic()
-                deadline = min(deadline, now + settings.provider_timeout_s)
-                remaining = deadline - now
-                if remaining <= 0:
-                    break
-                attempts += 1
-                return attempt(remaining)
+            now = time.monotonic()
+            deadline = min(deadline, now + settings.provider_timeout_s)
+            remaining = deadline - now
+            if remaining <= 0:
+                break
+            attempts += 1
+            return attempt(remaining)
         except Retryable as err:
             last = err
+        finally:
+            slots.release()
         if n < settings.http_retries:
             wait = last.retry_after if last.retry_after is not None else 0.2 * 2**n
             time.sleep(min(wait, max(deadline - time.monotonic(), 0.0)))
@@ -126,6 +133,8 @@ def _session() -> requests.Session:
     if session is None:
         session = _local.session = requests.Session()
         session.headers["User-Agent"] = "cas_xr"
+        for prefix in ("http://", "https://"):
+            session.mount(prefix, SentAdapter())
     return session
 
 

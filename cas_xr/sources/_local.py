@@ -18,8 +18,9 @@ from affine import Affine
 from pydantic import ValidationError
 
 from cas_xr.config import get_settings
-from cas_xr.errors import ProviderDefinitionError, SourceError, validation_problems
+from cas_xr.errors import CasError, ProviderDefinitionError, SourceError, validation_problems
 from cas_xr.sources._base import gdal_options
+from cas_xr.sources._cog import prefetch_header
 from cas_xr.sources._grid import lonlat_bounds_to_crs, snap_bounds
 from cas_xr.sources._local_array import open_array
 from cas_xr.sources._local_geotiff import open_geotiff, raster_files
@@ -145,6 +146,20 @@ class LocalSource:
             da = open_array(self, bbox, time_range, chunks)
         da.attrs["cas_provenance"] = provenance
         return da
+
+    def prefetch(self) -> None:
+        """Start reading a COG's header over HTTP(S) in the background; else nothing.
+
+        What opening such a file waits for first (its header, a round trip) is then on
+        its way while a request is planned (see :class:`~cas_xr.sources._base.Prefetching`).
+        Never raises: :meth:`open` does.
+        """
+        try:
+            geotiff = self.file_format == "geotiff"
+        except CasError:
+            return
+        if geotiff and not self.gdal and urlsplit(self.path).scheme in ("http", "https"):
+            prefetch_header(self.path, self.provider)
 
     # -- helpers, also of _local_geotiff and _local_array --------------------------------
 
