@@ -19,6 +19,7 @@ import cas_xr as cas
 from cas_xr.config import get_settings
 from cas_xr.engine import make_plan
 from cas_xr.errors import SourceError
+from cas_xr.sources import _cog
 from cas_xr.sources._cog import cog_reader, prefetch_header
 from cas_xr.testing import make_cog, serve_with_latency
 from tests.test_remote_reads import GRID, TILE, _local_provider, _values
@@ -86,6 +87,10 @@ def test_a_failed_read_ahead_is_read_again_and_raised(cog: Path):
         url = server.url + "missing.tif"
         prefetch_header(url, "p")
         assert _until(1, server) == 1
+        # until the read ahead has taken its answer: a reader before then shares its failure
+        deadline = time.monotonic() + 20
+        while (url,) in _cog._READING and time.monotonic() < deadline:
+            time.sleep(0.01)
         with pytest.raises(SourceError, match="not found"):
             cog_reader(url, 1, "p")
         assert server.requests == 2  # the failure was not kept
