@@ -294,9 +294,10 @@ def prefetch_header(url: str, provider: str) -> None:
     ttl = get_settings().metadata_cache_ttl_s
     if _is_local(url) or ttl <= 0:
         return
+    key = _key(url)
     with _LOCK:
-        kept = _HEADERS.get((url,))
-        if (kept is not None and time.monotonic() - kept[1] < ttl) or (url,) in _READING:
+        kept = _HEADERS.get(key)
+        if (kept is not None and time.monotonic() - kept[1] < ttl) or key in _READING:
             return
     sent = threading.Event()
 
