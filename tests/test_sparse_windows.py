@@ -98,3 +98,32 @@ def test_a_chunk_reader_reads_a_window_whole_when_every_chunk_is_touched():
         lambda xy: xy, bounds,
     )  # fmt: skip
     assert _parts(anywhere) == 4
+
+
+class _Recorded:
+    """An array read lazily by Dask's getter (as xarray's backends are): notes each read."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values, self.shape, self.dtype, self.ndim = values, values.shape, values.dtype, 2
+        self.reads: list[tuple[slice, ...]] = []
+
+    def __getitem__(self, index: tuple[slice, ...]) -> np.ndarray:
+        self.reads.append(index)
+        return self.values[index]
+
+
+def test_a_getter_read_chunk_is_read_only_where_the_window_needs_it():
+    values = np.arange(SIDE * SIDE, dtype=np.float64).reshape(SIDE, SIDE)
+    recorded = _Recorded(values)
+    var = xr.DataArray(dsa.from_array(recorded, chunks=CHUNK), dims=("y", "x"))
+    recorded.reads.clear()  # from_array's look at an empty corner (its meta)
+    inside = [(1, 3, 1, 3), (18, 20, 17, 20)]  # chunks (0, 0) and (1, 1) of the window
+    shapes, bounds = _boxes(inside)
+    result = window_of(var, Encoding(), (0, 20, 0, 20), shapes, lambda xy: xy, bounds)
+    (window,) = dask.compute(result, scheduler="sync")
+    for r0, r1, c0, c1 in inside:
+        np.testing.assert_array_equal(window[r0:r1, c0:c1], values[r0:r1, c0:c1])
+    # each part read by one getter call of its own cells: the bottom-right chunk's four
+    # rows and columns in the window, never the chunk's 16 x 16
+    read = sorted((r.start, r.stop, c.start, c.stop) for r, c in recorded.reads)
+    assert read == [(0, 16, 0, 16), (16, 20, 16, 20)]

@@ -238,9 +238,9 @@ def _assembled(
 ) -> Any:
     """:func:`_assemble` of the parts ``touched`` of ``data``'s chunks, as one Delayed.
 
-    Each part lies in one chunk and is a getitem task on that chunk's key (what
-    :mod:`cas_xr.zonal._reads` crops a read to); building the graph directly costs a
-    fraction of slicing the Dask array once per part (a graph layer each).
+    Each part lies in one chunk and is read by :func:`_part`; building the graph
+    directly costs a fraction of slicing the Dask array once per part (a graph layer
+    each).
     """
     from dask._task_spec import Task, TaskRef
     from dask.base import tokenize
@@ -257,8 +257,7 @@ def _assembled(
         j = int(np.searchsorted(cols, c, side="right"))
         top, left = (int(rows[i - 1]) if i else 0), (int(cols[j - 1]) if j else 0)
         index = (*everything, slice(a - top, b - top), slice(c - left, d - left))
-        chunk = TaskRef((data.name, *lead, i, j))
-        layer[(name, n)] = Task((name, n), operator.getitem, chunk, index)
+        layer[(name, n)] = _part((name, n), data, (data.name, *lead, i, j), index)
     parts = [TaskRef((name, n)) for n in range(len(touched))]
     layer[name] = Task(name, _assemble_parts, spans, shape, data.dtype, fill, *parts)
     return Delayed(name, HighLevelGraph.from_collections(name, layer, dependencies=[data]))
@@ -270,3 +269,41 @@ def _assemble_parts(
 ) -> npt.NDArray[Any]:  # fmt: skip
     """:func:`_assemble` with the pieces last (the graph's tasks pass them one by one)."""
     return _assemble(pieces, spans, shape, dtype, fill)
+
+
+def _part(key: Any, data: Any, chunk: Any, index: tuple[Any, ...]) -> Any:
+    """The task of ``key`` that takes ``index`` of the chunk ``chunk`` of ``data``.
+
+    When the chunk is read by Dask's own getter (``dask.array.from_array`` of a lazily
+    indexed array: rioxarray, xarray's backends), possibly through slices, the part
+    reads only its cells: the getter's index and the slices are composed into one read,
+    as Dask's slice fusion does for an array sliced whole. A chunk that several parts
+    share is then never read whole: a window of a sparse group takes a few hundred
+    cells of a 2,048-cell chunk. Any other read (a cas_xr remote reader, which
+    :mod:`cas_xr.zonal._reads` crops and batches, or a computed chunk) is read once and
+    each part is a getitem task on the chunk's key.
+    """
+    from dask._task_spec import DataNode, Task, TaskRef
+    from dask.array.chunk import getitem
+    from dask.array.core import getter, getter_inline, getter_nofancy
+    from dask.array.optimization import fuse_slice
+
+    composed, below = index, chunk
+    while True:
+        layer = data.dask.layers.get(below[0]) if isinstance(below, tuple) else None
+        task = layer.get(below) if layer is not None else None
+        if not isinstance(task, Task) or task.kwargs or len(task.args) not in (2, 4):
+            break
+        inner = task.args[1].value if isinstance(task.args[1], DataNode) else task.args[1]
+        if not isinstance(inner, tuple) or not all(isinstance(i, slice | int) for i in inner):
+            break
+        try:
+            composed = fuse_slice(inner, composed)
+        except NotImplementedError:
+            break
+        if task.func in (getter, getter_inline, getter_nofancy):
+            return Task(key, task.func, task.args[0], DataNode(None, composed), *task.args[2:])
+        if task.func not in (operator.getitem, getitem) or not isinstance(task.args[0], TaskRef):
+            break
+        below = task.args[0].key
+    return Task(key, operator.getitem, TaskRef(chunk), index)
