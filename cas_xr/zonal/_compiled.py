@@ -568,15 +568,21 @@ def _zonal_kernel(
         r0, r1, c0, c1 = geometry_window(coords, ring_offsets, first, last, nrows, ncols)
         buf = np.empty((r1 - r0, c1 - c0))
         cell_weights(buf, r0, c0, coords, ring_offsets, first, last, mode, noise)
-        # the cells with weight, found once for every layer: position, the weight of
-        # count and sum (cw), of the averaging statistics (ca) and the coverage (cc)
-        cells = np.empty((buf.size, 2), dtype=np.int64)
-        cw = np.empty(buf.size)
-        ca = np.empty(buf.size)
-        cc = np.empty(buf.size)
-        size = 0
-        for i in range(r1 - r0):
-            for j in range(c1 - c0):
+        width = c1 - c0
+        flat = buf.ravel()
+        # with several layers, the cells with weight are listed once for all: position,
+        # the weight of count and sum (cw), of the averages (ca) and the coverage (cc);
+        # with one, its pass reads buf itself (listing first took 1.5x the kernel's
+        # time on 100 large polygons, 1.1x on 100,000 small ones)
+        listed = nlayers > 1
+        listing = buf.size if listed else 0
+        cells = np.empty((listing, 2), dtype=np.int64)
+        cw = np.empty(listing)
+        ca = np.empty(listing)
+        cc = np.empty(listing)
+        size = 0 if listed else buf.size
+        for i in range(r1 - r0 if listed else 0):
+            for j in range(width):
                 cover = buf[i, j]
                 if cover <= 0.0 or cover < min_cover:
                     continue
@@ -599,8 +605,21 @@ def _zonal_kernel(
             missing[1] = 0.0
             weights_defined = True
             wl = layer if weight_layers > 1 else 0
+            r, c = r0, c0 - 1  # the cell of flat[k] (counted along, not divided out)
             for k in range(size):
-                r, c = cells[k, 0], cells[k, 1]
+                if listed:
+                    r, c = cells[k, 0], cells[k, 1]
+                    weight, averaged, cover = cw[k], ca[k], cc[k]
+                else:
+                    c += 1
+                    if c == c1:
+                        r, c = r + 1, c0
+                    cover = flat[k]
+                    if cover <= 0.0 or cover < min_cover:
+                        continue
+                    weight = (1.0 if unit else cover) * cover_factor[r]
+                    averaged = weight * row_factor[r]
+                    cover = 1.0 if touched else cover
                 raw = values[layer, r, c]
                 v = float(raw)
                 if (
@@ -611,14 +630,14 @@ def _zonal_kernel(
                         marked = (use_nodata and raw == nodata) or (
                             has_marks and marks[layer, r, c] > 0
                         )
-                        missing[0 if marked else 1] += cw[k]
+                        missing[0 if marked else 1] += weight
                     if not fill:
                         continue
                     v = fill_value
-                covered += cc[k]
+                covered += cover
                 x[n] = v
-                w[n] = cw[k]
-                a[n] = ca[k]
+                w[n] = weight
+                a[n] = averaged
                 if has_weights:
                     wv = weights[wl, r, c]
                     if np.isnan(wv):
