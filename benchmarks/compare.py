@@ -17,8 +17,10 @@ each of ``--rounds`` rounds, each benchmark runs for both revisions one after th
 median table (per row and column, over the rounds that ran the row: ``n``) and, for every
 cas_xr row, the base and head medians of the timed columns, head/base, every run's value
 and PASS or FAIL against ``--threshold``. A row also fails when any of its runs errored,
-lost a job or disagreed with the reference. ``--anchors first`` runs the other tools
-(exactextract, xvec, rasterstats) in round 1 only, ``none`` never.
+lost a job or disagreed with the reference; a row that only the head can run (the base
+errs: a statistic or option added since) and the head runs cleanly is NEW, not failed.
+``--anchors first`` runs the other tools (exactextract, xvec, rasterstats) in round 1
+only, ``none`` never.
 
 The report, every run's rows (``runs.json``, which ``--from-runs`` reports again) and
 output (``*.log``) are written to ``--out``. Exit status: 0 if every row passes, 1 if one
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -274,8 +277,17 @@ def _comparison(
             for p in dict.fromkeys(problems.get((label, key), []))
         ]
         notes += [f"missing in {label}" for label, row in (("base", b), ("head", h)) if not row]
+        # a row the base cannot run (a statistic or option added since) and the head runs
+        # cleanly is new: there is nothing to compare it with
+        timed = [b.get(c) for c in bench.timed]
+        new = (
+            bool(b)
+            and not any(_is_number(v) and math.isfinite(v) for v in timed)
+            and not any(n.startswith("head") or n == "missing in head" for n in notes)
+        )
         for column in bench.timed:
             ratio = _ratio(b.get(column), h.get(column))
+            passed = ratio <= threshold and not notes
             out.append(
                 {
                     **{k: named[k] for k in bench.key},
@@ -283,7 +295,7 @@ def _comparison(
                     "base": b.get(column, float("nan")),
                     "head": h.get(column, float("nan")),
                     "head/base": ratio,
-                    "verdict": "PASS" if ratio <= threshold and not notes else "FAIL",
+                    "verdict": "PASS" if passed else "NEW" if new else "FAIL",
                     "base runs": " ".join(each.get(("base", key, column), [])),
                     "head runs": " ".join(each.get(("head", key, column), [])),
                     "problems": "; ".join(notes),
@@ -446,7 +458,7 @@ def _report(
             table = markdown(list(_median_rows(bench, label_runs).values()))
             parts.append(f"## {name}: {label}, median of {len(label_runs)} runs\n\n{table}")
         comparison = _comparison(bench, base, head, args.threshold)
-        failed |= not comparison or any(row["verdict"] != "PASS" for row in comparison)
+        failed |= not comparison or any(row["verdict"] == "FAIL" for row in comparison)
         parts.append(f"## {name}: head/base (threshold {args.threshold})\n\n{markdown(comparison)}")
     verdict = "FAIL" if failed else "PASS"
     parts.append(f"**{verdict}**: every cas_xr row at most {args.threshold}x base: {not failed}\n")

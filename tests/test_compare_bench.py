@@ -95,6 +95,21 @@ def test_comparison_fails_a_row_that_errored_disagreed_or_is_missing(compare: Mo
     )
 
 
+def test_a_row_only_the_head_can_run_is_new_not_failed(compare: ModuleType):
+    bench = compare.BENCHES["zonal"]
+    base = [_zonal_run(10.0, 1.0) for _ in range(3)]
+    head = [_zonal_run(10.0, 1.0) for _ in range(3)]
+    for rows in base:  # a statistic the base does not know yet
+        rows[2] = {**rows[2], "wall_s": float("nan"), "error": "InvalidStatisticError: 'x'"}
+    rows = {r["tool"]: r for r in compare._comparison(bench, base, head, 1.10)}
+    assert rows["cas_xr center"]["verdict"] == "NEW"
+    gone = compare._comparison(bench, [r[:1] for r in base], head, 1.10)
+    assert [r["verdict"] for r in gone] == ["PASS", "FAIL"]  # missing in base: not new
+    head[0][2] = {**head[0][2], "error": "ValueError: boom"}  # ... nor failing in the head
+    rows = {r["tool"]: r for r in compare._comparison(bench, base, head, 1.10)}
+    assert rows["cas_xr center"]["verdict"] == "FAIL"
+
+
 def test_service_rows_are_judged_on_wall_time_and_latency_and_lost_jobs(compare: ModuleType):
     bench = compare.BENCHES["service"]
 
