@@ -18,7 +18,7 @@ import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
 from cas_xr.zonal._encoding import Encoding
-from cas_xr.zonal._sparse import reads_any_window, window_of
+from cas_xr.zonal._sparse import _covered, reads_any_window, touched_edges, window_of
 
 SIDE, CHUNK = 32, 16
 
@@ -127,3 +127,42 @@ def test_a_getter_read_chunk_is_read_only_where_the_window_needs_it():
     # rows and columns in the window, never the chunk's 16 x 16
     read = sorted((r.start, r.stop, c.start, c.stop) for r, c in recorded.reads)
     assert read == [(0, 16, 0, 16), (16, 20, 16, 20)]
+
+
+def _union_cells(bounds: np.ndarray, window: tuple[int, int, int, int]) -> int:
+    r0, r1, c0, c1 = window
+    cells = np.zeros((r1 - r0, c1 - c0), dtype=bool)
+    for a, b, c, d in bounds:
+        cells[max(a - r0, 0) : max(b - r0, 0), max(c - c0, 0) : max(d - c0, 0)] = True
+    return int(np.count_nonzero(cells))
+
+
+def test_the_cells_under_the_geometries_windows_are_counted_exactly_or_estimated_closely():
+    rng = np.random.default_rng(7)
+    for _ in range(200):  # windows of up to 500 cells a side: exact
+        r0, c0 = (int(v) for v in rng.integers(0, 50, 2))
+        h, w = (int(v) for v in rng.integers(1, 500, 2))
+        n = int(rng.integers(2, 30))
+        a, c = rng.integers(r0 - 20, r0 + h + 20, n), rng.integers(c0 - 20, c0 + w + 20, n)
+        bounds = np.column_stack([a, a + rng.integers(0, 300, n), c, c + rng.integers(0, 300, n)])
+        window = (r0, r0 + h, c0, c0 + w)
+        assert _covered(bounds, window) == _union_cells(bounds, window)
+    window = (0, 3000, 0, 2500)  # on a coarser grid: within 1 %
+    a, c = rng.integers(0, 3000, 2000), rng.integers(0, 2500, 2000)
+    bounds = np.column_stack([a, a + 45, c, c + 45])
+    assert _covered(bounds, window) == pytest.approx(_union_cells(bounds, window), rel=0.01)
+
+
+def test_a_chunk_holding_a_geometrys_window_is_touched_as_its_shapes_say():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n = int(rng.integers(1, 12))
+        r, c = rng.integers(0, SIDE - 4, n), rng.integers(0, SIDE - 4, n)
+        windows = [(int(a), int(a + rng.integers(1, 4)), int(b), int(b + rng.integers(1, 4)))
+                   for a, b in zip(r, c, strict=True)]  # fmt: skip
+        shapes, bounds = _boxes(windows)
+        chunks = ((CHUNK,) * (SIDE // CHUNK),) * 2
+        by_shapes = touched_edges(shapes, lambda xy: xy, chunks, (0, SIDE, 0, SIDE))
+        by_bounds = touched_edges(shapes, lambda xy: xy, chunks, (0, SIDE, 0, SIDE), bounds)
+        assert sorted(by_bounds[0]) == sorted(by_shapes[0])
+        assert by_bounds[1] == by_shapes[1]

@@ -34,6 +34,10 @@ _GROW = 1e-6
 #: is read whole: reading the few cells between them costs less than cutting it up.
 _WHOLE = 0.05
 
+#: Cells a side of the grid on which :func:`_covered` counts (a coarser one for a larger
+#: window).
+_GRID = 512
+
 _Window = tuple[int, int, int, int]
 
 
@@ -48,6 +52,7 @@ def touched_edges(
     to_cells: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]],
     chunks: tuple[Sequence[int], Sequence[int]],
     window: _Window,
+    bounds: npt.NDArray[np.int64] | None = None,
 ) -> tuple[list[_Window], bool]:
     """The chunk boxes inside ``window`` that some geometry touches, and whether all are.
 
@@ -61,6 +66,10 @@ def touched_edges(
         The variable's chunk sizes along rows and columns.
     window
         ``(r0, r1, c0, c1)`` of the group.
+    bounds
+        The geometries' ``(n, 4)`` cell windows, if known: a chunk box that holds one of
+        them whole is touched without a test of the shapes (all of them, in a dense
+        group, without building a search tree of its 3,000 polygons).
 
     Returns
     -------
@@ -79,6 +88,15 @@ def touched_edges(
     ]
     if len(boxes) == 1:
         return boxes, True
+    if bounds is not None:
+        box = np.array(boxes)[:, None, :]
+        holds = (
+            (bounds[:, 0] >= box[..., 0]) & (bounds[:, 1] <= box[..., 1])
+            & (bounds[:, 2] >= box[..., 2]) & (bounds[:, 3] <= box[..., 3])
+            & (bounds[:, 1] > bounds[:, 0]) & (bounds[:, 3] > bounds[:, 2])
+        )  # fmt: skip
+        if holds.any(axis=1).all():
+            return boxes, True
     polygons = shapely.box(
         *np.array([(c - _GROW, a - _GROW, d + _GROW, b + _GROW) for a, b, c, d in boxes]).T
     )
@@ -139,15 +157,31 @@ def reads_any_window(data: Any) -> bool:
 
 
 def _covered(bounds: npt.NDArray[np.int64], window: _Window) -> int:
-    """Cells of ``window`` under at least one of the windows ``bounds`` (``(n, 4)``)."""
+    """Cells of ``window`` under at least one of the windows ``bounds`` (``(n, 4)``).
+
+    Counted on a grid of at most :data:`_GRID` cells a side: exact when the window fits,
+    else estimated (each window's edges rounded to the nearest grid line; the count
+    only chooses how the window is read, never what it holds). Summed from a difference
+    array, not a slice per geometry (3,000 per window of 100,000 polygons: 0.3 s).
+    """
     r0, r1, c0, c1 = window
     if len(bounds) == 1:
         a, b, c, d = (int(v) for v in bounds[0])
         return max(min(b, r1) - max(a, r0), 0) * max(min(d, c1) - max(c, c0), 0)
-    cells = np.zeros((r1 - r0, c1 - c0), dtype=bool)
-    for a, b, c, d in bounds:
-        cells[max(a - r0, 0) : max(b - r0, 0), max(c - c0, 0) : max(d - c0, 0)] = True
-    return int(np.count_nonzero(cells))
+    step = max(-(-max(r1 - r0, c1 - c0) // _GRID), 1)
+    rows, cols = np.clip(bounds[:, :2], r0, r1) - r0, np.clip(bounds[:, 2:], c0, c1) - c0
+    top, bottom = (rows[:, 0] + step // 2) // step, (rows[:, 1] + step // 2) // step
+    left, right = (cols[:, 0] + step // 2) // step, (cols[:, 1] + step // 2) // step
+    keep = (bottom > top) & (right > left)
+    top, bottom, left, right = top[keep], bottom[keep], left[keep], right[keep]
+    height, width = -(-(r1 - r0) // step), -(-(c1 - c0) // step)
+    corners = np.concatenate([top, top, bottom, bottom]) * (width + 1) + np.concatenate(
+        [left, right, left, right]
+    )
+    signs = np.repeat([1, -1, -1, 1], top.size)
+    starts = np.bincount(corners, signs, (height + 1) * (width + 1)).reshape(height + 1, -1)
+    under = starts.cumsum(axis=0).cumsum(axis=1)[:height, :width] > 0.5
+    return min(int(np.count_nonzero(under)) * step * step, (r1 - r0) * (c1 - c0))
 
 
 def _assemble(
@@ -214,7 +248,9 @@ def window_of(
         return whole
     if bounds is not None and _covered(bounds, window) * (1 + _WHOLE) >= (r1 - r0) * (c1 - c0):
         return whole  # the geometries' windows fill it: every chunk is likely touched
-    touched, every = touched_edges(shapes, to_cells, (data.chunks[-2], data.chunks[-1]), window)
+    touched, every = touched_edges(
+        shapes, to_cells, (data.chunks[-2], data.chunks[-1]), window, bounds
+    )
     clip = bounds if bounds is not None and reads_any_window(data) else None
     if every and clip is None:
         return whole
