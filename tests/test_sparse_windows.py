@@ -166,3 +166,14 @@ def test_a_chunk_holding_a_geometrys_window_is_touched_as_its_shapes_say():
         by_bounds = touched_edges(shapes, lambda xy: xy, chunks, (0, SIDE, 0, SIDE), bounds)
         assert sorted(by_bounds[0]) == sorted(by_shapes[0])
         assert by_bounds[1] == by_shapes[1]
+
+
+def test_a_part_is_found_without_building_the_whole_read_layer():
+    recorded = _Recorded(np.zeros((SIDE * 8, SIDE * 8)))
+    var = xr.DataArray(dsa.from_array(recorded, chunks=4), dims=("y", "x"))  # 4,096 chunks
+    layer = var.data.dask.layers[var.data.name]
+    shapes, bounds = _boxes([(1, 3, 1, 3), (18, 20, 17, 20)])
+    result = window_of(var, Encoding(), (0, 20, 0, 20), shapes, lambda xy: xy, bounds)
+    assert not layer.is_materialized()  # a service keeps opened cubes of 10^5-10^6 chunks
+    (window,) = dask.compute(result, scheduler="sync")
+    assert window.shape == (20, 20)

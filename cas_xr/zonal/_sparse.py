@@ -326,8 +326,7 @@ def _part(key: Any, data: Any, chunk: Any, index: tuple[Any, ...]) -> Any:
 
     composed, below = index, chunk
     while True:
-        layer = data.dask.layers.get(below[0]) if isinstance(below, tuple) else None
-        task = layer.get(below) if layer is not None else None
+        task = _task_of(data, below)
         if not isinstance(task, Task) or task.kwargs or len(task.args) not in (2, 4):
             break
         inner = task.args[1].value if isinstance(task.args[1], DataNode) else task.args[1]
@@ -343,3 +342,21 @@ def _part(key: Any, data: Any, chunk: Any, index: tuple[Any, ...]) -> Any:
             break
         below = task.args[0].key
     return Task(key, operator.getitem, TaskRef(chunk), index)
+
+
+def _task_of(data: Any, key: Any) -> Any:
+    """The task of ``key`` in ``data``'s graph, without building the rest of its layer.
+
+    A ``Blockwise`` layer (``dask.array.from_array``'s) is culled to the key first:
+    building the whole layer takes 0.9 s for 40,000 chunks, once per opened cube (the
+    service keeps them); culled, 0.05 ms a key. Other layers but materialized ones
+    give nothing (the part is then sliced from the chunk's own task).
+    """
+    from dask.blockwise import Blockwise
+    from dask.highlevelgraph import MaterializedLayer
+
+    layer = data.dask.layers.get(key[0]) if isinstance(key, tuple) else None
+    if isinstance(layer, Blockwise):
+        layer = layer.cull({key}, set())[0]
+        return dict(layer).get(key)
+    return layer.mapping.get(key) if isinstance(layer, MaterializedLayer) else None
