@@ -461,6 +461,15 @@ def _summarise(
              row_y, out, wdist)  # fmt: skip
 
 
+@jit(inline="always")
+def _cell_weights(
+    cover: float, unit: bool, touched: bool, cover_factor: float, row_factor: float
+) -> tuple[float, float, float]:
+    """A covered cell's weight of count and sum, of the averages, and its coverage."""
+    weight = (1.0 if unit else cover) * cover_factor
+    return weight, weight * row_factor, 1.0 if touched else cover
+
+
 def _zonal_kernel(
     values: npt.NDArray[np.floating | np.integer],
     nodata: np.floating | np.integer,
@@ -586,12 +595,11 @@ def _zonal_kernel(
                 cover = buf[i, j]
                 if cover <= 0.0 or cover < min_cover:
                     continue
-                weight = (1.0 if unit else cover) * cover_factor[r0 + i]
                 cells[size, 0] = r0 + i
                 cells[size, 1] = c0 + j
-                cw[size] = weight
-                ca[size] = weight * row_factor[r0 + i]
-                cc[size] = 1.0 if touched else cover
+                cw[size], ca[size], cc[size] = _cell_weights(
+                    cover, unit, touched, cover_factor[r0 + i], row_factor[r0 + i]
+                )
                 size += 1
         x = np.empty(size)
         w = np.empty(size)
@@ -617,9 +625,9 @@ def _zonal_kernel(
                     cover = flat[k]
                     if cover <= 0.0 or cover < min_cover:
                         continue
-                    weight = (1.0 if unit else cover) * cover_factor[r]
-                    averaged = weight * row_factor[r]
-                    cover = 1.0 if touched else cover
+                    weight, averaged, cover = _cell_weights(
+                        cover, unit, touched, cover_factor[r], row_factor[r]
+                    )
                 raw = values[layer, r, c]
                 v = float(raw)
                 if (

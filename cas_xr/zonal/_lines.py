@@ -159,6 +159,7 @@ def _line_pieces(
     header = ring_offsets[first]
     a = coords[header + 1, 0]
     e = coords[header + 1, 1]
+    south_up, west_up = e > 0.0, a < 0.0  # rows run north, columns run west
     size = 0
     for twice in range(2):
         if twice:
@@ -179,7 +180,6 @@ def _line_pieces(
                 if not twice:
                     size += int(abs(ub - ua) * (t1 - t0)) + int(abs(vb - va) * (t1 - t0)) + 4
                     continue
-                south_up, west_up = e > 0.0, a < 0.0
                 m = _pieces(
                     ua, va, ub, vb, t0, t1, south_up, west_up, rows[n:], cols[n:], lengths[n:]
                 )
