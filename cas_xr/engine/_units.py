@@ -223,6 +223,7 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
     Compute the arrays together (``dask.compute(*arrays)``) so that they share the
     kernel's tasks; optimised one by one, each would run the kernel again.
     """
+    import rioxarray  # noqa: F401  (registers .rio: a worker process may not have it yet)
     import xarray as xr
 
     from cas_xr.zonal._api import zonal_run

@@ -66,6 +66,9 @@ class RequestRecord:
         Body bytes sent (multipart framing included).
     started, finished
         :func:`time.monotonic` when the request was read and when its answer was sent.
+    client
+        The client's address and port: the connection it came on (which process sent
+        it can be told from the port, e.g. with ``psutil``).
     """
 
     method: str
@@ -75,6 +78,7 @@ class RequestRecord:
     bytes_sent: int
     started: float
     finished: float
+    client: tuple[str, int] = ("", 0)
 
 
 class _Unsatisfiable(Exception):
@@ -193,9 +197,10 @@ class _LatencyHandler(RangeRequestHandler):
     def _finish(self) -> None:
         if not self._done:
             self._done = True
+            host, port = self.client_address[:2]
             record = RequestRecord(
                 self.command, self.path, self._status, tuple(self._ranges), self._pacer.sent,
-                self._started, time.monotonic(),
+                self._started, time.monotonic(), (str(host), int(port)),
             )  # fmt: skip
             self.server._leave(record)
 
