@@ -6,7 +6,8 @@ header (its first IFD: tile grid, offsets and byte counts) is read once per proc
 a few range requests and kept; a window, or many windows at once
 (:meth:`CogReader.read_many`), is read by fetching exactly the tiles it overlaps. Tiles
 close together in the file (gaps of at most :data:`MAX_GAP` bytes) are fetched in one
-range request; the requests run on the I/O threads of :mod:`cas_xr.sources._http`, at most
+range request; the requests are handed to the I/O threads of :mod:`cas_xr.sources._http`
+through their host's line (:func:`~cas_xr.sources._http.hand_over`), at most
 ``max_concurrent_requests_per_host`` at once per host and process, with its retries and
 deadline; garbage collection is held back until a read's requests are sent
 (:mod:`cas_xr.sources._sending`). tifffile decodes the tiles (with imagecodecs), as GDAL
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import itertools
 import os
@@ -36,8 +38,8 @@ from affine import Affine
 
 from cas_xr.config import get_settings
 from cas_xr.errors import SourceError
-from cas_xr.sources._http import fetch_range, io_pool, public_url
-from cas_xr.sources._sending import hold, owing, signalling
+from cas_xr.sources._http import fetch_range, hand_over, io_pool, public_url
+from cas_xr.sources._sending import hold, signalling
 
 if TYPE_CHECKING:
     import dask.array
@@ -461,10 +463,14 @@ class CogReader:
         ident = (*_key(self.url), header.size, header.version, self.band)
         tiles, mine = TILES.claim(ident, wanted)
         groups = _merged(header, sorted(mine))
-        token = hold(len(groups) if not _is_local(self.url) else 0)  # until they are sent
+        if _is_local(self.url):
+            for group in groups:
+                io_pool().submit(self._fetch_into, header, ident, {k: mine[k] for k in group})
+            return tiles
+        token = hold(len(groups))  # until they are sent, or wait in their host's line
         for group in groups:
-            futures = {k: mine[k] for k in group}
-            io_pool().submit(self._fetch_into, header, ident, futures, token)
+            job = functools.partial(self._fetch_into, header, ident, {k: mine[k] for k in group})
+            hand_over(self.url, job, token=token)
         return tiles
 
     def collect(
@@ -476,20 +482,11 @@ class CogReader:
         return [self._paste(header, w, done) for w in windows]
 
     def _fetch_into(
-        self,
-        header: CogHeader,
-        ident: tuple[Any, ...],
-        futures: dict[int, Future[Any]],
-        token: int,
+        self, header: CogHeader, ident: tuple[Any, ...], futures: dict[int, Future[Any]]
     ) -> None:
-        """Fetch one merged range; hand each tile to its future and to the tile cache.
-
-        The range is one of the requests that the :func:`~cas_xr.sources._sending.hold`
-        of ``token`` counted.
-        """
+        """Fetch one merged range; hand each tile to its future and to the tile cache."""
         try:
-            with owing(token):
-                tiles = self._fetch_range(header, list(futures))
+            tiles = self._fetch_range(header, list(futures))
         except BaseException as err:  # every waiting read sees the failure
             TILES.fail(ident, futures, err)
         else:

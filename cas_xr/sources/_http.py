@@ -8,6 +8,11 @@ errors are retried up to ``http_retries`` times with exponential backoff
 ``provider_timeout_s`` from its first request (the wait for a free slot of the host's cap
 is not the provider's time: a request queued behind slow ones is not lost unasked).
 The sessions' connections say when a request is sent (:mod:`cas_xr.sources._sending`).
+
+Many requests to one host are handed to the I/O threads (:func:`io_pool`) by
+:func:`hand_over`: at most the host's cap of them hold a thread, the others wait in the
+host's line for one of those to end, so a slow host's backlog never holds the threads
+that the requests of other hosts need.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -25,10 +31,11 @@ import requests
 
 from cas_xr.config import get_settings, settings_generation
 from cas_xr.errors import SourceError
-from cas_xr.sources._sending import SentAdapter, sent
+from cas_xr.sources._sending import SentAdapter, owing, release, sent
 
 __all__ = [
-    "RETRY_STATUS", "Retryable", "fetch", "fetch_range", "io_pool", "public_url", "with_retries",
+    "RETRY_STATUS", "Retryable", "fetch", "fetch_range", "hand_over", "io_pool", "public_url",
+    "with_retries",
 ]  # fmt: skip
 
 #: HTTP statuses worth retrying.
@@ -38,6 +45,7 @@ _lock = threading.Lock()
 _semaphores: dict[tuple[int, str], threading.BoundedSemaphore] = {}
 _local = threading.local()
 _pool: list[ThreadPoolExecutor] = []
+_lines_lock = threading.Lock()
 
 
 class Retryable(Exception):
@@ -256,3 +264,66 @@ def fetch_range(url: str, first: int, last: int, *, provider: str = "") -> tuple
         return response.content, size if size >= 0 else first + len(response.content), version
     body = response.content  # a server that ignores ranges sends the whole file
     return body[first : last + 1], len(body), version
+
+
+class _Line:
+    """The jobs of one host: at most ``cap`` of them on the I/O threads, the rest waiting."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.running = 0
+        self.waiting: deque[Callable[[], object]] = deque()
+
+
+_lines: dict[tuple[int, str], _Line] = {}
+
+
+def hand_over(url: str, job: Callable[[], object], *, token: int = -1) -> None:
+    """Run ``job`` on the I/O threads once the host of ``url`` has a free slot of its cap.
+
+    At most ``max_concurrent_requests_per_host`` jobs of a host hold an I/O thread (each
+    sends its requests through :func:`with_retries`); the others wait in the host's line,
+    in the order handed over, and each takes the thread of a job that ended. A slow host's
+    backlog thus holds at most its cap of threads, and a read from another host finds a
+    thread free.
+
+    Parameters
+    ----------
+    url
+        The URL the job requests (its host names the line).
+    job
+        Sends a request; what it returns or raises is dropped (it reports its own
+        outcome, e.g. through futures).
+    token
+        The :func:`~cas_xr.sources._sending.hold` that counted the job's request: the
+        job sends it in :func:`~cas_xr.sources._sending.owing`, or, when it must wait in
+        line, its share is released at once (it cannot leave now).
+    """
+    key = (settings_generation(), urlsplit(url).netloc)
+    with _lines_lock:
+        line = _lines.get(key)
+        if line is None:
+            line = _lines[key] = _Line(get_settings().max_concurrent_requests_per_host)
+        now = line.running < line.cap
+        if now:
+            line.running += 1
+        else:
+            line.waiting.append(job)
+    if now:
+        io_pool().submit(_run_in_line, line, job, token)
+    else:
+        release(token)
+
+
+def _run_in_line(line: _Line, job: Callable[[], object], token: int) -> None:
+    """Run ``job``, then hand its thread's slot to the next job in ``line``, if any."""
+    try:
+        with owing(token):
+            job()
+    finally:
+        with _lines_lock:
+            following = line.waiting.popleft() if line.waiting else None
+            if following is None:
+                line.running -= 1
+        if following is not None:
+            io_pool().submit(_run_in_line, line, following, -1)

@@ -32,7 +32,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.response import HTTPResponse
 
-__all__ = ["MAX_HOLD_S", "SentAdapter", "hold", "owing", "sent", "signalling"]
+__all__ = ["MAX_HOLD_S", "SentAdapter", "hold", "owing", "release", "sent", "signalling"]
 
 #: Longest automatic collection stays off (a counted request stuck behind busy threads).
 MAX_HOLD_S = 1.0
@@ -112,6 +112,19 @@ def signalling(event: threading.Event) -> Iterator[None]:
         yield
     finally:
         sent()
+
+
+def release(token: int) -> None:
+    """Release one share of the :func:`hold` of ``token``: a request that cannot leave now.
+
+    For a request that waits in line for a slot of its host instead of being sent (it is
+    then sent outside :func:`owing`).
+    """
+    if token < 0:
+        return
+    with _lock:
+        _release(1, token)
+        _expire()
 
 
 def sent() -> None:
