@@ -5,14 +5,14 @@ bounded by the compute threads, and it reads every tile under the window. Here a
 header (its first IFD: tile grid, offsets and byte counts) is read once per process with
 a few range requests and kept; a window, or many windows at once
 (:meth:`CogReader.read_many`), is read by fetching exactly the tiles it overlaps. Tiles
-close together in the file (gaps of at most :data:`MAX_GAP` bytes) are fetched in one
-range request; the requests are handed to the I/O threads of :mod:`cas_xr.sources._http`
-through their host's line (:func:`~cas_xr.sources._http.hand_over`), at most
-``max_concurrent_requests_per_host`` at once per host and process, with its retries and
-deadline; garbage collection is held back until a read's requests are sent
-(:mod:`cas_xr.sources._sending`). tifffile decodes the tiles (with imagecodecs), as GDAL
-would. Local files are read the same way (``os.pread``), with the header kept while the
-file is unchanged.
+next to each other in the file (no other tile between them, gaps of at most
+:data:`MAX_GAP` bytes) are fetched in one range request; the requests are handed to the
+I/O threads of :mod:`cas_xr.sources._http` through their host's line
+(:func:`~cas_xr.sources._http.hand_over`), at most ``max_concurrent_requests_per_host``
+at once per host and process, with its retries and deadline; garbage collection is held
+back until a read's requests are sent (:mod:`cas_xr.sources._sending`). tifffile decodes
+the tiles (with imagecodecs), as GDAL would. Local files are read the same way
+(``os.pread``), with the header kept while the file is unchanged.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ __all__ = [
     "prefetch_header", "tile_array",
 ]  # fmt: skip
 
-#: Largest gap (bytes) between two tiles fetched in one range request.
+#: Largest gap (bytes of no tile) between two tiles fetched in one range request.
 MAX_GAP = 64 * 1024
 #: Largest merged range request (bytes), so that big reads still run in parallel.
 _MAX_RANGE = 4 * 1024 * 1024
@@ -192,6 +192,14 @@ class CogHeader:
     @property
     def down(self) -> int:
         return -(-self.shape[0] // self.tile[0])
+
+    @functools.cached_property
+    def rank(self) -> npt.NDArray[np.intp]:
+        """Each tile's place in file order among the tiles with bytes (those without first)."""
+        order = np.argsort(np.where(self.counts > 0, self.offsets, -1), kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        return rank
 
 
 _HEADERS: OrderedDict[tuple[Any, ...], tuple[CogHeader, float]] = OrderedDict()
@@ -556,15 +564,27 @@ class CogReader:
 
 
 def _merged(header: CogHeader, wanted: list[int]) -> list[list[int]]:
-    """``wanted`` tiles in groups of one range request each, in file order."""
-    order = sorted(wanted, key=lambda k: int(header.offsets[k]))
-    groups: list[list[int]] = []
+    """``wanted`` tiles in groups of one range request each, in file order.
+
+    A tile joins the group of the one before it in the file only when no other tile's
+    bytes lie between them (the gap holds other bytes, at most :data:`MAX_GAP`) and the
+    range stays within ``_MAX_RANGE``: a range never fetches a tile that was not asked for.
+    Tiles without bytes (a sparse file's) form a group of their own, which fetches nothing.
+    """
+    empty = [k for k in wanted if header.counts[k] <= 0]
+    order = sorted((k for k in wanted if header.counts[k] > 0), key=lambda k: header.rank[k])
+    groups: list[list[int]] = [empty] if empty else []
     end = start = -1
-    for k in order:
+    for n, k in enumerate(order):
         offset, count = int(header.offsets[k]), int(header.counts[k])
-        if groups and offset - end <= MAX_GAP and offset + count - start <= _MAX_RANGE:
+        if (
+            n
+            and header.rank[k] == header.rank[order[n - 1]] + 1
+            and 0 <= offset - end <= MAX_GAP
+            and offset + count - start <= _MAX_RANGE
+        ):
             groups[-1].append(k)
-            end = max(end, offset + count)
+            end = offset + count
             continue
         groups.append([k])
         start, end = offset, offset + count
