@@ -1,18 +1,33 @@
-"""Remote COG reads by tile: a slow host's backlog.
+"""Remote COG reads by tile: a slow host's backlog, and tiles a server keeps refusing.
 
 Every server is real (range servers on 127.0.0.1); what they served is counted there.
 """
 
 from __future__ import annotations
 
+import functools
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
+import shapely
 
 import cas_xr as cas
+from cas_xr.errors import BatchFailureWarning, QualityWarning
 from cas_xr.sources._cog import cog_reader
-from cas_xr.testing import make_cog, serve_with_latency
-from tests.test_remote_reads import GRID
+from cas_xr.testing import (
+    RangeHTTPServer,
+    RangeRequestHandler,
+    make_cog,
+    serve_with_latency,
+    tiff_tiles,
+)
+from tests.test_remote_reads import GRID, TILE, _local_provider, _values
 
 
 def test_a_slow_hosts_backlog_leaves_the_io_threads_to_another_host(tmp_path: Path):
@@ -51,3 +66,106 @@ def test_a_slow_hosts_backlog_leaves_the_io_threads_to_another_host(tmp_path: Pa
     # 4 at a time for 0.2 s each: the fast read did not wait for the slow host's ranges
     # (with every range handed to the 32 threads at once it waited for 33 of them)
     assert served <= 8
+
+
+class _Refusing(RangeRequestHandler):
+    """Answers 500 to every range that overlaps one of the server's ``refused`` spans."""
+
+    server: _RefusingServer
+
+    def do_GET(self) -> None:
+        match = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
+        if match is not None:
+            first, last = int(match[1]), int(match[2])
+            hit = [s for s in self.server.refused if s[0] <= last and first < s[0] + s[1]]
+            with self.server.lock:
+                self.server.asked[(first, last)] += 1
+            if hit:
+                body = b"tile store unavailable"
+                self.send_response(500)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+        super().do_GET()
+
+
+class _RefusingServer(RangeHTTPServer):
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.RequestHandlerClass = functools.partial(_Refusing, directory=folder)
+        self.refused: list[tuple[int, int]] = []  # (offset, length) of the spans refused
+        self.asked: Counter[tuple[int, int]] = Counter()
+        self.lock = threading.Lock()
+
+
+@contextmanager
+def _refusing(folder: Path) -> Iterator[_RefusingServer]:
+    server = _RefusingServer(folder)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _box(r0: int, r1: int, c0: int, c1: int) -> dict[str, object]:
+    """A GeoJSON box on the cell edges of rows ``r0:r1`` and columns ``c0:c1``."""
+    x0, y0 = GRID * (c0, r1)
+    x1, y1 = GRID * (c1, r0)
+    return shapely.geometry.mapping(shapely.box(x0, y0, x1, y1))
+
+
+def test_a_tile_refused_after_the_retries_makes_the_result_degraded(tmp_path: Path):
+    values = _values()
+    cog = make_cog(tmp_path / "dem.tif", values, transform=GRID, crs="EPSG:4326", blocksize=TILE)
+    tiles = tiff_tiles(cog)
+    r0, r1, c0, c1 = 2 * TILE + 64, 3 * TILE + 64, 3 * TILE + 64, 4 * TILE + 64  # 4 tiles
+    request = {"geometry": _box(r0, r1, c0, c1), "dataset_ids": ["r:dem"]}
+    with _refusing(tmp_path) as server:
+        cas.configure(
+            provider_files=[_local_provider(tmp_path, server.url + cog.name, "r")],
+            http_retries=1,
+        )
+        server.refused = [tiles[(2, 4)]]  # the ranges of one of the four: 500 forever
+        with pytest.warns(QualityWarning, match="degraded"):
+            response = cas.extract_sync(request)
+        result = response.results[0]
+        asked = dict(server.asked)
+        server.refused = []  # the server recovers: the degraded result was not cached
+        again = cas.extract_sync(request).results[0]
+    offset, length = tiles[(2, 4)]
+    refused = [(a, b) for a, b in asked if a < offset + length and offset <= b]
+    assert len(refused) == 1 and asked[refused[0]] == 2  # asked again once (http_retries)
+    first, last = refused[0]
+    lost = [t for t, (o, n) in tiles.items() if n and o <= last and first < o + n]
+    assert (2, 4) in lost and len(lost) < 4  # its range's tiles, not the others
+    kept = values.astype(np.float64)
+    for i, j in lost:  # the tiles of the refused range are nodata
+        kept[i * TILE : (i + 1) * TILE, j * TILE : (j + 1) * TILE] = np.nan
+    assert result.quality is cas.QualityFlag.DEGRADED and result.error is None
+    assert "could not be read and were treated as nodata" in response.warnings[0]
+    assert result.value == pytest.approx(np.nanmean(kept[r0:r1, c0:c1]), rel=1e-6)
+    assert again.quality is cas.QualityFlag.GOOD
+    assert again.value == pytest.approx(values[r0:r1, c0:c1].mean(dtype=np.float64), rel=1e-6)
+
+
+def test_every_tile_refused_is_missing_with_the_error(tmp_path: Path):
+    cog = make_cog(tmp_path / "dem.tif", _values(), transform=GRID, crs="EPSG:4326", blocksize=TILE)
+    with _refusing(tmp_path) as server:
+        cas.configure(
+            provider_files=[_local_provider(tmp_path, server.url + cog.name, "r")],
+            http_retries=1,
+        )
+        server.refused = [tiff_tiles(cog)[(2, 4)]]
+        request = {"geometry": _box(2 * TILE + 10, 2 * TILE + 50, 4 * TILE + 10, 4 * TILE + 50),
+                   "dataset_ids": ["r:dem"]}  # fmt: skip
+        with pytest.warns(BatchFailureWarning, match="HTTP 500"):
+            result = cas.extract_sync(request).results[0]
+    assert result.quality is cas.QualityFlag.MISSING and result.value is None
+    assert result.error is not None and result.error.kind == "http"
+    assert "tile store unavailable" in result.error.message

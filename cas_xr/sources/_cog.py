@@ -39,14 +39,15 @@ from affine import Affine
 from cas_xr.config import get_settings
 from cas_xr.errors import SourceError
 from cas_xr.sources._http import fetch_range, hand_over, io_pool, public_url
+from cas_xr.sources._lost import TOLERATED_KINDS, Read, lossy_arrays
 from cas_xr.sources._sending import hold, signalling
 
 if TYPE_CHECKING:
     import dask.array
 
 __all__ = [
-    "MAX_GAP", "TILES", "CogHeader", "CogReader", "Geo", "aligned", "cog_reader", "known_versions",
-    "prefetch_header", "tile_array",
+    "MAX_GAP", "TILES", "CogHeader", "CogReader", "Geo", "LossyCogReader", "aligned", "cog_reader",
+    "known_versions", "lossy_tile_arrays", "prefetch_header", "tile_array",
 ]  # fmt: skip
 
 #: Largest gap (bytes of no tile) between two tiles fetched in one range request.
@@ -620,6 +621,26 @@ def aligned(start: int, length: int, size: int) -> tuple[int, ...]:
     return tuple(b - a for a, b in itertools.pairwise(edges))
 
 
+def _tile_reads(
+    name: str, reader: Any, rows: slice, cols: slice, tile: tuple[int, int], offset: tuple[int, int]
+) -> tuple[dict[Any, Any], tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Read tasks ``(name, i, j): (reader, rows, cols)`` of chunks on ``tile``, and the chunks."""
+    edges = [
+        list(
+            itertools.pairwise(
+                itertools.accumulate(aligned(a.start, a.stop - a.start, n), initial=a.start - o)
+            )
+        )
+        for a, n, o in ((rows, tile[0], offset[0]), (cols, tile[1], offset[1]))
+    ]
+    graph: dict[Any, Any] = {
+        (name, i, j): (reader, slice(r0, r1), slice(c0, c1))
+        for (i, (r0, r1)), (j, (c0, c1)) in itertools.product(*map(enumerate, edges))
+    }
+    chunks = tuple(tuple(b - a for a, b in e) for e in edges)
+    return graph, (chunks[0], chunks[1])
+
+
 def tile_array(
     prefix: str,
     reader: Any,
@@ -641,23 +662,69 @@ def tile_array(
     from dask.highlevelgraph import HighLevelGraph
 
     name = f"{prefix}-{tokenize(reader, rows, cols, tile, offset)}"
-    edges = [
-        list(
-            itertools.pairwise(
-                itertools.accumulate(aligned(a.start, a.stop - a.start, n), initial=a.start - o)
-            )
-        )
-        for a, n, o in ((rows, tile[0], offset[0]), (cols, tile[1], offset[1]))
-    ]
-    graph: dict[Any, Any] = {
-        (name, i, j): (reader, slice(r0, r1), slice(c0, c1))
-        for (i, (r0, r1)), (j, (c0, c1)) in itertools.product(*map(enumerate, edges))
-    }
-    chunks = tuple(tuple(b - a for a, b in e) for e in edges)
+    graph, chunks = _tile_reads(name, reader, rows, cols, tile, offset)
     return dsa.Array(
         HighLevelGraph.from_collections(name, graph), name, chunks=chunks, dtype=dtype,
         meta=np.empty((0, 0), dtype),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LossyCogReader:
+    """Reads windows as ``reader`` does, a tile lost to the server's HTTP errors as ``fill``.
+
+    Each window comes with None, or the :class:`~cas_xr.errors.SourceError` of a tile of
+    it whose range the server still answered with an HTTP error after the retries (see
+    :mod:`cas_xr.sources._lost`); other failures are raised.
+    """
+
+    reader: CogReader
+    fill: float
+
+    def __call__(self, rows: slice, cols: slice) -> Read:
+        """The cells ``rows, cols`` of the band, and None or the error that lost some."""
+        return self.read_many([(rows, cols)])[0]
+
+    def read_many(self, windows: Sequence[_Window]) -> list[Read]:
+        """What :meth:`__call__` returns for each window, fetching each tile once."""
+        reader = self.reader
+        tiles = reader.submit(windows)
+        header = reader._header
+        done: dict[int, npt.NDArray[Any]] = {}
+        lost: dict[int, SourceError] = {}
+        for k, future in tiles.items():
+            try:
+                done[k] = future.result()
+            except SourceError as err:
+                if err.kind not in TOLERATED_KINDS:
+                    raise
+                done[k], lost[k] = np.full(header.tile, self.fill, dtype=header.dtype), err
+        return [
+            (
+                reader._paste(header, window, done),
+                next((lost[k] for k in reader._tiles(header, window) if k in lost), None),
+            )
+            for window in windows
+        ]
+
+
+def lossy_tile_arrays(
+    prefix: str,
+    reader: LossyCogReader,
+    rows: slice,
+    cols: slice,
+    tile: tuple[int, int],
+    dtype: np.dtype[Any],
+) -> tuple[dask.array.Array, dask.array.Array]:
+    """As :func:`tile_array` (no offset), and the chunks' failed-chunk flags.
+
+    See :func:`~cas_xr.sources._lost.lossy_arrays`.
+    """
+    from dask.base import tokenize
+
+    name = f"{prefix}-{tokenize(reader, rows, cols, tile)}"
+    reads, chunks = _tile_reads(f"read-{name}", reader, rows, cols, tile, (0, 0))
+    return lossy_arrays(reads, name, chunks, dtype)
 
 
 def known_versions(urls: Sequence[str]) -> tuple[tuple[int, str], ...] | None:

@@ -25,13 +25,16 @@ from cas_xr.errors import SourceError
 from cas_xr.sources._cog import (
     CogHeader,
     CogReader,
+    LossyCogReader,
     aligned,
     cog_reader,
     known_versions,
+    lossy_tile_arrays,
     tile_array,
 )
 from cas_xr.sources._footprints import FOOTPRINTS
 from cas_xr.sources._local_options import CHECK_PATH, NOT_FOUND, is_url
+from cas_xr.sources._lost import fill_value
 from cas_xr.sources._opened import frozen, opened
 from cas_xr.sources._stac_common import _grid_mapping
 
@@ -133,6 +136,10 @@ def open_geotiff(
 
     One Dask task per chunk of ``size`` cells (edges on multiples of ``size``) opens the
     raster and reads its window; see :class:`~cas_xr.sources.LocalSource` for the rest.
+    A COG over HTTP(S) is read by tile (:mod:`cas_xr.sources._cog`): a tile whose range
+    the server still answers with an HTTP error after the retries is nodata, counted in
+    ``attrs["cas_failed_chunks"]`` (:mod:`cas_xr.sources._lost`), when the dtype holds a
+    nodata (else the error is raised).
     """
     import dask.array
     import rioxarray  # noqa: F401  (registers .rio)
@@ -149,8 +156,14 @@ def open_geotiff(
     rows, cols = source._window(raster.transform, raster.shape, crs, bbox)
     t, env = raster.transform, source._env()
     window = t @ Affine.translation(cols.start, rows.start)
-    if cog is not None:
-        data = tile_array("cas-cog", cog[0], rows, cols, cog[1], np.dtype(raster.dtype))
+    dtype = np.dtype(raster.dtype)
+    fill = fill_value(dtype, raster.nodata if raster.nodata is not None else source.nodata)
+    failed = None
+    if cog is not None and fill is not None:  # a tile the server keeps refusing: nodata
+        lossy = LossyCogReader(cog[0], fill)
+        data, failed = lossy_tile_arrays("cas-cog", lossy, rows, cols, cog[1], dtype)
+    elif cog is not None:
+        data = tile_array("cas-cog", cog[0], rows, cols, cog[1], dtype)
     else:
         data = dask.array.map_blocks(
             _read_block,
@@ -177,6 +190,8 @@ def open_geotiff(
     da.encoding["grid_mapping"] = "spatial_ref"
     if raster.tiles:  # where each file lies, for the provenance of each geometry
         da.attrs[FOOTPRINTS] = {"files": {f: [str(crs), *box] for f, *box in raster.tiles}}
+    if failed is not None:
+        da.attrs["cas_failed_chunks"] = failed
     return source._with_nodata(da, raster.nodata)
 
 

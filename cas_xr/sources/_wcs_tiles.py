@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,6 +26,7 @@ import numpy.typing as npt
 from affine import Affine
 
 from cas_xr.errors import SourceError
+from cas_xr.sources._lost import TOLERATED_KINDS, Read, fill_value, lossy_arrays
 from cas_xr.sources._wcs_io import same_nodata
 
 if TYPE_CHECKING:
@@ -34,24 +34,9 @@ if TYPE_CHECKING:
 
     from cas_xr.sources._wcs import DescribedCoverage, WcsSource
 
-__all__ = ["TOLERATED_KINDS", "TileReader", "tile_arrays"]
+__all__ = ["TileReader", "tile_arrays"]
 
-#: SourceError kinds of a tile that is filled with nodata and counted instead of raised.
-TOLERATED_KINDS = frozenset({"http"})
 _LOG = logging.getLogger("cas_xr.sources")
-
-_Read = tuple[npt.NDArray[Any], SourceError | None]
-
-
-def _fill_value(dtype: np.dtype[Any], nodata: float | None) -> float | None:
-    """What to fill a lost tile with: nodata if the dtype holds it, NaN for floats, else None."""
-    if nodata is not None:
-        if dtype.kind == "f":
-            return nodata
-        info = np.iinfo(dtype)
-        if float(nodata).is_integer() and info.min <= nodata <= info.max:
-            return nodata
-    return np.nan if dtype.kind == "f" else None
 
 
 @dataclass(frozen=True)
@@ -74,7 +59,7 @@ class TileReader:
     #: Any box can be requested, not only whole chunks (see cas_xr.zonal._reads).
     reads_any_window: ClassVar[bool] = True
 
-    def __call__(self, rows: slice, cols: slice) -> _Read:
+    def __call__(self, rows: slice, cols: slice) -> Read:
         """The cells ``rows, cols`` of the window, and None; or nodata and the error."""
         shape = (rows.stop - rows.start, cols.stop - cols.start)
         transform = self.window @ Affine.translation(cols.start, rows.start)
@@ -82,7 +67,7 @@ class TileReader:
         try:
             tile = self.source._tile(self.coverage.grid, transform, shape)
         except SourceError as err:
-            fill = _fill_value(dtype, self.coverage.nodata)
+            fill = fill_value(dtype, self.coverage.nodata)
             if err.kind not in TOLERATED_KINDS or fill is None:
                 raise
             _LOG.warning("a WCS tile is treated as nodata: %s", err)
@@ -98,8 +83,8 @@ class TileReader:
         return tile.data, None
 
     def joined(
-        self, spans: Sequence[tuple[int, int, int, int]], shape: tuple[int, int], *reads: _Read
-    ) -> _Read:
+        self, spans: Sequence[tuple[int, int, int, int]], shape: tuple[int, int], *reads: Read
+    ) -> Read:
         """One read of ``shape`` cells from reads of its parts ``spans`` (r0, r1, c0, c1).
 
         Cells in no part are never used (see :func:`cas_xr.zonal._reads.compute`); they
@@ -110,7 +95,7 @@ class TileReader:
             data[r0:r1, c0:c1] = part
         return data, next((error for _, error in reads if error is not None), None)
 
-    def read_many(self, windows: Sequence[tuple[slice, slice]]) -> list[_Read]:
+    def read_many(self, windows: Sequence[tuple[slice, slice]]) -> list[Read]:
         """What :meth:`__call__` returns for each window, in few concurrent requests.
 
         The cells of all windows are read once, in few disjoint rectangles of at most
@@ -138,8 +123,8 @@ class TileReader:
         box: tuple[int, int, int, int],
         rects: Sequence[tuple[int, int, int, int]],
         edges: npt.NDArray[np.int64],
-        reads: Sequence[_Read],
-    ) -> _Read:
+        reads: Sequence[Read],
+    ) -> Read:
         """The read of ``box`` from the reads of the rectangles ``rects`` that cover it."""
         r0, r1, c0, c1 = box
         under = np.flatnonzero(
@@ -160,8 +145,8 @@ class TileReader:
 
 
 def _read_all(
-    read: Callable[[slice, slice], _Read], rects: Sequence[tuple[int, int, int, int]]
-) -> list[_Read]:
+    read: Callable[[slice, slice], Read], rects: Sequence[tuple[int, int, int, int]]
+) -> list[Read]:
     """``read`` of each rectangle ``(r0, r1, c0, c1)``, several at once on the I/O threads.
 
     At most ``max_concurrent_requests_per_host`` of them are handed to the I/O threads at
@@ -177,8 +162,8 @@ def _read_all(
 
     pool = io_pool()
     todo = iter(enumerate(rects))
-    running: dict[Future[_Read], int] = {}
-    found: dict[int, _Read] = {}
+    running: dict[Future[Read], int] = {}
+    found: dict[int, Read] = {}
 
     def hand_over(count: int) -> None:
         for k, (r0, r1, c0, c1) in itertools.islice(todo, count):
@@ -206,12 +191,6 @@ def _two_cells(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     return r0, r1, c0, c1
 
 
-def _error_block(read: _Read) -> npt.NDArray[np.object_]:
-    out = np.empty((1, 1), dtype=object)
-    out[0, 0] = read[1]
-    return out
-
-
 def tile_arrays(
     reader: TileReader, blocks: tuple[tuple[int, ...], tuple[int, ...]], name: str
 ) -> tuple[dask.array.Array, dask.array.Array]:
@@ -232,29 +211,9 @@ def tile_arrays(
         The cells, and an object array of one element per chunk (None, or the
         :class:`~cas_xr.errors.SourceError` of a chunk filled with nodata).
     """
-    import dask.array as dsa
-    from dask.highlevelgraph import HighLevelGraph
-
-    read, failed = f"read-{name}", f"failed-{name}"
+    read = f"read-{name}"
     edges = [list(itertools.pairwise(itertools.accumulate(b, initial=0))) for b in blocks]
     reads: dict[Any, Any] = {}
     for (i, (r0, r1)), (j, (c0, c1)) in itertools.product(*map(enumerate, edges)):
         reads[(read, i, j)] = (reader, slice(r0, r1), slice(c0, c1))
-    cells: dict[Any, Any] = {(name, *k[1:]): (operator.getitem, k, 0) for k in reads}
-    errors: dict[Any, Any] = {(failed, *k[1:]): (_error_block, k) for k in reads}
-    dtype = np.dtype(reader.coverage.dtype)
-    data = dsa.Array(
-        HighLevelGraph({read: reads, name: cells}, {read: set(), name: {read}}),
-        name,
-        chunks=blocks,
-        dtype=dtype,
-        meta=np.empty((0, 0), dtype),
-    )
-    flags = dsa.Array(
-        HighLevelGraph({read: reads, failed: errors}, {read: set(), failed: {read}}),
-        failed,
-        chunks=tuple((1,) * len(b) for b in blocks),
-        dtype=object,
-        meta=np.empty((0, 0), object),
-    )
-    return data, flags
+    return lossy_arrays(reads, name, blocks, np.dtype(reader.coverage.dtype))
