@@ -7,7 +7,6 @@ The recorded metadata are in ``tests/fixtures/upstream/`` (their sources in its 
 from __future__ import annotations
 
 import json
-import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,10 +153,6 @@ def test_soilgrids_texture_fractions_sum_in_the_stored_units() -> None:
 
 # -- the real upstreams, one catchment (opt-in) -------------------------------------------
 
-network = pytest.mark.skipif(
-    os.environ.get("CAS_NETWORK_TESTS") != "1",
-    reason="reaches the real providers; set CAS_NETWORK_TESTS=1 to run",
-)
 #: a small catchment east of Manhattan, Kansas (about 20 km2)
 CATCHMENT = {
     "type": "Polygon",
@@ -168,7 +163,6 @@ CATCHMENT = {
 
 
 @pytest.mark.network
-@network
 def test_real_catchment_values_for_the_camels_datasets() -> None:
     import geopandas as gpd
     import shapely
