@@ -147,6 +147,29 @@ def test_extract_table_and_cube_take_them():
         cas.extract_table(frame, [{"v": da}], aggregation=[("pixel_count", "count")])
 
 
+@pytest.mark.filterwarnings("ignore::cas_xr.errors.QualityWarning")  # the nodata cell
+def test_tuples_naming_a_statistic_are_cached_by_label_and_statistic():
+    cas.configure(progress=False)
+    da = _grid()
+    frame = gpd.GeoDataFrame(geometry=[shapely.box(0.3, 0.2, 4.6, 3.7)], crs=CRS)
+
+    def table(stats: list[Any]) -> Any:
+        return cas.extract_table(frame, [{"v": da}], aggregation=stats)
+
+    def summary(t: Any) -> tuple[int, int]:
+        s = t.attrs["cas_xr"]["summary"]
+        return s["computed"], s["cached"]
+
+    q90 = table([("q", "quantile", {"q": 0.9})])
+    assert summary(q90) == (1, 0)
+    assert summary(table([("q", "quantile", {"q": 0.9})])) == (0, 1)  # the same: a hit
+    q10 = table([("q", "quantile", {"q": 0.1})])  # same label, other statistic: computed
+    assert summary(q10) == (1, 0)
+    assert q10["v_q"].iloc[0] < q90["v_q"].iloc[0]
+    assert summary(table([("r", "quantile", {"q": 0.9})])) == (1, 0)  # other label
+    assert summary(table([("q", "quantile", {"q": 0.9}), np.nanmax])) == (1, 0)  # a function
+
+
 @pytest.mark.parametrize(
     ("item", "message"),
     [
