@@ -283,3 +283,24 @@ def test_a_weights_raster_weighs_every_layer(grid: dict[str, Path]):
             table.xs(band, level="band")["mine_weighted_mean"],
             want[layer.name].values.ravel(), rtol=1e-12,
         )  # fmt: skip
+
+
+def test_cache_entries_keep_the_layers_of_each_step():
+    from cas_xr.engine._entries import Block, decode, encode
+
+    rng = np.random.default_rng(3)
+    times = np.array(["2020-01-01", "2020-02-01"], dtype="datetime64[ns]")
+    layered = Block(
+        positions=np.array([5, 2]), stats=rng.random((2, 6, 2)), coverage=rng.random((2, 6)),
+        pixels=rng.integers(0, 9, (2, 6)), dist=np.zeros((2, 6, 0)), times=times,
+        classes=np.empty(0), layers=3,
+    )  # fmt: skip
+    flat = Block(  # the same times, one layer: two rows
+        positions=np.array([7, 1]), stats=layered.stats[:, :2], coverage=layered.coverage[:, :2],
+        pixels=layered.pixels[:, :2], dist=np.zeros((2, 2, 0)), times=times, classes=np.empty(0),
+    )  # fmt: skip
+    back = decode([5, 2, 7, 1], encode(layered) + encode(flat))
+    assert [b.layers for b in back] == [3, 1]  # one block per layer count
+    for block, want in zip(back, (layered, flat), strict=True):
+        for name in ("positions", "stats", "coverage", "pixels", "times"):
+            np.testing.assert_array_equal(getattr(block, name), getattr(want, name))
