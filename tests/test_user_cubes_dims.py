@@ -156,14 +156,19 @@ def test_a_packed_4d_cube_in_any_order_gives_each_layers_numbers(
     np.testing.assert_array_equal(got["packed"].values, by_layer)
 
 
-def test_a_time_range_keeps_the_other_dimensions(grid: dict[str, Path]):
-    frame = _polygons(4)
+def test_a_time_range_keeps_the_other_dimensions_over_several_batches(grid: dict[str, Path]):
+    frame = _polygons(7)
     cube, _ = _packed(grid)
-    table = cas.extract_table(frame, {"packed": cube}, time_range=("2020-02-01", "2020-03-31"))
+    table = cas.extract_table(
+        frame, {"packed": cube}, time_range=("2020-02-01", "2020-03-31"), batch_size=3
+    )
     assert table.index.names == ["cid", "time", "member"] and len(table) == 4 * len(frame)
-    want = _layer_numbers(cube, frame, time=2, member=1)[:, 0]
-    got = table.xs((pd.Timestamp("2020-03-01"), "m1"), level=("time", "member"))["packed_mean"]
-    np.testing.assert_allclose(got, want, rtol=1e-12)
+    for t, stamp in ((1, "2020-02-01"), (2, "2020-03-01")):
+        for m, member in enumerate(["m0", "m1"]):
+            want = _layer_numbers(cube, frame, time=t, member=m)[:, 0]
+            at = (pd.Timestamp(stamp), member)
+            got = table.xs(at, level=("time", "member"))["packed_mean"]
+            np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_a_second_call_is_a_cache_hit_and_labels_are_not_confused(grid: dict[str, Path]):
