@@ -42,7 +42,7 @@ from cas_xr.engine._weights import weights_on
 
 __all__ = ["MEMORY", "RECORDS", "Failure", "Outcome", "Report", "run"]
 
-_VERSION = 5  # bump when what a cache entry means changes
+_VERSION = 6  # bump when what a cache entry means changes
 
 #: ``report(done, total)``: how many of a request's results (geometry x dataset) are made
 Report = Callable[[int, int], None]
