@@ -24,7 +24,7 @@ from cas_xr.errors import (
     MissingDimensionError,
 )
 from cas_xr.models import DataType, TimeRange, Variable
-from cas_xr.sources._footprints import at_step
+from cas_xr.sources._footprints import latest_step as keep_latest
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -140,10 +140,7 @@ class Target:
                 # in place: the connector made this DataArray for this call (a copy costs
                 # a small request more than its statistics)
                 da = da.rio.write_nodata(nodata, encoded=False, inplace=True)
-        if latest_step and "time" in da.dims and da.sizes["time"] > 1:
-            da = da.isel(time=[-1])  # and the provenance of that step's items alone
-            da = da.assign_attrs(at_step(da.attrs, da["time"].values[0]))
-        return da
+        return keep_latest(da) if latest_step else da
 
 
 def _naive(stamp: Any) -> Any:
