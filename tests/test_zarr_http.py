@@ -288,3 +288,22 @@ def test_a_chunking_of_its_own_reads_through_the_same_client_within_the_cap(stor
     assert sorted(chunks) == sorted(itertools.product(range(N // CHUNK), repeat=2))
     assert 1 < peak <= 3
     np.testing.assert_array_equal(values, _values())
+
+
+def test_a_chunk_slower_than_the_provider_timeout_is_missing_as_a_timeout(
+    stores: Path, tmp_path: Path
+):
+    geometries = _sparse(1, seed=3)
+    with serve_with_latency(stores, round_trip=0.0) as server:
+        cas.configure(
+            provider_files=[_provider(tmp_path, "http", server.url + "dem.zarr")],
+            provider_timeout_s=0.3,
+            http_retries=0,
+            result_cache_ttl_s=0,
+        )
+        cas.open_dataset("http:dem")  # the metadata, in time
+        server.round_trip = 1.0  # every chunk now answers after the deadline
+        with pytest.warns(cas.BatchFailureWarning, match="timeout"):
+            lost = cas.extract_table(geometries, ["http:dem"])
+        server.round_trip = 0.0
+    assert (lost["http:dem_quality"] == "missing").all()
