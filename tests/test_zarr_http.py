@@ -307,3 +307,21 @@ def test_a_chunk_slower_than_the_provider_timeout_is_missing_as_a_timeout(
             lost = cas.extract_table(geometries, ["http:dem"])
         server.round_trip = 0.0
     assert (lost["http:dem_quality"] == "missing").all()
+
+
+def test_a_sharded_store_reads_each_shard_index_once(tmp_path: Path):
+    values = _values()[:512, :512]
+    lat, lon = 50.0 - 0.001 * (np.arange(512) + 0.5), 10.0 + 0.001 * (np.arange(512) + 0.5)
+    ds = xr.Dataset({"dem": (("lat", "lon"), values)}, coords={"lat": lat, "lon": lon})
+    ds["crs"] = xr.DataArray(0, attrs={"crs_wkt": rasterio.crs.CRS.from_epsg(4326).to_wkt()})
+    ds["dem"].attrs["grid_mapping"] = "crs"
+    encoding = {"dem": {"chunks": (64, 64), "shards": (256, 256)}}
+    ds.to_zarr(tmp_path / "s.zarr", zarr_format=3, encoding=encoding)
+    with serve_with_latency(tmp_path, round_trip=0.0) as server:
+        da = LocalSource(server.url + "s.zarr", array="dem").open(bbox=(10.1, 49.7, 10.3, 49.9))
+        server.reset()
+        cells = da.values
+        shards = collections.Counter(r.path for r in server.records)
+    # rows and columns 100..299: inner chunks 1..4 of 64 cells, in shards 0..1 of 256
+    assert sorted(shards.values()) == [1 + 1, 3 + 1, 3 + 1, 9 + 1]  # its chunks, its index
+    np.testing.assert_array_equal(cells, values[100:300, 100:300])

@@ -9,8 +9,8 @@ once (the chunks of a selection, see :mod:`cas_xr.sources._zarr_reads`): at most
 host's cap of them are handed to the I/O threads at a time, so a slow host never holds
 every I/O thread. A missing key (404) is a chunk never written (zarr fills it). A URL's
 query (a signing token) is kept on every key's URL and left out of errors. The metadata
-documents of the store are fetched once per store; listing a store without consolidated
-metadata (a server's folder index) is left to fsspec.
+documents of the store and the indexes of its shards are fetched once per store; listing
+a store without consolidated metadata (a server's folder index) is left to fsspec.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ __all__ = ["HttpStore"]
 
 #: Keys of a store's metadata (v2, consolidated v2, v3): small, read when it is opened.
 _METADATA = frozenset({".zmetadata", ".zgroup", ".zattrs", ".zarray", "zarr.json"})
+#: Metadata documents and shard indexes a store keeps (the oldest go first).
+_KEPT = 65536
 #: Hand-over slots per (event loop, settings, host); see :func:`_slots`.
 _SLOTS: dict[tuple[int, int, str], asyncio.Semaphore] = {}
 
@@ -118,7 +120,8 @@ class HttpStore(Store):
         self.provider = provider
         self._root = parts._replace(query="", fragment="").geturl().rstrip("/")
         self._query = parts.query
-        self._kept: dict[str, bytes | None] = {}  # metadata documents, fetched once
+        self._kept: dict[tuple[str, ByteRequest | None], bytes | None] = {}
+        self._pending: dict[tuple[str, ByteRequest | None], asyncio.Future[bytes | None]] = {}
         self._listing: Store | None = None
 
     def __eq__(self, value: object) -> bool:
@@ -136,6 +139,7 @@ class HttpStore(Store):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_listing"] = None  # fsspec's, made again where it is needed
+        state["_pending"] = {}  # fetches of this process's event loop
         return state
 
     def key_url(self, key: str) -> str:
@@ -161,18 +165,40 @@ class HttpStore(Store):
         self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
     ) -> Buffer | None:
         """The value of ``key`` (``byte_range`` of it), None when the server has none."""
-        kept = byte_range is None and key.rpartition("/")[2] in _METADATA
-        if kept and key in self._kept:
-            data = self._kept[key]
+        if (byte_range is None and key.rpartition("/")[2] in _METADATA) or isinstance(
+            byte_range, SuffixByteRequest
+        ):
+            data = await self._kept_once(key, byte_range)
         else:
-            url = self.key_url(key)
-            async with _slots(urlsplit(url).netloc):
-                data = await asyncio.wrap_future(
-                    io_pool().submit(_get, url, byte_range, self.provider)
-                )
-            if kept:
-                self._kept[key] = data
+            data = await self._fetch(key, byte_range)
         return None if data is None else prototype.buffer.from_bytes(data)
+
+    async def _fetch(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
+        url = self.key_url(key)
+        async with _slots(urlsplit(url).netloc):
+            return await asyncio.wrap_future(io_pool().submit(_get, url, byte_range, self.provider))
+
+    async def _kept_once(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
+        """A metadata document or a shard's index (its last bytes), fetched once per store.
+
+        Every inner chunk read from a shard reads the shard's index first: the reads of
+        one shard's chunks, at once or later, share one request for it.
+        """
+        name = (key, byte_range)
+        if name in self._kept:
+            return self._kept[name]
+        pending = self._pending.get(name)
+        if pending is not None:
+            return await pending
+        pending = self._pending[name] = asyncio.ensure_future(self._fetch(key, byte_range))
+        try:
+            data = await pending
+        finally:
+            del self._pending[name]
+        self._kept[name] = data
+        while len(self._kept) > _KEPT:
+            del self._kept[next(iter(self._kept))]
+        return data
 
     async def get_partial_values(
         self,
