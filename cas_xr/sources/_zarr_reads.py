@@ -32,7 +32,7 @@ __all__ = ["ZarrWindows", "window_array"]
 _Window = tuple[slice, slice]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one reader, one batch (see cas_xr.zonal._reads)
 class ZarrWindows:
     """Reads windows of the last two axes of a Zarr array at fixed leading slices.
 
@@ -60,7 +60,7 @@ class ZarrWindows:
         SourceError
             When a chunk cannot be fetched (after the retries).
         """
-        from zarr.core.sync import sync
+        from zarr.core.sync import sync  # zarr's event loop, as zarr.Array runs its reads
 
         async def read_all() -> list[Any]:
             return await asyncio.gather(
