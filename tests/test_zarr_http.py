@@ -168,9 +168,13 @@ def test_a_time_range_reads_the_chunks_of_its_steps_only(stores: Path, tmp_path:
             ],
             max_concurrent_requests_per_host=4,
         )
-        cas.open_dataset("http:dem")
-        server.reset()
         when = (dt.datetime(2021, 1, 2), dt.datetime(2021, 1, 3, 12))  # days 1 and 2
+        da = cas.open_dataset("http:dem", time_range=when)
+        tasks = [t for t in dict(da.data.__dask_graph__()).values() if isinstance(t, tuple)]
+        reads = [t for t in tasks if isinstance(t[0], ZarrWindows)]
+        assert len({id(t[0]) for t in reads}) == 1  # one reader: chunks of both days at once
+        assert {(t[1].start, t[1].stop) for t in reads} == {(1, 2), (2, 3)}  # its steps
+        server.reset()
         remote = cas.extract_table(geometries, ["http:dem"], time_range=when)
         chunks = _chunk_requests([r.path for r in server.records])
         peak = server.peak_in_flight
