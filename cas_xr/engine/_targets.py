@@ -24,7 +24,7 @@ from cas_xr.errors import (
     MissingDimensionError,
 )
 from cas_xr.models import DataType, TimeRange, Variable
-from cas_xr.sources._footprints import latest_step as keep_latest
+from cas_xr.sources import _footprints
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -140,7 +140,7 @@ class Target:
                 # in place: the connector made this DataArray for this call (a copy costs
                 # a small request more than its statistics)
                 da = da.rio.write_nodata(nodata, encoded=False, inplace=True)
-        return keep_latest(da) if latest_step else da
+        return _footprints.latest_step(da) if latest_step else da
 
 
 def _naive(stamp: Any) -> Any:
