@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ from cas_xr.sources._stac_tiles import (
     Claim,
     MosaicReader,
     _href,
+    _Job,
     _nodata,
     _on_one_lattice,
     _Part,
@@ -76,7 +78,8 @@ class StepsReader:
         """The cells of each window, the tiles of every step fetched at once.
 
         The headers of the items under the windows not read yet (placed from their STAC
-        metadata) are read first, all at once, and checked.
+        metadata) are read first, all at once, and checked: a step's tiles are asked for
+        as soon as the headers of its items are in.
 
         Raises
         ------
@@ -88,14 +91,7 @@ class StepsReader:
         for k, (steps, rows, cols) in enumerate(windows):
             for t in range(steps.start, steps.stop):
                 asked.setdefault(t, []).append((k, (rows, cols)))
-        placed = {
-            part.reader.url: part
-            for t, spots in asked.items()
-            for part in self.steps[t].touched([w for _, w in spots])
-            if part.claim is not None
-        }
-        list(io_pool().map(_Part.check, placed.values()))  # their headers, at once
-        jobs = {t: self.steps[t].submit([w for _, w in spots]) for t, spots in asked.items()}
+        jobs = self._submit({t: [w for _, w in spots] for t, spots in asked.items()})
         dtype = np.dtype(self.steps[0].dtype)
         out = [
             np.empty((s.stop - s.start, r.stop - r.start, c.stop - c.start), dtype=dtype)
@@ -106,6 +102,28 @@ class StepsReader:
             for (k, _), plane in zip(spots, planes, strict=True):
                 out[k][t - windows[k][0].start] = plane
         return out
+
+    def _submit(self, asked: dict[int, list[_Window]]) -> dict[int, list[_Job]]:
+        """Start fetching the tiles under the windows of each step, headers first."""
+        waiting = {
+            t: {p.reader.url: p for p in self.steps[t].touched(windows) if p.claim is not None}
+            for t, windows in asked.items()
+        }
+        checks = {
+            url: io_pool().submit(part.check)
+            for parts in waiting.values()
+            for url, part in parts.items()
+        }  # every header at once
+        jobs = {}
+        while waiting:
+            for t in [t for t, parts in waiting.items() if all(checks[u].done() for u in parts)]:
+                for url in waiting.pop(t):
+                    checks[url].result()  # raises a failed check
+                jobs[t] = self.steps[t].submit(asked[t])
+            if waiting:  # for the next header of a step not ready yet
+                pending = {checks[u] for parts in waiting.values() for u in parts}
+                wait([f for f in pending if not f.done()], return_when=FIRST_COMPLETED)
+        return jobs
 
 
 def _utc(value: datetime) -> datetime:
