@@ -14,9 +14,11 @@ latest, without a time range) reads that step's tiles alone.
 
 Opening the layer reads the latest item's header only. The other items are placed from
 their STAC metadata (``proj:`` grid and ``raster:bands`` data type, see
-:class:`~cas_xr.sources._stac_tiles.Claim`); their headers are read with their first
-tiles, all at once, and checked against it. The header of an item without that metadata
-is read when the layer is opened, as for a static layer.
+:class:`~cas_xr.sources._stac_tiles.Claim`); their headers are read when their first
+tiles are needed, all at once, and checked against it (a step's tiles are asked for as
+soon as its items' headers are in). The header of an item without that metadata is read
+when the layer is opened, as for a static layer. Steps are labelled in UTC (odc-stac
+drops a time's UTC offset without converting it; the times of STAC's examples are UTC).
 """
 
 from __future__ import annotations
