@@ -3,9 +3,9 @@
 A remote source's Dask array has one read task per chunk, ``(reader, rows, cols)`` (with
 the slices of leading axes first, e.g. ``(reader, steps, rows, cols)``), whose ``reader``
 can also read many windows at once (:class:`BatchReader`: a COG's tiles in merged range
-requests, a WCS's tiles concurrently, a Zarr array's chunks concurrently). Run one by
-one, the reads in flight are bounded by the compute threads, and every read waits a round
-trip in turn.
+requests, the tiles of several time steps of a STAC layer, a WCS's tiles concurrently, a
+Zarr array's chunks concurrently). Run one by one, the reads in flight are bounded by the
+compute threads, and every read waits a round trip in turn.
 :func:`compute` finds the read tasks a computation needs (after culling: only the chunks
 under its geometries) and replaces them with one task per batch of chunks of one reader,
 which fetches the whole batch concurrently on the I/O threads, bounded per host by
@@ -43,10 +43,10 @@ class BatchReader(Protocol):
     cols)``), and its ``read_many`` windows of as many slices.
     """
 
-    def __call__(self, rows: slice, cols: slice) -> Any:
-        """What the read task of the chunk ``rows, cols`` returns."""
+    def __call__(self, *window: slice) -> Any:
+        """What the read task of the chunk ``window`` (``rows, cols``) returns."""
 
-    def read_many(self, windows: Sequence[tuple[slice, slice]]) -> list[Any]:
+    def read_many(self, windows: Sequence[tuple[slice, ...]]) -> list[Any]:
         """What the read tasks of the chunks ``windows`` return, fetched together."""
 
 
@@ -55,7 +55,7 @@ def _cells(window: tuple[slice, ...]) -> int:
 
 
 def _read_tasks(graph: dict[Any, Any]) -> list[tuple[BatchReader, list[tuple[Any, Any]]]]:
-    """The read tasks of the graph by reader: ``(key, (rows, cols))``."""
+    """The read tasks of the graph by reader: ``(key, ((steps,) rows, cols))``."""
     from dask._task_spec import Task
 
     found: dict[int, tuple[BatchReader, list[tuple[Any, Any]]]] = {}
@@ -186,7 +186,7 @@ def batched(graph: dict[Any, Any]) -> dict[Any, Any]:
         reads = _cropped(out, found) if getattr(reader, "reads_any_window", False) else found
         if len(reads) < 2:
             continue
-        reads.sort(key=lambda kw: (kw[1][0].start, kw[1][1].start))
+        reads.sort(key=lambda kw: (kw[1][-2].start, kw[1][-1].start, kw[1][0].start))
         batches: list[list[tuple[Any, Any]]] = [[]]
         cells = 0
         for read in reads:
