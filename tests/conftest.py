@@ -1,4 +1,7 @@
-"""Shared fixtures: default settings per test; counted opens; a cluster; MapServer."""
+"""Shared fixtures: default settings per test; counted opens; a cluster; MapServer.
+
+Tests marked ``network`` are skipped unless ``CAS_NETWORK_TESTS=1``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,22 @@ import pytest
 
 from cas_xr.config import _settings as config
 from cas_xr.testing import MapServerNotFoundError, find_mapserv
+
+#: what tests marked ``network`` need to run (the marker alone only selects them)
+NETWORK_SWITCH = "CAS_NETWORK_TESTS"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``network`` unless ``CAS_NETWORK_TESTS=1``."""
+    if os.environ.get(NETWORK_SWITCH) == "1":
+        return
+    skip = pytest.mark.skip(
+        reason=f"reaches the real providers; set {NETWORK_SWITCH}=1 to run "
+        f"({NETWORK_SWITCH}=1 pytest -m network runs only these)"
+    )
+    for item in items:
+        if "network" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -137,3 +137,17 @@ def test_missing_days_are_left_out() -> None:
     assert climate.p_mean(prcp) == 3.0
     assert math.isnan(climate.p_mean(np.full(3, np.nan)))
     assert math.isnan(climate.high_prec_freq(np.full(3, np.nan)))
+
+
+def test_a_missing_day_ends_a_run_and_counts_among_the_days() -> None:
+    """CAMELS' code: ``hp[is.na(hp)] <- F`` and ``sum(hp) / length(hp) * 365.25``."""
+    tail = [0.5, 0.5, 60.0, np.nan, 60.0, 60.0, 0.5, 0.5, 0.5, np.nan, 0.5, 0.5]
+    prcp = np.concatenate([np.full(30, 0.5), tail])  # 42 days, 40 of them present
+    # 37 days of 0.5 mm and 3 of 60 mm: mean 198.5 / 40, threshold 5 x 4.9625 = 24.8 mm
+    assert climate.p_mean(prcp) == pytest.approx(198.5 / 40)
+    # events: day 32, then 34-35 (the missing day 33 ends the first run): 2 runs
+    assert climate.high_prec_freq(prcp) == pytest.approx(3 / 42 * 365.25)
+    assert climate.high_prec_dur(prcp) == pytest.approx((1 + 2) / 2)
+    # dry days: 0-31, 36-38, then 40-41 after the missing day 39
+    assert climate.low_prec_freq(prcp) == pytest.approx(37 / 42 * 365.25)
+    assert climate.low_prec_dur(prcp) == pytest.approx((32 + 3 + 2) / 3)

@@ -3,7 +3,6 @@ computes on the sample catchments, checked against values computed another way."
 
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
 from pathlib import Path
@@ -342,20 +341,19 @@ def test_cli_refuses_an_unknown_set(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.network
-@pytest.mark.skipif(
-    os.environ.get("CAS_NETWORK_TESTS") != "1",
-    reason="reaches the real providers; set CAS_NETWORK_TESTS=1 to run",
-)
 def test_camels_for_one_real_catchment() -> None:
-    """A small Kansas box over one year: every attribute has a plausible value."""
+    """A small Kansas box over a year across 2004's end: every attribute has a plausible
+    value, and Daymet's missing December 31 of the leap year is a missing day."""
     import shapely
 
     cas.configure(provider_timeout_s=60)
     frame = gpd.GeoDataFrame(
         {"id": ["kansas"]}, geometry=[shapely.box(-96.60, 39.05, -96.55, 39.10)], crs=4326
     )
-    table = cas.extract_attributes(frame, "camels", time_range=("2005-01-01", "2005-12-31"))
+    year = ("2004-07-01", "2005-06-30T23:59:59")  # 365 days, 364 of them in Daymet
+    table = cas.extract_attributes(frame, "camels", time_range=year)
     row = table.iloc[0]
+    assert table.attrs["cas_xr"]["attributes"]["p_mean"]["missing_days"] == ["2004-12-31"]
     assert 1.0 < row["p_mean"] < 4.0 and 0.5 < row["aridity"] < 3.0
     assert 300 < row["elev_mean"] < 500 and row["slope_mean"] > 0
     assert 20 < row["area"] < 35

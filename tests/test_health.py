@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -254,10 +253,6 @@ def test_every_built_in_provider_has_a_test_inside_its_extent(path: Path) -> Non
 
 
 @pytest.mark.network
-@pytest.mark.skipif(
-    os.environ.get("CAS_NETWORK_TESTS") != "1",
-    reason="reaches the real providers; set CAS_NETWORK_TESTS=1 to run",
-)
 def test_the_real_built_in_providers_answer_their_tests() -> None:
     cas.configure(provider_timeout_s=120, health_slow_ms=120_000)
     results = cas.check_providers_sync()

@@ -160,6 +160,17 @@ def test_the_old_twins_are_gone():
     }
     source = (PACKAGE / "models.py").read_text(encoding="utf-8")
     assert "sha256" not in source
+    # one latest-step rule (temporal datasets without a time range), for zonal and raster
+    assert set(_calls_of("latest_step")) == {
+        "cas_xr.engine._targets",
+        "cas_xr.frontends._raster",
+    }
+    taking_last = {
+        p.relative_to(PACKAGE).as_posix()
+        for p in PACKAGE.rglob("*.py")
+        if "time=[-1]" in p.read_text(encoding="utf-8")
+    }
+    assert taking_last == {"sources/_footprints.py"}
 
 
 def test_one_plan_and_one_cube_per_extract_sync(monkeypatch: pytest.MonkeyPatch):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -169,10 +168,6 @@ def test_cli_lists_the_soilgrids_datasets(capsys: pytest.CaptureFixture[str]) ->
 
 # -- the real upstreams (opt-in) ----------------------------------------------------------
 
-network = pytest.mark.skipif(
-    os.environ.get("CAS_NETWORK_TESTS") != "1",
-    reason="reaches the real providers; set CAS_NETWORK_TESTS=1 to run",
-)
 KANSAS = (-96.60, 39.05, -96.58, 39.07)  # a small box covered by every provider
 UPSTREAM = [
     "copernicus_dem:elevation",
@@ -188,7 +183,6 @@ UPSTREAM = [
 
 
 @pytest.mark.network
-@network
 @pytest.mark.parametrize("dataset_id", UPSTREAM)
 def test_real_upstream_reads_a_small_box(dataset_id: str) -> None:
     cas.configure(provider_timeout_s=60)

@@ -8,6 +8,7 @@ lazily, and extraction gives the hand-computed numbers.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ import xarray as xr
 import yaml
 
 import cas_xr as cas
-from cas_xr.errors import ProviderDefinitionError, SourceError
+from cas_xr.errors import MissingDependencyError, ProviderDefinitionError, SourceError
 from cas_xr.testing import raise_if_dask_computes, serve_folder
 
 
@@ -161,6 +162,18 @@ def test_a_missing_asset_or_collection_is_a_clear_error(
         cas.open_dataset("dm:prcp")
     _provider(tmp_path, url, collection="nope")
     with pytest.raises(SourceError, match="HTTP 404"):
+        cas.open_dataset("dm:prcp")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("adlfs") is not None, reason="adlfs is installed: it would read"
+)
+def test_an_abfs_asset_without_adlfs_names_the_extra(
+    served: tuple[str, xr.Dataset], tmp_path: Path
+) -> None:
+    url, _ = served
+    _provider(tmp_path, url, asset="zarr-abfs")  # abfs://daymet-zarr/daily/na.zarr
+    with pytest.raises(MissingDependencyError, match=r"abfs:// store.*adlfs.*cas-xr\[planetary\]"):
         cas.open_dataset("dm:prcp")
 
 

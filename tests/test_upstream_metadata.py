@@ -7,7 +7,6 @@ The recorded metadata are in ``tests/fixtures/upstream/`` (their sources in its 
 from __future__ import annotations
 
 import json
-import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,9 @@ from cas_xr.models import Protocol
 FIXTURES = Path(__file__).parent / "fixtures" / "upstream"
 DAYMET = json.loads((FIXTURES / "daymet-daily-na.template.json").read_text(encoding="utf-8"))
 WORLDCOVER = json.loads((FIXTURES / "esa-worldcover.template.json").read_text(encoding="utf-8"))
+COPDEM = json.loads((FIXTURES / "cop-dem-glo-30.template.json").read_text(encoding="utf-8"))
+#: the providers whose definitions a test below checks against recorded metadata
+CHECKED = {"daymet", "copernicus_dem", "esa_worldcover", "isric_soilgrids"}
 #: the publisher's spelling -> the UDUNITS symbol cas_xr writes (the same unit)
 UNIT_SPELLINGS = {"degrees C": "degC"}
 
@@ -81,6 +83,59 @@ def test_daymet_matches_the_collection_metadata(name: str) -> None:
 def test_daymet_units_are_what_the_camels_set_needs() -> None:
     units = {d.name: d.variables[0].units for d in cas.get_connector("daymet").definition.datasets}
     assert units == {"prcp": "mm/day", "tmin": "degC", "tmax": "degC"}
+
+
+# -- Copernicus DEM GLO-30 (Planetary Computer cop-dem-glo-30) -----------------------------
+
+
+def test_copernicus_dem_matches_the_collection_metadata() -> None:
+    connector = cas.get_connector("copernicus_dem")
+    definition = connector.definition
+    dataset = definition.definition_of("elevation")
+    assert definition.protocol is Protocol.STAC_COG
+    assert definition.endpoint == "https://planetarycomputer.microsoft.com/api/stac/v1"
+    assert definition.options == {"sign": "planetary_computer"}
+    assert dataset.collection == COPDEM["id"] == "cop-dem-glo-30"
+    asset = COPDEM["item_assets"][dataset.asset]
+    assert asset["roles"] == ["data"]
+    assert asset["type"] == "image/tiff; application=geotiff; profile=cloud-optimized"
+    assert [dataset.resolution_m] == COPDEM["summaries"]["gsd"] == [30]
+    box = dataset.bbox
+    assert box is not None
+    assert [box.min_lon, box.min_lat, box.max_lon, box.max_lat] == COPDEM["extent"]["spatial"][
+        "bbox"
+    ][0]
+    # one instant (the publication), not a time series: the definition is static
+    ((start, end),) = COPDEM["extent"]["temporal"]["interval"]
+    assert start == end and not dataset.is_temporal
+    # the licence the collection links to, and its licensor in the citation
+    (link,) = [link for link in COPDEM["links"] if link["rel"] == "license"]
+    assert link["title"].lower().replace("license", "licence") in definition.license.lower()
+    licensors = [p["name"] for p in COPDEM["providers"] if "licensor" in p["roles"]]
+    assert licensors == ["European Space Agency"] and "ESA" in definition.citation
+    assert COPDEM["msft:short_description"].startswith("Copernicus DEM 30 is a near-global")
+    assert "digital surface model" in COPDEM["msft:short_description"]
+    assert "DSM" in dataset.description and dataset.variables[0].units == "m"
+
+
+@pytest.mark.parametrize("name", ["slope", "slope_m_per_km", "aspect"])
+def test_copernicus_dem_derived_datasets_share_its_grid(name: str) -> None:
+    """elev_mean and slope_mean of the camels set: the slope is computed on the DEM's grid."""
+    definition = cas.get_connector("copernicus_dem").definition
+    derived, base = definition.definition_of(name), definition.definition_of("elevation")
+    assert derived.derive is not None and derived.derive.dataset == "elevation"
+    assert (derived.resolution_m, derived.crs, derived.bbox) == (
+        base.resolution_m,
+        base.crs,
+        base.bbox,
+    )
+
+
+def test_every_camels_dataset_is_checked_against_recorded_metadata() -> None:
+    from cas_xr.attributes import get_attribute_set
+
+    providers = {i.split(":")[0] for i in get_attribute_set("camels").dataset_ids()}
+    assert providers <= CHECKED, sorted(providers - CHECKED)
 
 
 # -- ESA WorldCover ------------------------------------------------------------------------
@@ -154,10 +209,6 @@ def test_soilgrids_texture_fractions_sum_in_the_stored_units() -> None:
 
 # -- the real upstreams, one catchment (opt-in) -------------------------------------------
 
-network = pytest.mark.skipif(
-    os.environ.get("CAS_NETWORK_TESTS") != "1",
-    reason="reaches the real providers; set CAS_NETWORK_TESTS=1 to run",
-)
 #: a small catchment east of Manhattan, Kansas (about 20 km2)
 CATCHMENT = {
     "type": "Polygon",
@@ -168,7 +219,6 @@ CATCHMENT = {
 
 
 @pytest.mark.network
-@network
 def test_real_catchment_values_for_the_camels_datasets() -> None:
     import geopandas as gpd
     import shapely

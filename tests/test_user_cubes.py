@@ -11,7 +11,12 @@ import rioxarray
 import xarray as xr
 
 import cas_xr as cas
-from cas_xr.errors import BatchFailureWarning, InvalidDatasetIdError
+from cas_xr.errors import (
+    BatchFailureWarning,
+    InvalidArgumentError,
+    InvalidDatasetIdError,
+    MissingDimensionError,
+)
 from tests import test_table
 from tests.test_table import _polygons, _reference
 
@@ -91,8 +96,10 @@ def test_bad_cubes_are_refused_before_any_work(grid: dict[str, Path]):
         cas.extract_table(frame, [{"mine": np.zeros((2, 2))}])
     with pytest.raises(InvalidDatasetIdError, match="without ':'"):
         cas.extract_table(frame, [{"my:dem": cube}])
-    with pytest.raises(ValueError, match=r"da.sel\(band=1\)"):
-        cas.extract_table(frame, [{"mine": cube.expand_dims(band=[1, 2])}])
+    with pytest.raises(MissingDimensionError, match="cannot tell which are x and y"):
+        cas.extract_table(frame, [{"mine": xr.DataArray(np.zeros((4, 4)), dims=("r", "c"))}])
+    with pytest.raises(InvalidArgumentError, match=r"'zonal_statistics'.*rename"):
+        cas.extract_table(frame, [{"mine": cube.expand_dims(zonal_statistics=[1, 2])}])
     no_crs = xr.DataArray(np.zeros((4, 4)), dims=("y", "x"))
     with pytest.raises(ValueError, match="no CRS"):
         cas.extract_table(frame, [{"mine": no_crs}])

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from cas_xr._version import __version__
 from cas_xr.attributes._climate import INDICES, INPUT_UNITS, index_value
+from cas_xr.attributes._daily import daily_axis
 from cas_xr.attributes._sets import (
     FIXED_UNITS,
     AttributeDefinition,
@@ -29,7 +30,6 @@ from cas_xr.attributes._values import (
     CODE,
     Value,
     area,
-    check_daily,
     combine,
     latitudes,
     time_mean,
@@ -59,6 +59,7 @@ class _Extraction:
         self.aset = aset
         self.window = window
         self.cubes: dict[_Key, xr.Dataset] = {}
+        self.missing_days: dict[str, list[str]] = {}  # per climate index: days filled as NaN
         self.temporal = {d: _is_temporal(d) for d in aset.dataset_ids()}
         self._check_classes()
         self._check_inputs()
@@ -213,15 +214,17 @@ class _Extraction:
             series[role] = cube[dataset_id].sel(zonal_statistics="mean").values
             qualities.append(self.quality(dataset_id, cube))
             times = cube["time"].values
-        assert times is not None
-        check_daily(times, attribute.name, [inputs[r] for r in roles])
+        assert times is not None  # every role reads the same cube: one time axis
+        axis = daily_axis(
+            times, attribute.name, [inputs[r] for r in roles], window=self.time_range(attribute)
+        )
+        self.missing_days[attribute.name] = axis.missing
+        days = {r: axis.fill(s) for r, s in series.items()}
         lats = latitudes(self.geometries)
         values = np.array(
             [
-                index_value(
-                    attribute.statistic, {r: s[i] for r, s in series.items()}, times, lats[i]
-                )
-                for i in range(lats.size)
+                index_value(attribute.statistic, {r: s[i] for r, s in days.items()}, axis.days, lat)
+                for i, lat in enumerate(lats)
             ],
             dtype=np.float64,
         )
@@ -266,6 +269,8 @@ def _metadata(extraction: _Extraction, units: dict[str, str]) -> dict[str, Any]:
             "time_range": None if window is None else window.model_dump(mode="json"),
             "transform": attribute.transform.model_dump(mode="json"),
         }
+        if attribute.name in extraction.missing_days:
+            attributes[attribute.name]["missing_days"] = extraction.missing_days[attribute.name]
     datasets = {}
     for dataset_id in aset.dataset_ids():
         connector, name = resolve(dataset_id)
@@ -322,14 +327,17 @@ def extract_attributes(
     InvalidDatasetIdError, UnknownProviderError, UnknownDatasetError
         For a dataset id of the set unknown to the catalog (before any work).
     InvalidArgumentError
-        For a climate index whose inputs are not a continuous daily series.
+        For a climate index whose inputs are not a continuous daily series (December 31
+        of a leap year may be missing, as in Daymet: it counts as a missing day).
 
     Notes
     -----
     Zonal statistics are area-weighted on geographic grids (whatever the
     ``area_weighted`` setting). Temporal datasets give the mean over the time steps of
     each step's statistic; climate indices are computed on each geometry's mean daily
-    series (a frequency of the mean series, not a mean of per-cell frequencies).
+    series (a frequency of the mean series, not a mean of per-cell frequencies); the days
+    such a series lacks (December 31 of leap years, in Daymet) are in
+    ``attrs["cas_xr"]["attributes"][a]["missing_days"]``.
     """
     import geopandas as gpd
     import pandas as pd

@@ -7,7 +7,6 @@ degraded, missing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,14 +14,12 @@ import numpy as np
 import numpy.typing as npt
 
 from cas_xr.engine import FLAGS
-from cas_xr.errors import InvalidArgumentError
 from cas_xr.models import QualityFlag
 
 __all__ = [
     "CODE",
     "Value",
     "area",
-    "check_daily",
     "combine",
     "latitudes",
     "time_mean",
@@ -36,7 +33,6 @@ _SEVERITY = [
 ]  # fmt: skip
 _RANK = np.array([_SEVERITY.index(f) for f in FLAGS], dtype=np.int8)  # code -> severity
 CODE = {f: k for k, f in enumerate(FLAGS)}
-_DAY = np.timedelta64(1, "D")
 
 
 @dataclass(frozen=True)
@@ -67,17 +63,6 @@ def time_mean(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     count = ok.sum(axis=-1)
     total = np.where(ok, values, 0.0).sum(axis=-1)
     return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
-
-
-def check_daily(times: Any, name: str, ids: Sequence[str]) -> None:
-    """Refuse a series that is not continuous and daily (climate indices need one)."""
-    steps = np.diff(np.asarray(times, dtype="datetime64[ns]"))
-    if times.size < 2 or np.any(steps != _DAY):
-        raise InvalidArgumentError(
-            f"attribute {name!r}: climate indices need a continuous daily series; "
-            f"{', '.join(ids)} give {times.size} steps in the time range"
-            + ("" if times.size < 2 else f" with gaps up to {steps.max() / _DAY:g} days")
-        )
 
 
 def _lonlat(geometries: Any) -> Any:

@@ -3,9 +3,12 @@
 Per dataset ``d`` the cube holds ``d`` (statistics along ``zonal_statistics``),
 ``d_distribution`` and ``d_weighted_distribution`` (along ``d_class``, when asked),
 ``d_coverage_fraction``,
-``d_pixel_count`` and ``d_quality`` (CF flags), along ``geometry`` and, for temporal
-datasets, ``time`` (the union of the steps of every temporal dataset; a dataset's coverage
-is NaN at the steps it does not have). Every attribute is
+``d_pixel_count`` and ``d_quality`` (CF flags), along ``geometry``, for temporal
+datasets ``time`` (the union of the steps of every temporal dataset; a dataset's coverage
+is NaN at the steps it does not have), and for a user's cube its other dimensions, kept
+under their names and in their order (``band``, ``member`` ...; labelled by their
+coordinates, else ``0..n-1``; two cubes sharing a dimension share its labels, the union
+of theirs, with NaN coverage where a cube has no layer). Every attribute is
 a string, a number or a list, so the cube encodes to Zarr and netCDF as it is.
 """
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +33,7 @@ from cas_xr.engine._targets import Target
 from cas_xr.models import AggregationMethod, QualityFlag
 
 if TYPE_CHECKING:
+    import pandas as pd
     import xarray as xr
 
 __all__ = ["FLAGS", "assemble"]
@@ -43,17 +47,23 @@ _METHODS = {m.value: m for m in AggregationMethod}
 
 @dataclass
 class _Values:
-    """One dataset's values over every geometry (input order) and step."""
+    """One dataset's values over every geometry (input order), step and layer.
 
-    stats: npt.NDArray[np.float64]  # (n, steps, statistics)
-    coverage: npt.NDArray[np.float64]  # (n, steps)
-    pixels: npt.NDArray[np.int64]  # (n, steps)
-    dist: npt.NDArray[np.float64]  # (n, steps, classes)
-    wdist: npt.NDArray[np.float64]  # (n, steps, classes): weighted_frac
+    The layers are the cells of the dataset's other dimensions ``dims`` (of ``sizes``: the
+    labels all its cubes share), flattened in their order.
+    """
+
+    stats: npt.NDArray[np.float64]  # (n, steps, layers, statistics)
+    coverage: npt.NDArray[np.float64]  # (n, steps, layers)
+    pixels: npt.NDArray[np.int64]  # (n, steps, layers)
+    dist: npt.NDArray[np.float64]  # (n, steps, layers, classes)
+    wdist: npt.NDArray[np.float64]  # (n, steps, layers, classes): weighted_frac
     classes: npt.NDArray[np.float64]
     degraded: npt.NDArray[np.bool_]  # (n,)
     failed: npt.NDArray[np.bool_]  # (n,)
     temporal: bool
+    dims: tuple[str, ...] = ()
+    sizes: tuple[int, ...] = ()
 
 
 def _is_temporal(target: Target, blocks: list[Block]) -> bool:
@@ -69,39 +79,76 @@ def _time_axis(outcome: Outcome) -> npt.NDArray[np.datetime64]:
     return np.unique(np.concatenate(steps))
 
 
+def _layer_axes(targets: Sequence[Target]) -> dict[str, pd.Index]:
+    """The labels of each other dimension of the cubes: the union of theirs, in order."""
+    import pandas as pd
+
+    axes: dict[str, pd.Index] = {}
+    for target in targets:
+        for dim, labels in target.layers:
+            index = pd.Index(labels)
+            axes[dim] = index if dim not in axes else axes[dim].append(index).unique()
+    return axes
+
+
+def _layer_map(target: Target, axes: dict[str, pd.Index]) -> npt.NDArray[np.intp]:
+    """Where each of ``target``'s layers lies among the layers of its dims on ``axes``."""
+    if not target.layers:
+        return np.zeros(1, dtype=np.intp)
+    at = [axes[dim].get_indexer(labels) for dim, labels in target.layers]
+    shape = tuple(axes[dim].size for dim, _ in target.layers)
+    return np.ravel_multi_index(tuple(np.meshgrid(*at, indexing="ij")), shape).ravel()
+
+
 def _values(
-    plan: Plan, target: Target, outcome: Outcome, times: npt.NDArray[np.datetime64]
+    plan: Plan,
+    target: Target,
+    outcome: Outcome,
+    times: npt.NDArray[np.datetime64],
+    axes: dict[str, pd.Index],
 ) -> _Values:
     n = len(plan.series)
     blocks = outcome.blocks[target.dataset_id]
     temporal = _is_temporal(target, blocks)
     steps = times.size if temporal else 1
+    dims = tuple(dim for dim, _ in target.layers)
+    sizes = tuple(axes[dim].size for dim in dims)
+    width = int(np.prod(sizes, dtype=np.int64))
+    at = _layer_map(target, axes)
     classes = np.unique(np.concatenate([np.empty(0), *(b.classes for b in blocks)]))
+    ndist = classes.size if plan.distribution else 0
+    nwdist = classes.size if plan.weighted_distribution else 0
     out = _Values(
-        stats=np.full((n, steps, len(plan.numeric)), np.nan),
-        coverage=np.zeros((n, steps)),
-        pixels=np.zeros((n, steps), dtype=np.int64),
-        dist=np.zeros((n, steps, classes.size if plan.distribution else 0)),
-        wdist=np.full((n, steps, classes.size if plan.weighted_distribution else 0), np.nan),
+        stats=np.full((n, steps, width, len(plan.numeric)), np.nan),
+        coverage=np.zeros((n, steps, width)),
+        pixels=np.zeros((n, steps, width), dtype=np.int64),
+        dist=np.zeros((n, steps, width, ndist)),
+        wdist=np.full((n, steps, width, nwdist), np.nan),
         classes=classes,
         degraded=np.zeros(n, dtype=bool),
         failed=np.zeros(n, dtype=bool),
         temporal=temporal,
+        dims=dims,
+        sizes=sizes,
     )
     for b in blocks:
         t = np.searchsorted(times, b.times) if b.times is not None else np.zeros(1, np.intp)
-        rows, cols = np.ix_(b.positions, t)
-        out.stats[rows, cols] = b.stats
-        out.coverage[rows, cols] = b.coverage
-        out.pixels[rows, cols] = b.pixels
+        shape = (b.positions.size, t.size, b.layers)  # a block's rows: (step, layer)
+        cells = np.ix_(b.positions, t, at)
+        out.stats[cells] = b.stats.reshape(*shape, b.stats.shape[-1])
+        out.coverage[cells] = b.coverage.reshape(shape)
+        out.pixels[cells] = b.pixels.reshape(shape)
+        by_class = np.ix_(b.positions, t, at, np.searchsorted(classes, b.classes))
         if plan.distribution:
-            out.dist[np.ix_(b.positions, t, np.searchsorted(classes, b.classes))] = b.dist
+            out.dist[by_class] = b.dist.reshape(*shape, b.dist.shape[-1])
         if b.wdist is not None:
-            out.wdist[np.ix_(b.positions, t, np.searchsorted(classes, b.classes))] = b.wdist
+            out.wdist[by_class] = b.wdist.reshape(*shape, b.wdist.shape[-1])
         out.degraded[b.positions] |= b.degraded
     if temporal and blocks:  # steps of other datasets only: no coverage to speak of
         own = np.unique(np.concatenate([b.times for b in blocks if b.times is not None]))
         out.coverage[:, ~np.isin(times, own)] = np.nan
+    if at.size < width:  # layers of other cubes only: no coverage either
+        out.coverage[:, :, np.setdiff1d(np.arange(width), at)] = np.nan
     for failure in outcome.failures:
         if failure.dataset_id in (None, target.dataset_id):
             out.failed[failure.positions] = True
@@ -129,8 +176,9 @@ def _quality(
         judged: list[Any] = [v if ok else None for v, ok in pairs]
     else:  # a distribution: only whether there is one matters
         judged = [{} if ok else None for ok in valid.tolist()]
-    failed = np.repeat(values.failed, shape[1]).tolist()
-    degraded = np.repeat(values.degraded, shape[1]).tolist()
+    each = int(np.prod(shape[1:]))  # steps x layers of each geometry
+    failed = np.repeat(values.failed, each).tolist()
+    degraded = np.repeat(values.degraded, each).tolist()
     coverage = values.coverage.ravel().tolist()
     results = [
         None if skip else check(value, cover, degraded=bad)
@@ -186,9 +234,10 @@ def _dataset_vars(
     common: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     d, variable = target.dataset_id, target.variable
-    lead = ("geometry", "time") if values.temporal else ("geometry",)
+    lead = ("geometry", *(("time",) if values.temporal else ()), *values.dims)
 
     def shaped(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        a = a.reshape(*a.shape[:2], *values.sizes, *a.shape[3:])
         return a if values.temporal else a[:, 0]
 
     data: dict[str, Any] = {}
@@ -259,13 +308,14 @@ def assemble(
     from cas_xr.zonal._api import geometry_cube
 
     times = _time_axis(outcome)
+    axes = _layer_axes(plan.targets)
     data: dict[str, Any] = {}
     coords: dict[str, Any] = {"geometry": _geometries(plan)}
     reasons: dict[tuple[str, str], list[Any]] = {}
     counts = dict.fromkeys((f.value for f in FLAGS), 0)
     temporal = False
     for target in plan.targets:
-        values = _values(plan, target, outcome, times)
+        values = _values(plan, target, outcome, times, axes)
         quality = _quality(plan, target, values, reasons)
         temporal |= values.temporal
         for code, count in zip(*np.unique(quality, return_counts=True), strict=True):
@@ -278,6 +328,7 @@ def assemble(
         coords["zonal_statistics"] = np.array(plan.numeric, dtype=object)
     if temporal:
         coords["time"] = times
+    coords.update((dim, labels.to_numpy()) for dim, labels in axes.items())
     index = plan.series.index
     name = index.name if index.name is not None and index.name not in {*data, *coords} else "index"
     coords[name] = ("geometry", index.to_numpy())

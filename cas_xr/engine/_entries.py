@@ -1,7 +1,8 @@
 """Computed zonal values of one dataset, and their form in the result cache.
 
-A :class:`Block` holds the values of some geometries for one dataset, with a time axis of
-length one for static data. In the cache each geometry is one entry: a small header and
+A :class:`Block` holds the values of some geometries for one dataset, along its time
+steps (one for static data) and layers (the other dimensions of a user's cube; one for
+catalog datasets). In the cache each geometry is one entry: a small header and
 the raw arrays (no pickle), so a persistent cache can be read safely and quickly.
 """
 
@@ -17,28 +18,32 @@ import numpy.typing as npt
 
 __all__ = ["Block", "decode", "encode"]
 
-# version, has time, steps, statistics, classes, class outputs (bit 0: dist, 1: wdist),
-# the key of the provenance record
-_HEADER = struct.Struct("<BBIIIB16s")
-_VERSION = 4
+# version, has time, steps, layers, statistics, classes, class outputs (bit 0: dist, 1:
+# wdist), the key of the provenance record
+_HEADER = struct.Struct("<BBIIIIB16s")
+_VERSION = 5
 
 
 @dataclass(frozen=True)
 class Block:
     """Zonal values of the geometries at ``positions`` (input order) for one dataset.
 
+    Axis 1 of the arrays runs over (time step, layer) pairs, step by step: ``rows`` is
+    ``steps x layers`` (``layers`` flattens the other dimensions of a user's cube, in its
+    order; 1 for catalog datasets).
+
     Attributes
     ----------
     positions
         ``(n,)`` positions in the input.
     stats
-        ``(n, steps, statistics)`` values (NaN where no valid cell).
+        ``(n, rows, statistics)`` values (NaN where no valid cell).
     coverage
-        ``(n, steps)`` valid covered fraction of each geometry.
+        ``(n, rows)`` valid covered fraction of each geometry.
     pixels
-        ``(n, steps)`` valid cells with weight > 0.
+        ``(n, rows)`` valid cells with weight > 0.
     dist
-        ``(n, steps, classes)`` area fraction of each class (``classes`` may be 0; the
+        ``(n, rows, classes)`` area fraction of each class (``classes`` may be 0; the
         last axis is empty when the distribution is not asked).
     times
         ``(steps,)`` ``datetime64[ns]``, or None for static data (one step).
@@ -50,11 +55,13 @@ class Block:
         ``(n,)`` milliseconds the call that computed each value took until it had it
         (kept in the cache, so a cached result can say what its computation cost).
     wdist
-        ``(n, steps, classes)`` weighted share of each class (exactextract's
+        ``(n, rows, classes)`` weighted share of each class (exactextract's
         ``weighted_frac``), or None when not asked.
     source
         The key of the provenance record of the read that gave the values (see
         :class:`~cas_xr.engine._provenance.Record`).
+    layers
+        The layers of each step (1 but for a user's cube with other dimensions).
     """
 
     positions: npt.NDArray[np.intp]
@@ -68,16 +75,17 @@ class Block:
     computed_ms: npt.NDArray[np.float64] | None = None
     wdist: npt.NDArray[np.float64] | None = None
     source: bytes = b""
+    layers: int = 1
 
 
 def encode(block: Block) -> list[bytes]:
     """The cache entry of each geometry of ``block``, in its order."""
-    n, steps, nstats = block.stats.shape
+    n, rows, nstats = block.stats.shape
     has_time = block.times is not None
     outputs = int(block.dist.shape[-1] > 0) | (block.wdist is not None) << 1
-    prefix = [
-        _HEADER.pack(_VERSION, has_time, steps, nstats, block.classes.size, outputs, block.source)
-    ]
+    steps = rows // block.layers
+    sizes = (steps, block.layers, nstats, block.classes.size)
+    prefix = [_HEADER.pack(_VERSION, has_time, *sizes, outputs, block.source)]
     if block.times is not None:
         prefix.append(block.times.astype("datetime64[ns]").view(np.int64).tobytes())
     prefix.append(block.classes.astype(np.float64).tobytes())
@@ -107,7 +115,7 @@ def decode(positions: Sequence[int], payloads: Sequence[bytes]) -> list[Block]:
     """
     groups: dict[bytes, tuple[list[int], list[bytes]]] = {}
     for position, payload in zip(positions, payloads, strict=True):
-        version, has_time, steps, _, ncls, _, _ = _HEADER.unpack_from(payload)
+        version, has_time, steps, _, _, ncls, _, _ = _HEADER.unpack_from(payload)
         if version != _VERSION:
             raise ValueError(f"cache entry of version {version}; expected {_VERSION}")
         signature = payload[: _HEADER.size + 8 * (steps * has_time + ncls)]
@@ -118,7 +126,7 @@ def decode(positions: Sequence[int], payloads: Sequence[bytes]) -> list[Block]:
 
 
 def _block(signature: bytes, positions: list[int], bodies: list[bytes]) -> Block:
-    _, has_time, steps, nstats, ncls, outputs, source = _HEADER.unpack_from(signature)
+    _, has_time, steps, layers, nstats, ncls, outputs, source = _HEADER.unpack_from(signature)
     offset = _HEADER.size
     times = None
     if has_time:
@@ -128,20 +136,22 @@ def _block(signature: bytes, positions: list[int], bodies: list[bytes]) -> Block
     n = len(bodies)
     flat = np.frombuffer(b"".join(bodies), np.uint8).reshape(n, -1)
     ndist = ncls if outputs & 1 else 0
-    sizes = [steps * nstats, steps, steps, steps * ndist]
+    rows = steps * layers
+    sizes = [rows * nstats, rows, rows, rows * ndist]
     if outputs & 2:
-        sizes.append(steps * ncls)
+        sizes.append(rows * ncls)
     cuts = np.cumsum([0, *sizes, 1]) * 8
     columns = [flat[:, a:b] for a, b in itertools.pairwise(cuts)]
     return Block(
         positions=np.asarray(positions, dtype=np.intp),
-        stats=columns[0].copy().view(np.float64).reshape(n, steps, nstats),
-        coverage=columns[1].copy().view(np.float64).reshape(n, steps),
-        pixels=columns[2].copy().view(np.int64).reshape(n, steps),
-        dist=columns[3].copy().view(np.float64).reshape(n, steps, ndist),
+        stats=columns[0].copy().view(np.float64).reshape(n, rows, nstats),
+        coverage=columns[1].copy().view(np.float64).reshape(n, rows),
+        pixels=columns[2].copy().view(np.int64).reshape(n, rows),
+        dist=columns[3].copy().view(np.float64).reshape(n, rows, ndist),
         times=times,
         classes=classes.copy(),
         computed_ms=columns[-1].copy().view(np.float64).reshape(n),
-        wdist=columns[4].copy().view(np.float64).reshape(n, steps, ncls) if outputs & 2 else None,
+        wdist=columns[4].copy().view(np.float64).reshape(n, rows, ncls) if outputs & 2 else None,
         source=source,
+        layers=layers,
     )

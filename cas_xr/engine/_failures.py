@@ -127,7 +127,8 @@ def warn_summary(
         The number of results of the request (geometries x datasets).
     values
         The number of values ``flagged`` counts, when it counts each time step of a
-        temporal result (geometries x datasets x steps); default ``results``.
+        temporal result and each layer of a cube's other dimensions (geometries x
+        datasets x steps x layers); default ``results``.
     """
     import warnings
 
@@ -156,7 +157,7 @@ def warn_summary(
         what = (
             "results"
             if values is None or values == results
-            else f"values ({results} results over their time steps)"
+            else f"values ({results} results over their time steps and other dimensions)"
         )
         warnings.warn(
             f"{sum(n for n, _ in flagged.values())} of {values or results} {what} are not GOOD; "

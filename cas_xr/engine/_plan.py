@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cas_xr.config import Settings
-from cas_xr.engine._targets import Target, targets_of
+from cas_xr.engine._targets import Target, check_layer_names, targets_of
 from cas_xr.errors import (
     ArgumentTypeError,
     InvalidArgumentError,
@@ -196,7 +196,15 @@ def _weights(weights_raster: Any, needed: bool, settings: Settings) -> Target | 
             )
         weights_raster = {"weights_raster": weights_raster}
     (target,) = targets_of(weights_raster, settings)  # an unknown id fails now
-    return target if needed else None
+    if not needed:
+        return None
+    if target.layers:
+        raise InvalidArgumentError(
+            f"weights_raster has dimensions {[d for d, _ in target.layers]} besides its "
+            "spatial ones; it must be one layer, (y, x), for every layer of the values: "
+            f"select one, e.g. weights.isel({target.layers[0][0]}=0)"
+        )
+    return target
 
 
 def _problems(series: gpd.GeoSeries, settings: Settings) -> list[Problem]:
@@ -277,6 +285,7 @@ def make_plan(
     settings: Settings,
     latest_step: bool = False,
     weights_raster: Any = None,
+    columns: Sequence[Any] = (),
 ) -> Plan:
     """Validate a request and cut its geometries into spatially compact batches.
 
@@ -300,6 +309,9 @@ def make_plan(
     weights_raster
         The dataset id (or a DataArray) of the weights raster of ``weighted_*``
         statistics and three-argument reductions; ignored when none is asked.
+    columns
+        The input columns a table keeps beside its results (:func:`~cas_xr.extract_table`):
+        names a cube's other dimensions cannot take, as the geometries' index levels.
 
     Raises
     ------
@@ -307,6 +319,9 @@ def make_plan(
         For a wrong type, a frame without a CRS, an unknown statistic or an empty list.
     InvalidDatasetIdError, UnknownProviderError, UnknownDatasetError
         For a malformed or unknown dataset id.
+    InvalidArgumentError
+        For a cube whose other dimension is named as an index level, an input column, a
+        dataset or a column of one (:func:`~cas_xr.engine._targets.check_layer_names`).
     LimitExceededError
         For more datasets than ``max_datasets_per_request``.
     pydantic.ValidationError
@@ -319,6 +334,7 @@ def make_plan(
     series = _as_series(geometries)
     stats, reductions, needs_weights = _stats(aggregation)
     targets = targets_of(dataset_ids, settings)
+    check_layer_names(targets, [*series.index.names, *columns])
     weights = _weights(weights_raster, needs_weights, settings)
     for target in [*targets, *([weights] if weights is not None else [])]:
         target.prefetch()  # on its way while the geometries are checked and batched

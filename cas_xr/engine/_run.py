@@ -42,7 +42,7 @@ from cas_xr.engine._weights import weights_on
 
 __all__ = ["MEMORY", "RECORDS", "Failure", "Outcome", "Report", "run"]
 
-_VERSION = 5  # bump when what a cache entry means changes
+_VERSION = 6  # bump when what a cache entry means changes
 
 #: ``report(done, total)``: how many of a request's results (geometry x dataset) are made
 Report = Callable[[int, int], None]
@@ -111,16 +111,21 @@ class _Cache:
     a function computes depends on its code, defaults, closure, the globals and helpers
     it calls, and no key captures all of that honestly across processes (a function of
     the same name, edited, would get the old numbers), so its results are always computed.
+    Reductions that name a statistic (xvec's ``("q90", "quantile", {"q": 0.9})``) are
+    the kernel's own statistics under a label: they are cached, keyed by label and
+    statistic.
     """
 
     def __init__(self, plan: Plan) -> None:
-        self.off = bool(plan.reductions)
+        self.off = any(r.style != "statistic" for r in plan.reductions)
         self.memory = MEMORY.current()
         self.records = RECORDS.current()
         self.disk = persistent_store()
         common: tuple[Any, ...] = (
             tuple(plan.stats), plan.settings.zonal_weights, plan.settings.area_weighted,
         )  # fmt: skip
+        if plan.reductions:
+            common += ("reductions", tuple((r.name, r.statistic) for r in plan.reductions))
         if plan.weights is not None:
             w = plan.weights
             common += ("weights_raster", w.dataset_id, w.fingerprint(), _steps(plan, w))

@@ -11,6 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
 from cas_xr.catalog import Connector, resolve
 from cas_xr.config import Settings
 from cas_xr.errors import (
@@ -18,14 +21,15 @@ from cas_xr.errors import (
     InvalidArgumentError,
     InvalidDatasetIdError,
     LimitExceededError,
+    MissingDimensionError,
 )
 from cas_xr.models import DataType, TimeRange, Variable
-from cas_xr.sources._footprints import at_step
+from cas_xr.sources import _footprints
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["Target", "targets_of"]
+__all__ = ["Target", "check_layer_names", "targets_of"]
 
 # pad the box so that cells east/south of an edge-touching point (the point rule) are read
 _BBOX_PAD_DEG = 1e-6
@@ -39,6 +43,14 @@ class Target:
     connector: Connector | None
     name: str
     cube: xr.DataArray | None = None
+    #: the cube's other dimensions (neither spatial nor ``time``), in its order, each with
+    #: its labels (its coordinate, else the positions ``0..n-1``); none for the catalog's
+    layers: tuple[tuple[str, npt.NDArray[Any]], ...] = ()
+
+    @property
+    def layer_count(self) -> int:
+        """How many layers the other dimensions hold (1 without any)."""
+        return int(np.prod([labels.size for _, labels in self.layers], dtype=np.int64))
 
     @property
     def variable(self) -> Variable:
@@ -128,10 +140,7 @@ class Target:
                 # in place: the connector made this DataArray for this call (a copy costs
                 # a small request more than its statistics)
                 da = da.rio.write_nodata(nodata, encoded=False, inplace=True)
-        if latest_step and "time" in da.dims and da.sizes["time"] > 1:
-            da = da.isel(time=[-1])  # and the provenance of that step's items alone
-            da = da.assign_attrs(at_step(da.attrs, da["time"].values[0]))
-        return da
+        return _footprints.latest_step(da) if latest_step else da
 
 
 def _naive(stamp: Any) -> Any:
@@ -142,7 +151,54 @@ def _naive(stamp: Any) -> Any:
     return value.tz_convert("UTC").tz_localize(None) if value.tzinfo else value
 
 
-def _check_cube(name: str, cube: Any) -> xr.DataArray:
+#: Names of the result's own dimensions and coordinates, and of the variables of the cube
+#: ``zonal()`` labels inside a unit, which a cube's other dimensions cannot take.
+_TAKEN_DIMS = (
+    "geometry", "zonal_statistics", "index", "class", "class_name", "coverage_fraction",
+    "pixel_count", "distribution", "weighted_distribution", "x", "y",
+)  # fmt: skip
+
+
+def _layers(name: str, cube: xr.DataArray) -> tuple[tuple[str, npt.NDArray[Any]], ...]:
+    """The other dimensions of ``cube`` (neither spatial nor ``time``) and their labels."""
+    import pandas as pd
+
+    from cas_xr.zonal._dims import spatial_dims
+
+    try:
+        spatial = spatial_dims(cube)
+    except MissingDimensionError:
+        raise MissingDimensionError(
+            f"cube {name!r} has dimensions {tuple(cube.dims)}: cannot tell which are x and "
+            "y; rename them, e.g. da.rename(easting='x', northing='y') (y/x, lat/lon and "
+            "latitude/longitude are found, as are CF axis, standard_name and units)"
+        ) from None
+    layers = []
+    for dim in cube.dims:
+        if dim in spatial or dim == "time":
+            continue
+        if not isinstance(dim, str) or dim in _TAKEN_DIMS:
+            raise InvalidArgumentError(
+                f"cube {name!r} has a dimension named {dim!r}: not a string, or a name "
+                f"the results or the spatial dimensions use ({', '.join(_TAKEN_DIMS)}); "
+                f"rename it, e.g. da.rename({{{dim!r}: 'band'}})"
+            )
+        labels = cube[dim].values if dim in cube.coords else np.arange(cube.sizes[dim])
+        if labels.size == 0:
+            raise InvalidArgumentError(
+                f"dimension {dim!r} of cube {name!r} is empty: nothing to compute"
+            )
+        if not pd.Index(labels).is_unique:
+            raise InvalidArgumentError(
+                f"the labels of dimension {dim!r} of cube {name!r} repeat; give each layer "
+                f"its own label, e.g. da.assign_coords({dim}=range({labels.size}))"
+            )
+        layers.append((dim, labels))
+    return tuple(layers)
+
+
+def _cube_target(name: str, cube: Any) -> Target:
+    """A user's cube as a dataset, checked: any dimensions, spatial ones found, a CRS."""
     import xarray as xr
 
     if not isinstance(cube, xr.DataArray):
@@ -155,13 +211,7 @@ def _check_cube(name: str, cube: Any) -> xr.DataArray:
             f"{name!r} cannot name a cube: use a non-empty name without ':' (ids with ':' "
             "are catalog datasets)"
         )
-    spatial = [d for d in cube.dims if d != "time"]
-    if len(spatial) != 2:
-        raise InvalidArgumentError(
-            f"cube {name!r} has dimensions {tuple(cube.dims)}; extract_table/extract_cube "
-            "take (y, x) or (time, y, x) in any order and naming: select the others first, "
-            "e.g. da.sel(band=1) (or use da.cas.zonal, which keeps every dimension)"
-        )
+    layers = _layers(name, cube)
     import rioxarray  # noqa: F401  (registers .rio)
 
     if cube.rio.crs is None:
@@ -169,7 +219,36 @@ def _check_cube(name: str, cube: Any) -> xr.DataArray:
             f"cube {name!r} has no CRS; set one (da.rio.write_crs('EPSG:...')): cas_xr never "
             "assumes a CRS"
         )
-    return cube
+    return Target(name, None, name, cube, layers)
+
+
+def check_layer_names(targets: Sequence[Target], taken: Sequence[Any]) -> None:
+    """Refuse a cube dimension named as a result's column, variable or index level.
+
+    ``taken`` are names the caller's output holds besides the datasets' own (the input
+    index's level names, a table's input columns).
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a dimension named after a dataset (or a column ``<dataset>_...``), or after
+        one of ``taken``.
+    """
+    for target in targets:
+        for dim, _ in target.layers:
+            clash = [t for t in taken if t is not None and str(t) == dim]
+            clash += [
+                t.dataset_id
+                for t in targets
+                if dim == t.dataset_id or dim.startswith(f"{t.dataset_id}_")
+            ]
+            if clash:
+                raise InvalidArgumentError(
+                    f"cube {target.dataset_id!r} has a dimension {dim!r}, which would clash "
+                    f"with the result's own {clash[0]!r} (an index level, an input column, a "
+                    "dataset or one of its columns); rename the dimension, e.g. "
+                    f"da.rename({{{dim!r}: 'layer_{dim}'}})"
+                )
 
 
 def _entries(datasets: Any) -> list[tuple[str, Any]]:
@@ -227,9 +306,9 @@ def targets_of(datasets: Any, settings: Settings) -> list[Target]:
                 raise InvalidArgumentError(f"dataset {name!r} is an xarray.Dataset without data")
             for var, da in value.data_vars.items():
                 key = f"{name}.{var}"
-                targets.append(Target(key, None, key, _check_cube(key, da)))
+                targets.append(_cube_target(key, da))
         else:
-            targets.append(Target(name, None, name, _check_cube(name, value)))
+            targets.append(_cube_target(name, value))
     if len(targets) > settings.max_datasets_per_request:
         raise LimitExceededError(
             f"{len(targets)} datasets requested (the variables of a Dataset count one each), "

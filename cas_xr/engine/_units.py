@@ -236,12 +236,13 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
         layer.attrs.pop("cas_failed_chunks", None)
     if len(layers) == 1:  # no layer dim to stack along: the outputs get its axis below
         stacked = layers[0]
-        stacked.name = "v"
     else:
         stacked = xr.concat(
             layers, dim="layer", coords="minimal", compat="override", join="override",
             combine_attrs="drop_conflicts",
-        ).rename("v")  # fmt: skip
+        )  # fmt: skip
+    key = "v" if "v" not in stacked.dims else "values"  # zonal's cube labels dims and values
+    stacked.name = key
     crs = first.data.rio.crs
     by_class = recipe.distribution or recipe.weighted_distribution
     classes = class_codes(first.data, first.target.variable) if by_class else None
@@ -269,7 +270,7 @@ def build(unit: Unit, recipe: Recipe) -> tuple[list[Any], dict[str, Any]]:
         data = {k: v[:, None] for k, v in data.items()}
     arrays = [data["coverage_fraction"], data["pixel_count"]]
     if recipe.numeric:
-        arrays.append(data["v"])
+        arrays.append(data[key])
     if recipe.distribution:
         arrays.append(data["distribution"])
     if recipe.weighted_distribution:
@@ -309,7 +310,12 @@ def compute_unit(unit: Unit, recipe: Recipe) -> tuple[tuple[Any, ...], dict[str,
 def to_blocks(
     unit: Unit, recipe: Recipe, values: tuple[Any, ...], meta: dict[str, Any]
 ) -> list[tuple[Target, Block]]:
-    """The computed arrays of a unit as one block per member dataset (layer)."""
+    """The computed arrays of a unit as one block per member dataset (layer).
+
+    A member's outputs run over ``(time, *other dims)`` (:meth:`Target.open` puts time
+    first; ``zonal`` keeps the others in the cube's order): flattened, they are the
+    block's (step, layer) rows.
+    """
     computed = iter(values)
     coverage, pixels = next(computed), next(computed)
     stats = next(computed) if recipe.numeric else None
@@ -320,26 +326,25 @@ def to_blocks(
     times = meta["times"]
     steps = 1 if times is None else times.size
     classes = np.asarray(meta["classes"], dtype=np.float64)
-    return [
-        (
-            member.target,
-            Block(
-                positions=unit.positions,
-                stats=(
-                    np.empty((n, steps, 0)) if stats is None else stats[:, k].reshape(n, steps, -1)
-                ),
-                coverage=np.asarray(coverage[:, k], dtype=np.float64).reshape(n, steps),
-                pixels=np.asarray(pixels[:, k], dtype=np.int64).reshape(n, steps),
-                dist=(
-                    np.empty((n, steps, 0))
-                    if dist is None
-                    else dist[:, k].reshape(n, steps, classes.size)
-                ),
-                times=None if times is None else times.astype("datetime64[ns]"),
-                classes=classes,
-                degraded=bool(np.sum(failed[k])),
-                wdist=None if wdist is None else wdist[:, k].reshape(n, steps, classes.size),
+    blocks = []
+    for k, member in enumerate(unit.members):
+        layers = member.target.layer_count
+        rows = steps * layers
+        block = Block(
+            positions=unit.positions,
+            stats=np.empty((n, rows, 0)) if stats is None else stats[:, k].reshape(n, rows, -1),
+            coverage=np.asarray(coverage[:, k], dtype=np.float64).reshape(n, rows),
+            pixels=np.asarray(pixels[:, k], dtype=np.int64).reshape(n, rows),
+            dist=(
+                np.empty((n, rows, 0))
+                if dist is None
+                else dist[:, k].reshape(n, rows, classes.size)
             ),
+            times=None if times is None else times.astype("datetime64[ns]"),
+            classes=classes,
+            degraded=bool(np.sum(failed[k])),
+            wdist=None if wdist is None else wdist[:, k].reshape(n, rows, classes.size),
+            layers=layers,
         )
-        for k, member in enumerate(unit.members)
-    ]
+        blocks.append((member.target, block))
+    return blocks

@@ -42,6 +42,7 @@ def compute_request(
     settings: Settings | None = None,
     weights_raster: str | xr.DataArray | None = None,
     report: Report | None = None,
+    columns: Sequence[Any] = (),
 ) -> Result:
     """Plan and compute; warn about failed and non-GOOD results (at the user's line).
 
@@ -49,12 +50,13 @@ def compute_request(
     weighting); by default :func:`~cas_xr.config.get_settings`. ``weights_raster`` is
     the weights dataset of ``weighted_*`` statistics (see :func:`extract_cube`).
     ``report(done, total)`` is called as results are made, batch by batch, instead of
-    showing a progress bar; an exception it raises stops the request.
+    showing a progress bar; an exception it raises stops the request. ``columns`` are
+    the input columns a table keeps, which a cube's dimensions may not be named after.
     """
     plan = make_plan(
         geometries, dataset_ids, aggregation=aggregation, time_range=time_range,
         batch_size=batch_size, settings=settings or get_settings(),
-        weights_raster=weights_raster,
+        weights_raster=weights_raster, columns=columns,
     )  # fmt: skip
     result = compute(plan, report=report)
     summary = json.loads(result.cube.attrs["cas_summary"])
@@ -96,8 +98,12 @@ def extract_cube(
         One id or several, e.g. ``["sample:elevation", "sample:clay_0-5cm"]``, and your
         own cubes beside them as ``{name: DataArray}`` entries, e.g.
         ``["sample:elevation", {"my_dem": dem}]`` (or a mapping ``{name: id or
-        DataArray}``). A cube is a DataArray with a CRS, ``(y, x)`` or ``(time, y, x)``
-        in any order and under any usual names; its name prefixes its results, and it
+        DataArray}``). A cube is a DataArray with a CRS and two spatial dimensions under
+        any usual names (``y``/``x``, ``lat``/``lon``, ``latitude``/``longitude``, CF
+        metadata), in any position; its other dimensions (``time``, ``band``,
+        ``member`` ...), any number in any order, are kept in the results. A dimension
+        without a coordinate is labelled ``0..n-1``. An ``xarray.Dataset`` gives one cube
+        per variable, ``"<name>.<variable>"``. A cube's name prefixes its results, and it
         gets the same quality flags, failure isolation and caching (keyed on
         ``dask.base.tokenize`` of the cube) as catalog datasets.
     aggregation
@@ -131,10 +137,13 @@ def extract_cube(
     -------
     xarray.Dataset
         Dimension ``geometry`` with a CRS-aware xvec index (the input index kept as a
-        coordinate), ``zonal_statistics``, and ``time`` when a dataset is temporal. Per
-        dataset id ``d``: ``d``, ``d_distribution`` and ``d_weighted_distribution`` (if
-        asked), ``d_coverage_fraction``, ``d_pixel_count`` and ``d_quality`` (CF flags:
-        ``flag_values``/``flag_meanings``).
+        coordinate), ``zonal_statistics``, ``time`` when a dataset is temporal, and the
+        other dimensions of the cubes, under their names (cubes sharing a dimension
+        share its labels: the union of theirs; a cube's coverage is NaN, its quality
+        MISSING, at a label it lacks). Per dataset id ``d``: ``d``, ``d_distribution``
+        and ``d_weighted_distribution`` (if asked), ``d_coverage_fraction``,
+        ``d_pixel_count`` and ``d_quality`` (CF flags: ``flag_values``/``flag_meanings``),
+        each along the dataset's own dimensions ``(geometry, time, band ...)``.
         Variables carry units, license, citation and provenance (``cas_provenance``: the
         items or files the call's geometries touched); the cube's attrs carry
         the settings used, ``cas_summary`` (counts of results computed, cached, failed
@@ -152,7 +161,12 @@ def extract_cube(
         If more datasets are asked than ``max_datasets_per_request``.
     InvalidArgumentError
         If a ``weighted_*`` statistic has no ``weights_raster``, or the weights raster is
-        not on a dataset's grid (raised when the batch around it is opened).
+        not on a dataset's grid (raised when the batch around it is opened); if a cube's
+        dimension takes a name of the results (``geometry``, ``zonal_statistics``,
+        ``index``, ``class``, ``coverage_fraction`` ..., an index level, a dataset or its
+        columns ``<dataset>_...``; in a table also an input column).
+    MissingDimensionError
+        If a cube's spatial dimensions cannot be told (rename them ``y``/``x``).
     """
     return compute_request(
         geometries, dataset_ids, aggregation, time_range, batch_size,
@@ -188,14 +202,17 @@ def extract_table(
         ``d_weighted_distribution_<class>`` (if asked), ``d_coverage_fraction``,
         ``d_pixel_count`` and ``d_quality``. With a temporal
         dataset the table is long: one row per (geometry, time step), indexed by
-        (input index, ``time``). ``attrs["cas_xr"]`` holds units, license, citation and
-        provenance per dataset (the items or files the call's geometries touched), the
-        settings, the summary and the failures;
-        ``to_parquet`` keeps it in the GeoParquet file.
+        (input index, ``time``); a cube's other dimensions join them, e.g. rows per
+        (geometry, time, ``member``) indexed by (input index, ``time``, ``member``), so
+        ``table["my_dem_mean"].unstack("band")`` gives a column per band. A dataset
+        without one of these dimensions repeats along it (a static one along ``time``).
+        ``attrs["cas_xr"]`` holds units, license, citation and provenance per dataset
+        (the items or files the call's geometries touched), the settings, the summary
+        and the failures; ``to_parquet`` keeps it in the GeoParquet file.
     """
     result = compute_request(
         geometries, dataset_ids, aggregation, time_range, batch_size,
-        weights_raster=weights_raster,
+        weights_raster=weights_raster, columns=_kept_columns(geometries),
     )  # fmt: skip
     return table_of(result.plan, result.cube, geometries)
 
@@ -216,6 +233,14 @@ def extract_table_reporting(
     it raises stops the request and is raised here.
     """
     result = compute_request(
-        geometries, dataset_ids, aggregation, time_range, batch_size, report=report
-    )
+        geometries, dataset_ids, aggregation, time_range, batch_size, report=report,
+        columns=_kept_columns(geometries),
+    )  # fmt: skip
     return table_of(result.plan, result.cube, geometries)
+
+
+def _kept_columns(frame: Any) -> list[Any]:
+    """The input columns a table keeps (and its geometry column's name)."""
+    import geopandas as gpd
+
+    return list(frame.columns) if isinstance(frame, gpd.GeoDataFrame) else []

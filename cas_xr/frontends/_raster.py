@@ -52,7 +52,7 @@ from cas_xr.mosaic import (
     transform_bbox,
 )
 from cas_xr.mosaic._write import write_geotiff, write_zarr
-from cas_xr.sources._footprints import FOOTPRINTS
+from cas_xr.sources._footprints import FOOTPRINTS, latest_step
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -140,22 +140,13 @@ def _target(folder: Path, filename: str | None, default: str) -> Path:
     return folder / filename
 
 
-def _open(
-    request: _Request, bbox: tuple[float, float, float, float], time_range: TimeRange | None
-) -> xr.DataArray:
+def _open(request: _Request, bbox: tuple[float, float, float, float]) -> xr.DataArray:
+    """The source lazily around ``bbox``; without a time range its latest step alone."""
     chunks = max(get_settings().chunk_size, _MIN_CHUNK)
-    return request.connector.open(request.name, bbox=bbox, time_range=time_range, chunks=chunks)
-
-
-def _with_latest_step(request: _Request, da: xr.DataArray) -> tuple[xr.DataArray, TimeRange | None]:
-    """Without a time range, reopen a temporal dataset at its latest step alone."""
-    if "time" not in da.dims or request.time_range is not None:
-        return da, request.time_range
-    import pandas as pd
-
-    latest = pd.Timestamp(da["time"].values[-1]).to_pydatetime()
-    step = TimeRange(start=latest, end=latest)
-    return _open(request, request.bbox, step), step
+    da = request.connector.open(
+        request.name, bbox=bbox, time_range=request.time_range, chunks=chunks
+    )
+    return latest_step(da) if request.time_range is None else da
 
 
 def _check_pixels(what: str, shape: tuple[int, ...], settings: Settings) -> None:
@@ -170,8 +161,7 @@ def _check_pixels(what: str, shape: tuple[int, ...], settings: Settings) -> None
 
 def _plan(request: _Request, settings: Settings) -> tuple[xr.DataArray, GeoBox]:
     """Open the source lazily and choose the output grid; check sizes before any read."""
-    da = _open(request, request.bbox, request.time_range)
-    da, time_range = _with_latest_step(request, da)
+    da = _open(request, request.bbox)
     steps = math.prod(n for d, n in da.sizes.items() if d not in ("y", "x"))
     native = grid_of(da)
     grid = output_grid(native, request.bbox, crs=request.crs, resolution=request.resolution)
@@ -180,7 +170,7 @@ def _plan(request: _Request, settings: Settings) -> tuple[xr.DataArray, GeoBox]:
         lonlat = transform_bbox(read_bounds(native, grid, request.resampling), native.crs, 4326)
         x0, y0, x1, y1 = lonlat
         wider = (max(x0, -180.0), max(y0, -90.0), min(x1, 180.0), min(y1, 90.0))
-        da = _open(request, wider, time_range)
+        da = _open(request, wider)
         _check_pixels("source window to resample", (steps, *grid_of(da).shape.yx), settings)
     return da, grid
 

@@ -1,16 +1,19 @@
-"""The vector data cube as a table: one row per geometry, or per (geometry, time).
+"""The vector data cube as a table: one row per geometry, or per (geometry, time, layer).
 
 Columns, per dataset ``d``: ``d_<statistic>`` for each statistic, ``d_distribution_<class>``
 for a class distribution (``d_weighted_distribution_<class>`` for ``weighted_frac``),
 ``d_coverage_fraction``, ``d_pixel_count`` and ``d_quality``
 (a categorical of flag names). The input frame's index and columns are kept (a result
-column replaces an input column of the same name). Static datasets repeat along time in
-a long table.
+column replaces an input column of the same name). A temporal dataset, or a user's cube
+with other dimensions (``band``, ``member`` ...), makes the table long: one row per
+geometry and label of each of those dimensions, which join the index; a dataset without
+one of them repeats along it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,33 +27,32 @@ if TYPE_CHECKING:
 __all__ = ["table_of"]
 
 
-def _columns(cube: xr.Dataset, d: str, steps: int) -> dict[str, Any]:
+def _columns(cube: xr.Dataset, d: str, rows: dict[str, int]) -> dict[str, Any]:
+    """The columns of dataset ``d``: each variable along ``rows`` (the table's dims)."""
     import pandas as pd
 
-    def rows(a: Any, temporal: bool) -> Any:
-        a = np.asarray(a)
-        if temporal:
-            return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
-        return np.repeat(a, steps, axis=0)
+    count = math.prod(rows.values())
+
+    def along(name: str) -> Any:
+        var = cube.variables[name]
+        rest = {dim: size for dim, size in var.sizes.items() if dim not in rows}
+        flat = var.set_dims({**rows, **rest})  # repeated along the dims it lacks, a view
+        return np.asarray(flat.values).reshape(count, *rest.values())
 
     out: dict[str, Any] = {}
     if d in cube:
-        var = cube[d]
-        stats = rows(var.values, "time" in var.dims)
+        stats = along(d)
         for k, label in enumerate(cube["zonal_statistics"].values):
             out[f"{d}_{label}"] = stats[:, k]
     for output in ("distribution", "weighted_distribution"):
         if f"{d}_{output}" in cube:
-            var = cube[f"{d}_{output}"]
-            dist = rows(var.values, "time" in var.dims)
+            dist = along(f"{d}_{output}")
             for k, label in enumerate(cube[f"{d}_class_name"].values):
                 out[f"{d}_{output}_{label}"] = dist[:, k]
     for suffix in ("coverage_fraction", "pixel_count"):
-        var = cube[f"{d}_{suffix}"]
-        out[f"{d}_{suffix}"] = rows(var.values, "time" in var.dims)
-    var = cube[f"{d}_quality"]
+        out[f"{d}_{suffix}"] = along(f"{d}_{suffix}")
     out[f"{d}_quality"] = pd.Categorical.from_codes(
-        rows(var.values, "time" in var.dims), categories=[f.value for f in FLAGS]
+        along(f"{d}_quality"), categories=[f.value for f in FLAGS]
     )
     return out
 
@@ -90,22 +92,30 @@ def table_of(plan: Plan, cube: xr.Dataset, frame: Any) -> gpd.GeoDataFrame:
     import geopandas as gpd
     import pandas as pd
 
-    temporal = "time" in cube.dims
-    steps = cube.sizes["time"] if temporal else 1
+    # the table's dims beyond the geometry: time, then the cubes' other dims in order
+    dims = ["time"] if "time" in cube.dims else []
+    dims += list(dict.fromkeys(dim for t in plan.targets for dim, _ in t.layers))
     n = len(plan.series)
+    rows = {"geometry": n, **{dim: cube.sizes[dim] for dim in dims}}
+    each = math.prod(cube.sizes[dim] for dim in dims)
     base = frame.drop(columns=frame.geometry.name) if isinstance(frame, gpd.GeoDataFrame) else None
     columns: dict[str, Any] = {}
     if base is not None:
-        columns.update({c: np.repeat(base[c].to_numpy(), steps) for c in base.columns})
+        columns.update({c: np.repeat(base[c].to_numpy(), each) for c in base.columns})
     for target in plan.targets:
-        columns.update(_columns(cube, target.dataset_id, steps))
+        columns.update(_columns(cube, target.dataset_id, rows))
     index: pd.Index = plan.series.index
-    if temporal:
+    if dims:
+        sizes = list(rows.values())
+        levels = [index.to_numpy(), *(cube[dim].values for dim in dims)]
         index = pd.MultiIndex.from_arrays(
-            [np.repeat(index.to_numpy(), steps), np.tile(cube["time"].values, n)],
-            names=[index.name, "time"],
+            [
+                np.tile(np.repeat(labels, math.prod(sizes[j + 1 :])), math.prod(sizes[:j]))
+                for j, labels in enumerate(levels)
+            ],
+            names=[index.name, *dims],
         )
-    geometry = np.repeat(plan.series.to_numpy(), steps)
+    geometry = np.repeat(plan.series.to_numpy(), each)
     table = gpd.GeoDataFrame(columns, geometry=geometry, crs=plan.series.crs, index=index)
     if base is not None and frame.geometry.name != "geometry":
         table = table.rename_geometry(frame.geometry.name)

@@ -16,9 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["FOOTPRINTS", "Footprint", "at_step", "widened"]
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["FOOTPRINTS", "Footprint", "at_step", "latest_step", "widened"]
 
 #: The attribute a source's DataArray carries the footprints under.
 FOOTPRINTS = "cas_footprints"
@@ -91,3 +94,17 @@ def at_step(attrs: Mapping[str, Any], step: Any) -> dict[str, Any]:
         if isinstance(provenance.get(key), list):
             provenance[key] = [name for name in provenance[key] if name in names]
     return {"cas_provenance": provenance, FOOTPRINTS: kept}
+
+
+def latest_step(da: xr.DataArray) -> xr.DataArray:
+    """The CAS rule for a temporal dataset asked without a time range: its latest step.
+
+    A cube with a ``time`` dimension of several steps keeps the last one (as a dimension
+    of length 1), with ``cas_provenance`` and :data:`FOOTPRINTS` kept to that step's
+    items (:func:`at_step`); any other cube is returned as it is. The one definition of
+    the rule: the engine's zonal requests and raster mode both call it.
+    """
+    if "time" not in da.dims or da.sizes["time"] <= 1:
+        return da
+    da = da.isel(time=[-1])
+    return da.assign_attrs(at_step(da.attrs, da["time"].values[0]))

@@ -1,13 +1,48 @@
-"""Pixel-grid helpers: snap a box outward to a source grid."""
+"""Pixel-grid helpers: snap a box outward to a source grid; a STAC asset's grid."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from affine import Affine
 
-__all__ = ["lonlat_bounds_to_crs", "snap_bounds"]
+if TYPE_CHECKING:
+    import pystac
+
+__all__ = ["ItemGrid", "lonlat_bounds_to_crs", "proj_grid", "snap_bounds"]
+
+
+@dataclass(frozen=True)
+class ItemGrid:
+    """The pixel grid of a STAC asset: CRS (as STAC names it), first cell and shape."""
+
+    crs: str
+    transform: Affine
+    shape: tuple[int, int]
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(xmin, ymin, xmax, ymax)`` in the grid's CRS (north-up)."""
+        t, (rows, cols) = self.transform, self.shape
+        return (t.c, t.f + rows * t.e, t.c + cols * t.a, t.f)
+
+
+def _proj(item: pystac.Item, asset: str, key: str) -> Any:
+    extra = item.assets[asset].extra_fields
+    return extra.get(key, item.properties.get(key))
+
+
+def proj_grid(item: pystac.Item, asset: str) -> ItemGrid | None:
+    """The pixel grid of one asset from the projection extension, if complete."""
+    transform, shape = _proj(item, asset, "proj:transform"), _proj(item, asset, "proj:shape")
+    code = _proj(item, asset, "proj:code") or (
+        f"EPSG:{_proj(item, asset, 'proj:epsg')}" if _proj(item, asset, "proj:epsg") else None
+    )
+    if transform and shape and code:
+        return ItemGrid(code, Affine(*transform[:6]), (int(shape[0]), int(shape[1])))
+    return None
 
 
 def lonlat_bounds_to_crs(

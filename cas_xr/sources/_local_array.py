@@ -2,7 +2,11 @@
 
 Zarr stores and NetCDF files are opened by xarray (NetCDF with the ``h5netcdf`` engine
 unless the ``engine`` option names another), remote ones through fsspec with
-``storage_options``; values are kept as stored (no mask, no scale).
+``storage_options``; values are kept as stored (no mask, no scale). A Zarr store at an
+HTTP(S) URL without ``storage_options`` is read through cas_xr's HTTP layer instead
+(:mod:`cas_xr.sources._zarr_store`: per-host cap, retries, deadline), and with the
+store's own chunks each window is read by batchable tasks
+(:mod:`cas_xr.sources._zarr_reads`): the chunks a computation needs are fetched together.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+import numpy as np
 from affine import Affine
 
 from cas_xr.config import get_settings
@@ -20,10 +26,12 @@ from cas_xr.sources._local_options import NOT_FOUND, is_url
 from cas_xr.sources._opened import frozen, opened
 
 if TYPE_CHECKING:
+    import dask.array
     import xarray as xr
 
     from cas_xr.models import TimeRange
     from cas_xr.sources._local import LocalSource
+    from cas_xr.sources._zarr_store import HttpStore
 
 __all__ = ["open_array"]
 
@@ -31,7 +39,27 @@ _ENGINE_PACKAGES = {"h5netcdf": "h5netcdf h5py", "netcdf4": "netCDF4", "scipy": 
 _DIMS = {"latitude": "y", "longitude": "x", "lat": "y", "lon": "x"}
 
 
-def _open_store(source: LocalSource, *, native_chunks: bool) -> xr.Dataset:
+def _http_store(source: LocalSource) -> HttpStore | None:
+    """The store of a Zarr at an HTTP(S) URL read through cas_xr's HTTP layer, or None.
+
+    None for local stores, other protocols (``s3://``...), stores given
+    ``storage_options`` (headers, credentials) and zarr 2: fsspec reads those.
+    """
+    if source.file_format != "zarr" or source.storage_options:
+        return None
+    if urlsplit(source.path).scheme not in ("http", "https"):
+        return None
+    try:
+        from cas_xr.sources._zarr_store import HttpStore
+    except ImportError:  # zarr 2 has no async stores: fsspec reads it
+        return None
+
+    return HttpStore(source.path, provider=source.provider)
+
+
+def _open_store(
+    source: LocalSource, *, native_chunks: bool, store: HttpStore | None = None
+) -> xr.Dataset:
     import xarray as xr
 
     remote = is_url(source.path)
@@ -46,10 +74,10 @@ def _open_store(source: LocalSource, *, native_chunks: bool) -> xr.Dataset:
     try:
         if source.file_format == "zarr":
             return xr.open_zarr(
-                source.path,
+                source.path if store is None else store,
                 chunks={} if native_chunks else None,
                 consolidated=source.consolidated,
-                storage_options=dict(source.storage_options) if remote else None,
+                storage_options=dict(source.storage_options) if remote and store is None else None,
                 **common,
             )
         target: Any = source.path
@@ -97,7 +125,8 @@ class _Opened:
 
     ``da`` has dims renamed to ``y``/``x`` (last), extra dims of one step dropped and its
     CRS written (``rio.write_crs``, under the grid mapping ``grid_mapping``); ``token``
-    names this open in the Dask keys of what is cut from it.
+    names this open in the Dask keys of what is cut from it. ``chunks`` reads windows of
+    a remote Zarr array by batchable tasks (None: xarray's graph is cut).
     """
 
     da: xr.DataArray
@@ -106,6 +135,60 @@ class _Opened:
     nodata: float | None
     grid_mapping: str
     token: str
+    chunks: _ChunkReads | None = None
+
+
+@dataclass(frozen=True)
+class _ChunkReads:
+    """A remote Zarr variable's array, and its axes as named in the opened ``da``.
+
+    ``axes`` are the array's dims renamed (``y``, ``x``); those not in ``da`` were
+    dropped (one step); the last two are ``y`` and ``x``, in either order.
+    """
+
+    array: Any  # zarr.AsyncArray
+    axes: tuple[str, ...]
+
+    def window(
+        self, whole: xr.DataArray, da: xr.DataArray, rows: slice, cols: slice, token: str
+    ) -> dask.array.Array | None:
+        """The cells of ``da`` by chunk, or None when its time steps are not in a row.
+
+        ``da`` is cut from the opened variable ``whole`` at ``rows, cols`` and maybe some
+        of its time steps.
+        """
+        from cas_xr.sources._zarr_reads import window_array
+
+        at = {"y": rows, "x": cols}
+        if "time" in da.dims and da.sizes["time"] != whole.sizes["time"]:  # some steps
+            steps = whole.indexes["time"].get_indexer(da.indexes["time"])
+            first = int(steps[0])
+            if not np.array_equal(steps, np.arange(first, first + len(steps))):
+                return None
+            at["time"] = slice(first, first + len(steps))
+        window = [at.get(d, slice(0, da.sizes[d])) if d in da.dims else 0 for d in self.axes]
+        data = window_array(self.array, window, f"cas-zarr-{token}")
+        kept = [d for d in self.axes if d in da.dims]
+        order = [kept.index(str(d)) for d in da.dims]
+        return data if order == sorted(order) else data.transpose(order)
+
+
+def _chunk_reads(store: HttpStore, source: LocalSource, raw: xr.DataArray) -> _ChunkReads | None:
+    """How to read windows of the variable ``raw`` of ``store`` by chunk, or None.
+
+    None when xarray decodes what it reads (its dtype is not the store's) or the last
+    two dims are not the grid's (xarray's graph reads it then).
+    """
+    import zarr
+
+    axes = tuple(_DIMS.get(str(d), str(d)) for d in raw.dims)
+    if set(axes[-2:]) != {"y", "x"}:
+        return None
+    group = zarr.open_group(store, mode="r", use_consolidated=source.consolidated)
+    array = group[str(raw.name)]
+    if not isinstance(array, zarr.Array) or array.dtype != raw.dtype:
+        return None
+    return _ChunkReads(array.async_array, axes)
 
 
 def _open_variable(source: LocalSource, *, native_chunks: bool) -> _Opened:
@@ -114,7 +197,9 @@ def _open_variable(source: LocalSource, *, native_chunks: bool) -> _Opened:
 
     import rioxarray  # noqa: F401  (registers .rio)
 
-    da = _variable(source, _open_store(source, native_chunks=native_chunks))
+    store = _http_store(source)
+    da = _variable(source, _open_store(source, native_chunks=native_chunks, store=store))
+    chunks = _chunk_reads(store, source, da) if store is not None and native_chunks else None
     da = da.rename({d: _DIMS[str(d)] for d in da.dims if str(d) in _DIMS})
     if not {"y", "x"} <= set(da.dims):
         raise source._error(
@@ -143,6 +228,7 @@ def _open_variable(source: LocalSource, *, native_chunks: bool) -> _Opened:
         nodata=None if nodata is None else float(nodata),
         grid_mapping=da.rio.grid_mapping,
         token=uuid.uuid4().hex,
+        chunks=chunks,
     )
 
 
@@ -180,6 +266,9 @@ def open_array(
     transform = layer.transform
     rows, cols = source._window(transform, (da.sizes["y"], da.sizes["x"]), layer.crs, bbox)
     da = da.isel(y=rows, x=cols)
+    if layer.chunks is not None:  # a remote Zarr's chunks: read by batchable tasks
+        data = layer.chunks.window(layer.da, da, rows, cols, f"{layer.token}-{rows}-{cols}-{steps}")
+        da = da if data is None else da.copy(data=data)
     if not native_chunks:
         size = chunks or get_settings().chunk_size
         token = f"{layer.token}-{rows}-{cols}-{steps}"  # not a hash of the file's arrays

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,7 +14,8 @@ from cas_xr.config import get_settings
 from cas_xr.errors import SourceError
 from cas_xr.sources._base import gdal_options
 from cas_xr.sources._footprints import FOOTPRINTS, Footprint
-from cas_xr.sources._grid import lonlat_bounds_to_crs, snap_bounds
+from cas_xr.sources._grid import ItemGrid, lonlat_bounds_to_crs, proj_grid, snap_bounds
+from cas_xr.sources._stac_steps import tiled_steps
 from cas_xr.sources._stac_tiles import tiled_items
 
 if TYPE_CHECKING:
@@ -120,34 +120,6 @@ def no_items_error(
     )
 
 
-def _proj(item: pystac.Item, asset: str, key: str) -> Any:
-    extra = item.assets[asset].extra_fields
-    return extra.get(key, item.properties.get(key))
-
-
-@dataclass(frozen=True)
-class _Grid:
-    crs: str
-    transform: Affine
-    shape: tuple[int, int]
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        t, (rows, cols) = self.transform, self.shape
-        return (t.c, t.f + rows * t.e, t.c + cols * t.a, t.f)
-
-
-def _proj_grid(item: pystac.Item, asset: str) -> _Grid | None:
-    """The pixel grid of one asset from the projection extension, if complete."""
-    transform, shape = _proj(item, asset, "proj:transform"), _proj(item, asset, "proj:shape")
-    code = _proj(item, asset, "proj:code") or (
-        f"EPSG:{_proj(item, asset, 'proj:epsg')}" if _proj(item, asset, "proj:epsg") else None
-    )
-    if transform and shape and code:
-        return _Grid(code, Affine(*transform[:6]), (int(shape[0]), int(shape[1])))
-    return None
-
-
 def _footprint(item: pystac.Item, asset: str, temporal: bool) -> Footprint:
     """Where an item's asset lies: its pixel grid, else its lon/lat bbox (None: unknown).
 
@@ -155,7 +127,7 @@ def _footprint(item: pystac.Item, asset: str, temporal: bool) -> Footprint:
     ``bbox`` (always lon/lat) may be wider than the data of an item in another CRS. An
     item of a time step (``temporal``) adds its time interval.
     """
-    grid = _proj_grid(item, asset)
+    grid = proj_grid(item, asset)
     lonlat = _lonlat_bbox(item)
     if grid is not None:
         out: list[Any] = [grid.crs, *(float(v) for v in grid.bounds)]
@@ -183,9 +155,9 @@ def _described(
 
 def _item_grid(
     item: pystac.Item, asset: str, patch_url: Callable[[str], str] | None = None
-) -> _Grid:
+) -> ItemGrid:
     """The pixel grid of one asset: the projection extension, else the file's header."""
-    grid = _proj_grid(item, asset)
+    grid = proj_grid(item, asset)
     if grid is not None:
         return grid
     import rasterio
@@ -195,16 +167,16 @@ def _item_grid(
         rasterio.Env(**gdal_options(get_settings())),
         rasterio.open(patch_url(href) if patch_url else href) as src,
     ):
-        return _Grid(src.crs.to_string(), src.transform, (src.height, src.width))
+        return ItemGrid(src.crs.to_string(), src.transform, (src.height, src.width))
 
 
 def _union_bounds(
-    items: Sequence[pystac.Item], asset: str, grid: _Grid
+    items: Sequence[pystac.Item], asset: str, grid: ItemGrid
 ) -> tuple[float, float, float, float]:
     """The bounds, in ``grid``'s CRS, of every item (exact where items share its CRS)."""
     boxes = [grid.bounds]
     for item in items[1:]:
-        own, lonlat = _proj_grid(item, asset), _lonlat_bbox(item)
+        own, lonlat = proj_grid(item, asset), _lonlat_bbox(item)
         if own is not None and own.crs == grid.crs:
             boxes.append(own.bounds)
         elif lonlat is not None:
@@ -263,21 +235,21 @@ def load_items(
 
     Notes
     -----
-    A static layer whose items are COGs (local or over HTTP) on one lattice is read by tile
-    (:func:`~cas_xr.sources._stac_tiles.tiled_items`); anything else by odc-stac.
+    A layer whose items are COGs (local or over HTTP) on one lattice is read by tile
+    (:func:`~cas_xr.sources._stac_tiles.tiled_items`, time steps by
+    :func:`~cas_xr.sources._stac_steps.tiled_steps`); anything else (items to reproject,
+    files only GDAL reads) by odc-stac.
     The output GeoBox is the first item's grid clipped to ``bbox`` (or extended to every
     item) and snapped outward to whole cells; given explicitly, odc-stac neither re-anchors
     nor resamples aligned tiles.
     """
     ordered = sorted(items, key=precedence)
-    tiled = None
-    if not temporal and bbox is not None:
-        tiled = tiled_items(
-            ordered, asset=asset, bounds=lambda crs: lonlat_bounds_to_crs(bbox, crs),
-            patch_url=patch_url, provider=provider,
-        )  # fmt: skip
-    if tiled is not None:
-        return _described(_on_grid(*tiled), items, asset, provenance)
+    if bbox is not None:
+        tiled = _by_tile(
+            ordered, bbox, asset=asset, temporal=temporal, patch_url=patch_url, provider=provider
+        )
+        if tiled is not None:
+            return _described(tiled, items, asset, provenance, temporal=temporal)
     import odc.stac  # only now: a layer read by tile needs none of odc-stac
     from odc.geo.geobox import GeoBox
 
@@ -307,8 +279,34 @@ def load_items(
     return _described(da, items, asset, provenance, temporal=temporal)
 
 
-def _on_grid(data: Any, transform: Affine, crs: str, nodata: float | None) -> xr.DataArray:
+def _by_tile(
+    ordered: Sequence[pystac.Item],
+    bbox: tuple[float, float, float, float],
+    *,
+    asset: str,
+    temporal: bool,
+    patch_url: Callable[[str], str] | None,
+    provider: str,
+) -> xr.DataArray | None:
+    """The items read by tile (COGs on one lattice), or None when odc-stac must read them."""
+    cover = functools.partial(lonlat_bounds_to_crs, bbox)
+    options: dict[str, Any] = {"asset": asset, "bounds": cover, "patch_url": patch_url}
+    if not temporal:
+        tiled = tiled_items(ordered, provider=provider, **options)
+        return None if tiled is None else _on_grid(*tiled)
+    steps = tiled_steps(ordered, provider=provider, **options)
+    if steps is None:
+        return None
+    data, times, transform, crs, nodata = steps
+    return _on_grid(data, transform, crs, nodata, times=times)
+
+
+def _on_grid(
+    data: Any, transform: Affine, crs: str, nodata: float | None, *, times: Any = None
+) -> xr.DataArray:
     """A layer read by tile, as odc-stac would label it: cell centres, CRS and nodata.
+
+    With ``times``, ``data`` is ``(time, y, x)`` and they label its steps.
 
     Labelled as ``rio.write_crs(crs).rio.write_transform(transform)`` labels it (a
     ``spatial_ref`` coordinate, the ``grid_mapping`` encoding), with the CRS's attributes
@@ -317,15 +315,15 @@ def _on_grid(data: Any, transform: Affine, crs: str, nodata: float | None) -> xr
     import xarray as xr
     from rioxarray.rioxarray import affine_to_coords
 
-    rows, cols = data.shape
+    rows, cols = data.shape[-2:]
     coords = affine_to_coords(transform, cols, rows)
     geotransform = " ".join(str(item) for item in transform.to_gdal())
     spatial_ref = xr.Variable((), 0, attrs={**_grid_mapping(crs), "GeoTransform": geotransform})
-    da = xr.DataArray(
-        data, dims=("y", "x"),
-        coords={"y": coords["y"], "x": coords["x"], "spatial_ref": spatial_ref},
-        attrs={"nodata": nodata},
-    )  # fmt: skip
+    labels = {"y": coords["y"], "x": coords["x"], "spatial_ref": spatial_ref}
+    dims: tuple[str, ...] = ("y", "x")
+    if times is not None:
+        labels, dims = {"time": times, **labels}, ("time", *dims)
+    da = xr.DataArray(data, dims=dims, coords=labels, attrs={"nodata": nodata})
     da.encoding["grid_mapping"] = "spatial_ref"
     return da
 

@@ -8,42 +8,113 @@ the cube from :class:`~cas_xr.sources._cog.CogReader` s instead: one Dask chunk 
 internal tile of the first item, each read task reads only its cells, and
 :func:`~cas_xr.zonal._reads.compute` fetches the tiles a computation needs together.
 Where items overlap, the first valid cell in precedence order wins, as with odc-stac.
-Anything else (time steps, reprojection, assets GDAL must read) stays with odc-stac.
+Time steps of such items are read the same way (:mod:`cas_xr.sources._stac_steps`);
+anything else (reprojection, assets GDAL must read) stays with odc-stac.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
 from affine import Affine
 
+from cas_xr.errors import SourceError
 from cas_xr.sources._cog import CogHeader, CogReader, cog_reader, known_versions, tile_array
 from cas_xr.sources._grid import snap_bounds
-from cas_xr.sources._http import io_pool
+from cas_xr.sources._http import io_pool, public_url
 from cas_xr.sources._opened import opened
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import dask.array
     import pystac
 
-__all__ = ["MosaicReader", "tiled_items"]
+__all__ = ["Claim", "MosaicReader", "tiled_items"]
 
 _Window = tuple[slice, slice]
 
 
 @dataclass(frozen=True)
+class Claim:
+    """Where an item's STAC metadata says its COG lies, until its header is read.
+
+    Parameters
+    ----------
+    item
+        The item's id, named in errors.
+    epsg
+        EPSG code of its CRS.
+    transform
+        Its first cell (``proj:transform``).
+    shape
+        Its rows and columns (``proj:shape``).
+    dtype
+        Its data type (``raster:bands``).
+    """
+
+    item: str
+    epsg: int
+    transform: Affine
+    shape: tuple[int, int]
+    dtype: str
+
+    def held_by(self, header: CogHeader) -> bool:
+        """Whether the COG's ``header`` puts it where the claim does."""
+        if header.geo is None:
+            return False
+        t, c = header.geo.transform, self.transform
+        return (
+            header.geo.epsg == self.epsg
+            and abs(t.a / c.a - 1) <= 1e-9  # the same cells...
+            and abs(t.e / c.e - 1) <= 1e-9
+            and abs(t.c - c.c) <= 1e-6 * abs(c.a)  # ...from the same first cell
+            and abs(t.f - c.f) <= 1e-6 * abs(c.e)
+            and header.shape == self.shape
+            and str(header.dtype) == self.dtype
+        )
+
+
+@dataclass(frozen=True)
 class _Part:
-    """One item: its reader and where its first cell lies on the output grid."""
+    """One item: its reader and where its first cell lies on the output grid.
+
+    ``claim``: the item was placed from its STAC metadata, its header not yet read;
+    :meth:`check` reads it (once per process) before its tiles are.
+    """
 
     reader: CogReader
     row: int
     col: int
     shape: tuple[int, int]
+    claim: Claim | None = None
+
+    def check(self) -> None:
+        """Raise if the COG is not where its STAC metadata put it (see :class:`Claim`).
+
+        Raises
+        ------
+        SourceError
+            ``kind="read"``: its header places it elsewhere, or it is not a tiled
+            GeoTIFF this reader decodes.
+        """
+        if self.claim is None:
+            return
+        reader = self.reader
+        found = cog_reader(reader.url, reader.band, reader.provider)
+        if found is None or not self.claim.held_by(found[1]):
+            raise SourceError(
+                f"the COG of item {self.claim.item!r} is not the tiled GeoTIFF on the grid "
+                f"that its STAC metadata gives (EPSG:{self.claim.epsg}, {self.claim.shape} "
+                f"cells of {self.claim.dtype}, transform {tuple(self.claim.transform)[:6]}); "
+                "correct the item's proj: and raster:bands fields",
+                provider=reader.provider or None, url=public_url(reader.url), kind="read",
+            )  # fmt: skip
 
     def clip(self, window: _Window) -> tuple[_Window, _Window] | None:
         """``window``'s overlap with the item: in the item's cells, and in the window's."""
@@ -58,6 +129,15 @@ class _Part:
             slice(c0 - cols.start, c1 - cols.start),
         )
         return own, there
+
+
+class _Job(NamedTuple):
+    """An item's tiles under way: its windows (their index, and clipped) and fetches."""
+
+    part: _Part
+    clipped: list[tuple[int, tuple[_Window, _Window]]]
+    own: list[_Window]
+    fetches: dict[int, Future[npt.NDArray[Any]]]
 
 
 @dataclass(frozen=True)
@@ -85,13 +165,27 @@ class MosaicReader:
     def read_many(self, windows: Sequence[_Window]) -> list[npt.NDArray[Any]]:
         """The cells of each window; every item's tiles are fetched at once."""
         if len(self.parts) == 1 and all(self.parts[0].clip(w) == (w, w) for w in windows):
+            self.parts[0].check()
             return self.parts[0].reader.read_many(windows)  # one item, under every window
+        return self.collect(windows, self.submit(windows))
+
+    def touched(self, windows: Sequence[_Window]) -> list[_Part]:
+        """The items under some of ``windows``."""
+        return [p for p in self.parts if any(p.clip(w) is not None for w in windows)]
+
+    def submit(self, windows: Sequence[_Window]) -> list[_Job]:
+        """Start fetching the tiles of every item under ``windows`` (see :meth:`collect`)."""
         jobs = []
         for part in self.parts:
             clipped = [(k, c) for k, w in enumerate(windows) if (c := part.clip(w)) is not None]
             if clipped:
+                part.check()
                 own = [c[0] for _, c in clipped]
-                jobs.append((part, clipped, own, part.reader.submit(own)))
+                jobs.append(_Job(part, clipped, own, part.reader.submit(own)))
+        return jobs
+
+    def collect(self, windows: Sequence[_Window], jobs: list[_Job]) -> list[npt.NDArray[Any]]:
+        """The cells of each window, once the tiles :meth:`submit` asked for are there."""
         dtype = np.dtype(self.dtype)
         fill = self.nodata if self.nodata is not None else (np.nan if dtype.kind == "f" else 0)
         out = [

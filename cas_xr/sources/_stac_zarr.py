@@ -169,6 +169,7 @@ class StacZarrSource:
         the errors; the collection's errors are :class:`~cas_xr.errors.SourceError` too.
         """
         asset = self.stac_asset()
+        _require_filesystem(asset.href, f"collection {self.collection!r}, asset {self.asset!r}")
         store_options = dict(asset.extra_fields.get("xarray:storage_options") or {})
         open_kwargs = asset.extra_fields.get("xarray:open_kwargs") or {}
         store = LocalSource(
@@ -192,6 +193,27 @@ class StacZarrSource:
             "href": public_url(asset.href),
         }
         return da
+
+
+#: the extra that installs the filesystem of a URL scheme (Planetary Computer's Zarr stores)
+_EXTRAS = {"abfs": "planetary", "az": "planetary"}
+
+
+def _require_filesystem(href: str, what: str) -> None:
+    """Raise if the fsspec filesystem of ``href``'s scheme needs a package not installed."""
+    import fsspec
+
+    scheme = href.split("://", 1)[0] if "://" in href else "file"
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except ImportError as err:
+        extra = _EXTRAS.get(scheme)
+        hint = f" (or pip install 'cas-xr[{extra}]')" if extra else ""
+        raise MissingDependencyError(
+            f"{what} is a {scheme}:// store, which fsspec cannot read: {err}{hint}"
+        ) from None
+    except ValueError:
+        return  # a scheme fsspec does not know: opening the store says so
 
 
 def from_definition(provider: ProviderDefinition, dataset: DatasetDefinition) -> StacZarrSource:
@@ -218,7 +240,8 @@ def from_definition(provider: ProviderDefinition, dataset: DatasetDefinition) ->
         except ImportError:
             raise MissingDependencyError(
                 "sign: planetary_computer needs the planetary-computer package: "
-                "pip install planetary-computer"
+                "pip install planetary-computer (or pip install 'cas-xr[planetary]', which "
+                "also installs adlfs for Planetary Computer's abfs:// Zarr stores)"
             ) from None
     return StacZarrSource(
         endpoint=provider.endpoint,

@@ -108,7 +108,13 @@ def zonal(
         required argument, ``func(values, axis=-1, **kwargs)`` as xvec's; two or three,
         ``func(values, coverage[, weights])`` as exactextract's. Their results follow
         the named statistics along ``zonal_statistics``, labelled by name (a function's
-        ``__name__``).
+        ``__name__``). A tuple whose ``func`` is a string, as xvec takes it
+        (``("q90", "quantile", {"q": 0.9})``, ``("m", "mean")``), asks for the statistic
+        that xarray method names (``mean``, ``sum``, ``min``, ``max``, ``median``,
+        ``std``, ``var``, ``count``, ``quantile``) or one of the names above, computed
+        like the named ones and labelled by the tuple's name, before the functions;
+        keyword arguments that would give other numbers (``skipna=False``, ``ddof=1``)
+        raise.
     crs
         CRS of ``geometries`` when they carry none. Geometries are reprojected to the
         raster's CRS explicitly; a geometry CRS is never assumed.
@@ -233,7 +239,7 @@ class ZonalRun:
     arrays: list[Any]  # the kernel's outputs, see cas_xr.zonal._tasks.lazy_arrays
     class_codes: npt.NDArray[np.float64]
     floor: list[bool]  # per variable: quantiles rounded down (quantile_dtype="raster")
-    reductions: list[Reduction]
+    reductions: list[Reduction]  # the functions (a statistic's name is in spec)
     named: bool  # whether named statistics were asked (else the reductions replace them)
     window_cells: int
     weights: str
@@ -318,7 +324,11 @@ def zonal_run(
 
     check_weights_mode(weights, _MODES)
     names, reductions = split_stats(stats, add_stats)
-    spec = parse_stats(names if names or not reductions else "count")  # replaced, if so
+    # xvec's ("q90", "quantile", {"q": 0.9}): the kernel's statistics, labelled by the tuple
+    renamed = [(r.name, r.statistic) for r in reductions if r.statistic is not None]
+    reductions = [r for r in reductions if r.statistic is None]
+    named = bool(names or renamed)
+    spec = parse_stats(names if named or not reductions else "count", renamed=renamed)
     options = kernel_options(
         min_coverage_frac=min_coverage_frac, coverage_weight=coverage_weight,
         area_weighted=area_weighted, default_value=default_value,
@@ -362,7 +372,7 @@ def zonal_run(
     ]
     return ZonalRun(
         obj, geo, variables, encodings, spec, arrays, class_codes, floor, reductions,
-        bool(names), window_cells, weights, area_weighted, weights_raster, coverage_weight,
+        named, window_cells, weights, area_weighted, weights_raster, coverage_weight,
         classes, (x_dim, y_dim),
     )  # fmt: skip
 

@@ -13,6 +13,11 @@ Three styles, told apart by what is passed and by the function's signature:
 - **masked** (rasterstats' ``add_stats={name: func}``): ``func(masked)`` per layer on a
   2-D masked array over the geometry's cells, masked outside it and where missing.
 
+A tuple whose ``func`` is a string, ``(name, "quantile", {"q": 0.9})`` as xvec takes it,
+is not run in Python: it names a statistic of the kernel (see
+:func:`~cas_xr.zonal._methods.statistic_of`), which :func:`~cas_xr.zonal.zonal` computes
+with the named ones and labels ``name``.
+
 A reduction sees the cells of the whole geometry at once: each geometry lies whole in one
 window of the kernel's partition (:func:`~cas_xr.zonal._cells.polygon_windows`, which
 reads only the Dask chunks under its geometries), so nothing is combined across chunks.
@@ -31,7 +36,8 @@ import numpy.typing as npt
 
 from cas_xr.errors import InvalidArgumentError, InvalidStatisticError
 from cas_xr.zonal import _codes as K
-from cas_xr.zonal._inputs import STATISTICS
+from cas_xr.zonal._inputs import STATISTICS, parse_stats
+from cas_xr.zonal._methods import statistic_of
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -46,21 +52,27 @@ PER_CELL = ("values", "coverage", "weights", "cell_id", "center_x", "center_y")
 
 _FORMS = (
     "statistic names, callables (func(values, axis=-1) as xvec's, or func(values, "
-    "coverage[, weights]) as exactextract's) or (name, func[, kwargs]) tuples"
+    "coverage[, weights]) as exactextract's) or (name, func[, kwargs]) tuples, func a "
+    "function or a statistic's name as xvec's ('q90', 'quantile', {'q': 0.9})"
 )
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 @dataclass(frozen=True)
 class Reduction:
-    """One user reduction: its label, function, style and keyword arguments."""
+    """One user reduction: its label, function, style and keyword arguments.
+
+    A ``func`` given as a string (xvec's ``(name, "quantile", {"q": 0.9})``) has style
+    ``"statistic"`` and names the kernel's ``statistic``, labelled ``name``.
+    """
 
     name: str
-    func: Callable[..., Any]
-    style: str  # "array", "cells" or "masked"
+    func: Callable[..., Any] | str
+    style: str  # "array", "cells", "masked" or "statistic"
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     axis: bool = False  # array style: called once with axis=-1
-    weighted: bool = False  # cells style: func(values, coverage, weights)
+    weighted: bool = False  # cells style: func(values, coverage, weights); or a weighted_*
+    statistic: str | None = None  # statistic style: the name parse_stats takes
 
 
 def _signature(func: Callable[..., Any], name: str) -> inspect.Signature:
@@ -82,7 +94,7 @@ def _required(sig: inspect.Signature, bound: Mapping[str, Any]) -> int:
 
 
 def _reduction(func: Any, name: Any, kwargs: Any, *, masked: bool = False) -> Reduction:
-    if not callable(func):
+    if not isinstance(func, str) and not callable(func):
         raise InvalidStatisticError(
             f"reduction {name!r} is {type(func).__name__}, not a function; give " + _FORMS
         )
@@ -93,6 +105,15 @@ def _reduction(func: Any, name: Any, kwargs: Any, *, masked: bool = False) -> Re
             f"the keyword arguments of reduction {name!r} must be a dict, got "
             f"{type(kwargs).__name__}; give (name, func, {{'q': 90}})"
         )
+    if isinstance(func, str):
+        if masked:
+            raise InvalidStatisticError(
+                f"add_stats function {name!r} is the string {func!r}; give a function, or "
+                f"the statistic in stats, e.g. stats=[({name!r}, {func!r})]"
+            )
+        statistic = statistic_of(name, func, kwargs)
+        weighted = parse_stats(statistic).needs_weights
+        return Reduction(name, func, "statistic", kwargs, weighted=weighted, statistic=statistic)
     sig = _signature(func, name)
     required = _required(sig, kwargs)
     if masked:
@@ -127,6 +148,11 @@ def _item(item: Any) -> Reduction:
         return _reduction(item[1], item[0], item[2] if len(item) == 3 else {})
     if callable(item):
         return _reduction(item, getattr(item, "__name__", None), {})
+    if isinstance(item, Mapping):  # stats=("q90", "quantile", {...}): a list of three
+        raise InvalidStatisticError(
+            f"stats holds the dict {item!r}; a (name, func, kwargs) tuple goes in a list: "
+            "stats=[('q90', 'quantile', {'q': 0.9})]"
+        )
     raise InvalidStatisticError(
         f"stats holds {item!r} ({type(item).__name__}); give statistic names (each one of "
         f"{', '.join(STATISTICS)} or a quantile such as 'p10' or 'p90'), callables "
@@ -153,6 +179,8 @@ def split_stats(
     -------
     tuple
         ``(names, reductions)``; ``names`` is ``stats`` itself when it holds no reduction.
+        The reductions that name a statistic (style ``"statistic"``) come first, in their
+        order, then the functions: the order of their columns in the result.
 
     Raises
     ------
@@ -183,6 +211,7 @@ def split_stats(
                 "cas_xr.zonal.cells(obj, geometries) (or obj.cas.cells(...)), which returns "
                 "values, coverage, weights, cell_id, center_x and center_y as a long table"
             )
+    reductions.sort(key=lambda r: r.statistic is None)  # stable: kernel columns first
     labels = [r.name for r in reductions]
     taken = {n.lower() for n in asked if isinstance(n, str)} if isinstance(asked, list) else set()
     clash = [n for n in labels if labels.count(n) > 1 or n.lower() in taken]
@@ -229,8 +258,10 @@ def _apply(
 ) -> list[float]:
     """One reduction of one geometry's cells ``v`` ``(layers, cells)``: a number per layer."""
     layers = v.shape[0]
+    func = red.func
+    assert callable(func)  # a statistic's name is the kernel's
     if red.style == "array" and red.axis:
-        out = np.asarray(red.func(v, axis=-1, **red.kwargs), dtype=np.float64)
+        out = np.asarray(func(v, axis=-1, **red.kwargs), dtype=np.float64)
         if out.shape not in ((layers,), ()) or (out.shape == () and layers > 1):
             raise InvalidStatisticError(
                 f"reduction {red.name!r} returned shape {out.shape} for values of shape "
@@ -238,17 +269,17 @@ def _apply(
             )
         return np.broadcast_to(out, (layers,)).tolist()
     if red.style == "array":
-        return [_number(red.func(v[k], **red.kwargs), red.name) for k in range(layers)]
+        return [_number(func(v[k], **red.kwargs), red.name) for k in range(layers)]
     if red.style == "masked":
         grid = _masked_grid(v, rows, cols)
-        return [_number(red.func(grid[k], **red.kwargs), red.name) for k in range(layers)]
+        return [_number(func(grid[k], **red.kwargs), red.name) for k in range(layers)]
     results = []
     for k in range(layers):
         args = [np.ma.masked_invalid(v[k]), cover]
         if red.weighted:
             assert w is not None
             args.append(np.ma.masked_invalid(w[k % w.shape[0]]))
-        results.append(_number(red.func(*args, **red.kwargs), red.name))
+        results.append(_number(func(*args, **red.kwargs), red.name))
     return results
 
 

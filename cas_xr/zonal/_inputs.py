@@ -153,13 +153,31 @@ def _names(stats: Any) -> list[str]:
     raise InvalidStatisticError(f"stats={stats!r} ({type(stats).__name__}); give {_ACCEPTED}")
 
 
-def parse_stats(stats: str | Sequence[str]) -> Stats:
+def _code(name: str) -> tuple[int, float]:
+    """The kernel's code and quantile of a numeric statistic (name or alias, lower case)."""
+    meaning = ALIASES.get(name, name)
+    q = _quantile_of(meaning)
+    if q is not None:
+        return K.QUANTILE, q
+    if meaning in _CODES:
+        return _CODES[meaning], 0.0
+    hint = ""
+    if name == "quantile":  # xvec's stats="quantile" with zonal_stats(..., q=0.9)
+        hint = "; a quantile names its q: 'quantile(q=0.9)', or ('q90', 'quantile', {'q': 0.9})"
+    raise InvalidStatisticError(f"unknown statistic {name!r}; give {_ACCEPTED}{hint}")
+
+
+def parse_stats(stats: str | Sequence[str], *, renamed: Sequence[tuple[str, str]] = ()) -> Stats:
     """The statistics asked, as codes for the kernel.
 
     Parameters
     ----------
     stats
         A name or a list of names: :data:`STATISTICS`, :data:`ALIASES` or quantiles.
+    renamed
+        ``(label, name)`` pairs of numeric statistics labelled otherwise (xvec's
+        ``("q90", "quantile", {"q": 0.9})``, see :mod:`cas_xr.zonal._methods`): after
+        ``stats``, in their order, with their labels as given; not in ``names``.
 
     Returns
     -------
@@ -173,7 +191,7 @@ def parse_stats(stats: str | Sequence[str]) -> Stats:
         For an unknown name, a quantile outside 0..1 or an empty list.
     """
     names = _names(stats)
-    if not names:
+    if not names and not renamed:
         raise InvalidStatisticError(f"stats is empty; give {_ACCEPTED}")
     labels: list[str] = []
     codes: list[int] = [K.COUNT]  # always first: coverage needs it
@@ -184,16 +202,15 @@ def parse_stats(stats: str | Sequence[str]) -> Stats:
         canonical.append(meaning if meaning in _CLASS_OUTPUTS else name)
         if meaning in _CLASS_OUTPUTS:
             continue
-        q = _quantile_of(meaning)
-        if q is not None:
-            codes.append(K.QUANTILE)
-            qs.append(q)
-        elif meaning in _CODES:
-            codes.append(_CODES[meaning])
-            qs.append(0.0)
-        else:
-            raise InvalidStatisticError(f"unknown statistic {name!r}; give {_ACCEPTED}")
+        code, q = _code(name)
+        codes.append(code)
+        qs.append(q)
         labels.append(name)
+    for label, name in renamed:
+        code, q = _code(name.strip().lower())
+        codes.append(code)
+        qs.append(q)
+        labels.append(label)
     return Stats(
         labels,
         np.asarray(codes, np.int64),

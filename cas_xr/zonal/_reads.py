@@ -1,9 +1,11 @@
 """Compute Dask collections with their remote reads batched: many chunks per request round.
 
-A remote source's Dask array has one read task per chunk, ``(reader, rows, cols)``, whose
-``reader`` can also read many windows at once (:class:`BatchReader`: a COG's tiles in
-merged range requests, a WCS's tiles concurrently). Run one by one, the reads in flight
-are bounded by the compute threads, and every read waits a round trip in turn.
+A remote source's Dask array has one read task per chunk, ``(reader, rows, cols)`` (with
+the slices of leading axes first, e.g. ``(reader, steps, rows, cols)``), whose ``reader``
+can also read many windows at once (:class:`BatchReader`: a COG's tiles in merged range
+requests, the tiles of several time steps of a STAC layer, a WCS's tiles concurrently, a
+Zarr array's chunks concurrently). Run one by one, the reads in flight are bounded by the
+compute threads, and every read waits a round trip in turn.
 :func:`compute` finds the read tasks a computation needs (after culling: only the chunks
 under its geometries) and replaces them with one task per batch of chunks of one reader,
 which fetches the whole batch concurrently on the I/O threads, bounded per host by
@@ -20,6 +22,7 @@ whole box are read apart and joined (the reader's ``joined``).
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -34,22 +37,25 @@ _BATCH_CELLS = 32 * 1024 * 1024
 
 @runtime_checkable
 class BatchReader(Protocol):
-    """A chunk reader of a Dask read task ``(reader, rows, cols)`` that reads many at once."""
+    """A chunk reader of a Dask read task ``(reader, rows, cols)`` that reads many at once.
 
-    def __call__(self, rows: slice, cols: slice) -> Any:
-        """What the read task of the chunk ``rows, cols`` returns."""
+    A reader of more than two axes is given a slice of each (``(reader, steps, rows,
+    cols)``), and its ``read_many`` windows of as many slices.
+    """
 
-    def read_many(self, windows: Sequence[tuple[slice, slice]]) -> list[Any]:
+    def __call__(self, *window: slice) -> Any:
+        """What the read task of the chunk ``window`` (``rows, cols``) returns."""
+
+    def read_many(self, windows: Sequence[tuple[slice, ...]]) -> list[Any]:
         """What the read tasks of the chunks ``windows`` return, fetched together."""
 
 
-def _cells(window: tuple[slice, slice]) -> int:
-    rows, cols = window
-    return (rows.stop - rows.start) * (cols.stop - cols.start)
+def _cells(window: tuple[slice, ...]) -> int:
+    return math.prod(s.stop - s.start for s in window)
 
 
 def _read_tasks(graph: dict[Any, Any]) -> list[tuple[BatchReader, list[tuple[Any, Any]]]]:
-    """The read tasks of the graph by reader: ``(key, (rows, cols))``."""
+    """The read tasks of the graph by reader: ``(key, ((steps,) rows, cols))``."""
     from dask._task_spec import Task
 
     found: dict[int, tuple[BatchReader, list[tuple[Any, Any]]]] = {}
@@ -57,7 +63,7 @@ def _read_tasks(graph: dict[Any, Any]) -> list[tuple[BatchReader, list[tuple[Any
         if (
             isinstance(task, Task)
             and isinstance(task.func, BatchReader)
-            and len(task.args) == 2
+            and len(task.args) >= 2
             and all(isinstance(a, slice) for a in task.args)
         ):
             found.setdefault(id(task.func), (task.func, []))[1].append((key, tuple(task.args)))
@@ -180,7 +186,7 @@ def batched(graph: dict[Any, Any]) -> dict[Any, Any]:
         reads = _cropped(out, found) if getattr(reader, "reads_any_window", False) else found
         if len(reads) < 2:
             continue
-        reads.sort(key=lambda kw: (kw[1][0].start, kw[1][1].start))
+        reads.sort(key=lambda kw: (kw[1][-2].start, kw[1][-1].start, kw[1][0].start))
         batches: list[list[tuple[Any, Any]]] = [[]]
         cells = 0
         for read in reads:
