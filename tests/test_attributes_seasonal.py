@@ -88,6 +88,11 @@ def test_bad_arguments() -> None:
             "[{name: a, statistic: seasonal_max, dataset: 'sample:prcp', transform: {scale: 2}}]",
             "give 'units'",
         ),
+        (
+            "[{name: a, statistic: seasonal_max, dataset: 'sample:prcp', units: x, "
+            "transform: {scale: -1}}]",
+            "needs a positive transform.scale",
+        ),
     ],
 )
 def test_invalid_seasonal_attributes_say_what_is_wrong(attributes: str, message: str) -> None:

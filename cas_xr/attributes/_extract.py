@@ -367,7 +367,9 @@ def extract_attributes(
     each step's statistic; climate indices are computed on each geometry's mean daily
     series (a frequency of the mean series, not a mean of per-cell frequencies); the days
     such a series lacks (December 31 of leap years, in Daymet) are in
-    ``attrs["cas_xr"]["attributes"][a]["missing_days"]``.
+    ``attrs["cas_xr"]["attributes"][a]["missing_days"]``. ``seasonal_max`` and
+    ``seasonal_range`` are taken over the monthly climatology of a temporal dataset's
+    area-weighted mean series (:mod:`cas_xr.attributes._seasonal`).
     """
     import geopandas as gpd
     import pandas as pd

@@ -153,6 +153,11 @@ class AttributeDefinition(BaseModel):
             raise ValueError("several datasets need transform.weights (their weighted mean)")
         if kind in ("class", "area") and not self.transform.identity:
             raise ValueError(f"statistic {self.statistic!r} takes no scale or offset")
+        if kind == "seasonal" and self.transform.scale <= 0.0:
+            raise ValueError(
+                f"statistic {self.statistic!r} needs a positive transform.scale (a negative "
+                "one would turn the largest monthly value into the smallest)"
+            )
         if self.statistic == "seasonal_range" and self.transform.offset != 0.0:
             raise ValueError("statistic 'seasonal_range' is a difference: it takes no offset")
         changes_units = kind in ("zonal", "index", "seasonal") and not self.transform.identity
