@@ -56,7 +56,8 @@ def test_the_shipped_sets_are_listed() -> None:
 CAMELS_NAMES = [
     "p_mean", "pet_mean", "aridity", "p_seasonality", "frac_snow", "high_prec_freq",
     "high_prec_dur", "low_prec_freq", "low_prec_dur", "elev_mean", "slope_mean", "area",
-    "frac_forest", "dom_land_cover", "dom_land_cover_frac", "sand_frac", "silt_frac", "clay_frac",
+    "frac_forest", "dom_land_cover", "dom_land_cover_frac", "ndvi_max", "ndvi_diff", "sand_frac",
+    "silt_frac", "clay_frac",
 ]  # fmt: skip
 
 
@@ -69,7 +70,9 @@ def test_the_camels_set_has_camels_names_and_units() -> None:
         "2009-09-30",
     )
     units = {a.name: a.units for a in aset.attributes if a.units}
-    assert units == {"sand_frac": "%", "silt_frac": "%", "clay_frac": "%"}
+    assert units == {
+        "ndvi_max": "1", "ndvi_diff": "1", "sand_frac": "%", "silt_frac": "%", "clay_frac": "%"
+    }  # fmt: skip
 
 
 def camels_ids(*, daymet: bool) -> list[str]:
@@ -111,6 +114,18 @@ def test_the_camels_set_asks_for_what_its_datasets_have() -> None:
             assert resolve(dataset_id)[0].dataset(dataset_id.split(":")[1]).variables[0].units == (
                 "g/kg"
             )
+    # NDVI is stored x 10^4: the attributes' scale is the dataset's, giving NDVI (units 1)
+    ndvi = resolve("modis_13q1:ndvi")[0].dataset("ndvi").variables[0]
+    for name in ("ndvi_max", "ndvi_diff"):
+        attribute = next(a for a in aset.attributes if a.name == name)
+        assert attribute.datasets == ["modis_13q1:ndvi"] and attribute.units == "1"
+        assert (ndvi.units, ndvi.scale) == ("1e-4", attribute.transform.scale)
+        assert attribute.transform.offset == 0.0
+        window = attribute.time_range
+        assert window is not None and aset.time_range is not None
+        assert aset.time_range.start <= window.start and window.end <= aset.time_range.end
+        start = resolve("modis_13q1:ndvi")[0].dataset("ndvi").temporal.start
+        assert start is not None and start <= window.start  # MODIS covers it
 
 
 def test_every_sample_id_resolves() -> None:
@@ -358,6 +373,7 @@ def test_camels_for_one_real_catchment() -> None:
     assert 300 < row["elev_mean"] < 500 and row["slope_mean"] > 0
     assert 20 < row["area"] < 35
     assert 90 < row["sand_frac"] + row["silt_frac"] + row["clay_frac"] < 110
+    assert 0.3 < row["ndvi_max"] <= 1.0 and 0.05 < row["ndvi_diff"] < row["ndvi_max"]
     assert (table.filter(like="_quality").astype(str) != "missing").all(axis=None)
 
 

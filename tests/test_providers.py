@@ -45,6 +45,7 @@ STAC_DATASETS = {
     "usgs_3dep": ("elevation", "3dep-seamless", "data"),
     "esa_worldcover": ("land_cover", "esa-worldcover", "map"),
     "io_lulc": ("land_cover", "io-lulc-annual-v02", "data"),
+    "modis_13q1": ("ndvi", "modis-13Q1-061", "250m_16_days_NDVI"),
 }
 
 

@@ -17,14 +17,19 @@ import pyproj
 import pytest
 
 import cas_xr as cas
+from cas_xr.attributes import get_attribute_set
 from cas_xr.models import Protocol
 
 FIXTURES = Path(__file__).parent / "fixtures" / "upstream"
 DAYMET = json.loads((FIXTURES / "daymet-daily-na.template.json").read_text(encoding="utf-8"))
 WORLDCOVER = json.loads((FIXTURES / "esa-worldcover.template.json").read_text(encoding="utf-8"))
 COPDEM = json.loads((FIXTURES / "cop-dem-glo-30.template.json").read_text(encoding="utf-8"))
+MODIS = json.loads((FIXTURES / "modis-13Q1-061.template.json").read_text(encoding="utf-8"))
+MODIS_ITEM = json.loads(
+    (FIXTURES / "MOD13Q1.A2022033.h09v05.061.2022051005101.json").read_text(encoding="utf-8")
+)
 #: the providers whose definitions a test below checks against recorded metadata
-CHECKED = {"daymet", "copernicus_dem", "esa_worldcover", "isric_soilgrids"}
+CHECKED = {"daymet", "copernicus_dem", "esa_worldcover", "isric_soilgrids", "modis_13q1"}
 #: the publisher's spelling -> the UDUNITS symbol cas_xr writes (the same unit)
 UNIT_SPELLINGS = {"degrees C": "degC"}
 
@@ -207,6 +212,81 @@ def test_soilgrids_texture_fractions_sum_in_the_stored_units() -> None:
     assert "cfvo" in FAQ_EXCEPTIONS and rows["cfvo"][3] == "100"  # the known misprint
 
 
+# -- MODIS 16-day NDVI (Planetary Computer modis-13Q1-061) ---------------------------------
+
+
+def _lpdaac_ndvi_row() -> dict[str, str]:
+    lines = (FIXTURES / "lpdaac-mod13c1v061-sds.md").read_text(encoding="utf-8").splitlines()
+    header = [c.strip() for c in lines[0].split("|")[:-1]]
+    rows = [[c.strip() for c in line.split("|")[:-1]] for line in lines[2:]]
+    (row,) = [r for r in rows if r[0].endswith("16 days NDVI")]
+    return dict(zip(header, row, strict=True))
+
+
+def test_modis_ndvi_matches_the_collection_metadata() -> None:
+    connector = cas.get_connector("modis_13q1")
+    definition = connector.definition
+    dataset = definition.definition_of("ndvi")
+    (variable,) = dataset.variables
+    assert definition.protocol is Protocol.STAC_COG
+    assert definition.endpoint == "https://planetarycomputer.microsoft.com/api/stac/v1"
+    assert definition.options == {"sign": "planetary_computer"}
+    assert dataset.collection == MODIS["id"] == "modis-13Q1-061"
+    asset = MODIS["item_assets"][dataset.asset]
+    assert asset["title"] == "16 day NDVI" and asset["roles"] == ["data"]
+    assert asset["type"] == "image/tiff; application=geotiff; profile=cloud-optimized"
+    (band,) = asset["raster:bands"]
+    assert band["data_type"] == "int16" and band["unit"] == "NDVI"
+    assert variable.scale == band["scale"] == 0.0001  # stored x 10^4 ...
+    assert variable.units == "1e-4"  # ... so the stored values are in units of 10^-4 NDVI
+    assert "nodata" not in band  # the fill value comes from LP DAAC's documentation
+    assert dataset.resolution_m == band["spatial_resolution"] == 250
+    box = dataset.bbox
+    assert box is not None
+    bbox = [box.min_lon, box.min_lat, box.max_lon, box.max_lat]
+    assert bbox == MODIS["extent"]["spatial"]["bbox"][0]
+    ((start, end),) = MODIS["extent"]["temporal"]["interval"]
+    assert dataset.temporal.start == _stamp(start) and end is None is dataset.temporal.end
+    assert dataset.is_temporal
+    (link,) = [link for link in MODIS["links"] if link["rel"] == "license"]
+    assert link["title"].startswith("LP DAAC - Data Citation") and "LP DAAC" in definition.license
+    dois = [p["doi"] for p in MODIS["sci:publications"]]
+    assert all(f"doi:{doi}" in definition.citation for doi in dois)
+
+
+def test_modis_ndvi_fill_range_and_scale_match_lpdaac() -> None:
+    """One nodata value (-3000) masks the fill: every other value is in the valid range."""
+    row = _lpdaac_ndvi_row()
+    (variable,) = cas.get_connector("modis_13q1").definition_of("ndvi").variables
+    assert row["Data Type"] == "16-bit signed integer" and row["Units"] == "NDVI"
+    assert variable.nodata_value == float(row["Fill Value"]) == -3000
+    low, high = (float(v) for v in row["Valid Range"].split(" to "))
+    assert variable.valid_range == (low, high) == (-2000, 10000)
+    assert not low <= variable.nodata_value <= high  # the fill cannot pass for a value
+    assert row["No Data Value"] == "N/A"  # no second marker to mask
+    assert variable.scale == float(row["Scale Factor"])
+
+
+def test_modis_items_are_sinusoidal_tiles_labelled_by_their_composite() -> None:
+    """The published items (stactools' example): no EPSG code but proj:wkt2, no datetime
+    but the composite's start/end; the definition's CRS is the same sinusoidal grid."""
+    props = MODIS_ITEM["properties"]
+    dataset = cas.get_connector("modis_13q1").definition_of("ndvi")
+    assert MODIS_ITEM["collection"] == dataset.collection
+    assert dataset.asset in MODIS_ITEM["assets"]
+    assert (
+        MODIS_ITEM["assets"][dataset.asset]["raster:bands"]
+        == (MODIS["item_assets"][dataset.asset]["raster:bands"])
+    )
+    assert props["datetime"] is None and props["proj:epsg"] is None
+    assert _same_projection(dataset.crs, props["proj:wkt2"])
+    cell = props["proj:transform"][0]
+    assert cell == pytest.approx(-props["proj:transform"][4], rel=1e-12)
+    assert cell == pytest.approx(231.656, abs=1e-3)  # the "250 m" of the metadata
+    start, end = _stamp(props["start_datetime"]), _stamp(props["end_datetime"])
+    assert (end - start).days == 15  # a 16-day composite, its last second included
+
+
 # -- the real upstreams, one catchment (opt-in) -------------------------------------------
 
 #: a small catchment east of Manhattan, Kansas (about 20 km2)
@@ -244,3 +324,26 @@ def test_real_catchment_values_for_the_camels_datasets() -> None:
     cover = cas.extract_table(frame, ["esa_worldcover:land_cover"], aggregation="distribution")
     fractions = cover.filter(like="_distribution_").iloc[-1]
     assert fractions.sum() == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.network
+def test_real_catchment_modis_ndvi_series() -> None:
+    """A year of MODIS 16-day NDVI for the Kansas catchment: Terra and Aqua composites every
+    8 days, the fill masked, a summer peak; and the camels set's ndvi_max/ndvi_diff."""
+    import geopandas as gpd
+    import shapely
+
+    cas.configure(provider_timeout_s=120, request_timeout_s=1800)
+    frame = gpd.GeoDataFrame(geometry=[shapely.geometry.shape(CATCHMENT)], crs="EPSG:4326")
+    year = ("2019-01-01", "2019-12-31T23:59:59")
+    table = cas.extract_table(frame, ["modis_13q1:ndvi"], time_range=year)
+    assert 40 <= len(table) <= 48  # 23 Terra and 23 Aqua composites start in a year
+    ndvi = table["modis_13q1:ndvi_mean"].to_numpy() * 0.0001
+    assert ((ndvi >= -0.2) & (ndvi <= 1.0)).all()
+    months = np.asarray(table.index.get_level_values("time").month)
+    assert ndvi[(months >= 6) & (months <= 8)].mean() > ndvi[(months <= 2)].mean() + 0.1
+    aset = get_attribute_set("camels").model_copy()
+    aset.attributes = [a for a in aset.attributes if a.name in ("ndvi_max", "ndvi_diff")]
+    attributes = cas.extract_attributes(frame, aset)
+    row = attributes.iloc[0]
+    assert 0.4 < row["ndvi_max"] <= 1.0 and 0.1 < row["ndvi_diff"] < row["ndvi_max"]

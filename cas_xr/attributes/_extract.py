@@ -5,8 +5,9 @@ Every value comes from the engine's one pipeline, through the request that
 area weighting on geographic grids: one call per (statistic, time range), each over the
 datasets that need it. What follows the reduction is done here, per geometry: the mean
 over time steps, a weighted mean of several datasets and a scale/offset, class fractions
-and the dominant class of a distribution, and climate indices of the area-weighted mean
-daily series (:mod:`cas_xr.attributes._climate`).
+and the dominant class of a distribution, climate indices of the area-weighted mean
+daily series (:mod:`cas_xr.attributes._climate`), and the seasonal cycle of a temporal
+dataset's area-weighted mean series (:mod:`cas_xr.attributes._seasonal`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy.typing as npt
 from cas_xr._version import __version__
 from cas_xr.attributes._climate import INDICES, INPUT_UNITS, index_value
 from cas_xr.attributes._daily import daily_axis
+from cas_xr.attributes._seasonal import seasonal_value
 from cas_xr.attributes._sets import (
     FIXED_UNITS,
     AttributeDefinition,
@@ -92,6 +94,8 @@ class _Extraction:
             return [(inputs[r], "mean") for r in roles]
         if attribute.kind == "class":
             return [(attribute.datasets[0], "distribution")]
+        if attribute.kind == "seasonal":
+            return [(attribute.datasets[0], "mean")]
         return [(d, attribute.statistic) for d in attribute.datasets]
 
     def _check_classes(self) -> None:
@@ -154,6 +158,8 @@ class _Extraction:
             return self._class(attribute)
         if attribute.kind == "index":
             return self._index(attribute)
+        if attribute.kind == "seasonal":
+            return self._seasonal(attribute)
         return self._zonal(attribute)
 
     def _zonal(self, attribute: AttributeDefinition) -> Value:
@@ -230,6 +236,30 @@ class _Extraction:
         )
         values = values * attribute.transform.scale + attribute.transform.offset
         quality = combine(*qualities)
+        quality[np.isnan(values)] = CODE[QualityFlag.MISSING]
+        return Value(values, quality)
+
+    def _seasonal(self, attribute: AttributeDefinition) -> Value:
+        """A statistic of the monthly climatology of the area-weighted mean series.
+
+        The quality is the worst of the steps that have a value (a step without any valid
+        cell, e.g. a composite missing over the geometry, is left out of the climatology
+        rather than spoiling it); MISSING where the climatology lacks a month.
+        """
+        dataset_id = attribute.datasets[0]
+        cube = self.cube(dataset_id, "mean", attribute)
+        if "time" not in cube[dataset_id].dims:
+            raise InvalidArgumentError(
+                f"attribute {attribute.name!r}: {dataset_id} is not temporal; "
+                f"{attribute.statistic} needs a series of time steps"
+            )
+        means = cube[dataset_id].sel(zonal_statistics="mean").transpose("geometry", "time")
+        codes = cube[f"{dataset_id}_quality"].transpose("geometry", "time").values
+        series = means.values.astype(np.float64)
+        values = seasonal_value(attribute.statistic, series, cube["time"].values)
+        values = values * attribute.transform.scale + attribute.transform.offset
+        good = np.int8(CODE[QualityFlag.GOOD])
+        quality = worst(np.where(np.isnan(series), good, codes), axis=1).copy()
         quality[np.isnan(values)] = CODE[QualityFlag.MISSING]
         return Value(values, quality)
 
@@ -337,7 +367,9 @@ def extract_attributes(
     each step's statistic; climate indices are computed on each geometry's mean daily
     series (a frequency of the mean series, not a mean of per-cell frequencies); the days
     such a series lacks (December 31 of leap years, in Daymet) are in
-    ``attrs["cas_xr"]["attributes"][a]["missing_days"]``.
+    ``attrs["cas_xr"]["attributes"][a]["missing_days"]``. ``seasonal_max`` and
+    ``seasonal_range`` are taken over the monthly climatology of a temporal dataset's
+    area-weighted mean series (:mod:`cas_xr.attributes._seasonal`).
     """
     import geopandas as gpd
     import pandas as pd

@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cas_xr.attributes._climate import INDICES
+from cas_xr.attributes._seasonal import SEASONAL_STATISTICS
 from cas_xr.errors import ConfigurationError, UnknownProviderError, validation_problems
 from cas_xr.models import TimeRange
 
@@ -85,8 +86,10 @@ class AttributeDefinition(BaseModel):
     ``statistic`` is a zonal statistic (``mean``, ``median``, ``min``, ``max``, ``std``,
     ``sum``, ``count``, or a quantile ``p10``...), ``area`` (of the geometry, km2), a class
     statistic (``class_fraction`` of ``classes``, ``dominant_class``, ``dominant_fraction``),
-    or a climate index of :data:`~cas_xr.attributes._climate.INDICES` computed on the
-    area-weighted mean daily series of its ``inputs``.
+    a climate index of :data:`~cas_xr.attributes._climate.INDICES` computed on the
+    area-weighted mean daily series of its ``inputs``, or a statistic of the monthly
+    climatology of a temporal dataset's area-weighted mean series (``seasonal_max``,
+    ``seasonal_range``: :mod:`~cas_xr.attributes._seasonal`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -105,13 +108,15 @@ class AttributeDefinition(BaseModel):
 
     @property
     def kind(self) -> str:
-        """``zonal``, ``area``, ``class`` or ``index``."""
+        """``zonal``, ``area``, ``class``, ``index`` or ``seasonal``."""
         if self.statistic == "area":
             return "area"
         if self.statistic in CLASS_STATISTICS:
             return "class"
         if self.statistic in INDICES:
             return "index"
+        if self.statistic in SEASONAL_STATISTICS:
+            return "seasonal"
         return "zonal"
 
     @property
@@ -125,16 +130,19 @@ class AttributeDefinition(BaseModel):
     def _consistent(self) -> AttributeDefinition:
         kind, n = self.kind, len(self.datasets)
         if kind == "zonal" and not _zonal_name(self.statistic):
-            known = [*ZONAL_STATISTICS, "p<NN>", "area", *CLASS_STATISTICS, *INDICES]
+            known = [
+                *ZONAL_STATISTICS, "p<NN>", "area", *CLASS_STATISTICS, *INDICES,
+                *SEASONAL_STATISTICS,
+            ]  # fmt: skip
             raise ValueError(f"unknown statistic {self.statistic!r}; known: {', '.join(known)}")
-        if kind in ("zonal", "class") and n == 0:
+        if kind in ("zonal", "class", "seasonal") and n == 0:
             raise ValueError(f"statistic {self.statistic!r} needs a 'dataset'")
         if kind in ("area", "index") and n:
             raise ValueError(
                 f"statistic {self.statistic!r} takes no 'dataset'"
                 + (" (climate indices take 'inputs')" if kind == "index" else "")
             )
-        if kind == "class" and n != 1:
+        if kind in ("class", "seasonal") and n != 1:
             raise ValueError(f"statistic {self.statistic!r} takes one dataset")
         if (self.statistic == "class_fraction") != (self.classes is not None):
             raise ValueError("'classes' goes with statistic class_fraction, and it needs them")
@@ -145,7 +153,15 @@ class AttributeDefinition(BaseModel):
             raise ValueError("several datasets need transform.weights (their weighted mean)")
         if kind in ("class", "area") and not self.transform.identity:
             raise ValueError(f"statistic {self.statistic!r} takes no scale or offset")
-        if kind in ("zonal", "index") and not self.transform.identity and self.units is None:
+        if kind == "seasonal" and self.transform.scale <= 0.0:
+            raise ValueError(
+                f"statistic {self.statistic!r} needs a positive transform.scale (a negative "
+                "one would turn the largest monthly value into the smallest)"
+            )
+        if self.statistic == "seasonal_range" and self.transform.offset != 0.0:
+            raise ValueError("statistic 'seasonal_range' is a difference: it takes no offset")
+        changes_units = kind in ("zonal", "index", "seasonal") and not self.transform.identity
+        if changes_units and self.units is None:
             raise ValueError("a transform with scale or offset changes units: give 'units'")
         return self
 
