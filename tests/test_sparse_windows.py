@@ -147,7 +147,12 @@ def test_the_cells_under_the_geometries_windows_are_counted_exactly_or_estimated
         bounds = np.column_stack([a, a + rng.integers(0, 300, n), c, c + rng.integers(0, 300, n)])
         window = (r0, r0 + h, c0, c0 + w)
         assert _covered(bounds, window) == _union_cells(bounds, window)
-    window = (0, 3000, 0, 2500)  # on a coarser grid: within 1 %
+    window = (0, 3000, 0, 2500)
+    for n in (1, 2, 5, 16):  # a few windows: exact at any size
+        a, c = rng.integers(-100, 3000, n), rng.integers(-100, 2500, n)
+        bounds = np.column_stack([a, a + rng.integers(0, 2000, n), c, c + rng.integers(0, 2000, n)])
+        assert _covered(bounds, window) == _union_cells(bounds, window)
+    # more, on a coarser grid: within 1 %
     a, c = rng.integers(0, 3000, 2000), rng.integers(0, 2500, 2000)
     bounds = np.column_stack([a, a + 45, c, c + 45])
     assert _covered(bounds, window) == pytest.approx(_union_cells(bounds, window), rel=0.01)

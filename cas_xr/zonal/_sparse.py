@@ -34,8 +34,12 @@ _GROW = 1e-6
 #: is read whole: reading the few cells between them costs less than cutting it up.
 _WHOLE = 0.05
 
-#: Cells a side of the grid on which :func:`_covered` counts (a coarser one for a larger
-#: window).
+#: Up to this many windows, :func:`_covered` counts their union exactly on the grid of
+#: their edges.
+_FEW = 16
+
+#: Cells a side of the grid on which :func:`_covered` counts more windows (a coarser one
+#: for a larger window).
 _GRID = 512
 
 _Window = tuple[int, int, int, int]
@@ -156,18 +160,36 @@ def reads_any_window(data: Any) -> bool:
     return False
 
 
+def _union_cells(rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]) -> int:
+    """Cells under the union of rectangles ``rows[i, 0]:rows[i, 1], cols[i, 0]:cols[i, 1]``.
+
+    Exact: marked on the grid of the rectangles' own edges, whose cells are summed by area.
+    """
+    keep = (rows[:, 1] > rows[:, 0]) & (cols[:, 1] > cols[:, 0])
+    rows, cols = rows[keep], cols[keep]
+    if not len(rows):
+        return 0
+    ys, xs = np.unique(rows), np.unique(cols)
+    under = np.zeros((ys.size - 1, xs.size - 1), dtype=bool)
+    top, bottom = np.searchsorted(ys, rows[:, 0]), np.searchsorted(ys, rows[:, 1])
+    left, right = np.searchsorted(xs, cols[:, 0]), np.searchsorted(xs, cols[:, 1])
+    for a, b, c, d in zip(top, bottom, left, right, strict=True):
+        under[a:b, c:d] = True
+    return int(np.outer(np.diff(ys), np.diff(xs))[under].sum())
+
+
 def _covered(bounds: npt.NDArray[np.int64], window: _Window) -> int:
     """Cells of ``window`` under at least one of the windows ``bounds`` (``(n, 4)``).
 
-    Counted on a grid of at most :data:`_GRID` cells a side: exact when the window fits,
-    else estimated (each window's edges rounded to the nearest grid line; the count
+    Up to :data:`_FEW` windows, exact: the union on the grid of their own edges. More
+    are counted on a grid of at most :data:`_GRID` cells a side: exact when the window
+    fits, else estimated (each window's edges rounded to the nearest grid line; the count
     only chooses how the window is read, never what it holds). Summed from a difference
     array, not a slice per geometry (3,000 per window of 100,000 polygons: 0.3 s).
     """
     r0, r1, c0, c1 = window
-    if len(bounds) == 1:
-        a, b, c, d = (int(v) for v in bounds[0])
-        return max(min(b, r1) - max(a, r0), 0) * max(min(d, c1) - max(c, c0), 0)
+    if len(bounds) <= _FEW:  # a few large windows: two cumsums of 512^2 cost 1.5 ms
+        return _union_cells(np.clip(bounds[:, :2], r0, r1), np.clip(bounds[:, 2:], c0, c1))
     step = max(-(-max(r1 - r0, c1 - c0) // _GRID), 1)
     rows, cols = np.clip(bounds[:, :2], r0, r1) - r0, np.clip(bounds[:, 2:], c0, c1) - c0
     top, bottom = (rows[:, 0] + step // 2) // step, (rows[:, 1] + step // 2) // step
@@ -180,7 +202,8 @@ def _covered(bounds: npt.NDArray[np.int64], window: _Window) -> int:
     )
     signs = np.repeat([1, -1, -1, 1], top.size)
     starts = np.bincount(corners, signs, (height + 1) * (width + 1)).reshape(height + 1, -1)
-    under = starts.cumsum(axis=0).cumsum(axis=1)[:height, :width] > 0.5
+    depth = np.cumsum(starts.astype(np.int32), axis=0, dtype=np.int32)  # int32: 4x faster
+    under = np.cumsum(depth, axis=1, dtype=np.int32)[:height, :width] > 0
     return min(int(np.count_nonzero(under)) * step * step, (r1 - r0) * (c1 - c0))
 
 
