@@ -233,7 +233,9 @@ def _start_up() -> None:
 
     import cas_xr.catalog
     import cas_xr.frontends
-    import cas_xr.sources  # noqa: F401
+    import cas_xr.sources._local
+    import cas_xr.sources._stac_static
+    import cas_xr.sources._wcs  # noqa: F401  (cas_xr.sources loads them on first use)
 
     os.environ.update(GDAL_ENV)
 
