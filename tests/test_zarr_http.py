@@ -19,23 +19,21 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-import shapely
 import xarray as xr
-from affine import Affine
 
 import cas_xr as cas
 from cas_xr.sources import LocalSource
 from cas_xr.sources._zarr_reads import ZarrWindows
 from cas_xr.testing import serve_with_latency
+from tests.test_remote_reads import TILE, N, _sparse, _touched
 
-# 1,024 x 1,024 float32 cells of 0.001 degree from lon 10, lat 50 down; 128-cell chunks
-N, CHUNK = 1024, 128
-GRID = Affine(0.001, 0.0, 10.0, 0.0, -0.001, 50.0)
+# the grid of the remote COG tests (1,024 x 1,024 cells of 0.001 degree from lon 10, lat
+# 50 down), its 128-cell tiles as the store's chunks: the same quadrilaterals touch them
+CHUNK = TILE
 DAYS = pd.date_range("2021-01-01", periods=6, freq="D")
 
 
@@ -85,31 +83,6 @@ datasets:
         encoding="utf-8",
     )
     return file
-
-
-def _sparse(n: int, seed: int) -> gpd.GeoSeries:
-    """``n`` quadrilaterals of about 60 x 60 cells at random places."""
-    rng = np.random.default_rng(seed)
-    shapes = []
-    for r, c in rng.integers(0, N - 70, (n, 2)):
-        x, y = 10.0 + c * 0.001, 50.0 - r * 0.001
-        shapes.append(
-            shapely.Polygon(
-                [(x, y), (x + 0.06, y - 0.005), (x + 0.055, y - 0.06), (x - 0.003, y - 0.057)]
-            )
-        )
-    return gpd.GeoSeries(shapes, crs="EPSG:4326")
-
-
-def _touched(geometries: gpd.GeoSeries) -> set[tuple[int, int]]:
-    """The chunks some geometry intersects (shapely, on the chunk boxes)."""
-    out = set()
-    for i, j in itertools.product(range(N // CHUNK), repeat=2):
-        x0, y0 = GRID * (j * CHUNK, (i + 1) * CHUNK)
-        x1, y1 = GRID * ((j + 1) * CHUNK, i * CHUNK)
-        if shapely.intersects(shapely.box(x0, y0, x1, y1), geometries.to_numpy()).any():
-            out.add((i, j))
-    return out
 
 
 def _chunk_requests(paths: list[str]) -> list[tuple[int, ...]]:
