@@ -50,6 +50,20 @@ def test_public_names_stay_light_until_called():
     assert _loaded_after(code, ["xarray", *HEAVY]) == []
 
 
+def test_sources_and_front_ends_load_their_modules_on_first_use():
+    stac = ["pystac", "pystac_client", "cas_xr.sources._stac_static", "cas_xr.sources._wcs"]
+    raster = ["cas_xr.frontends._raster", "cas_xr.frontends._health", "cas_xr.mosaic"]
+    assert _loaded_after("import cas_xr.sources, cas_xr.frontends", stac + raster) == []
+    code = "from cas_xr.sources import LocalSource\nfrom cas_xr.frontends import extract_table"
+    assert _loaded_after(code, stac + raster) == []
+    assert _loaded_after("from cas_xr.sources import WcsSource", stac) == ["cas_xr.sources._wcs"]
+    import cas_xr.sources
+
+    assert "StaticStacSource" in dir(cas_xr.sources)
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        cas_xr.sources.Nothing  # noqa: B018
+
+
 @pytest.mark.parametrize(
     "code",
     [

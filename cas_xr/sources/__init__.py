@@ -1,13 +1,14 @@
 """Data access: sources open datasets as lazy, Dask-backed xarray cubes.
 
 The names below are loaded on first use (module ``__getattr__``), so reading one local
-file does not import the STAC, WCS and HTTP stacks (pystac-client, requests: about 0.5 s).
+file does not import the STAC and WCS modules (pystac, pystac-client, jsonschema).
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cas_xr.config._lazy import lazy_names
 
 if TYPE_CHECKING:
     from cas_xr.sources._base import Source, gdal_options
@@ -42,15 +43,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Load a public name's module on first use."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
