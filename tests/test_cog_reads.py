@@ -27,6 +27,7 @@ from cas_xr.testing import (
     serve_with_latency,
     tiff_tiles,
 )
+from cas_xr.testing._server import running
 from tests.test_remote_reads import GRID, TILE, _local_provider, _values
 
 
@@ -103,14 +104,8 @@ class _RefusingServer(RangeHTTPServer):
 @contextmanager
 def _refusing(folder: Path) -> Iterator[_RefusingServer]:
     server = _RefusingServer(folder)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with running(server, "refusing"):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def _box(r0: int, r1: int, c0: int, c1: int) -> dict[str, object]:

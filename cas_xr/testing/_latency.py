@@ -30,7 +30,7 @@ from http import HTTPStatus
 from typing import Any, BinaryIO
 
 from cas_xr.errors import InvalidArgumentError
-from cas_xr.testing._server import RangeHTTPServer, RangeRequestHandler
+from cas_xr.testing._server import RangeHTTPServer, RangeRequestHandler, running
 
 __all__ = ["LatencyHTTPServer", "RequestRecord", "serve_with_latency"]
 
@@ -568,16 +568,5 @@ def serve_with_latency(
         directory, upstream=upstream, round_trip=round_trip, bandwidth=bandwidth, host=host,
         port=port,
     )  # fmt: skip
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": 0.05},
-        name=f"serve_with_latency:{server.url}",
-        daemon=True,
-    )
-    thread.start()
-    try:
+    with running(server, f"serve_with_latency:{server.url}"):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

@@ -17,7 +17,7 @@ from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, BinaryIO
 
-__all__ = ["RangeHTTPServer", "RangeRequestHandler", "serve_folder"]
+__all__ = ["RangeHTTPServer", "RangeRequestHandler", "running", "serve_folder"]
 
 _LOG = logging.getLogger(__name__)
 _RANGE = re.compile(r"^bytes=\s*(\d*)\s*-\s*(\d*)\s*$")
@@ -232,6 +232,29 @@ class RangeHTTPServer(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
+def running(server: socketserver.BaseServer, name: str) -> Iterator[None]:
+    """Serve ``server`` on a daemon thread named ``name``; shut it down and close it after.
+
+    Parameters
+    ----------
+    server
+        A bound server (e.g. an ``http.server.ThreadingHTTPServer``).
+    name
+        The thread's name (shows which server a thread dump's thread serves).
+    """
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@contextlib.contextmanager
 def serve_folder(
     path: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 0
 ) -> Iterator[str]:
@@ -264,16 +287,5 @@ def serve_folder(
     ...     rasterio.open("/vsicurl/" + url + "dem.tif")
     """
     server = RangeHTTPServer(path, host=host, port=port)
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": 0.05},
-        name=f"serve_folder:{server.url}",
-        daemon=True,
-    )
-    thread.start()
-    try:
+    with running(server, f"serve_folder:{server.url}"):
         yield server.url
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

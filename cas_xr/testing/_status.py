@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from cas_xr.errors import InvalidArgumentError
+from cas_xr.testing._server import running
 
 __all__ = ["serve_status"]
 
@@ -82,15 +82,6 @@ def serve_status(status: int, *, host: str = "127.0.0.1", port: int = 0) -> Iter
     if not 400 <= status < 600:
         raise InvalidArgumentError(f"status must be an HTTP error status (400-599), got {status}")
     server = _StatusServer(status, host, port)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
-        name=f"serve_status:{status}",
-    )  # fmt: skip
-    thread.start()
-    try:
-        address, bound = server.server_address[:2]
+    address, bound = server.server_address[:2]
+    with running(server, f"serve_status:{status}"):
         yield f"http://{address!s}:{bound}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
