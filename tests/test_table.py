@@ -205,7 +205,9 @@ def test_batches_and_shared_units_give_the_same_numbers(
     frame = _polygons(30)
     ids = ["grid:a", "grid:b", "grid:c"]
     whole = cas.extract_table(frame, ids)
-    assert zonal_calls == [2, 1]  # a and b share a grid, dtype and nodata; c is int16
+    # a and b share a grid, dtype and nodata (one call of 2 layers); c is int16 (1); the
+    # units are built on threads, so the calls come in either order
+    assert sorted(zonal_calls) == [1, 2]
     cas.configure()  # a fresh result cache
     zonal_calls.clear()
     pieces = cas.extract_table(frame, ids, batch_size=7)
