@@ -93,3 +93,19 @@ def test_ttl_cache_expiry_and_capacity():
     disabled: TTLCache[int] = TTLCache(0, 10)
     disabled.set("a", 1)
     assert disabled.get("a") is None
+
+
+def test_ttl_cache_get_many_is_get_for_each_key():
+    now = [0.0]
+    cache: TTLCache[int] = TTLCache(10, 3, clock=lambda: now[0])
+    assert cache.get_many(["a"]) == {}
+    cache.set("a", 1)
+    cache.set("b", 2)
+    now[0] = 5
+    cache.set("c", 3)
+    assert cache.get_many(["a", "x", "c"]) == {"a": 1, "c": 3}
+    cache.set("d", 4)  # evicts the least recently used: b (a was just read)
+    assert cache.get_many(["a", "b", "c", "d"]) == {"a": 1, "c": 3, "d": 4}
+    now[0] = 12  # a expired (stored at 0), c and d live
+    assert cache.get_many(["a", "c", "d"]) == {"c": 3, "d": 4}
+    assert len(cache) == 2  # the expired entry is gone

@@ -102,3 +102,28 @@ def test_nothing_is_read_ahead_without_a_metadata_cache(cog: Path):
         prefetch_header(server.url + cog.name, "p")
         time.sleep(2 * ROUND_TRIP)
         assert server.requests == 0
+
+
+def test_a_plan_builds_a_source_only_for_data_behind_a_url(
+    cog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """On disk there is no round trip to hide: a request the cache answers opens nothing."""
+    from cas_xr.catalog import _connector
+
+    built: list[str] = []
+    real = _connector.build_source
+    monkeypatch.setattr(_connector, "build_source", lambda p, d: built.append(p.slug) or real(p, d))
+    inside = gpd.GeoSeries([shapely.box(0.1, 0.1, 0.2, 0.2)], crs="EPSG:4326")
+    with serve_with_latency(cog.parent, round_trip=0) as server:
+        cas.configure(
+            provider_files=[
+                _local_provider(tmp_path, server.url + cog.name, "http"),
+                _local_provider(tmp_path, str(cog), "disk"),
+            ]
+        )
+        make_plan(
+            inside, ["disk:dem", "http:dem"], aggregation="mean", time_range=None,
+            batch_size=10, settings=get_settings(),
+        )  # fmt: skip
+        assert built == ["http"]
+        _until(1, server)

@@ -10,6 +10,7 @@ from cas_xr.errors import CasError, UnknownDatasetError
 from cas_xr.models import Dataset
 from cas_xr.sources._base import Prefetching
 from cas_xr.sources._definitions import DatasetDefinition, ProviderDefinition
+from cas_xr.sources._local_options import is_url
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -85,9 +86,16 @@ class Connector:
         """Start fetching what opening dataset ``name`` waits for, if its source can.
 
         Only sources that are :class:`~cas_xr.sources._base.Prefetching` (a static STAC
-        catalog's documents) do anything; nothing is raised here, :meth:`open` raises.
+        catalog's documents, a remote COG's header) do anything, and only for data behind
+        a URL: on this machine there is no round trip to hide, and building the source
+        (importing its modules) would only slow a request the result cache answers.
+        Nothing is raised here; :meth:`open` raises.
         """
         try:
+            definition = self.definition_of(name)
+            provider = self.definition.for_dataset(definition)
+            if not any(is_url(p) for p in (provider.endpoint, definition.path) if p):
+                return
             source = self.source(name)
         except CasError:
             return  # opening it says what is wrong

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 from cas_xr.config._settings import Settings, get_settings, settings_generation
@@ -13,6 +13,7 @@ from cas_xr.config._settings import Settings, get_settings, settings_generation
 __all__ = ["SettingsBoundCache", "TTLCache"]
 
 V = TypeVar("V")
+K = TypeVar("K", bound=Hashable)
 
 
 class TTLCache(Generic[V]):
@@ -49,6 +50,24 @@ class TTLCache(Generic[V]):
                 return None
             self._data.move_to_end(key)
             return value
+
+    def get_many(self, keys: Iterable[K]) -> dict[K, V]:
+        """The live entries of those ``keys`` the cache holds, under one lock."""
+        found: dict[K, V] = {}
+        with self._lock:
+            if not self._data:
+                return found
+            now = self._clock()
+            for key in keys:
+                item = self._data.get(key)
+                if item is None:
+                    continue
+                if now >= item[0]:
+                    del self._data[key]
+                    continue
+                self._data.move_to_end(key)
+                found[key] = item[1]
+        return found
 
     def set(self, key: Hashable, value: V) -> None:
         """Store ``value`` under ``key`` (no-op when the cache is disabled)."""

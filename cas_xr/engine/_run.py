@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -146,10 +147,9 @@ class _Cache:
         """The values (or provenance ``records``) of those ``keys`` the cache holds."""
         if self.off:
             return {}
-        memory = self.records if records else self.memory
-        found = {k: v for k in keys if (v := memory.get(k)) is not None}
+        found = (self.records if records else self.memory).get_many(keys)
         if self.disk is not None:
-            found.update(self.disk.get_many([k for k in keys if k not in found]))
+            found.update(self.disk.get_many([k for k in keys if k not in found] if found else keys))
         return found
 
     @property
@@ -212,23 +212,24 @@ class _Runner:
         """Serve cached results; return how many results are left to compute."""
         plan, todo = self.plan, 0
         computable = np.concatenate(plan.batches) if plan.batches else np.empty(0, np.intp)
+        positions = computable.tolist()  # Python ints: 10^5 of them are walked per dataset
         for target in plan.targets:
             keys = self.cache.keys(target, plan.keys)
             self.keys[target.dataset_id] = keys
-            found = self.cache.get_many([keys[i] for i in computable])
-            hits = [int(i) for i in computable if keys[i] in found]
-            blocks = self._with_records(target, decode(hits, [found[keys[i]] for i in hits]))
+            wanted = [keys[i] for i in positions]
+            found = self.cache.get_many(wanted)
+            payloads = list(map(found.get, wanted))  # None where not held; else never empty
+            hits = list(itertools.compress(positions, payloads))
+            blocks = self._with_records(target, decode(hits, list(filter(None, payloads))))
             self.outcome.blocks[target.dataset_id] += blocks
-            held = self.outcome.hits[target.dataset_id] = {
-                int(p): float(ms)
-                for b in blocks
-                for p, ms in zip(b.positions, _computed_ms(b), strict=True)
-            }
+            served = self.outcome.hits[target.dataset_id] = {}
+            for b in blocks:
+                served.update(zip(b.positions.tolist(), _computed_ms(b).tolist(), strict=True))
             missing = np.zeros(len(plan.keys), dtype=bool)
             missing[computable] = True
-            missing[list(held)] = False
+            missing[np.fromiter(served, dtype=np.intp, count=len(served))] = False
             self.missing[target.dataset_id] = missing
-            self.outcome.cached += len(held)
+            self.outcome.cached += len(served)
             todo += int(missing.sum())
         return todo
 
