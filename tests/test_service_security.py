@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,10 +172,15 @@ def test_workers_share_one_budget_in_redis(tmp_path: Path):
         with live_service(tmp_path, env, "info", ["--workers", "2"]) as live:
             clients: list[httpx.Client] = []
             codes = []
-            try:  # one connection per client, kept open, until both workers hold some
-                while len(_workers_serving(live)) < 2 and len(clients) < limit:
+            # one connection per client, kept open, until both workers hold some: the
+            # second worker may still be starting (uvicorn answers once the first is up),
+            # so more clients come for up to 60 s, every request counted in ``codes``
+            deadline = time.monotonic() + 60
+            try:
+                while len(_workers_serving(live)) < 2 and time.monotonic() < deadline:
                     clients.append(httpx.Client(base_url=live.url))
                     codes.append(clients[-1].get("jobs").status_code)
+                    time.sleep(0.05 * (len(clients) > limit))
                 assert len(_workers_serving(live)) == 2, "one worker got every connection"
                 while len(codes) < limit + 10:  # then in turns over the connections
                     codes += [http.get("jobs").status_code for http in clients]
