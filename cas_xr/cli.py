@@ -809,7 +809,8 @@ def _add_extract(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> N
         "--time-range",
         type=_time_range,
         metavar="START/END",
-        help="ISO dates or datetimes, e.g. 2022-01-01/2022-12-31 (temporal datasets)",
+        help="ISO dates or datetimes, e.g. 2022-01-01/2022-12-31 (temporal datasets; an end "
+        "date alone means through that day)",
     )
     add_table_options(
         p,

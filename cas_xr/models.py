@@ -10,7 +10,8 @@ import hashlib
 import math
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
+from datetime import time as dt_time
 from enum import StrEnum
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -136,6 +137,7 @@ class Protocol(StrEnum):
 DATASET_ID_PATTERN = re.compile(
     r"^(?P<provider>[a-z0-9][a-z0-9_.-]*):(?P<name>[A-Za-z0-9][\w.+-]*)$"
 )
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")  # an ISO date without a time of day
 
 
 def split_dataset_id(dataset_id: object) -> tuple[str, str]:
@@ -531,7 +533,13 @@ class BoundingBox(BaseModel):
 
 
 class TimeRange(BaseModel):
-    """An inclusive time interval. Also accepts a 2-sequence ``(start, end)``."""
+    """An inclusive time interval. Also accepts a 2-sequence ``(start, end)``.
+
+    An ``end`` given as a date without a time of day (``"2022-12-31"``, a
+    :class:`datetime.date`) means the whole of that day: its last instant,
+    ``2022-12-31T23:59:59.999999``, as STAC API searches read it. So a daily series
+    stamped at noon (Daymet) keeps its last day; give a time to end earlier.
+    """
 
     start: datetime
     end: datetime
@@ -542,7 +550,9 @@ class TimeRange(BaseModel):
         if isinstance(value, list | tuple):
             if len(value) != 2:
                 raise ValueError(f"a time range needs (start, end), got {len(value)} values")
-            return {"start": value[0], "end": value[1]}
+            value = {"start": value[0], "end": value[1]}
+        if isinstance(value, dict) and "end" in value:
+            value = {**value, "end": _through_the_day(value["end"])}
         return value
 
     @model_validator(mode="after")
@@ -555,6 +565,15 @@ class TimeRange(BaseModel):
                 f"({self.end.isoformat()}); swap them"
             )
         return self
+
+
+def _through_the_day(end: Any) -> Any:
+    """The last instant of ``end`` when it is a date alone; anything else as given."""
+    if isinstance(end, str) and _DATE_ONLY.fullmatch(end.strip()):
+        end = date.fromisoformat(end.strip())
+    if isinstance(end, date) and not isinstance(end, datetime):
+        return datetime.combine(end, dt_time.max)
+    return end
 
 
 # -- requests -----------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pydantic
 import pytest
 import shapely
@@ -131,6 +133,19 @@ def test_time_range_order_and_sequences():
     assert tr.start.month == 1
     with pytest.raises(pydantic.ValidationError, match="is after its end"):
         cas.TimeRange(start="2022-03-01", end="2022-01-01")  # type: ignore[arg-type]
+
+
+def test_a_date_alone_as_the_end_means_the_whole_day():
+    last = dt.datetime(2022, 12, 31, 23, 59, 59, 999999)
+    assert cas.TimeRange.model_validate(("2022-01-01", "2022-12-31")).end == last
+    assert cas.TimeRange(start=dt.date(2022, 1, 1), end=dt.date(2022, 12, 31)).end == last
+    assert cas.TimeRange.model_validate({"start": "2022-01-01", "end": " 2022-12-31 "}).end == last
+    given = cas.TimeRange.model_validate(("2022-01-01", "2022-12-31T00:00"))
+    assert given.start == dt.datetime(2022, 1, 1) and given.end == dt.datetime(2022, 12, 31)
+    one_day = cas.TimeRange.model_validate(("2022-06-01", "2022-06-01"))
+    assert one_day.end - one_day.start == dt.timedelta(days=1, microseconds=-1)
+    with pytest.raises(pydantic.ValidationError, match="both have a time zone"):
+        cas.TimeRange.model_validate(("2022-01-01T00:00Z", "2022-12-31"))
 
 
 def test_bounding_box_order_and_forms():

@@ -171,6 +171,25 @@ def test_a_time_range_keeps_the_other_dimensions_over_several_batches(grid: dict
             np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
+def test_an_end_given_as_a_date_keeps_that_days_step_stamped_at_noon(grid: dict[str, Path]):
+    """Daymet-like steps at 12:00: ``end="2020-01-03"`` means through that day."""
+    frame = _polygons(4)
+    days = pd.date_range("2020-01-01T12:00", periods=4, freq="D")
+    raw = _raw(grid["a"])
+    cube = xr.concat([raw + k for k in range(4)], dim="time").assign_coords(time=days)
+    cube = cube.rename("daily")
+    through = cas.extract_table(frame, {"daily": cube}, time_range=("2020-01-01", "2020-01-03"))
+    assert sorted(set(through.index.get_level_values("time"))) == list(days[:3])
+    for k in range(3):
+        want = _layer_numbers(cube, frame, time=k)[:, 0]
+        got = through.xs(days[k], level="time")["daily_mean"]
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    midnight = cas.extract_table(
+        frame, {"daily": cube}, time_range=("2020-01-01", "2020-01-03T00:00")
+    )  # a time given is kept: the step at noon that day is after it
+    assert sorted(set(midnight.index.get_level_values("time"))) == list(days[:2])
+
+
 def test_a_second_call_is_a_cache_hit_and_labels_are_not_confused(grid: dict[str, Path]):
     frame = _polygons(8)
     cube = _bands(grid).assign_coords(band=["a", "b"])
