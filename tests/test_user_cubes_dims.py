@@ -190,6 +190,38 @@ def test_an_end_given_as_a_date_keeps_that_days_step_stamped_at_noon(grid: dict[
     assert sorted(set(midnight.index.get_level_values("time"))) == list(days[:2])
 
 
+def test_coordinates_along_steps_and_layers_reach_the_cube_and_the_table(grid: dict[str, Path]):
+    """As zonal() carries them; placed on the result's axes, missing where a cube has none."""
+    frame = _polygons(5)
+    cube, _ = _packed(grid)
+    cube = cube.assign_coords(
+        ensemble=("member", ["ctrl", "warm"]), issued=("time", ["jan", "feb", "mar"])
+    )
+    other = cube.isel(member=[1]).assign_coords(ensemble=("member", ["WARM"]), member=["m2"])
+    datasets = {"packed": cube, "more": other}
+    with pytest.warns(QualityWarning, match="no valid cell"):  # each cube's others' members
+        got = cas.extract_cube(frame, datasets, time_range=("2020-02-01", "2020-03-31"))
+    assert got["ensemble"].dims == ("member",) and got["member"].values.tolist() == [
+        "m0", "m1", "m2"
+    ]  # fmt: skip
+    assert got["ensemble"].values.tolist()[:2] == ["ctrl", "warm"]  # the first cube's
+    assert pd.isna(got["ensemble"].values[2])  # m2 is not one of its members
+    assert got["issued"].values.tolist() == ["feb", "mar"]  # the steps kept
+    table = cas.extract_table(frame, {"packed": cube}, time_range=("2020-02-01", "2020-03-31"))
+    assert list(table.columns[:3]) == ["name", "ensemble", "issued"]
+    levels = table.index.to_frame(index=False)
+    np.testing.assert_array_equal(
+        table["ensemble"], levels["member"].map({"m0": "ctrl", "m1": "warm"})
+    )
+    np.testing.assert_array_equal(
+        table["issued"], levels["time"].map({pd.Timestamp("2020-02-01"): "feb",
+                                             pd.Timestamp("2020-03-01"): "mar"})
+    )  # fmt: skip
+    again = cas.extract_table(frame, {"packed": cube}, time_range=("2020-02-01", "2020-03-31"))
+    assert again.attrs["cas_xr"]["summary"]["computed"] == 0  # from the cache: the same table
+    pd.testing.assert_frame_equal(again.drop(columns="geometry"), table.drop(columns="geometry"))
+
+
 def test_a_second_call_is_a_cache_hit_and_labels_are_not_confused(grid: dict[str, Path]):
     frame = _polygons(8)
     cube = _bands(grid).assign_coords(band=["a", "b"])

@@ -467,3 +467,48 @@ def test_variables_with_different_grid_mappings_get_a_cas_error():
     b = _cube(arr).rio.write_crs("EPSG:32634", grid_mapping_name="other").rename("b")
     with pytest.raises(errors.MissingCRSError, match="Multiple grid mappings"):
         zonal(xr.Dataset({"a": a, "b": b}), POLYGONS, ["mean"], crs=UTM)  # was rioxarray's
+
+
+def _scenes() -> xr.DataArray:
+    """A (time, band, y, x) cube labelled as stackstac labels one: coordinates along dims."""
+    rng = np.random.default_rng(7)
+    cube = xr.DataArray(
+        rng.random((2, 3, ROWS, COLS)),
+        dims=("time", "band", "y", "x"),
+        coords={
+            "time": pd.to_datetime(["2021-05-01", "2021-05-11"]),
+            "band": ["B02", "B03", "B04"],
+            "common_name": ("band", ["blue", "green", "red"]),
+            "eo:cloud_cover": ("time", [3.5, 41.0]),
+            "id": ("time", ["S2A_1", "S2B_2"]),
+            "y": TOP - np.arange(ROWS) - 0.5,
+            "x": LEFT + np.arange(COLS) + 0.5,
+            "northing": (("y", "x"), np.zeros((ROWS, COLS))),
+        },
+        name="refl",
+    )
+    return cube.rio.write_crs(UTM)
+
+
+def test_coordinates_along_kept_dimensions_are_carried_as_xarray_reductions_carry_them():
+    cube = _scenes()
+    geoms = gpd.GeoSeries(POLYGONS, crs=UTM)
+    bare = zonal(cube.drop_vars(["common_name", "eo:cloud_cover", "id", "northing"]), geoms)
+    for order in [("time", "band", "y", "x"), ("x", "band", "y", "time")]:
+        out = zonal(cube.transpose(*order), geoms, ["mean", "max"])
+        assert out["common_name"].dims == ("band",)
+        assert out["common_name"].values.tolist() == ["blue", "green", "red"]
+        assert out["eo:cloud_cover"].values.tolist() == [3.5, 41.0]
+        assert out["id"].values.tolist() == ["S2A_1", "S2B_2"]
+        assert "northing" not in out.coords and "spatial_ref" not in out.coords  # spatial, scalar
+        mean = out["refl"].sel(zonal_statistics="mean").transpose("geometry", "time", "band")
+        np.testing.assert_array_equal(mean.values, bare["refl"].sel(zonal_statistics="mean"))
+    # the result's own names win: an index named "id" labels the geometries, as before
+    own = zonal(cube, geoms.rename_axis("id"), ["mean"])
+    assert own["id"].dims == ("geometry",) and own["id"].values.tolist() == [0, 1, 2]
+    points = zonal(cube, gpd.GeoSeries([shapely.Point(2.5, 3.5)], crs=UTM), ["mean"])
+    assert points["common_name"].values.tolist() == ["blue", "green", "red"]
+    from cas_xr.zonal import cells
+
+    per_cell = cells(cube, geoms[:1])
+    assert per_cell["eo:cloud_cover"].dims == ("time",) and "northing" not in per_cell.coords

@@ -291,6 +291,37 @@ def _geometries(plan: Plan) -> npt.NDArray[np.object_]:
     return geometries
 
 
+def _carry(
+    target: Target,
+    coords: dict[str, Any],
+    data: dict[str, Any],
+    axes: dict[str, pd.Index],
+    times: npt.NDArray[np.datetime64] | None,
+) -> None:
+    """Add a user cube's coordinates along its kept dims, as :func:`cas_xr.zonal` does.
+
+    Each is placed on the result's axes (the union of the cubes' labels; ``time``, the
+    steps kept), missing where this cube has no such label; a name already taken (the
+    result's own, another cube's) is left out. See
+    :func:`cas_xr.zonal._inputs.carry_coords`.
+    """
+    import xarray as xr
+
+    if target.cube is None:
+        return
+    cube = target.cube
+    kept = {**axes, **({} if times is None else {"time": times})}
+    for name, coord in cube.coords.items():
+        dims = [str(d) for d in coord.dims]
+        if name in cube.dims or not dims or not set(dims) <= set(kept):
+            continue
+        if str(name) in coords or str(name) in data:
+            continue
+        labels = {d: cube[d].values if d in cube.coords else np.arange(cube.sizes[d]) for d in dims}
+        carried = xr.DataArray(np.asarray(coord.values), dims=dims, coords=labels)
+        coords[str(name)] = (tuple(dims), carried.reindex({d: kept[d] for d in dims}).values)
+
+
 def assemble(
     plan: Plan, outcome: Outcome, provenance: dict[str, dict[str, Any]]
 ) -> tuple[xr.Dataset, dict[tuple[str, str], list[Any]]]:
@@ -332,6 +363,8 @@ def assemble(
     index = plan.series.index
     name = index.name if index.name is not None and index.name not in {*data, *coords} else "index"
     coords[name] = ("geometry", index.to_numpy())
+    for target in plan.targets:
+        _carry(target, coords, data, axes, times if temporal else None)
     failures = _failures(plan, outcome.failures)
     summary = {
         "geometries": len(plan.series),

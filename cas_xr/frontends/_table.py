@@ -102,8 +102,17 @@ def table_of(plan: Plan, cube: xr.Dataset, frame: Any) -> gpd.GeoDataFrame:
     columns: dict[str, Any] = {}
     if base is not None:
         columns.update({c: np.repeat(base[c].to_numpy(), each) for c in base.columns})
+    results: dict[str, Any] = {}
     for target in plan.targets:
-        columns.update(_columns(cube, target.dataset_id, rows))
+        results.update(_columns(cube, target.dataset_id, rows))
+    for name, coord in cube.coords.items():  # a user cube's labels of its steps and layers
+        along = [str(d) for d in coord.dims]
+        if name in cube.dims or not along or not set(along) <= set(dims):
+            continue
+        if str(name) not in columns and str(name) not in results:
+            spread = coord.expand_dims({d: size for d, size in rows.items() if d not in along})
+            columns[str(name)] = spread.transpose(*rows).values.ravel()
+    columns.update(results)
     index: pd.Index = plan.series.index
     if dims:
         sizes = list(rows.values())

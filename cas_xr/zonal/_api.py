@@ -21,6 +21,7 @@ from cas_xr.zonal._inputs import (
     STATISTICS,
     Geometries,
     Stats,
+    carry_coords,
     classes_of,
     layers_of,
     parse_stats,
@@ -200,6 +201,9 @@ def zonal(
         variable ``v``: ``v`` along ``zonal_statistics`` (numeric statistics),
         ``v_distribution`` along ``class`` (if asked), ``v_coverage_fraction`` and
         ``v_pixel_count``. For a DataArray the extra variables drop the ``v_`` prefix.
+        Coordinates of ``obj`` along its leading dims (a band's ``common_name``) are
+        kept, as xarray's reductions keep them; those on ``y``/``x`` and scalar ones
+        are not, nor one named like a part of the result.
         Dask-backed: nothing is computed until ``.compute()``.
 
     Raises
@@ -505,6 +509,7 @@ def _labelled(
             "rename the index first, e.g. geometries.rename_axis('id')"
         )
     coords[label] = ("geometry", geo.series.index.to_numpy())
+    carry_coords(variables, coords, data_vars)
     return data_vars, coords
 
 

@@ -365,7 +365,7 @@ def _table(
     """The long table: geometry columns as coordinates, values (and weights) as variables."""
     import xarray as xr
 
-    from cas_xr.zonal._inputs import layers_of
+    from cas_xr.zonal._inputs import carry_coords, layers_of
 
     t = geo.transform
     row, col = columns["row"], columns["col"]
@@ -388,6 +388,7 @@ def _table(
         else:
             units = {"units": var.attrs["units"]} if "units" in var.attrs else {}
             data_vars["values" if single else f"{name}_values"] = ((*dims, "cell"), data, units)
+    carry_coords(variables, coords, data_vars)
     out = xr.Dataset(data_vars, coords=coords)
     out.attrs["crs"] = geo.raster_crs.to_string()  # of center_x / center_y
     return out

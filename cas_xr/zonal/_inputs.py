@@ -43,6 +43,7 @@ __all__ = [
     "STATISTICS",
     "Geometries",
     "Stats",
+    "carry_coords",
     "cell_units",
     "classes_of",
     "layers_of",
@@ -414,6 +415,27 @@ def layers_of(var: xr.DataArray) -> tuple[list[Hashable], dict[Hashable, Any]]:
     """The leading (non-spatial) dims of a variable and their coordinates."""
     lead = [d for d in var.dims if d not in ("y", "x")]
     return lead, {d: var[d].values if d in var.coords else np.arange(var.sizes[d]) for d in lead}
+
+
+def carry_coords(
+    variables: Mapping[Hashable, xr.DataArray],
+    coords: dict[Hashable, Any],
+    data_vars: Mapping[Hashable, Any],
+) -> None:
+    """Add to ``coords`` the non-index coordinates of ``variables`` along their kept dims.
+
+    As xarray's reductions keep them: a band's ``common_name``, a scene's cloud cover
+    along ``time``. Coordinates on a spatial dimension (the cells are reduced) and scalar
+    ones (``spatial_ref``: the raster's, not the geometries') are not carried, nor one
+    whose name the result already gives to something of its own.
+    """
+    for var in variables.values():
+        lead = set(layers_of(var)[0])
+        for name, coord in var.coords.items():
+            if name in var.dims or not coord.dims or not set(coord.dims) <= lead:
+                continue
+            if name not in coords and name not in data_vars:
+                coords[name] = (coord.dims, np.asarray(coord.values))
 
 
 def _bounds_in_cells(

@@ -120,6 +120,7 @@ def point_query(
     from cas_xr.zonal._dims import on_grid
     from cas_xr.zonal._encoding import encoding_of
     from cas_xr.zonal._inputs import (
+        carry_coords,
         cell_units,
         layers_of,
         prepare_geometries,
@@ -168,5 +169,6 @@ def point_query(
         shape = (len(geo.shapes), *var.shape[:-2])
         data_vars[name] = (("geometry", *dims), dsa.from_delayed(task, shape, dtype=np.float64))
     coords[geo.series.index.name or "index"] = ("geometry", geo.series.index.to_numpy())
+    carry_coords(variables, coords, data_vars)
     out = xr.Dataset(data_vars, coords=coords, attrs={"point_query_interpolate": interpolate})
     return out.xvec.set_geom_indexes("geometry", crs=geo.series.crs)
