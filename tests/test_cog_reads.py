@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -70,7 +71,10 @@ def test_a_slow_hosts_backlog_leaves_the_io_threads_to_another_host(tmp_path: Pa
 
 
 class _Refusing(RangeRequestHandler):
-    """Answers 500 to every range that overlaps one of the server's ``refused`` spans."""
+    """Answers 500 to every range that overlaps one of the server's ``refused`` spans.
+
+    Only in the files whose path ends with the server's ``refused_file``.
+    """
 
     server: _RefusingServer
 
@@ -79,6 +83,7 @@ class _Refusing(RangeRequestHandler):
         if match is not None:
             first, last = int(match[1]), int(match[2])
             hit = [s for s in self.server.refused if s[0] <= last and first < s[0] + s[1]]
+            hit = hit if self.path.endswith(self.server.refused_file) else []
             with self.server.lock:
                 self.server.asked[(first, last)] += 1
             if hit:
@@ -97,6 +102,7 @@ class _RefusingServer(RangeHTTPServer):
         super().__init__(folder)
         self.RequestHandlerClass = functools.partial(_Refusing, directory=folder)
         self.refused: list[tuple[int, int]] = []  # (offset, length) of the spans refused
+        self.refused_file = ""  # ... in the files whose path ends so (all by default)
         self.asked: Counter[tuple[int, int]] = Counter()
         self.lock = threading.Lock()
 
@@ -129,24 +135,47 @@ def test_a_tile_refused_after_the_retries_makes_the_result_degraded(tmp_path: Pa
         server.refused = [tiles[(2, 4)]]  # the ranges of one of the four: 500 forever
         with pytest.warns(QualityWarning, match="degraded"):
             response = cas.extract_sync(request)
-        result = response.results[0]
         asked = dict(server.asked)
         server.refused = []  # the server recovers: the degraded result was not cached
         again = cas.extract_sync(request).results[0]
-    offset, length = tiles[(2, 4)]
-    refused = [(a, b) for a, b in asked if a < offset + length and offset <= b]
-    assert len(refused) == 1 and asked[refused[0]] == 2  # asked again once (http_retries)
+    kept = as_nodata(values, lost_tiles(cog, asked, (2, 4)))[r0:r1, c0:c1]
+    degraded_then_good(response, again, kept, values[r0:r1, c0:c1])
+
+
+def lost_tiles(cog: Path, asked: dict[tuple[int, int], int], tile: tuple[int, int]) -> list[Any]:
+    """The tiles of ``cog`` whose bytes lie in the range the server refused (``tile``'s).
+
+    The refused range was asked twice (``http_retries=1``); a range of another file
+    that overlaps the same bytes, once.
+    """
+    tiles = tiff_tiles(cog)
+    offset, length = tiles[tile]
+    refused = [(a, b) for a, b in asked if a < offset + length and offset <= b and asked[a, b] == 2]
+    assert len(refused) == 1  # one range, asked again once: the tile and merged neighbours
     first, last = refused[0]
     lost = [t for t, (o, n) in tiles.items() if n and o <= last and first < o + n]
-    assert (2, 4) in lost and len(lost) < 4  # its range's tiles, not the others
+    assert tile in lost and len(lost) < 4  # its range's tiles, not the others
+    return lost
+
+
+def as_nodata(values: np.ndarray, tiles: list[tuple[int, int]]) -> np.ndarray:
+    """``values`` as floats, the cells of ``tiles`` NaN."""
     kept = values.astype(np.float64)
-    for i, j in lost:  # the tiles of the refused range are nodata
+    for i, j in tiles:
         kept[i * TILE : (i + 1) * TILE, j * TILE : (j + 1) * TILE] = np.nan
+    return kept
+
+
+def degraded_then_good(
+    response: cas.AttributeResponse, again: cas.AttributeResult, kept: np.ndarray, whole: Any
+) -> None:
+    """DEGRADED with the mean of ``kept`` (NaN lost), then GOOD with all of ``whole``."""
+    result = response.results[0]
     assert result.quality is cas.QualityFlag.DEGRADED and result.error is None
     assert "could not be read and were treated as nodata" in response.warnings[0]
-    assert result.value == pytest.approx(np.nanmean(kept[r0:r1, c0:c1]), rel=1e-6)
+    assert result.value == pytest.approx(np.nanmean(kept), rel=1e-6)
     assert again.quality is cas.QualityFlag.GOOD
-    assert again.value == pytest.approx(values[r0:r1, c0:c1].mean(dtype=np.float64), rel=1e-6)
+    assert again.value == pytest.approx(np.mean(whole, dtype=np.float64), rel=1e-6)
 
 
 def test_every_tile_refused_is_missing_with_the_error(tmp_path: Path):

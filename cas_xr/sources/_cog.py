@@ -39,14 +39,14 @@ from affine import Affine
 from cas_xr.config import get_settings
 from cas_xr.errors import SourceError
 from cas_xr.sources._http import fetch_range, hand_over, io_pool, public_url
-from cas_xr.sources._lost import TOLERATED_KINDS, Read, lossy_arrays
+from cas_xr.sources._lost import TOLERATED_KINDS, LossyReader, Read, lossy_arrays
 from cas_xr.sources._sending import hold, signalling
 
 if TYPE_CHECKING:
     import dask.array
 
 __all__ = [
-    "MAX_GAP", "TILES", "CogHeader", "CogReader", "Geo", "LossyCogReader", "aligned", "cog_reader",
+    "MAX_GAP", "TILES", "CogHeader", "CogReader", "Geo", "aligned", "cog_reader",
     "known_versions", "lossy_tile_arrays", "prefetch_header", "tile_array",
 ]  # fmt: skip
 
@@ -490,6 +490,40 @@ class CogReader:
         header = self._header
         return [self._paste(header, w, done) for w in windows]
 
+    def gather(self, windows: Sequence[_Window], *, lost: float) -> list[Read]:
+        """The cells of each window, a tile lost to the server's HTTP errors as ``lost``.
+
+        See :meth:`collect_lossy`; the reader of :class:`~cas_xr.sources._lost.LossyReader`.
+        """
+        return self.collect_lossy(windows, self.submit(windows), lost)
+
+    def collect_lossy(
+        self, windows: Sequence[_Window], tiles: dict[int, Future[npt.NDArray[Any]]], fill: float
+    ) -> list[Read]:
+        """As :meth:`collect`, a tile lost to the server's HTTP errors filled with ``fill``.
+
+        Each window comes with None, or the :class:`~cas_xr.errors.SourceError` of a tile
+        of it whose range the server still answered with an HTTP error after the retries
+        (see :mod:`cas_xr.sources._lost`); other failures are raised.
+        """
+        header = self._header
+        done: dict[int, npt.NDArray[Any]] = {}
+        lost: dict[int, SourceError] = {}
+        for k, future in tiles.items():
+            try:
+                done[k] = future.result()
+            except SourceError as err:
+                if err.kind not in TOLERATED_KINDS:
+                    raise
+                done[k], lost[k] = np.full(header.tile, fill, dtype=header.dtype), err
+        return [
+            (
+                self._paste(header, window, done),
+                next((lost[k] for k in self._tiles(header, window) if k in lost), None),
+            )
+            for window in windows
+        ]
+
     def _fetch_into(
         self, header: CogHeader, ident: tuple[Any, ...], futures: dict[int, Future[Any]]
     ) -> None:
@@ -669,61 +703,25 @@ def tile_array(
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class LossyCogReader:
-    """Reads windows as ``reader`` does, a tile lost to the server's HTTP errors as ``fill``.
-
-    Each window comes with None, or the :class:`~cas_xr.errors.SourceError` of a tile of
-    it whose range the server still answered with an HTTP error after the retries (see
-    :mod:`cas_xr.sources._lost`); other failures are raised.
-    """
-
-    reader: CogReader
-    fill: float
-
-    def __call__(self, rows: slice, cols: slice) -> Read:
-        """The cells ``rows, cols`` of the band, and None or the error that lost some."""
-        return self.read_many([(rows, cols)])[0]
-
-    def read_many(self, windows: Sequence[_Window]) -> list[Read]:
-        """What :meth:`__call__` returns for each window, fetching each tile once."""
-        reader = self.reader
-        tiles = reader.submit(windows)
-        header = reader._header
-        done: dict[int, npt.NDArray[Any]] = {}
-        lost: dict[int, SourceError] = {}
-        for k, future in tiles.items():
-            try:
-                done[k] = future.result()
-            except SourceError as err:
-                if err.kind not in TOLERATED_KINDS:
-                    raise
-                done[k], lost[k] = np.full(header.tile, self.fill, dtype=header.dtype), err
-        return [
-            (
-                reader._paste(header, window, done),
-                next((lost[k] for k in reader._tiles(header, window) if k in lost), None),
-            )
-            for window in windows
-        ]
-
-
 def lossy_tile_arrays(
     prefix: str,
-    reader: LossyCogReader,
+    reader: LossyReader,
     rows: slice,
     cols: slice,
     tile: tuple[int, int],
     dtype: np.dtype[Any],
+    *,
+    offset: tuple[int, int] = (0, 0),
 ) -> tuple[dask.array.Array, dask.array.Array]:
-    """As :func:`tile_array` (no offset), and the chunks' failed-chunk flags.
+    """As :func:`tile_array`, and the chunks' failed-chunk flags.
 
-    See :func:`~cas_xr.sources._lost.lossy_arrays`.
+    ``reader`` is a :class:`~cas_xr.sources._lost.LossyReader`: its read tasks return a
+    :data:`~cas_xr.sources._lost.Read`. See :func:`~cas_xr.sources._lost.lossy_arrays`.
     """
     from dask.base import tokenize
 
-    name = f"{prefix}-{tokenize(reader, rows, cols, tile)}"
-    reads, chunks = _tile_reads(f"read-{name}", reader, rows, cols, tile, (0, 0))
+    name = f"{prefix}-{tokenize(reader, rows, cols, tile, offset)}"
+    reads, chunks = _tile_reads(f"read-{name}", reader, rows, cols, tile, offset)
     return lossy_arrays(reads, name, chunks, dtype)
 
 

@@ -25,7 +25,6 @@ from cas_xr.errors import SourceError
 from cas_xr.sources._cog import (
     CogHeader,
     CogReader,
-    LossyCogReader,
     aligned,
     cog_reader,
     known_versions,
@@ -34,7 +33,7 @@ from cas_xr.sources._cog import (
 )
 from cas_xr.sources._footprints import FOOTPRINTS
 from cas_xr.sources._local_options import CHECK_PATH, NOT_FOUND, is_url
-from cas_xr.sources._lost import fill_value
+from cas_xr.sources._lost import LossyReader, fill_value
 from cas_xr.sources._opened import frozen, opened
 from cas_xr.sources._stac_common import _grid_mapping
 
@@ -160,7 +159,7 @@ def open_geotiff(
     fill = fill_value(dtype, raster.nodata if raster.nodata is not None else source.nodata)
     failed = None
     if cog is not None and fill is not None:  # a tile the server keeps refusing: nodata
-        lossy = LossyCogReader(cog[0], fill)
+        lossy = LossyReader(cog[0], fill)
         data, failed = lossy_tile_arrays("cas-cog", lossy, rows, cols, cog[1], dtype)
     elif cog is not None:
         data = tile_array("cas-cog", cog[0], rows, cols, cog[1], dtype)

@@ -16,7 +16,9 @@ not change on a later request.
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -26,13 +28,41 @@ from cas_xr.errors import SourceError
 if TYPE_CHECKING:
     import dask.array
 
-__all__ = ["TOLERATED_KINDS", "Read", "fill_value", "lossy_arrays"]
+__all__ = ["TOLERATED_KINDS", "LossyReader", "Read", "fill_value", "lossy_arrays"]
 
 #: SourceError kinds of a chunk that is filled with nodata and counted instead of raised.
 TOLERATED_KINDS = frozenset({"http"})
 
 #: What a lossy read task returns: the cells, and None or the error that lost them.
 Read = tuple[npt.NDArray[Any], SourceError | None]
+
+
+class _Gathering(Protocol):
+    """A reader of windows that can read a tile lost to the server's errors as nodata."""
+
+    def gather(self, windows: Sequence[Any], *, lost: float) -> list[Read]:
+        """The cells of each window, a lost tile as ``lost``, and None or its error."""
+
+
+@dataclass(frozen=True)
+class LossyReader:
+    """The reader of lossy Dask read tasks (:func:`lossy_arrays`): each window's :data:`Read`.
+
+    ``reader.gather`` reads the windows, a tile the server still answers with an HTTP
+    error after the retries as ``lost`` (a COG's tiles, a mosaic of STAC items, their time
+    steps); other failures are raised.
+    """
+
+    reader: _Gathering
+    lost: float
+
+    def __call__(self, *window: slice) -> Read:
+        """The cells of ``window`` (``rows, cols``; time steps first), and None or an error."""
+        return self.read_many([window])[0]
+
+    def read_many(self, windows: Sequence[tuple[slice, ...]]) -> list[Read]:
+        """What :meth:`__call__` returns for each window, fetched together."""
+        return self.reader.gather(windows, lost=self.lost)
 
 
 def fill_value(dtype: np.dtype[Any], nodata: float | None) -> float | None:
@@ -47,15 +77,15 @@ def fill_value(dtype: np.dtype[Any], nodata: float | None) -> float | None:
 
 
 def _error_block(read: Read) -> npt.NDArray[np.object_]:
-    out = np.empty((1, 1), dtype=object)
-    out[0, 0] = read[1]
+    out = np.empty((1,) * read[0].ndim, dtype=object)
+    out.flat[0] = read[1]
     return out
 
 
 def lossy_arrays(
     reads: dict[Any, Any],
     name: str,
-    chunks: tuple[tuple[int, ...], tuple[int, ...]],
+    chunks: tuple[tuple[int, ...], ...],
     dtype: np.dtype[Any],
 ) -> tuple[dask.array.Array, dask.array.Array]:
     """The cells and the failed-chunk flags of the chunks that ``reads`` read.
@@ -68,7 +98,7 @@ def lossy_arrays(
     name
         Name of the cells' Dask array (unique per window and chunking).
     chunks
-        Chunk sizes along ``y`` and ``x``.
+        Chunk sizes along each axis (``y`` and ``x``; ``time`` first for time steps).
     dtype
         The cells' dtype.
 
@@ -90,13 +120,13 @@ def lossy_arrays(
         name,
         chunks=chunks,
         dtype=dtype,
-        meta=np.empty((0, 0), dtype),
+        meta=np.empty((0,) * len(chunks), dtype),
     )
     flags = dsa.Array(
         HighLevelGraph({read: reads, failed: errors}, {read: set(), failed: {read}}),
         failed,
         chunks=tuple((1,) * len(c) for c in chunks),
         dtype=object,
-        meta=np.empty((0, 0), object),
+        meta=np.empty((0,) * len(chunks), object),
     )
     return data, flags

@@ -297,16 +297,24 @@ def _by_tile(
     steps = tiled_steps(ordered, provider=provider, **options)
     if steps is None:
         return None
-    data, times, transform, crs, nodata = steps
-    return _on_grid(data, transform, crs, nodata, times=times)
+    data, failed, times, transform, crs, nodata = steps
+    return _on_grid(data, failed, transform, crs, nodata, times=times)
 
 
 def _on_grid(
-    data: Any, transform: Affine, crs: str, nodata: float | None, *, times: Any = None
+    data: Any,
+    failed: Any,
+    transform: Affine,
+    crs: str,
+    nodata: float | None,
+    *,
+    times: Any = None,
 ) -> xr.DataArray:
     """A layer read by tile, as odc-stac would label it: cell centres, CRS and nodata.
 
-    With ``times``, ``data`` is ``(time, y, x)`` and they label its steps.
+    With ``times``, ``data`` is ``(time, y, x)`` and they label its steps. ``failed``
+    (None, or the chunks' failed-chunk flags) becomes ``attrs["cas_failed_chunks"]``: a
+    tile the server keeps refusing is nodata, and the results that read it DEGRADED.
 
     Labelled as ``rio.write_crs(crs).rio.write_transform(transform)`` labels it (a
     ``spatial_ref`` coordinate, the ``grid_mapping`` encoding), with the CRS's attributes
@@ -325,6 +333,8 @@ def _on_grid(
         labels, dims = {"time": times, **labels}, ("time", *dims)
     da = xr.DataArray(data, dims=dims, coords=labels, attrs={"nodata": nodata})
     da.encoding["grid_mapping"] = "spatial_ref"
+    if failed is not None:
+        da.attrs["cas_failed_chunks"] = failed
     return da
 
 

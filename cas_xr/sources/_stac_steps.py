@@ -35,9 +35,11 @@ import numpy as np
 import numpy.typing as npt
 from affine import Affine
 
+from cas_xr.errors import SourceError
 from cas_xr.sources._cog import CogReader, aligned, known_versions
 from cas_xr.sources._grid import proj_grid, snap_bounds
 from cas_xr.sources._http import io_pool
+from cas_xr.sources._lost import LossyReader, Read, fill_value, lossy_arrays
 from cas_xr.sources._opened import opened
 from cas_xr.sources._stac_tiles import (
     Claim,
@@ -89,6 +91,15 @@ class StepsReader:
             When a range cannot be fetched (after the retries), a tile does not decode,
             or an item's COG is not where its STAC metadata puts it.
         """
+        return [cells for cells, _ in self.gather(windows, lost=None)]
+
+    def gather(self, windows: Sequence[_Cells], *, lost: float | None) -> list[Read]:
+        """As :meth:`read_many`, each window with None or the error of a tile it lost.
+
+        With ``lost``, a tile the server still refuses after the retries, in any step, is
+        read as ``lost`` (see :meth:`~cas_xr.sources._stac_tiles.MosaicReader.assemble`);
+        without, it raises.
+        """
         asked: dict[int, list[tuple[int, _Window]]] = {}
         for k, (steps, rows, cols) in enumerate(windows):
             for t in range(steps.start, steps.stop):
@@ -99,11 +110,13 @@ class StepsReader:
             np.empty((s.stop - s.start, r.stop - r.start, c.stop - c.start), dtype=dtype)
             for s, r, c in windows
         ]
+        errors: list[SourceError | None] = [None] * len(windows)
         for t, spots in asked.items():
-            planes = self.steps[t].collect([w for _, w in spots], jobs[t])
-            for (k, _), plane in zip(spots, planes, strict=True):
+            planes = self.steps[t].assemble([w for _, w in spots], jobs[t], lost=lost)
+            for (k, _), (plane, error) in zip(spots, planes, strict=True):
                 out[k][t - windows[k][0].start] = plane
-        return out
+                errors[k] = errors[k] or error
+        return list(zip(out, errors, strict=True))
 
     def _submit(self, asked: dict[int, list[_Window]]) -> dict[int, list[_Job]]:
         """Start fetching the tiles under the windows of each step, headers first."""
@@ -193,7 +206,17 @@ def tiled_steps(
     bounds: Callable[[str], tuple[float, float, float, float]],
     patch_url: Callable[[str], str] | None,
     provider: str,
-) -> tuple[dask.array.Array, npt.NDArray[np.datetime64], Affine, str, float | None] | None:
+) -> (
+    tuple[
+        dask.array.Array,
+        dask.array.Array | None,
+        npt.NDArray[np.datetime64],
+        Affine,
+        str,
+        float | None,
+    ]
+    | None
+):
     """The time steps of ``items`` read by tile, or None when odc-stac must read them.
 
     Parameters
@@ -212,8 +235,10 @@ def tiled_steps(
     Returns
     -------
     tuple or None
-        The Dask array ``(time, y, x)``, its steps (``datetime64[ns]``, naive UTC), the
-        transform of its first cell, its CRS and nodata.
+        The Dask array ``(time, y, x)``; its chunks' failed-chunk flags (None when the
+        dtype holds no nodata: a lost tile then fails the read); its steps
+        (``datetime64[ns]``, naive UTC); the transform of its first cell, its CRS and
+        nodata.
     """
     steps = _steps(items)
     hrefs = {item.id: _href(item, asset, patch_url) for item in items}
@@ -260,12 +285,15 @@ def tiled_steps(
     )
     r0, c0 = round((transform.f - t0.f) / t0.e), round((transform.c - t0.c) / t0.a)
     rows, cols = slice(r0, r0 + shape[0]), slice(c0, c0 + shape[1])  # on the first item's tiles
-    data = _steps_array(reader, rows, cols, first.tile, np.dtype(dtype), offset=(r0, c0))
+    data, failed = _steps_arrays(
+        reader, rows, cols, first.tile, np.dtype(dtype), offset=(r0, c0),
+        lost=fill_value(np.dtype(dtype), nodata),
+    )  # fmt: skip
     times = np.array([when for when, _ in steps], dtype="datetime64[ns]")
-    return data, times, transform, crs, nodata
+    return data, failed, times, transform, crs, nodata
 
 
-def _steps_array(
+def _steps_arrays(
     reader: StepsReader,
     rows: slice,
     cols: slice,
@@ -273,17 +301,20 @@ def _steps_array(
     dtype: np.dtype[Any],
     *,
     offset: tuple[int, int],
-) -> dask.array.Array:
+    lost: float | None,
+) -> tuple[dask.array.Array, dask.array.Array | None]:
     """Cells ``rows, cols`` of every step, one read task ``(reader, step, rows, cols)`` a tile.
 
     As :func:`~cas_xr.sources._cog.tile_array`, one step deep: chunk edges fall on
     multiples of ``tile``, and the read tasks get the chunks' cells minus ``offset``.
+    With ``lost``, a tile the server keeps refusing is read as it, and the chunks'
+    failed-chunk flags come too (:func:`~cas_xr.sources._lost.lossy_arrays`); else None.
     """
     import dask.array as dsa
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
-    name = f"cas-stac-steps-{tokenize(reader, rows, cols, tile, offset)}"
+    name = f"cas-stac-steps-{tokenize(reader, rows, cols, tile, offset, lost)}"
     edges = [
         list(
             itertools.pairwise(
@@ -293,13 +324,18 @@ def _steps_array(
         for a, n, o in ((rows, tile[0], offset[0]), (cols, tile[1], offset[1]))
     ]
     count = len(reader.steps)
+    task: Any = reader if lost is None else LossyReader(reader, lost)
+    read = name if lost is None else f"read-{name}"
     graph: dict[Any, Any] = {
-        (name, t, i, j): (reader, slice(t, t + 1), slice(r0, r1), slice(c0, c1))
+        (read, t, i, j): (task, slice(t, t + 1), slice(r0, r1), slice(c0, c1))
         for t in range(count)
         for (i, (r0, r1)), (j, (c0, c1)) in itertools.product(*map(enumerate, edges))
     }
     chunks = ((1,) * count, *(tuple(b - a for a, b in e) for e in edges))
-    return dsa.Array(
+    if lost is not None:
+        return lossy_arrays(graph, name, chunks, dtype)
+    data = dsa.Array(
         HighLevelGraph.from_collections(name, graph), name, chunks=chunks, dtype=dtype,
         meta=np.empty((0, 0, 0), dtype),
     )  # fmt: skip
+    return data, None

@@ -24,9 +24,17 @@ import numpy.typing as npt
 from affine import Affine
 
 from cas_xr.errors import SourceError
-from cas_xr.sources._cog import CogHeader, CogReader, cog_reader, known_versions, tile_array
+from cas_xr.sources._cog import (
+    CogHeader,
+    CogReader,
+    cog_reader,
+    known_versions,
+    lossy_tile_arrays,
+    tile_array,
+)
 from cas_xr.sources._grid import snap_bounds
 from cas_xr.sources._http import io_pool, public_url
+from cas_xr.sources._lost import LossyReader, Read, fill_value
 from cas_xr.sources._opened import opened
 
 if TYPE_CHECKING:
@@ -186,20 +194,45 @@ class MosaicReader:
 
     def collect(self, windows: Sequence[_Window], jobs: list[_Job]) -> list[npt.NDArray[Any]]:
         """The cells of each window, once the tiles :meth:`submit` asked for are there."""
+        return [cells for cells, _ in self.assemble(windows, jobs, lost=None)]
+
+    def gather(self, windows: Sequence[_Window], *, lost: float) -> list[Read]:
+        """As :meth:`read_many`, a tile lost to the server's HTTP errors as ``lost``.
+
+        See :meth:`assemble`; the reader of :class:`~cas_xr.sources._lost.LossyReader`.
+        """
+        return self.assemble(windows, self.submit(windows), lost=lost)
+
+    def assemble(
+        self, windows: Sequence[_Window], jobs: list[_Job], *, lost: float | None
+    ) -> list[Read]:
+        """As :meth:`collect`, each window with None or the error of a tile it lost.
+
+        With ``lost`` (a value the validity test refuses: nodata, NaN), a tile the server
+        still refuses after the retries is read as ``lost``, so an item under it in
+        precedence order shows (see :meth:`~cas_xr.sources._cog.CogReader.collect_lossy`);
+        without, it raises.
+        """
         dtype = np.dtype(self.dtype)
         fill = self.nodata if self.nodata is not None else (np.nan if dtype.kind == "f" else 0)
         out = [
             np.full((w[0].stop - w[0].start, w[1].stop - w[1].start), fill, dtype=dtype)
             for w in windows
         ]
+        errors: list[SourceError | None] = [None] * len(windows)
         valid = [np.zeros(o.shape, dtype=bool) for o in out]
         for part, clipped, own, fetches in jobs:
-            pieces = part.reader.collect(own, fetches)
-            for (k, (_, there)), piece in zip(clipped, pieces, strict=True):
+            pieces: list[Read]
+            if lost is None:
+                pieces = [(c, None) for c in part.reader.collect(own, fetches)]
+            else:
+                pieces = part.reader.collect_lossy(own, fetches, lost)
+            for (k, (_, there)), (piece, error) in zip(clipped, pieces, strict=True):
+                errors[k] = errors[k] or error
                 good = self._valid(piece) & ~valid[k][there]
                 out[k][there][good] = piece[good]
                 valid[k][there] |= good
-        return out
+        return list(zip(out, errors, strict=True))
 
     def _valid(self, values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
         ok = ~np.isnan(values) if values.dtype.kind == "f" else np.ones(values.shape, bool)
@@ -254,7 +287,7 @@ def tiled_items(
     bounds: Callable[[str], tuple[float, float, float, float]],
     patch_url: Callable[[str], str] | None,
     provider: str,
-) -> tuple[dask.array.Array, Affine, str, float | None] | None:
+) -> tuple[dask.array.Array, dask.array.Array | None, Affine, str, float | None] | None:
     """The fused layer of ``items`` read by tile, or None when odc-stac must read them.
 
     Parameters
@@ -273,7 +306,10 @@ def tiled_items(
     Returns
     -------
     tuple or None
-        The Dask array ``(y, x)``, the transform of its first cell, its CRS and nodata.
+        The Dask array ``(y, x)``; its chunks' failed-chunk flags (None when the dtype
+        holds no nodata: a lost tile then fails the read), see
+        :func:`~cas_xr.sources._lost.lossy_arrays`; the transform of its first cell, its
+        CRS and nodata.
     """
     hrefs = tuple(_href(it, asset, patch_url) for it in items)
     if any(urlsplit(h).scheme not in ("http", "https", "") for h in hrefs):
@@ -302,7 +338,13 @@ def tiled_items(
     nodata = _nodata(items[0], asset, first)
     mosaic = MosaicReader(tuple(parts), str(first.dtype), nodata)
     rows, cols = slice(r0, r0 + shape[0]), slice(c0, c0 + shape[1])  # on the first item's tiles
-    data = tile_array(
-        "cas-stac-tiles", mosaic, rows, cols, first.tile, np.dtype(mosaic.dtype), offset=(r0, c0)
+    dtype, at = np.dtype(mosaic.dtype), (r0, c0)
+    lost = fill_value(dtype, nodata)
+    if lost is None:  # no value to mark a lost tile with: its error fails the read
+        data = tile_array("cas-stac-tiles", mosaic, rows, cols, first.tile, dtype, offset=at)
+        return data, None, transform, crs, nodata
+    lossy = LossyReader(mosaic, lost)
+    data, failed = lossy_tile_arrays(
+        "cas-stac-tiles", lossy, rows, cols, first.tile, dtype, offset=at
     )
-    return data, transform, crs, nodata
+    return data, failed, transform, crs, nodata
