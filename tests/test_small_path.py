@@ -39,14 +39,16 @@ def _labelled_by_rioxarray(data, transform, crs, nodata):
 def test_a_layer_read_by_tile_is_labelled_as_rioxarray_labels_it(crs: str, transform: Affine):
     data = dsa.zeros((50, 40), chunks=16)
     ours, theirs = (
-        _on_grid(data, transform, crs, -9999.0),
+        _on_grid(data, None, transform, crs, -9999.0),
         _labelled_by_rioxarray(data, transform, crs, -9999.0),
     )
     xr.testing.assert_identical(ours, theirs)
     assert ours.encoding == theirs.encoding
     assert ours.rio.crs == theirs.rio.crs
     assert ours.rio.transform() == theirs.rio.transform() == transform
-    again = _on_grid(data, transform, crs, None)  # the CRS's attributes are shared, not mutated
+    again = _on_grid(
+        data, None, transform, crs, None
+    )  # the CRS's attributes are shared, not mutated
     assert again.spatial_ref.attrs == theirs.spatial_ref.attrs
     assert again.attrs["nodata"] is None
 
@@ -62,13 +64,13 @@ def test_the_transform_of_coordinates_is_rioxarrays():
             0, y_sign * rng.uniform(1e-4, 100), rng.uniform(-1e6, 1e6),
         )  # fmt: skip
         rows, cols = (int(n) for n in rng.integers(2, 3000, 2))
-        da = _on_grid(dsa.zeros((rows, cols), chunks=512), transform, "EPSG:32633", None)
+        da = _on_grid(dsa.zeros((rows, cols), chunks=512), None, transform, "EPSG:32633", None)
         window = da.isel(
             y=slice(rows // 3, None), x=slice(cols // 4, cols // 4 + max(2, cols // 2))
         )
         for obj in (da, window, da.to_dataset(name="v")):
             assert tuple(grid_transform(obj)) == tuple(obj.rio.transform(recalc=True))
-    one_row = _on_grid(dsa.zeros((1, 5)), Affine(1, 0, 0, 0, -1, 0), "EPSG:4326", None)
+    one_row = _on_grid(dsa.zeros((1, 5)), None, Affine(1, 0, 0, 0, -1, 0), "EPSG:4326", None)
     # one row: its height from the transform the cube carries, as rioxarray takes it
     assert tuple(grid_transform(one_row)) == tuple(one_row.rio.transform(recalc=True))
 

@@ -49,6 +49,7 @@ from cas_xr.sources._stac_tiles import (
     _nodata,
     _on_one_lattice,
     _Part,
+    served,
 )
 
 if TYPE_CHECKING:
@@ -235,8 +236,8 @@ def tiled_steps(
     Returns
     -------
     tuple or None
-        The Dask array ``(time, y, x)``; its chunks' failed-chunk flags (None when the
-        dtype holds no nodata: a lost tile then fails the read); its steps
+        The Dask array ``(time, y, x)``; its chunks' failed-chunk flags (None for files on
+        disk or a dtype without nodata: a lost tile then fails the read); its steps
         (``datetime64[ns]``, naive UTC); the transform of its first cell, its CRS and
         nodata.
     """
@@ -287,7 +288,7 @@ def tiled_steps(
     rows, cols = slice(r0, r0 + shape[0]), slice(c0, c0 + shape[1])  # on the first item's tiles
     data, failed = _steps_arrays(
         reader, rows, cols, first.tile, np.dtype(dtype), offset=(r0, c0),
-        lost=fill_value(np.dtype(dtype), nodata),
+        lost=fill_value(np.dtype(dtype), nodata) if served(hrefs.values()) else None,
     )  # fmt: skip
     times = np.array([when for when, _ in steps], dtype="datetime64[ns]")
     return data, failed, times, transform, crs, nodata

@@ -14,7 +14,7 @@ anything else (reprojection, assets GDAL must read) stays with odc-stac.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
@@ -255,6 +255,15 @@ def _nodata(item: pystac.Item, asset: str, header: CogHeader) -> float | None:
     return header.geo.nodata if header.geo is not None else None
 
 
+def served(hrefs: Iterable[str]) -> bool:
+    """Whether some of ``hrefs`` come over HTTP(S), where a server may refuse a tile.
+
+    Only those layers survive a lost tile (and carry failed-chunk flags, which keep a
+    small request off its eager path): a file on disk is never refused.
+    """
+    return any(urlsplit(h).scheme in ("http", "https") for h in hrefs)
+
+
 def _on_one_lattice(
     hrefs: Sequence[str], provider: str
 ) -> list[tuple[CogReader, CogHeader]] | None:
@@ -306,8 +315,8 @@ def tiled_items(
     Returns
     -------
     tuple or None
-        The Dask array ``(y, x)``; its chunks' failed-chunk flags (None when the dtype
-        holds no nodata: a lost tile then fails the read), see
+        The Dask array ``(y, x)``; its chunks' failed-chunk flags (None for files on disk
+        or a dtype without nodata: a lost tile then fails the read), see
         :func:`~cas_xr.sources._lost.lossy_arrays`; the transform of its first cell, its
         CRS and nodata.
     """
@@ -339,8 +348,8 @@ def tiled_items(
     mosaic = MosaicReader(tuple(parts), str(first.dtype), nodata)
     rows, cols = slice(r0, r0 + shape[0]), slice(c0, c0 + shape[1])  # on the first item's tiles
     dtype, at = np.dtype(mosaic.dtype), (r0, c0)
-    lost = fill_value(dtype, nodata)
-    if lost is None:  # no value to mark a lost tile with: its error fails the read
+    lost = fill_value(dtype, nodata) if served(hrefs) else None
+    if lost is None:  # on disk, or no value to mark a lost tile with: an error fails the read
         data = tile_array("cas-stac-tiles", mosaic, rows, cols, first.tile, dtype, offset=at)
         return data, None, transform, crs, nodata
     lossy = LossyReader(mosaic, lost)
