@@ -41,15 +41,7 @@ class TTLCache(Generic[V]):
     def get(self, key: Hashable) -> V | None:
         """Return the live entry for ``key``, or None."""
         with self._lock:
-            item = self._data.get(key)
-            if item is None:
-                return None
-            expires, value = item
-            if self._clock() >= expires:
-                del self._data[key]
-                return None
-            self._data.move_to_end(key)
-            return value
+            return self._live(key, self._clock())
 
     def get_many(self, keys: Iterable[K]) -> dict[K, V]:
         """The live entries of those ``keys`` the cache holds, under one lock."""
@@ -59,15 +51,21 @@ class TTLCache(Generic[V]):
                 return found
             now = self._clock()
             for key in keys:
-                item = self._data.get(key)
-                if item is None:
-                    continue
-                if now >= item[0]:
-                    del self._data[key]
-                    continue
-                self._data.move_to_end(key)
-                found[key] = item[1]
+                if (value := self._live(key, now)) is not None:
+                    found[key] = value
         return found
+
+    def _live(self, key: Hashable, now: float) -> V | None:
+        """The entry for ``key`` if it lives at ``now`` (the most recent then); the lock held."""
+        item = self._data.get(key)
+        if item is None:
+            return None
+        expires, value = item
+        if now >= expires:
+            del self._data[key]
+            return None
+        self._data.move_to_end(key)
+        return value
 
     def set(self, key: Hashable, value: V) -> None:
         """Store ``value`` under ``key`` (no-op when the cache is disabled)."""

@@ -307,14 +307,14 @@ def _carry(
     """
     import xarray as xr
 
+    from cas_xr.zonal._inputs import coords_along
+
     if target.cube is None:
         return
     cube = target.cube
     kept = {**axes, **({} if times is None else {"time": times})}
-    for name, coord in cube.coords.items():
+    for name, coord in coords_along(cube, kept):
         dims = [str(d) for d in coord.dims]
-        if name in cube.dims or not dims or not set(dims) <= set(kept):
-            continue
         if str(name) in coords or str(name) in data:
             continue
         labels = {d: cube[d].values if d in cube.coords else np.arange(cube.sizes[d]) for d in dims}

@@ -92,6 +92,8 @@ def table_of(plan: Plan, cube: xr.Dataset, frame: Any) -> gpd.GeoDataFrame:
     import geopandas as gpd
     import pandas as pd
 
+    from cas_xr.zonal._inputs import coords_along
+
     # the table's dims beyond the geometry: time, then the cubes' other dims in order
     dims = ["time"] if "time" in cube.dims else []
     dims += list(dict.fromkeys(dim for t in plan.targets for dim, _ in t.layers))
@@ -105,12 +107,9 @@ def table_of(plan: Plan, cube: xr.Dataset, frame: Any) -> gpd.GeoDataFrame:
     results: dict[str, Any] = {}
     for target in plan.targets:
         results.update(_columns(cube, target.dataset_id, rows))
-    for name, coord in cube.coords.items():  # a user cube's labels of its steps and layers
-        along = [str(d) for d in coord.dims]
-        if name in cube.dims or not along or not set(along) <= set(dims):
-            continue
+    for name, coord in coords_along(cube, dims):  # a user cube's labels of steps and layers
         if str(name) not in columns and str(name) not in results:
-            spread = coord.expand_dims({d: size for d, size in rows.items() if d not in along})
+            spread = coord.expand_dims({d: n for d, n in rows.items() if d not in coord.dims})
             columns[str(name)] = spread.transpose(*rows).values.ravel()
     columns.update(results)
     index: pd.Index = plan.series.index

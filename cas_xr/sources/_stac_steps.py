@@ -39,7 +39,7 @@ from cas_xr.errors import SourceError
 from cas_xr.sources._cog import CogReader, aligned, known_versions
 from cas_xr.sources._grid import proj_grid, snap_bounds
 from cas_xr.sources._http import io_pool
-from cas_xr.sources._lost import LossyReader, Read, fill_value, lossy_arrays
+from cas_xr.sources._lost import LossyReader, Read, lossy_arrays
 from cas_xr.sources._opened import opened
 from cas_xr.sources._stac_tiles import (
     Claim,
@@ -49,7 +49,7 @@ from cas_xr.sources._stac_tiles import (
     _nodata,
     _on_one_lattice,
     _Part,
-    served,
+    lost_fill,
 )
 
 if TYPE_CHECKING:
@@ -288,7 +288,7 @@ def tiled_steps(
     rows, cols = slice(r0, r0 + shape[0]), slice(c0, c0 + shape[1])  # on the first item's tiles
     data, failed = _steps_arrays(
         reader, rows, cols, first.tile, np.dtype(dtype), offset=(r0, c0),
-        lost=fill_value(np.dtype(dtype), nodata) if served(hrefs.values()) else None,
+        lost=lost_fill(hrefs.values(), np.dtype(dtype), nodata),
     )  # fmt: skip
     times = np.array([when for when, _ in steps], dtype="datetime64[ns]")
     return data, failed, times, transform, crs, nodata

@@ -255,13 +255,15 @@ def _nodata(item: pystac.Item, asset: str, header: CogHeader) -> float | None:
     return header.geo.nodata if header.geo is not None else None
 
 
-def served(hrefs: Iterable[str]) -> bool:
-    """Whether some of ``hrefs`` come over HTTP(S), where a server may refuse a tile.
+def lost_fill(hrefs: Iterable[str], dtype: np.dtype[Any], nodata: float | None) -> float | None:
+    """What a layer of ``hrefs`` reads a tile the server keeps refusing as; None: it fails.
 
-    Only those layers survive a lost tile (and carry failed-chunk flags, which keep a
-    small request off its eager path): a file on disk is never refused.
+    Only layers with items over HTTP(S) survive a lost tile (and carry failed-chunk
+    flags, which keep a small request off its eager path): a file on disk is never
+    refused. See :func:`~cas_xr.sources._lost.fill_value` for the value.
     """
-    return any(urlsplit(h).scheme in ("http", "https") for h in hrefs)
+    served = any(urlsplit(h).scheme in ("http", "https") for h in hrefs)
+    return fill_value(dtype, nodata) if served else None
 
 
 def _on_one_lattice(
@@ -348,7 +350,7 @@ def tiled_items(
     mosaic = MosaicReader(tuple(parts), str(first.dtype), nodata)
     rows, cols = slice(r0, r0 + shape[0]), slice(c0, c0 + shape[1])  # on the first item's tiles
     dtype, at = np.dtype(mosaic.dtype), (r0, c0)
-    lost = fill_value(dtype, nodata) if served(hrefs) else None
+    lost = lost_fill(hrefs, dtype, nodata)
     if lost is None:  # on disk, or no value to mark a lost tile with: an error fails the read
         data = tile_array("cas-stac-tiles", mosaic, rows, cols, first.tile, dtype, offset=at)
         return data, None, transform, crs, nodata

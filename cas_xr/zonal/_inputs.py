@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,7 @@ __all__ = [
     "carry_coords",
     "cell_units",
     "classes_of",
+    "coords_along",
     "layers_of",
     "parse_stats",
     "prepare_geometries",
@@ -417,6 +418,20 @@ def layers_of(var: xr.DataArray) -> tuple[list[Hashable], dict[Hashable, Any]]:
     return lead, {d: var[d].values if d in var.coords else np.arange(var.sizes[d]) for d in lead}
 
 
+def coords_along(
+    obj: xr.DataArray | xr.Dataset, dims: Iterable[Hashable]
+) -> Iterator[tuple[Hashable, xr.DataArray]]:
+    """The non-index coordinates of ``obj`` that lie along some of ``dims`` and no other.
+
+    The ones a reduction over the other dims keeps: a band's ``common_name`` along
+    ``band``, a scene's cloud cover along ``time``; not scalar ones (``spatial_ref``).
+    """
+    kept = set(dims)
+    for name, coord in obj.coords.items():
+        if name not in obj.dims and coord.dims and set(coord.dims) <= kept:
+            yield name, coord
+
+
 def carry_coords(
     variables: Mapping[Hashable, xr.DataArray],
     coords: dict[Hashable, Any],
@@ -424,16 +439,13 @@ def carry_coords(
 ) -> None:
     """Add to ``coords`` the non-index coordinates of ``variables`` along their kept dims.
 
-    As xarray's reductions keep them: a band's ``common_name``, a scene's cloud cover
-    along ``time``. Coordinates on a spatial dimension (the cells are reduced) and scalar
-    ones (``spatial_ref``: the raster's, not the geometries') are not carried, nor one
-    whose name the result already gives to something of its own.
+    As xarray's reductions keep them (:func:`coords_along`). Coordinates on a spatial
+    dimension (the cells are reduced) and scalar ones (``spatial_ref``: the raster's, not
+    the geometries') are not carried, nor one whose name the result already gives to
+    something of its own.
     """
     for var in variables.values():
-        lead = set(layers_of(var)[0])
-        for name, coord in var.coords.items():
-            if name in var.dims or not coord.dims or not set(coord.dims) <= lead:
-                continue
+        for name, coord in coords_along(var, layers_of(var)[0]):
             if name not in coords and name not in data_vars:
                 coords[name] = (coord.dims, np.asarray(coord.values))
 
